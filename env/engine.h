@@ -1,0 +1,94 @@
+// Engine: where a pipeline step runs.
+//
+// The runner drives every backend through this interface and never knows
+// which one it has: LocalEngine runs the script on the host in its own process
+// group, DockerEngine in a fresh container, FakeEngine (tests) in memory.
+//
+// Life cycle of one step: Create -> Start -> Stream (until output ends) ->
+// Wait -> Remove. Kill may be called from any thread at any time after Start,
+// and ends the whole process tree (or container).
+#ifndef LADLE_ENV_ENGINE_H_
+#define LADLE_ENV_ENGINE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ladle::env {
+
+enum class OutputStream { kStdout = 1, kStderr = 2 };
+
+// Receives a step's output as it arrives, in arbitrary chunks (not lines).
+// Called only from the thread that runs Step::Stream.
+class OutputSink {
+ public:
+  virtual ~OutputSink() = default;
+  virtual void Write(OutputStream stream, std::string_view data) = 0;
+};
+
+// Container settings from the pipeline; the local backend ignores them.
+struct Resources {
+  std::string cpus;                  // "1.5"; empty: unlimited
+  std::string memory;                // "512m", "2g"; empty: unlimited
+  std::string network;               // "none", "host" or a network name; empty: daemon's default
+  bool privileged = false;
+  std::vector<std::string> dns;
+  std::vector<std::string> volumes;  // HOST:CONTAINER[:ro]
+};
+
+struct StepSpec {
+  std::string id;        // unique and readable, e.g. "12/test/unit#2"; names containers
+  std::string image;     // docker: the image; local: ignored
+  std::string script;    // run as `sh -e -c SCRIPT`
+  // Variables set for the step, in order (later ones win). The local backend
+  // adds them to the host's environment, docker to the image's.
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string workspace;  // host path of the run's workspace (mounted at /workspace)
+  std::string workdir;    // relative to the workspace; empty: the workspace itself
+  std::map<std::string, std::string> labels;  // docker labels (ladle.run, ladle.stage, ...)
+  Resources resources;
+  bool keep = false;      // docker: do not remove the container in Remove()
+};
+
+struct ExitStatus {
+  int code = -1;    // exit code, or 128 + signal when killed by a signal
+  int signal = 0;   // the signal that ended it, 0 if it exited
+};
+
+// One created step. Not copyable. Thread-safety: Kill() may be called
+// concurrently with Stream() and Wait(); everything else from one thread.
+class Step {
+ public:
+  virtual ~Step() = default;
+
+  virtual Status Start() = 0;
+  // Reads output until the step's stdout and stderr close, feeding `sink`.
+  // Returns once the step's main process has ended and its output is drained.
+  virtual Status Stream(OutputSink* sink) = 0;
+  // Blocks until the step has ended. REQUIRES: Stream returned.
+  virtual Status Wait(ExitStatus* status) = 0;
+  // Sends `signal` to every process of the step (SIGTERM, SIGKILL).
+  virtual void Kill(int signal) = 0;
+  // Releases what the step holds (a container, a pid). Idempotent. Honours
+  // StepSpec::keep.
+  virtual Status Remove() = 0;
+  // A command that opens a shell where the step ran (a kept container);
+  // empty when there is none.
+  virtual std::string ShellCommand() const { return ""; }
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string Name() const = 0;  // "local", "docker"
+  virtual Status Create(const StepSpec& spec, std::unique_ptr<Step>* step) = 0;
+};
+
+}  // namespace ladle::env
+
+#endif  // LADLE_ENV_ENGINE_H_
