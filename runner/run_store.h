@@ -1,0 +1,130 @@
+// RunStore: the history of runs, their stages and steps, in SQLite.
+//
+// One database file per data dir (DATA/ladle.db), WAL mode, schema tracked by
+// PRAGMA user_version. Every write is one short transaction, so a crashed ladle
+// leaves the last acknowledged state. Thread-safe: one connection guarded by a
+// mutex (writes are tiny; readers in other processes see them through WAL).
+#ifndef LADLE_RUNNER_RUN_STORE_H_
+#define LADLE_RUNNER_RUN_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace ladle {
+class Database;
+}
+
+namespace ladle::runner {
+
+// Statuses, one vocabulary (SPEC section 7).
+inline constexpr const char* kQueued = "queued";
+inline constexpr const char* kRunning = "running";
+inline constexpr const char* kWaiting = "waiting";
+inline constexpr const char* kSuccess = "success";
+inline constexpr const char* kFailed = "failed";
+inline constexpr const char* kSkipped = "skipped";
+inline constexpr const char* kCancelled = "cancelled";
+inline constexpr const char* kInterrupted = "interrupted";
+inline constexpr const char* kSuperseded = "superseded";
+
+struct TestCounts {
+  int total = 0;
+  int passed = 0;
+  int failed = 0;
+  int skipped = 0;
+};
+
+struct StepRecord {
+  std::string name;
+  std::string status = kQueued;
+  std::optional<int> exit_code;
+  int attempts = 0;
+  std::string started_at;       // RFC 3339 UTC, empty when not started
+  std::string finished_at;
+  std::string failure_reason;   // "", "timeout", "exit_code", "cancelled", "needs", "error"
+  bool allow_failure = false;
+};
+
+struct StageRecord {
+  std::string name;
+  std::string status = kQueued;
+  std::string environment;
+  std::optional<TestCounts> tests;  // set when the stage has reports or a gate
+  std::string message;              // why it failed or was skipped, for people
+  std::vector<StepRecord> steps;
+};
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string repo;        // the repository name (serve) or the working tree's path (run)
+  std::string pipeline;    // the pipeline's name
+  std::string file;        // the pipeline file
+  std::string commit;
+  std::string branch;
+  std::string status = kQueued;
+  std::string created_at;
+  std::string started_at;
+  std::string finished_at;
+  std::string message;
+  std::string workspace;   // host path of the run's workspace
+  int owner_pid = 0;       // the process running it, with its start time (from /proc),
+  int64_t owner_start = 0; // so a dead owner is told apart from a live one
+  std::vector<StageRecord> stages;
+};
+
+struct RunFilter {
+  std::string repo, branch, status;
+  int limit = 50;
+  int64_t before = 0;      // only ids below this; 0: no bound
+};
+
+class RunStore {
+ public:
+  // Opens or creates DATA/ladle.db and migrates it. `data_dir` must exist.
+  static Status Open(const std::string& data_dir, std::unique_ptr<RunStore>* store);
+  ~RunStore();
+
+  // Inserts the run with its stages and steps (statuses as given); sets run->id.
+  Status CreateRun(RunRecord* run);
+  // Run-level fields: status, started_at, finished_at, message, workspace.
+  Status UpdateRun(const RunRecord& run);
+  // Stage-level fields (status, tests, message) of run_id's stage `stage.name`.
+  Status UpdateStage(int64_t run_id, const StageRecord& stage);
+  // Step-level fields of run_id's step `stage`/`step.name`.
+  Status UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step);
+
+  Status GetRun(int64_t id, RunRecord* run);  // NotFound when missing
+  Status ListRuns(const RunFilter& filter, std::vector<RunRecord>* runs);  // newest first, no stages
+  // Newest run id (below `before`, 0 for none) of the same file whose step
+  // `stage`/`step` succeeded; 0 when there is none.
+  Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
+                                const std::string& step, int64_t* run_id);
+
+  // Marks `running`/`waiting`/`queued` runs whose owner process is gone as
+  // interrupted (their running steps and stages too). Returns their ids.
+  Status MarkInterrupted(std::vector<int64_t>* ids);
+
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  RunStore(std::string data_dir, std::unique_ptr<Database> db);
+  std::string data_dir_;
+  std::unique_ptr<Database> db_;
+};
+
+// The JSON of SPEC section 7 (`ladle show --json`, GET /api/v1/runs/{id}).
+nlohmann::json RunToJson(const RunRecord& run);
+
+// Start time of process `pid` (field 22 of /proc/PID/stat), 0 when gone.
+int64_t ProcessStartTime(int pid);
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_RUN_STORE_H_
