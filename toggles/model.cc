@@ -1,0 +1,1 @@
+// Placeholder: the toggle model lands with issue 4.
