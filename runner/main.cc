@@ -1,2 +1,3 @@
-// Placeholder until the CLI lands.
-int main() { return 0; }
+#include "runner/cli.h"
+
+int main(int argc, char** argv) { return ladle::runner::RunCli(argc, argv); }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,7 +82,7 @@ struct RunRecord {
 
 struct RunFilter {
   std::string repo, branch, status;
-  int limit = 50;
+  int limit = 50;          // <= 0: no limit
   int64_t before = 0;      // only ids below this; 0: no bound
 };
 
@@ -92,6 +93,8 @@ class RunStore {
   ~RunStore();
 
   // Inserts the run with its stages and steps (statuses as given); sets run->id.
+  // An empty created_at becomes now; owner_pid 0 becomes this process (with
+  // its start time), both written back to *run.
   Status CreateRun(RunRecord* run);
   // Run-level fields: status, started_at, finished_at, message, workspace.
   Status UpdateRun(const RunRecord& run);
@@ -105,10 +108,16 @@ class RunStore {
   // Newest run id (below `before`, 0 for none) of the same file whose step
   // `stage`/`step` succeeded; 0 when there is none.
   Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
+                                const std::string& step, int64_t before, int64_t* run_id);
+  // The same with `before` read from *run_id on entry (0: no bound).
+  Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
                                 const std::string& step, int64_t* run_id);
 
   // Marks `running`/`waiting`/`queued` runs whose owner process is gone as
   // interrupted (their running steps and stages too). Returns their ids.
+  // Their running and waiting stages and steps become interrupted, queued
+  // ones skipped. An owner is alive when its pid exists, is not a zombie, and
+  // has the recorded start time (a reused pid does not count).
   Status MarkInterrupted(std::vector<int64_t>* ids);
 
   const std::string& data_dir() const { return data_dir_; }
@@ -116,13 +125,19 @@ class RunStore {
  private:
   RunStore(std::string data_dir, std::unique_ptr<Database> db);
   std::string data_dir_;
+  std::mutex mu_;  // guards db_
   std::unique_ptr<Database> db_;
 };
 
 // The JSON of SPEC section 7 (`ladle show --json`, GET /api/v1/runs/{id}).
+// A field without a value is null, never "": times, exit_code, tests,
+// environment, failure_reason; deployment is null for now. Also "file";
+// "message" (run, stage) only when non-empty; a step's "allow_failure" only
+// when true.
 nlohmann::json RunToJson(const RunRecord& run);
 
-// Start time of process `pid` (field 22 of /proc/PID/stat), 0 when gone.
+// Start time of process `pid` (field 22 of /proc/PID/stat, clock ticks since
+// boot), 0 when gone or a zombie.
 int64_t ProcessStartTime(int pid);
 
 }  // namespace ladle::runner

@@ -1,0 +1,60 @@
+// LocalEngine: runs a step's script on the host, as `/bin/sh -e -c SCRIPT`
+// in its own process group, in the workspace (see docs/backends.md).
+//
+// Isolation is the process group and nothing more: a step sees the host's
+// file system, network, users and environment. Timeouts and cancel are the
+// runner's policy (Kill(SIGTERM), a grace period, Kill(SIGKILL)); the engine
+// guarantees that Kill reaches the whole tree, including processes that
+// called setsid, and that nothing of a step outlives Stream/Remove.
+#ifndef LADLE_ENV_LOCAL_ENGINE_H_
+#define LADLE_ENV_LOCAL_ENGINE_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "env/engine.h"
+#include "env/subprocess.h"
+
+namespace ladle::env {
+
+// The variable that names the step in its processes' environment.
+constexpr char kStepIdVariable[] = "LADLE_STEP_ID";
+
+// One step run on the host. Thread-safety as env::Step: Kill() from any
+// thread at any time (a no-op before Start and once the tree has ended);
+// everything else from one thread. Destroying it ends what is left (Remove).
+class LocalStep : public Step {
+ public:
+  // REQUIRES: `dir` exists (LocalEngine::Create checks).
+  LocalStep(StepSpec spec, std::string dir);
+  ~LocalStep() override;
+
+  Status Start() override;
+  // Returns once the script's shell has exited, the processes it left behind
+  // have been ended (TERM, KILL after 1 s) and the output is drained.
+  Status Stream(OutputSink* sink) override;
+  Status Wait(ExitStatus* status) override;
+  void Kill(int signal) override;
+  Status Remove() override;
+
+ private:
+  const StepSpec spec_;
+  const std::string dir_;  // absolute: workspace/workdir
+  std::mutex mu_;          // guards proc_ against a concurrent Kill
+  std::unique_ptr<Subprocess> proc_;
+  bool removed_ = false;
+};
+
+class LocalEngine : public Engine {
+ public:
+  std::string Name() const override { return "local"; }
+  // Fails with NotFound when the workspace or workdir is missing, Invalid
+  // for an unusable environment variable name or a NUL in the script, and
+  // Unavailable when /bin/sh cannot be executed. Thread-safe.
+  Status Create(const StepSpec& spec, std::unique_ptr<Step>* step) override;
+};
+
+}  // namespace ladle::env
+
+#endif  // LADLE_ENV_LOCAL_ENGINE_H_

@@ -1,0 +1,116 @@
+// Reaper: the one place in ladle that waits for child processes.
+//
+// waitpid(-1) and per-child waits cannot coexist: whoever calls the former
+// steals the statuses the latter wait for (and Boost.Process's waits install a
+// process-wide SIGCHLD handler, boostorg/process issues 306 and 347). So ladle
+// has exactly one reaper, a thread that collects every child that exits and
+// hands each status to whoever registered the pid. It also makes ladle a child
+// subreaper, so that processes a step orphans (a double fork, `sleep &`) are
+// reparented to ladle and reaped here instead of becoming zombies of init.
+//
+// Contract for the rest of ladle: never call wait(), waitpid(), system(),
+// popen()/pclose() or Boost.Process wait functions, and never set SIGCHLD to
+// SIG_IGN. Create children only inside a Reaper::Launch (Subprocess does).
+#ifndef LADLE_ENV_REAPER_H_
+#define LADLE_ENV_REAPER_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "env/engine.h"
+
+namespace ladle::env {
+
+// The exit of one registered child. Shared by the Reaper (which delivers the
+// status) and whoever registered the child. Thread-safe.
+class ChildState {
+ public:
+  ChildState(pid_t pid, int exit_fd);  // takes ownership of exit_fd
+  ~ChildState();
+  ChildState(const ChildState&) = delete;
+  ChildState& operator=(const ChildState&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // True once the child has exited and been reaped (its pid may be reused
+  // from then on: do not signal it).
+  bool Exited() const;
+  // Blocks until the child has exited; returns its status.
+  ExitStatus Wait() const;
+  // Like Wait, but gives up after `timeout`; returns whether it exited.
+  bool WaitFor(std::chrono::milliseconds timeout, ExitStatus* status) const;
+  // An eventfd that becomes readable (POLLIN) when the child has exited, for
+  // poll loops. Owned by this object; never read from or close it.
+  int exit_fd() const { return exit_fd_; }
+
+ private:
+  friend class Reaper;
+  void Deliver(const ExitStatus& status);
+
+  const pid_t pid_;
+  const int exit_fd_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  bool exited_ = false;
+  ExitStatus status_;
+};
+
+// Process-wide singleton, started on first use (call Reaper::Get() early in
+// main() so that orphans are reparented to ladle from the start). Never
+// destroyed: its thread blocks in waitid() until the process exits.
+class Reaper {
+ public:
+  static Reaper& Get();
+
+  // Brackets the creation of one child: construct it before fork, Register
+  // the pid after. A child that exits before it is registered is not lost:
+  // while an older Launch is open the Reaper leaves an unknown zombie alone
+  // (which also keeps its pid from being reused). Only exits of pids that no
+  // open Launch can claim are discarded (orphans reparented to ladle).
+  // Not copyable; use from one thread.
+  class Launch {
+   public:
+    Launch();
+    ~Launch();
+    Launch(const Launch&) = delete;
+    Launch& operator=(const Launch&) = delete;
+
+    // REQUIRES: `pid` is a child of this process, created in this Launch;
+    // at most one call. Returns null only when no eventfd can be created (out
+    // of descriptors); the caller must then kill the child, which the Reaper
+    // reaps as an orphan.
+    std::shared_ptr<ChildState> Register(pid_t pid);
+
+   private:
+    Reaper& reaper_;
+    uint64_t ticket_;
+  };
+
+ private:
+  Reaper();
+  void Loop();
+  void Collect(pid_t pid);
+  std::shared_ptr<ChildState> AwaitOwner(pid_t pid);
+  uint64_t BeginLaunch();
+  void EndLaunch(uint64_t ticket);
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // signals `events_`
+  std::unordered_map<pid_t, std::shared_ptr<ChildState>> registered_;
+  std::set<uint64_t> open_launches_;
+  uint64_t next_ticket_ = 0;
+  uint64_t events_ = 0;  // registrations and ends of launches so far
+};
+
+// Converts what waitid() reported for an exited child (si_code, si_status).
+ExitStatus ExitStatusFromSiginfo(int code, int value);
+
+}  // namespace ladle::env
+
+#endif  // LADLE_ENV_REAPER_H_

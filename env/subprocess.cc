@@ -1,0 +1,562 @@
+#include "env/subprocess.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <system_error>
+
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/env.hpp>
+#include <boost/process/environment.hpp>
+#include <boost/process/exe.hpp>
+#include <boost/process/extend.hpp>
+
+namespace ladle::env {
+namespace bp = boost::process;
+
+namespace {
+
+// --- Descriptors ----------------------------------------------------------
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  ~UniqueFd() { Reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int get() const { return fd_; }
+  int Release() { int fd = fd_; fd_ = -1; return fd; }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// When ladle runs with stdin/stdout/stderr closed, new descriptors can be 0-2;
+// the child's dup2 onto 0-2 would then clobber them. Keep ours above.
+int AboveStdio(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  ::close(fd);
+  return moved;
+}
+
+// The child's three standard descriptors and the parent's read ends. All are
+// O_CLOEXEC from birth: a descriptor inherited by a concurrently launched
+// step would hold this step's pipe open until that step ends.
+struct Stdio {
+  UniqueFd null_in, out_read, out_write, err_read, err_write;
+
+  Status Open() {
+    null_in.Reset(AboveStdio(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
+    if (null_in.get() < 0) return Status::FromErrno("open /dev/null", errno);
+    Status s = OpenPipe(&out_read, &out_write);
+    return s.ok() ? OpenPipe(&err_read, &err_write) : s;
+  }
+
+  void CloseChildEnds() {
+    null_in.Reset();
+    out_write.Reset();
+    err_write.Reset();
+  }
+
+ private:
+  static Status OpenPipe(UniqueFd* read_end, UniqueFd* write_end) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
+    read_end->Reset(AboveStdio(fds[0]));
+    write_end->Reset(AboveStdio(fds[1]));
+    if (read_end->get() < 0 || write_end->get() < 0) return Status::FromErrno("fcntl", errno);
+    // Only our end is non-blocking: O_NONBLOCK on the write end would be
+    // shared with the child and make its writes fail with EAGAIN.
+    ::fcntl(read_end->get(), F_SETFL, ::fcntl(read_end->get(), F_GETFL) | O_NONBLOCK);
+    return Status::OK();
+  }
+};
+
+// --- The child, between fork and exec -------------------------------------
+
+// Runs in the forked child: only async-signal-safe calls. Does the stdio and
+// cwd set-up itself rather than with Boost's std_out/start_dir, because
+// Boost 1.74 ignores a failed chdir (the script would run in ladle's cwd) and
+// only reports a failed dup2 while exec'ing anyway.
+struct ChildSetup {
+  int in, out, err;
+  const char* cwd;  // null: stay
+
+  template <class Executor>
+  void operator()(Executor& exec) const {
+    if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) Fail(exec, "dup2 failed");
+    if (cwd != nullptr && ::chdir(cwd) != 0) Fail(exec, "chdir failed");
+    // Own group: Kill reaches the tree with kill(-pgid), and a Ctrl-C at
+    // ladle's terminal does not reach the steps behind the runner's back.
+    if (::setpgid(0, 0) != 0) Fail(exec, "setpgid failed");
+    ResetSignals();
+    // Descriptors that other threads of ladle opened without O_CLOEXEC
+    // (Boost's own error pipe among them) must not leak into the tree.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  }
+
+  template <class Executor>
+  static void Fail(Executor& exec, const char* what) {
+    exec.set_error(std::error_code(errno, std::system_category()), what);
+    ::_exit(127);
+  }
+
+  // The mask and ignored dispositions survive exec: the runner blocks
+  // SIGINT/SIGTERM for its signal thread and may ignore SIGPIPE, and a step
+  // must start like a process started from a shell.
+  static void ResetSignals() {
+    struct sigaction dfl = {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  }
+};
+
+// --- Launching ------------------------------------------------------------
+
+std::string NewMarkerName() {
+  std::random_device random;
+  std::uniform_int_distribution<unsigned long long> dist;
+  char name[64];
+  std::snprintf(name, sizeof name, "LADLE_TREE_%d_%016llx", static_cast<int>(::getpid()), dist(random));
+  return name;
+}
+
+bp::environment MakeEnvironment(const LaunchSpec& spec, const std::string& marker_name) {
+  bp::environment env = boost::this_process::environment();
+  for (const auto& [name, value] : spec.env) env[name] = value;
+  env[marker_name] = "1";
+  return env;
+}
+
+// Forks and execs; returns the pid, or -1 with *ec set.
+pid_t Spawn(const LaunchSpec& spec, bp::environment& env, const ChildSetup& setup,
+            std::error_code* ec) {
+  try {
+    bp::child child(bp::exe = spec.exe, bp::args = spec.args, env,
+                    bp::extend::on_exec_setup(setup), *ec);
+    // The Reaper waits for it, never Boost; detached, ~child cannot kill it.
+    child.detach();
+    return *ec ? -1 : child.id();
+  } catch (const std::exception& e) {
+    *ec = std::make_error_code(std::errc::resource_unavailable_try_again);
+    return -1;
+  }
+}
+
+// --- Finding a tree's processes in /proc ----------------------------------
+
+bool ReadEnviron(pid_t pid, std::string* environ_text) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/environ", static_cast<int>(pid));
+  UniqueFd fd;
+  fd.Reset(::open(path, O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return false;
+  environ_text->clear();
+  char buf[16384];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) environ_text->append(buf, n);
+  return true;
+}
+
+// Whether an environment (NUL-separated entries) has an entry starting with
+// `prefix` ("NAME=").
+bool HasEntry(const std::string& environ_text, const std::string& prefix) {
+  size_t pos = 0;
+  while (pos < environ_text.size()) {
+    if (environ_text.compare(pos, prefix.size(), prefix) == 0) return true;
+    pos = environ_text.find('\0', pos);
+    if (pos == std::string::npos) break;
+    ++pos;
+  }
+  return false;
+}
+
+// Calls fn(pid) for every process but ladle itself.
+template <class Fn>
+void ForEachProcess(Fn fn) {
+  DIR* dir = ::opendir("/proc");
+  if (dir == nullptr) return;
+  const pid_t self = ::getpid();
+  while (struct dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0 || pid == self) continue;
+    if (!fn(static_cast<pid_t>(pid))) break;
+  }
+  ::closedir(dir);
+}
+
+bool AnyProcessWith(const std::string& marker) {
+  bool found = false;
+  std::string text;
+  ForEachProcess([&](pid_t pid) {
+    found = ReadEnviron(pid, &text) && HasEntry(text, marker);
+    return !found;
+  });
+  return found;
+}
+
+// Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in
+// 2.37), so its wrappers do not link from C++.
+int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int PidfdSendSignal(int pidfd, int signal) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+}
+
+// The pidfd pins the process: if the pid was reused after the first look,
+// the second look (made after pinning) sees the newcomer's environment.
+void SignalProcessesWith(const std::string& marker, int signal) {
+  std::string text;
+  ForEachProcess([&](pid_t pid) {
+    if (!ReadEnviron(pid, &text) || !HasEntry(text, marker)) return true;
+    int pidfd = PidfdOpen(pid);
+    if (pidfd < 0) {
+      if (errno == ENOSYS) ::kill(pid, signal);  // kernel < 5.3: best effort
+      return true;
+    }
+    if (ReadEnviron(pid, &text) && HasEntry(text, marker)) PidfdSendSignal(pidfd, signal);
+    ::close(pidfd);
+    return true;
+  });
+}
+
+}  // namespace
+
+// --- Subprocess -----------------------------------------------------------
+
+constexpr std::chrono::milliseconds Subprocess::kLeftoverGrace;
+constexpr std::chrono::milliseconds Subprocess::kKillWait;
+constexpr std::chrono::milliseconds Subprocess::kDrainLimit;
+constexpr size_t Subprocess::kReadChunk;
+
+// How often a tree that is being ended is checked for survivors.
+constexpr std::chrono::milliseconds kCheckInterval{20};
+
+Status Subprocess::Start(const LaunchSpec& spec, std::unique_ptr<Subprocess>* out) {
+  Stdio io;
+  Status s = io.Open();
+  if (!s.ok()) return s.WithContext("start " + spec.exe);
+  const std::string marker_name = NewMarkerName();
+  bp::environment env = MakeEnvironment(spec, marker_name);
+  const ChildSetup setup{io.null_in.get(), io.out_write.get(), io.err_write.get(),
+                         spec.cwd.empty() ? nullptr : spec.cwd.c_str()};
+  std::shared_ptr<ChildState> child;
+  pid_t pid;
+  {
+    Reaper::Launch launch;
+    std::error_code ec;
+    pid = Spawn(spec, env, setup, &ec);
+    if (pid <= 0) return Status::Unavailable("cannot start " + spec.exe + ": " + ec.message());
+    child = launch.Register(pid);
+  }
+  // Only the child may hold the write ends, or EOF would never come.
+  io.CloseChildEnds();
+  if (!child) {
+    ::kill(-pid, SIGKILL);
+    return Status::IoError("start " + spec.exe + ": out of file descriptors");
+  }
+  out->reset(new Subprocess(std::move(child), marker_name + "=", io.out_read.Release(),
+                            io.err_read.Release()));
+  return Status::OK();
+}
+
+Subprocess::Subprocess(std::shared_ptr<ChildState> child, std::string marker, int out_fd,
+                       int err_fd)
+    : child_(std::move(child)),
+      pgid_(child_->pid()),
+      marker_(std::move(marker)),
+      out_fd_(out_fd),
+      err_fd_(err_fd),
+      buffer_(kReadChunk) {}
+
+Subprocess::~Subprocess() { Close(); }
+
+bool Subprocess::Pump(OutputSink* sink, Clock::time_point deadline) {
+  for (;;) {
+    Advance();
+    if (phase_ == Phase::kDone) return true;
+    if (phase_ == Phase::kRunning && Clock::now() >= deadline) return false;
+    PollOnce(sink, PollTimeoutMs(deadline));
+  }
+}
+
+void Subprocess::PollOnce(OutputSink* sink, int timeout_ms) {
+  struct pollfd fds[3];
+  nfds_t n = 0;
+  if (out_fd_ >= 0) fds[n++] = {out_fd_, POLLIN, 0};
+  if (err_fd_ >= 0) fds[n++] = {err_fd_, POLLIN, 0};
+  // The eventfd stays readable once the child has exited: watch it only
+  // while it can still tell us something.
+  if (phase_ == Phase::kRunning) fds[n++] = {child_->exit_fd(), POLLIN, 0};
+  if (::poll(fds, n, timeout_ms) <= 0) return;
+  // One read per stream per round keeps stdout and stderr in time order.
+  for (nfds_t i = 0; i < n; ++i) {
+    if (fds[i].revents == 0) continue;
+    if (fds[i].fd == out_fd_) ReadChunk(&out_fd_, OutputStream::kStdout, sink);
+    else if (fds[i].fd == err_fd_) ReadChunk(&err_fd_, OutputStream::kStderr, sink);
+  }
+}
+
+void Subprocess::ReadChunk(int* fd, OutputStream stream, OutputSink* sink) {
+  ssize_t n = ::read(*fd, buffer_.data(), buffer_.size());
+  if (n > 0) {
+    if (sink != nullptr) sink->Write(stream, std::string_view(buffer_.data(), n));
+  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+    ::close(*fd);
+    *fd = -1;
+  }
+}
+
+// Takes every transition that is due, so that no poll waits in a phase
+// that is already over.
+void Subprocess::Advance() {
+  Phase before;
+  do {
+    before = phase_;
+    AdvanceOnce();
+  } while (phase_ != before && phase_ != Phase::kDone);
+}
+
+void Subprocess::AdvanceOnce() {
+  const Clock::time_point now = Clock::now();
+  switch (phase_) {
+    case Phase::kRunning:
+      if (child_->Exited()) BeginEnding();
+      break;
+    case Phase::kEnding:
+      if (!DueForCheck()) break;
+      if (TreeGone()) {
+        BeginDraining(true);
+      } else if (now >= phase_deadline_) {
+        Kill(SIGKILL);
+        phase_ = Phase::kKilling;
+        phase_deadline_ = now + kKillWait;
+      }
+      break;
+    case Phase::kKilling:
+      if (DueForCheck() && TreeGone()) BeginDraining(true);
+      else if (now >= phase_deadline_) BeginDraining(false);  // unkillable (state D)
+      break;
+    case Phase::kDraining:
+      if ((out_fd_ < 0 && err_fd_ < 0) || now >= phase_deadline_) {
+        CloseFds();
+        phase_ = Phase::kDone;
+      }
+      break;
+    case Phase::kDone:
+      break;
+  }
+}
+
+// The main process has exited. What it left behind (`sleep 1000 &`) would
+// hold the pipes open forever: end it like a container's end would.
+void Subprocess::BeginEnding() {
+  if (TreeGone()) return BeginDraining(true);
+  Kill(SIGTERM);
+  phase_ = Phase::kEnding;
+  phase_deadline_ = Clock::now() + kLeftoverGrace;
+  next_check_ = Clock::now();
+}
+
+void Subprocess::BeginDraining(bool tree_gone) {
+  if (tree_gone) MarkTreeEnded();
+  phase_ = Phase::kDraining;
+  phase_deadline_ = Clock::now() + kDrainLimit;
+}
+
+// Walking /proc costs a few milliseconds: not after every chunk of output.
+bool Subprocess::DueForCheck() {
+  const Clock::time_point now = Clock::now();
+  if (now < next_check_) return false;
+  next_check_ = now + kCheckInterval;
+  return true;
+}
+
+int Subprocess::PollTimeoutMs(Clock::time_point deadline) const {
+  using std::chrono::ceil;
+  using std::chrono::milliseconds;
+  Clock::time_point until;
+  switch (phase_) {
+    case Phase::kRunning:
+      if (deadline == Clock::time_point::max()) return -1;
+      until = deadline;
+      break;
+    case Phase::kEnding:
+    case Phase::kKilling:
+      until = std::min(next_check_, phase_deadline_);
+      break;
+    default:
+      until = phase_deadline_;
+  }
+  auto ms = ceil<milliseconds>(until - Clock::now()).count();
+  return ms < 0 ? 0 : static_cast<int>(std::min<long long>(ms, 60000));
+}
+
+void Subprocess::Kill(int signal) {
+  std::lock_guard<std::mutex> lock(kill_mu_);
+  if (tree_ended_) return;
+  ::kill(-pgid_, signal);
+  SignalProcessesWith(marker_, signal);
+}
+
+// Zombies still count as group members, but only for the moment it takes the
+// Reaper to collect them.
+bool Subprocess::TreeGone() const {
+  if (::kill(-pgid_, 0) == 0 || errno != ESRCH) return false;
+  return !AnyProcessWith(marker_);
+}
+
+bool Subprocess::WaitTreeGone(Clock::time_point deadline) const {
+  while (!TreeGone()) {
+    if (Clock::now() >= deadline) return false;
+    ::poll(nullptr, 0, static_cast<int>(kCheckInterval.count()));
+  }
+  return true;
+}
+
+void Subprocess::MarkTreeEnded() {
+  std::lock_guard<std::mutex> lock(kill_mu_);
+  tree_ended_ = true;
+}
+
+bool Subprocess::TreeEnded() {
+  std::lock_guard<std::mutex> lock(kill_mu_);
+  return tree_ended_;
+}
+
+void Subprocess::Close() {
+  if (!TreeEnded()) {
+    Kill(SIGKILL);
+    child_->WaitFor(kKillWait, nullptr);
+    WaitTreeGone(Clock::now() + kKillWait);
+    MarkTreeEnded();
+  }
+  CloseFds();
+  phase_ = Phase::kDone;
+}
+
+void Subprocess::CloseFds() {
+  if (out_fd_ >= 0) ::close(out_fd_);
+  if (err_fd_ >= 0) ::close(err_fd_);
+  out_fd_ = err_fd_ = -1;
+}
+
+// --- Helpers --------------------------------------------------------------
+
+namespace {
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Keeps the first kMaxCommandOutput bytes of each stream; reading goes on so
+// that the program never blocks on a full pipe.
+class CaptureSink : public OutputSink {
+ public:
+  explicit CaptureSink(CommandResult* result) : result_(result) {}
+  void Write(OutputStream stream, std::string_view data) override {
+    std::string& dest = stream == OutputStream::kStdout ? result_->out : result_->err;
+    size_t room = kMaxCommandOutput - std::min(dest.size(), kMaxCommandOutput);
+    if (data.size() > room) overflowed_ = true;
+    dest.append(data.substr(0, room));
+  }
+  bool overflowed() const { return overflowed_; }
+
+ private:
+  CommandResult* result_;
+  bool overflowed_ = false;
+};
+
+// TERM, then KILL if it has not exited a second later.
+void StopTimedOut(Subprocess* proc, OutputSink* sink) {
+  proc->Kill(SIGTERM);
+  if (proc->Pump(sink, Subprocess::Clock::now() + std::chrono::seconds(1))) return;
+  proc->Kill(SIGKILL);
+  proc->Pump(sink);
+}
+
+std::string Quoted(const std::vector<std::string>& argv) {
+  std::string text = "'";
+  for (size_t i = 0; i < argv.size() && i < 3; ++i) text += (i ? " " : "") + argv[i];
+  return text + (argv.size() > 3 ? " ...'" : "'");
+}
+
+}  // namespace
+
+Status FindInPath(const std::string& name, std::string* path) {
+  if (name.find('/') != std::string::npos) {
+    if (!IsExecutableFile(name)) return Status::NotFound(name + " is not an executable file");
+    *path = name;
+    return Status::OK();
+  }
+  const char* env_path = std::getenv("PATH");
+  std::string dirs = env_path != nullptr ? env_path : "/usr/local/bin:/usr/bin:/bin";
+  size_t begin = 0;
+  while (begin <= dirs.size() && !name.empty()) {
+    size_t end = dirs.find(':', begin);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(begin, end - begin);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (IsExecutableFile(candidate)) {
+      *path = candidate;
+      return Status::OK();
+    }
+    begin = end + 1;
+  }
+  return Status::NotFound(name + " not found in PATH");
+}
+
+Status RunCommand(const std::vector<std::string>& argv, const std::string& cwd,
+                  CommandResult* result, std::chrono::milliseconds timeout) {
+  *result = CommandResult();
+  if (argv.empty()) return Status::Invalid("RunCommand: no program given");
+  LaunchSpec spec;
+  Status s = FindInPath(argv[0], &spec.exe);
+  if (!s.ok()) return s;
+  if (!cwd.empty() && !IsDirectory(cwd)) return Status::NotFound("directory '" + cwd + "' does not exist");
+  spec.args.assign(argv.begin() + 1, argv.end());
+  spec.cwd = cwd;
+  std::unique_ptr<Subprocess> proc;
+  s = Subprocess::Start(spec, &proc);
+  if (!s.ok()) return s;
+  CaptureSink sink(result);
+  const bool timed_out = !proc->Pump(&sink, Subprocess::Clock::now() + timeout);
+  if (timed_out) StopTimedOut(proc.get(), &sink);
+  result->exit_code = proc->Wait().code;
+  if (timed_out) {
+    return Status::Unavailable(Quoted(argv) + " timed out after " + std::to_string(timeout.count()) + " ms");
+  }
+  if (sink.overflowed()) {
+    return Status::TooLarge("output of " + Quoted(argv) + " exceeds " +
+                            std::to_string(kMaxCommandOutput >> 20) + " MiB");
+  }
+  return Status::OK();
+}
+
+}  // namespace ladle::env

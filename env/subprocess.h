@@ -1,0 +1,145 @@
+// Subprocess: how ladle starts, watches and ends a process tree on the host.
+//
+// Shared by the local backend (one Subprocess per step) and by RunCommand
+// (git and other helpers), so that every child of ladle is started the same
+// way and reaped in one place (env/reaper.h). Boost.Process launches; waiting
+// and signalling are ladle's own (see NOTES.md, "Processes").
+#ifndef LADLE_ENV_SUBPROCESS_H_
+#define LADLE_ENV_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "env/engine.h"
+#include "env/reaper.h"
+
+namespace ladle::env {
+
+// What to start.
+struct LaunchSpec {
+  std::string exe;                // absolute path (see FindInPath)
+  std::vector<std::string> args;  // argv[1..]; argv[0] is `exe`
+  // Overlaid on ladle's own environment, in order (later ones win).
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string cwd;  // empty: ladle's working directory
+};
+
+// One started process and everything it starts (its "tree").
+//
+// The process runs in its own process group, with signal mask and dispositions
+// reset, stdin from /dev/null, stdout and stderr on two pipes that only this
+// object reads, and no other descriptor of ladle. Its environment carries a
+// marker variable, LADLE_TREE_<token>=1, unique on the host and inherited by
+// descendants (nested ladles add their own), so that Kill also reaches
+// processes that left the group (setsid, daemons) without clearing their
+// environment. Nothing else is isolated.
+//
+// Thread-safety: Kill() from any thread, at any time; everything else from
+// one thread. The destructor ends whatever is left of the tree (Close()).
+class Subprocess {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Grace period between TERM and KILL for what the main process leaves
+  // behind (like a container ending), and the bounds on the waits after it.
+  static constexpr std::chrono::milliseconds kLeftoverGrace{1000};
+  static constexpr std::chrono::milliseconds kKillWait{2000};
+  static constexpr std::chrono::milliseconds kDrainLimit{1000};
+  static constexpr size_t kReadChunk = 64 * 1024;
+
+  // Starts `spec`. Returns an error (and starts nothing) when the program
+  // cannot be executed or cwd cannot be entered.
+  static Status Start(const LaunchSpec& spec, std::unique_ptr<Subprocess>* out);
+
+  ~Subprocess();
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  // Feeds output to `sink` (may be null: discarded) in chunks of at most
+  // kReadChunk, as it arrives, until: the main process has exited, the rest
+  // of the tree has been ended (TERM, KILL after kLeftoverGrace) and both
+  // pipes are drained (bounded by kDrainLimit in case a process outside the
+  // tree holds them). Returns true then, or false when `deadline` passes
+  // while the main process still runs; call again to continue.
+  bool Pump(OutputSink* sink, Clock::time_point deadline = Clock::time_point::max());
+
+  // Sends `signal` to the process group and to every process carrying the
+  // marker. A no-op once the tree is known to have ended (its pgid may then
+  // belong to someone else).
+  void Kill(int signal);
+
+  // Blocks until the main process has exited; returns its status.
+  ExitStatus Wait() const { return child_->Wait(); }
+  pid_t pid() const { return child_->pid(); }
+
+  // Ends what is left of the tree with SIGKILL (waiting up to kKillWait for
+  // it to go) and closes the pipes. Idempotent.
+  void Close();
+
+ private:
+  enum class Phase { kRunning, kEnding, kKilling, kDraining, kDone };
+
+  Subprocess(std::shared_ptr<ChildState> child, std::string marker, int out_fd, int err_fd);
+  void PollOnce(OutputSink* sink, int timeout_ms);
+  void ReadChunk(int* fd, OutputStream stream, OutputSink* sink);
+  void Advance();
+  void AdvanceOnce();
+  void BeginEnding();
+  void BeginDraining(bool tree_gone);
+  bool DueForCheck();
+  int PollTimeoutMs(Clock::time_point deadline) const;
+  bool TreeGone() const;
+  bool WaitTreeGone(Clock::time_point deadline) const;
+  void MarkTreeEnded();
+  bool TreeEnded();
+  void CloseFds();
+
+  const std::shared_ptr<ChildState> child_;
+  const pid_t pgid_;
+  const std::string marker_;  // "LADLE_TREE_<token>=", an environ entry prefix
+  int out_fd_;
+  int err_fd_;
+  Phase phase_ = Phase::kRunning;
+  Clock::time_point phase_deadline_;
+  Clock::time_point next_check_;
+  std::vector<char> buffer_;
+
+  std::mutex kill_mu_;
+  bool tree_ended_ = false;  // guarded by kill_mu_
+};
+
+// Resolves `name` like execvp: as a path when it contains '/', else through
+// $PATH. NotFound "NAME not found in PATH" when there is no such executable.
+Status FindInPath(const std::string& name, std::string* path);
+
+struct CommandResult {
+  int exit_code = -1;  // 128 + signal when killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// The most RunCommand keeps of each of stdout and stderr.
+constexpr size_t kMaxCommandOutput = 64u << 20;
+
+// Runs a helper program (git, ...) to completion: argv[0] through PATH, in
+// `cwd` (empty: ladle's), with stdin from /dev/null, capturing stdout and
+// stderr apart. A non-zero exit is not an error: check result->exit_code.
+// Errors: NotFound when the program or cwd is missing; Unavailable when it
+// ran longer than `timeout` (it is then sent TERM, KILL 1 s later); TooLarge
+// when an output exceeded kMaxCommandOutput (result holds the first part).
+// Like a step, processes it leaves behind are ended when it exits.
+// Thread-safe (each call is independent).
+Status RunCommand(const std::vector<std::string>& argv, const std::string& cwd,
+                  CommandResult* result,
+                  std::chrono::milliseconds timeout = std::chrono::minutes(10));
+
+}  // namespace ladle::env
+
+#endif  // LADLE_ENV_SUBPROCESS_H_

@@ -1,0 +1,97 @@
+#include "runner/cli.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include "runner/cli_commands.h"
+
+namespace ladle::runner {
+
+std::string ResolveDataDir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* home = std::getenv("LADLE_HOME"); home && *home) return home;
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) return std::string(xdg) + "/ladle";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.local/share/ladle";
+}
+
+int Fail(const Status& status) {
+  std::fprintf(stderr, "ladle: %s\n", status.message().c_str());
+  return status.ExitCode();
+}
+
+namespace {
+
+void AddRun(CLI::App& app, RunFlags* f) {
+  CLI::App* run = app.add_subcommand("run", "Run a pipeline here, now");
+  run->add_option("file", f->file, "Pipeline file")->capture_default_str();
+  run->add_option("--stage", f->stages, "Run only this stage (repeatable)");
+  run->add_option("--step", f->steps, "Run only this step, STAGE/STEP (repeatable)");
+  run->add_option("--from", f->from, "Resume at this step: it, its dependents, later stages");
+  run->add_option("--backend", f->backend, "docker or local (default: docker when a daemon answers)")
+      ->check(CLI::IsMember({"docker", "local"}));
+  run->add_option("--jobs,-j", f->jobs, "Steps of a stage run at once")->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  run->add_option("--keep", f->keep, "Keep step containers: never, on-failure, always")
+      ->check(CLI::IsMember({"never", "on-failure", "always"}));
+  run->add_option("--env,-e", f->env, "Set a variable for every step, K=V (repeatable)");
+  run->add_flag("--bind", f->bind, "Use the working tree in place instead of a copy");
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"ladle: continuous deployment with disposable step containers and toggles"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("ladle ") + LADLE_VERSION);
+  std::string data_flag;
+  GlobalFlags g;
+  app.add_option("--data", data_flag, "Data dir (default $LADLE_HOME, $XDG_DATA_HOME/ladle, ~/.local/share/ladle)");
+  app.add_flag("--json", g.json, "Print records as JSON");
+  app.add_flag("-q,--quiet", g.quiet, "Print less");
+  app.add_flag("-v,--verbose", g.verbose, "Print more");
+
+  RunFlags run_flags;
+  AddRun(app, &run_flags);
+  std::string validate_file = "ladle.yml";
+  app.add_subcommand("validate", "Check a pipeline file")
+      ->add_option("file", validate_file, "Pipeline file")->capture_default_str();
+  std::string status_filter;
+  int limit = 20;
+  CLI::App* runs = app.add_subcommand("runs", "Run history, newest first");
+  runs->add_option("--status", status_filter, "Only runs with this status");
+  runs->add_option("--limit,-n", limit, "How many")->capture_default_str();
+  int64_t run_id = 0;
+  CLI::App* show = app.add_subcommand("show", "One run's stages and steps");
+  show->add_option("run", run_id, "Run id")->required();
+  std::string step;
+  bool follow = false;
+  CLI::App* logs = app.add_subcommand("logs", "A run's logs, or one step's");
+  logs->add_option("run", run_id, "Run id")->required();
+  logs->add_option("step", step, "STAGE/STEP or a unique step name");
+  logs->add_flag("-f,--follow", follow, "Keep printing while the run goes on");
+  CLI::App* cancel = app.add_subcommand("cancel", "Cancel a running run");
+  cancel->add_option("run", run_id, "Run id")->required();
+  for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  g.data = ResolveDataDir(data_flag);
+  if (app.got_subcommand("run")) return CmdRun(g, run_flags);
+  if (app.got_subcommand("validate")) return CmdValidate(g, validate_file);
+  if (app.got_subcommand("runs")) return CmdRuns(g, status_filter, limit);
+  if (app.got_subcommand("show")) return CmdShow(g, run_id);
+  if (app.got_subcommand("logs")) return CmdLogs(g, run_id, step, follow);
+  if (app.got_subcommand("cancel")) return CmdCancel(g, run_id);
+  return 2;
+}
+
+}  // namespace ladle::runner

@@ -1,0 +1,88 @@
+#!/bin/sh
+# Per-step overhead of `ladle run` on the local backend, side by side with its
+# references, measured in the same run (issue 2):
+#   1. 200 `true` steps through ladle against 200 `sh -c true` forks from one process;
+#   2. a 10-job, 3-stage trivial pipeline through ladle against gitlab-ci-local's
+#      shell executor (installed here from npm; it needs rsync and git).
+# Usage: tests/bench/run_overhead.sh [BUILD_DIR]   (default: build)
+set -eu
+cd "$(dirname "$0")/../.."
+LADLE="$(pwd)/${1:-build}/ladle"
+[ -x "$LADLE" ] || { echo "build ladle first (scripts/build.sh)"; exit 2; }
+command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
+command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+command -v rsync >/dev/null || apt-get install -y -qq rsync >/dev/null
+GCL_VERSION=4.55.0
+GCL_DIR=/tmp/ladle-bench-gcl
+if [ ! -x "$GCL_DIR/node_modules/.bin/gitlab-ci-local" ]; then
+  mkdir -p "$GCL_DIR" && (cd "$GCL_DIR" && npm install --silent --no-audit --no-fund "gitlab-ci-local@$GCL_VERSION" >/dev/null)
+fi
+GCL="$GCL_DIR/node_modules/.bin/gitlab-ci-local"
+
+work=$(mktemp -d /tmp/ladle-bench-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# 1. 200 sequential `true` steps.
+mkdir -p "$work/steps" && cd "$work/steps"
+{ echo "name: overhead"; echo "stages:"; echo "  - name: s"; echo "    steps:"
+  i=0; while [ $i -lt 200 ]; do echo "      - {name: t$i, run: 'true'}"; i=$((i+1)); done; } > ladle.yml
+git init -q -b main && git add -A && git -c user.email=b@b -c user.name=b commit -qm bench
+hyperfine -N --warmup 1 --runs 5 --export-json "$work/steps.json" \
+  "$LADLE --data $work/data1 run --backend local -j 1 -q" \
+  "sh -c 'i=0; while [ \$i -lt 200 ]; do sh -c true; i=\$((i+1)); done'" >/dev/null
+ladle_ms=$(jq -r '.results[0].mean*1000' "$work/steps.json")
+fork_ms=$(jq -r '.results[1].mean*1000' "$work/steps.json")
+
+# 2. 10 jobs in 3 stages, ladle against gitlab-ci-local (shell executor).
+mkdir -p "$work/ten" && cd "$work/ten"
+cat > ladle.yml <<'YML'
+name: ten
+stages:
+  - name: build
+    steps: [{name: a, run: "true"}, {name: b, run: "true"}, {name: c, run: "true"}, {name: d, run: "true"}]
+  - name: test
+    steps: [{name: e, run: "true"}, {name: f, run: "true"}, {name: g, run: "true"}]
+  - name: deploy
+    steps: [{name: h, run: "true"}, {name: i, run: "true"}, {name: j, run: "true"}]
+YML
+{ echo "stages: [build, test, deploy]"
+  for j in a b c d; do printf '%s:\n  stage: build\n  script: ["true"]\n' $j; done
+  for j in e f g; do printf '%s:\n  stage: test\n  script: ["true"]\n' $j; done
+  for j in h i j; do printf '%s:\n  stage: deploy\n  script: ["true"]\n' $j; done; } > .gitlab-ci.yml
+git init -q -b main && git add -A && git -c user.email=b@b -c user.name=b commit -qm bench
+hyperfine -N --warmup 1 --runs 5 --export-json "$work/ten.json" \
+  "$LADLE --data $work/data2 run --backend local -q" \
+  "$GCL --concurrency 4" >/dev/null
+ten_ladle_ms=$(jq -r '.results[0].mean*1000' "$work/ten.json")
+ten_gcl_ms=$(jq -r '.results[1].mean*1000' "$work/ten.json")
+
+# 3. A step printing 200 MB to stdout: ladle's peak memory and the log's write rate.
+mkdir -p "$work/big" && cd "$work/big"
+cat > ladle.yml <<'YML'
+name: big
+stages:
+  - name: s
+    steps:
+      - name: print
+        run: yes 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' | head -c 200000000
+YML
+/usr/bin/time -f "%M %e" -o "$work/big.time" "$LADLE" --data "$work/data3" run --backend local -q >/dev/null
+big_rss_mb=$(awk '{printf "%.1f", $1/1024}' "$work/big.time")
+big_s=$(awk '{print $2}' "$work/big.time")
+yes_s=$( { /usr/bin/time -f "%e" sh -c "yes 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' | head -c 200000000 > /dev/null"; } 2>&1 )
+log_bytes=$(stat -c %s "$work/data3/logs/1/s/print.log")
+
+awk -v l="$ladle_ms" -v f="$fork_ms" -v tl="$ten_ladle_ms" -v tg="$ten_gcl_ms" -v rss="$big_rss_mb" -v bs="$big_s" -v ys="$yes_s" -v lb="$log_bytes" 'BEGIN {
+  printf "%-46s %10s %12s %s\n", "benchmark", "ladle", "reference", "result"
+  printf "%-46s %8.0fms %10.0fms %s\n", "200 true steps vs 200 sh -c true forks", l, f, ""
+  per = (l - f) / 200
+  printf "%-46s %8.2fms %10s %s\n", "  overhead per step (target <= 5 ms)", per, "", (per <= 5 ? "PASS" : "FAIL")
+  printf "%-46s %8.0fms %10.0fms %s\n", "10 jobs, 3 stages vs gitlab-ci-local (shell)", tl, tg, ""
+  printf "%-46s %9.1fx %10s %s\n", "  speed-up (target >= 10x)", tg / tl, "", (tg / tl >= 10 ? "PASS" : "FAIL")
+  printf "%-46s %8.1fMB %10s %s\n", "200 MB step: ladle peak RSS (target < 50 MB)", rss, "", (rss < 50 ? "PASS" : "FAIL")
+  rate = 200 / bs
+  printf "%-46s %6.0fMB/s %10s %s\n", "  log write rate, whole run (target >= 200)", rate, "", (rate >= 200 ? "PASS" : "FAIL")
+  printf "%-46s %8.2fs %9.2fs %s\n", "  run time vs the printer alone to /dev/null", bs, ys, ""
+  printf "%-46s %8.0fMB %10s %s\n", "  log file size", lb / 1e6, "", ""
+}'

@@ -1,0 +1,347 @@
+// End-to-end tests of `ladle run` and the history commands: the real binary,
+// real pipelines in temp dirs, the local backend, real SQLite.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "env/subprocess.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+  std::string all() const { return out + err; }
+};
+
+class RunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ladle-e2e-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    src_ = root_ / "src";
+    data_ = root_ / "data";
+    fs::create_directories(src_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  void Write(const std::string& rel, const std::string& text) {
+    fs::path p = src_ / rel;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
+  static std::string Read(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  // Runs `ladle --data DATA ARGS...` in the source dir, with extra variables.
+  Result Ladle(std::vector<std::string> args, std::vector<std::string> env = {}) {
+    std::vector<std::string> argv = {"env", "NO_COLOR=1"};
+    argv.insert(argv.end(), env.begin(), env.end());
+    argv.push_back(LADLE_BINARY);
+    argv.push_back("--data");
+    argv.push_back(data_.string());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Exec(argv);
+  }
+  Result Exec(const std::vector<std::string>& argv) {
+    ladle::env::CommandResult r;
+    ladle::Status s = ladle::env::RunCommand(argv, src_.string(), &r, std::chrono::seconds(120));
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return {r.exit_code, r.out, r.err};
+  }
+  Result Sh(const std::string& script) { return Exec({"sh", "-c", script}); }
+
+  json Show(int run) {
+    Result r = Ladle({"--json", "show", std::to_string(run)});
+    EXPECT_EQ(0, r.code) << r.all();
+    return json::parse(r.out, nullptr, false);
+  }
+  static json Stage(const json& run, const std::string& name) {
+    for (const json& s : run["stages"])
+      if (s["name"] == name) return s;
+    return json();
+  }
+  static json StepOf(const json& run, const std::string& stage, const std::string& step) {
+    for (const json& s : Stage(run, stage)["steps"])
+      if (s["name"] == step) return s;
+    return json();
+  }
+
+  fs::path root_, src_, data_;
+};
+
+TEST_F(RunTest, DemoPipelineDeploysToProduction) {
+  fs::path demo = fs::path(LADLE_SOURCE_DIR) / "pipelines";
+  fs::copy(demo, src_ / "pipelines", fs::copy_options::recursive);
+  fs::path deploy = root_ / "deploy";
+  Result r = Ladle({"run", "pipelines/demo.yml", "--backend", "local", "--env",
+                    "DEPLOY_DIR=" + deploy.string()});
+  ASSERT_EQ(0, r.code) << r.all();
+  EXPECT_NE(std::string::npos, r.out.find("run 1 success")) << r.out;
+  EXPECT_NE(std::string::npos, r.out.find("tests 4 passed, 0 failed")) << r.out;
+  EXPECT_EQ("hello, world\n", Sh(deploy.string() + "/production/app").out);
+  json run = Show(1);
+  EXPECT_EQ("success", run["status"]);
+  EXPECT_EQ(4, Stage(run, "test")["tests"]["total"]);
+  EXPECT_FALSE(fs::exists(src_ / "build")) << "the user's tree must stay untouched";
+}
+
+TEST_F(RunTest, InvalidPipelineExitsTwoWithLocation) {
+  Write("ladle.yml", "name: x\nstages:\n  - name: build\n    steps:\n      - name: a\n        runn: true\n");
+  Result r = Ladle({"run"});
+  EXPECT_EQ(2, r.code);
+  EXPECT_NE(std::string::npos, r.err.find("ladle.yml:6:9:")) << r.err;
+  EXPECT_FALSE(fs::exists(data_ / "ladle.db")) << "nothing recorded for an invalid pipeline";
+  EXPECT_EQ(2, Ladle({"validate"}).code);
+}
+
+TEST_F(RunTest, GateFailsWhenNoTestRanAndLaterStagesAreSkipped) {
+  Write("ladle.yml", R"(name: gated
+stages:
+  - name: test
+    gate: {min_tests: 1}
+    steps:
+      - name: unit
+        run: echo "all good, trust me"
+        reports: {junit: "out/*.xml"}
+  - name: deploy
+    environment: production
+    steps:
+      - {name: ship, run: touch shipped}
+)");
+  Result r = Ladle({"run"});
+  EXPECT_EQ(1, r.code) << r.all();
+  json run = Show(1);
+  EXPECT_EQ("failed", run["status"]);
+  EXPECT_EQ("failed", Stage(run, "test")["status"]);
+  EXPECT_EQ("success", StepOf(run, "test", "unit")["status"]);
+  EXPECT_EQ(0, Stage(run, "test")["tests"]["total"]);
+  EXPECT_EQ("skipped", Stage(run, "deploy")["status"]);
+  EXPECT_NE(std::string::npos, r.out.find("out/*.xml")) << "the message names the glob: " << r.out;
+}
+
+TEST_F(RunTest, FailedStepSkipsItsDependentsButSiblingsFinish) {
+  Write("ladle.yml", R"(name: deps
+stages:
+  - name: build
+    steps:
+      - {name: broken, run: "echo oops >&2; exit 3"}
+      - {name: after, run: "true", needs: [broken]}
+      - {name: sibling, run: "sleep 0.3; echo sibling done"}
+  - name: later
+    steps:
+      - {name: never, run: "true"}
+)");
+  Result r = Ladle({"run"});
+  EXPECT_EQ(1, r.code);
+  json run = Show(1);
+  EXPECT_EQ("failed", StepOf(run, "build", "broken")["status"]);
+  EXPECT_EQ(3, StepOf(run, "build", "broken")["exit_code"]);
+  EXPECT_EQ("skipped", StepOf(run, "build", "after")["status"]);
+  EXPECT_EQ("success", StepOf(run, "build", "sibling")["status"]);
+  EXPECT_EQ("skipped", Stage(run, "later")["status"]);
+  Result logs = Ladle({"logs", "1", "build/broken"});
+  EXPECT_NE(std::string::npos, logs.out.find("oops")) << logs.all();
+}
+
+TEST_F(RunTest, SecretsAreMaskedInOutputAndLogs) {
+  Write("ladle.yml", R"(name: secrets
+secrets: [DEPLOY_TOKEN]
+stages:
+  - name: deploy
+    steps:
+      - {name: show, run: 'echo "token is $DEPLOY_TOKEN"; echo "$DEPLOY_TOKEN" >&2'}
+)");
+  Result r = Ladle({"run"}, {"DEPLOY_TOKEN=hunter2-very-secret"});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_EQ(std::string::npos, r.all().find("hunter2")) << r.all();
+  EXPECT_NE(std::string::npos, r.out.find("token is ***")) << r.out;
+  Result logs = Ladle({"logs", "1", "show"});
+  EXPECT_EQ(std::string::npos, logs.all().find("hunter2"));
+  EXPECT_NE(std::string::npos, logs.out.find("token is ***"));
+}
+
+TEST_F(RunTest, TimeoutKillsTheWholeTree) {
+  Write("ladle.yml", R"(name: slow
+stages:
+  - name: build
+    steps:
+      - name: hang
+        run: |
+          sleep 1001 &
+          sleep 1002
+        timeout: 1s
+)");
+  auto start = std::chrono::steady_clock::now();
+  Result r = Ladle({"run"});
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(1, r.code);
+  EXPECT_LT(took, std::chrono::seconds(15));
+  json step = StepOf(Show(1), "build", "hang");
+  EXPECT_EQ("failed", step["status"]);
+  EXPECT_EQ("timeout", step["failure_reason"]);
+  EXPECT_NE(0, Sh("pgrep -f 'sleep 100[12]'").code) << "no sleep may survive the timeout";
+}
+
+TEST_F(RunTest, RetryRunsAgainAndOnlyTheLastAttemptCounts) {
+  Write("ladle.yml", R"(name: flaky
+stages:
+  - name: test
+    steps:
+      - name: flaky
+        run: |
+          n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count
+          echo "attempt $n"
+          test $n -ge 2
+        retry: 2
+      - {name: lint, run: "exit 1", allow_failure: true}
+)");
+  Result r = Ladle({"run"});
+  EXPECT_EQ(0, r.code) << r.all();
+  json run = Show(1);
+  EXPECT_EQ("success", StepOf(run, "test", "flaky")["status"]);
+  EXPECT_EQ(2, StepOf(run, "test", "flaky")["attempts"]);
+  EXPECT_EQ("failed", StepOf(run, "test", "lint")["status"]);
+  EXPECT_EQ(true, StepOf(run, "test", "lint")["allow_failure"]);
+  EXPECT_EQ("success", Stage(run, "test")["status"]);
+}
+
+TEST_F(RunTest, SigtermCancelsAndLeavesNoProcess) {
+  Write("ladle.yml", R"(name: cancel
+stages:
+  - name: build
+    steps:
+      - {name: a, run: "sleep 1003"}
+      - {name: b, run: "trap '' TERM; sleep 1004"}
+  - name: later
+    steps:
+      - {name: c, run: "true"}
+)");
+  std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();
+  Result r = Sh("NO_COLOR=1 " + ladle + " run > out.txt 2>&1 & pid=$!; sleep 1; kill -TERM $pid; wait $pid; echo $?");
+  EXPECT_EQ("143\n", r.out) << Read(src_ / "out.txt");
+  json run = Show(1);
+  EXPECT_EQ("cancelled", run["status"]);
+  EXPECT_EQ("cancelled", StepOf(run, "build", "a")["status"]);
+  EXPECT_EQ("skipped", Stage(run, "later")["status"]);
+  EXPECT_NE(0, Sh("pgrep -f 'sleep 100[34]'").code) << "every step's tree must end";
+}
+
+TEST_F(RunTest, KilledRunnerLeavesARunMarkedInterrupted) {
+  Write("ladle.yml", "name: k\nstages:\n  - name: s\n    steps:\n      - {name: a, run: sleep 1005}\n");
+  std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();
+  Sh(ladle + " run > /dev/null 2>&1 & pid=$!; sleep 1; kill -KILL $pid; wait $pid; pkill -f 'sleep 1005'; true");
+  Result r = Ladle({"--json", "runs"});
+  json runs = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(runs.is_array()) << r.all();
+  ASSERT_EQ(1u, runs.size());
+  EXPECT_EQ("interrupted", runs[0]["status"]);
+}
+
+TEST_F(RunTest, StepRunsAloneWithArtifactsOfTheNewestRun) {
+  Write("ladle.yml", R"(name: art
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: "mkdir -p bin && echo v$RANDOM > bin/app", artifacts: [bin/app]}
+  - name: test
+    steps:
+      - {name: unit, run: "cat bin/app"}
+      - {name: other, run: "touch other-ran"}
+)");
+  ASSERT_EQ(0, Ladle({"run"}).code);
+  std::string built = Read(data_ / "artifacts/1/build/compile/bin/app");
+  ASSERT_FALSE(built.empty());
+  Result r = Ladle({"run", "--step", "unit"});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_NE(std::string::npos, r.out.find("from run 1")) << r.out;
+  EXPECT_NE(std::string::npos, r.out.find(built.substr(0, built.size() - 1))) << r.out;
+  json run = Show(2);
+  EXPECT_EQ("skipped", StepOf(run, "build", "compile")["status"]);
+  EXPECT_EQ("skipped", StepOf(run, "test", "other")["status"]);
+  EXPECT_EQ(2, Ladle({"run", "--step", "nope"}).code);
+}
+
+TEST_F(RunTest, WhenBranchSkipsOnOtherBranches) {
+  Write("ladle.yml", R"(name: branches
+stages:
+  - name: build
+    steps: [{name: a, run: "true"}]
+  - name: production
+    when: {branch: [main]}
+    steps: [{name: ship, run: "true"}]
+)");
+  ASSERT_EQ(0, Sh("git init -q -b feature/x && git add -A && git -c user.email=t@t -c user.name=t commit -qm init").code);
+  Result r = Ladle({"run"});
+  EXPECT_EQ(0, r.code) << r.all();
+  json run = Show(1);
+  EXPECT_EQ("feature/x", run["branch"]);
+  EXPECT_EQ("skipped", Stage(run, "production")["status"]);
+}
+
+TEST_F(RunTest, WorkspaceHoldsTrackedAndUntrackedButNotIgnoredFiles) {
+  Write("ladle.yml", R"(name: ws
+stages:
+  - name: s
+    steps:
+      - name: look
+        run: |
+          test -f tracked.txt && test -f untracked.txt && test ! -e ignored.txt
+          echo made > made-by-step
+)");
+  Write("tracked.txt", "t");
+  Write(".gitignore", "ignored.txt\n");
+  ASSERT_EQ(0, Sh("git init -q -b main && git add ladle.yml tracked.txt .gitignore && "
+                  "git -c user.email=t@t -c user.name=t commit -qm init").code);
+  Write("untracked.txt", "u");
+  Write("ignored.txt", "i");
+  Result r = Ladle({"run"});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_FALSE(fs::exists(src_ / "made-by-step"));
+  EXPECT_TRUE(fs::exists(data_ / "workspaces/1/made-by-step"));
+}
+
+TEST_F(RunTest, LogsFollowWhileAnotherProcessRuns) {
+  Write("ladle.yml", R"(name: follow
+stages:
+  - name: s
+    steps:
+      - name: tick
+        run: for i in 1 2 3 4 5; do echo "tick $i"; sleep 0.3; done
+)");
+  std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();
+  Result r = Sh(ladle + " run > /dev/null 2>&1 & sleep 0.6; " + ladle + " logs 1 tick -f; wait");
+  EXPECT_EQ("tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n", r.out) << r.err;
+}
+
+TEST_F(RunTest, RunsListsNewestFirstAsJson) {
+  Write("ladle.yml", "name: list\nstages:\n  - name: s\n    steps: [{name: a, run: 'true'}]\n");
+  ASSERT_EQ(0, Ladle({"run"}).code);
+  ASSERT_EQ(0, Ladle({"run"}).code);
+  json runs = json::parse(Ladle({"--json", "runs"}).out, nullptr, false);
+  ASSERT_EQ(2u, runs.size());
+  EXPECT_EQ(2, runs[0]["id"]);
+  EXPECT_EQ(1, runs[1]["id"]);
+  EXPECT_NE(std::string::npos, Ladle({"runs"}).out.find("success"));
+  EXPECT_EQ(2, Ladle({"show", "99"}).code);
+}
+
+}  // namespace
