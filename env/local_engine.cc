@@ -57,7 +57,7 @@ LocalStep::LocalStep(StepSpec spec, std::string dir) : spec_(std::move(spec)), d
 LocalStep::~LocalStep() { Remove(); }
 
 Status LocalStep::Start() {
-  if (proc_ != nullptr || removed_) return Status::Precondition("step '" + spec_.id + "' was started already");
+  if (proc_ != nullptr || removed_) return Status::Precondition("step '" + spec_.id + "' was started or removed already");
   LaunchSpec launch;
   launch.exe = kShell;
   launch.args = {"-e", "-c", spec_.script};

@@ -157,7 +157,7 @@ pid_t Spawn(const LaunchSpec& spec, bp::environment& env, const ChildSetup& setu
     // The Reaper waits for it, never Boost; detached, ~child cannot kill it.
     child.detach();
     return *ec ? -1 : child.id();
-  } catch (const std::exception& e) {
+  } catch (const std::exception&) {
     *ec = std::make_error_code(std::errc::resource_unavailable_try_again);
     return -1;
   }

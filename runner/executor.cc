@@ -66,6 +66,7 @@ struct Executor::StepRun {
   TestCounts tests;
   std::vector<std::string> report_notes;
   std::vector<std::string> failures;
+  std::string report_error;        // a report that could not be read
 };
 
 struct Executor::StageContext {
@@ -481,7 +482,7 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
       sr->failures.clear();
       Status rs = CollectJUnitReports(run_->workspace, step.junit, &sr->tests, &sr->failures,
                                       &sr->report_notes);
-      if (!rs.ok()) sr->report_notes.push_back(rs.message());
+      sr->report_error = rs.ok() ? "" : rs.message();
     }
     bool last = failure.empty() || attempt == attempts || cancel_signal_;
     bool keep_it = keep == "always" || (keep == "on-failure" && !failure.empty() && last);
@@ -527,10 +528,11 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
 void Executor::FinishStage(StageContext* ctx) {
   bool failed = false, has_reports = false;
   TestCounts total;
-  std::vector<std::string> notes;
+  std::vector<std::string> notes, report_errors;
   for (auto& sr : ctx->steps) {
     if (sr->rec->status == kFailed && !sr->step->allow_failure) failed = true;
     if (!sr->has_reports) continue;
+    if (!sr->report_error.empty()) report_errors.push_back(sr->report_error);
     has_reports = true;
     total.total += sr->tests.total;
     total.passed += sr->tests.passed;
@@ -543,11 +545,16 @@ void Executor::FinishStage(StageContext* ctx) {
     std::lock_guard<std::mutex> lock(mu_);
     ctx->rec->tests = total;
   }
-  if (ctx->stage->gate && !failed && !cancel_signal_) {
+  if (ctx->stage->gate && !report_errors.empty()) {
+    // A report that cannot be read must not let a gate pass on zero counts.
+    failed = true;
+    message = "gate failed: unreadable test report: " + report_errors.front();
+  } else if (ctx->stage->gate && !failed && !cancel_signal_) {
     GateResult gate = EvaluateGate(ctx->stage->gate->min_tests, total, notes);
     message = gate.message;
     failed = !gate.passed;
-  } else if (!notes.empty()) {
+  } else if (!notes.empty() || !report_errors.empty()) {
+    notes.insert(notes.end(), report_errors.begin(), report_errors.end());
     for (const std::string& n : notes) message += (message.empty() ? "" : "; ") + n;
   }
   if (failed && message.empty()) {

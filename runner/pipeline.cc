@@ -27,14 +27,12 @@ constexpr YamlLimits kLimits{};
 constexpr std::size_t kMaxVisits = 100000;
 
 const Keys kPipelineKeys = {"name", "image", "env", "secrets", "on", "stages"};
-const Keys kStageKeys = {"name",       "steps",   "env",     "image",    "cpus",
-                         "memory",     "network", "privileged", "dns",  "volumes",
-                         "gate",       "environment", "when", "approval", "toggles",
-                         "rollback",   "rollout"};
-const Keys kStepKeys = {"name",    "run",       "image",   "env",     "workdir",
-                        "keep",    "needs",     "artifacts", "reports", "timeout",
-                        "retry",   "allow_failure", "cpus", "memory", "network",
-                        "privileged", "dns",    "volumes"};
+const Keys kStageKeys = {"name",    "steps",      "env",     "image",    "cpus",   "memory",
+                         "network", "privileged", "dns",     "volumes",  "gate",   "environment",
+                         "when",    "approval",   "toggles", "rollback", "rollout"};
+const Keys kStepKeys = {"name",  "run",       "image",   "env",        "workdir", "keep",
+                        "needs", "artifacts", "reports", "timeout",    "retry",   "allow_failure",
+                        "cpus",  "memory",    "network", "privileged", "dns",     "volumes"};
 const Keys kOnKeys = {"push"};
 const Keys kPushKeys = {"branches"};
 const Keys kGateKeys = {"min_tests"};
@@ -67,15 +65,13 @@ bool IsName(std::string_view s) {
 // Variable and secret names: [A-Za-z_][A-Za-z0-9_]*, what a shell accepts.
 bool IsVariableName(std::string_view s) {
   std::string first = std::string(kLetters) + "_";
-  return !s.empty() && AllOf(s.substr(0, 1), first.c_str()) &&
-         AllOf(s, (first + kDigits).c_str());
+  return !s.empty() && AllOf(s.substr(0, 1), first.c_str()) && AllOf(s, (first + kDigits).c_str());
 }
 
 // Environment names end up in URLs (/api/v1/environments/ENV).
 bool IsEnvironmentName(std::string_view s) {
   std::string alnum = std::string(kLetters) + kDigits;
-  return !s.empty() && AllOf(s.substr(0, 1), alnum.c_str()) &&
-         AllOf(s, (alnum + "._-").c_str());
+  return !s.empty() && AllOf(s.substr(0, 1), alnum.c_str()) && AllOf(s, (alnum + "._-").c_str());
 }
 
 // Toggle keys as SPEC 4.1 defines them.
@@ -91,7 +87,8 @@ bool IsCpus(std::string_view s) {
   std::size_t dot = s.find('.');
   std::string_view whole = s.substr(0, dot);
   std::string_view fraction = dot == std::string_view::npos ? "" : s.substr(dot + 1);
-  bool digits = AllOf(whole, kDigits) && AllOf(fraction, kDigits) && whole.size() + fraction.size() > 0;
+  bool digits =
+      AllOf(whole, kDigits) && AllOf(fraction, kDigits) && whole.size() + fraction.size() > 0;
   return digits && (dot == std::string_view::npos || !fraction.empty()) &&
          s.find_first_of("123456789") != std::string_view::npos;
 }
@@ -219,8 +216,8 @@ class PipelineReader {
   ResourceSpec ReadResources(const YamlMap& m);
   void ReadResourceLists(const YamlMap& m, ResourceSpec* spec);
   // Values.
-  void ReadName(const YamlMap& m, const YamlNode& node, const char* kind,
-                const std::string& label, std::string* name);
+  void ReadName(const YamlMap& m, const YamlNode& node, const char* kind, const std::string& label,
+                std::string* name);
   void ReadVars(const YamlNode& node, Vars* vars);
   bool ReadRun(const YamlNode& node, std::string_view what, std::string* run);
   bool ReadStrings(const YamlNode& node, std::string_view what, bool single_ok,
@@ -238,7 +235,8 @@ class PipelineReader {
   void CheckNeeds(const Stage& stage, const StageMarks& marks, const std::string& label);
   void CheckCycles(const Stage& stage, const NeedsGraph& graph, const std::string& label);
   void ReportCycle(const Stage& stage, const NeedsGraph& graph,
-                   std::vector<std::pair<std::size_t, std::size_t>> cycle, const std::string& label);
+                   std::vector<std::pair<std::size_t, std::size_t>> cycle,
+                   const std::string& label);
   void Warn(const Pipeline& p);
 
   YamlChecker& c_;
@@ -249,8 +247,8 @@ class PipelineReader {
 
 void PipelineReader::Read(const YamlNode& root, Pipeline* p) {
   if (root.kind != Kind::kMap) {
-    c_.Error(root.location, "the top level must be a map with 'name' and 'stages', got " +
-                                DescribeYaml(root));
+    c_.Error(root.location,
+             "the top level must be a map with 'name' and 'stages', got " + DescribeYaml(root));
     return;
   }
   YamlMap m = c_.Map(root, "at the top level", kPipelineKeys, YamlKeys::kKnownAndHidden);
@@ -391,7 +389,8 @@ void PipelineReader::ReadRollout(const YamlNode& node, const std::string& label,
   Rollout& rollout = stage->rollout.emplace();
   rollout.location = node.location;
   for (const char* key : {"toggle", "environment", "percent"})
-    if (!m.Get(key)) c_.Error(node.location, "missing required key '" + std::string(key) + "' " + where);
+    if (!m.Get(key))
+      c_.Error(node.location, "missing required key '" + std::string(key) + "' " + where);
   ReadRolloutFields(m, node, where, &rollout);
 }
 
@@ -408,8 +407,8 @@ void PipelineReader::ReadRolloutFields(const YamlMap& m, const YamlNode& node,
   if (const YamlNode* v = m.Get("interval"))
     ReadDuration(*v, "'rollout.interval'", &rollout->interval);
   else if (rollout->percent.size() > 1)
-    c_.Error(node.location, "missing required key 'interval' " + where +
-                                ": the wait between two percentages");
+    c_.Error(node.location,
+             "missing required key 'interval' " + where + ": the wait between two percentages");
   YamlMap check;
   const YamlNode* v = m.Get("check");
   if (v && SubMap(*v, "'rollout.check'", "in 'rollout.check'", kRunKeys, &check)) {
@@ -465,8 +464,8 @@ void PipelineReader::ReadStep(const YamlNode& node, std::size_t index,
   step->location = node.location;
   if (!c_.Expect(node, Kind::kMap, "each entry of 'steps'")) return;
   std::string peeked = PeekName(node);
-  std::string label = peeked.empty() ? "step " + Ordinal(index) + " of " + stage_label
-                                     : "step " + Quote(peeked);
+  std::string label =
+      peeked.empty() ? "step " + Ordinal(index) + " of " + stage_label : "step " + Quote(peeked);
   YamlMap m = c_.Map(node, "in " + label, kStepKeys);
   ReadName(m, node, "step", label, &step->name);
   if (const YamlNode* v = m.Get("run"))
@@ -486,8 +485,8 @@ void PipelineReader::ReadStepOptions(const YamlMap& m, const std::string& label,
   if (const YamlNode* v = m.Get("keep")) {
     if (c_.String(*v, "'keep'", &step->keep) && step->keep != "never" &&
         step->keep != "on-failure" && step->keep != "always")
-      c_.Error(v->location, "'keep' must be 'never', 'on-failure' or 'always', got " +
-                                DescribeYaml(*v));
+      c_.Error(v->location,
+               "'keep' must be 'never', 'on-failure' or 'always', got " + DescribeYaml(*v));
   }
   if (const YamlNode* v = m.Get("artifacts")) ReadPaths(*v, "'artifacts'", false, &step->artifacts);
   if (const YamlNode* v = m.Get("reports")) ReadReports(*v, label, step);
@@ -538,8 +537,10 @@ void PipelineReader::ReadResourceLists(const YamlMap& m, ResourceSpec* spec) {
       v && ReadStrings(*v, "'volumes'", false, &values, &nodes)) {
     for (std::size_t i = 0; i < values.size(); ++i)
       if (!IsVolume(values[i]))
-        c_.Error(nodes[i]->location, "'volumes' entries must be HOST:CONTAINER[:ro|:rw] with an "
-                                     "absolute CONTAINER path, got " + Quote(values[i]));
+        c_.Error(nodes[i]->location,
+                 "'volumes' entries must be HOST:CONTAINER[:ro|:rw] with an "
+                 "absolute CONTAINER path, got " +
+                     Quote(values[i]));
     spec->volumes = values;
   }
 }
@@ -570,8 +571,9 @@ void PipelineReader::ReadVars(const YamlNode& node, Vars* vars) {
   for (const YamlField& field : m.fields()) {
     std::string value;
     if (!IsVariableName(field.key))
-      c_.Error(field.key_node->location, "invalid variable name " + Quote(field.key) +
-                                             ": use letters, digits and '_', not starting with a digit");
+      c_.Error(field.key_node->location,
+               "invalid variable name " + Quote(field.key) +
+                   ": use letters, digits and '_', not starting with a digit");
     else if (c_.String(*field.value, "'env." + field.key + "'", &value))
       vars->emplace_back(field.key, value);
   }
@@ -609,8 +611,8 @@ void PipelineReader::ReadPaths(const YamlNode& node, std::string_view what, bool
     if (problem.empty())
       out->push_back(values[i]);
     else
-      c_.Error(nodes[i]->location, std::string(what) + " entries " + problem + ", got " +
-                                       Quote(values[i]));
+      c_.Error(nodes[i]->location,
+               std::string(what) + " entries " + problem + ", got " + Quote(values[i]));
   }
 }
 
@@ -685,8 +687,8 @@ void PipelineReader::CheckNeeds(const Stage& stage, const StageMarks& marks,
       if (need == step.name)
         c_.Error(at, "step " + Quote(step.name) + " needs itself");
       else if (target == index.end())
-        c_.Error(at, "step " + Quote(step.name) + " needs " + Quote(need) + ", which is not a step of " +
-                         label + DidYouMean(need, names));
+        c_.Error(at, "step " + Quote(step.name) + " needs " + Quote(need) +
+                         ", which is not a step of " + label + DidYouMean(need, names));
       else if (!seen.insert(need).second)
         c_.Error(at, "step " + Quote(step.name) + " lists " + Quote(need) + " twice in 'needs'");
       else
@@ -737,7 +739,8 @@ void PipelineReader::ReportCycle(const Stage& stage, const NeedsGraph& graph,
   std::string text;
   for (const auto& entry : cycle) text += stage.steps[entry.first].name + " -> ";
   const YamlNode* at = graph[cycle[0].first][cycle[0].second - 1].second;
-  c_.Error(at->location, "'needs' cycle in " + label + ": " + text + stage.steps[cycle[0].first].name);
+  c_.Error(at->location,
+           "'needs' cycle in " + label + ": " + text + stage.steps[cycle[0].first].name);
 }
 
 // SPEC 2 and 7: a deployment or rollout that neither an earlier gate nor
@@ -755,12 +758,14 @@ void PipelineReader::Warn(const Pipeline& p) {
     if (!stage.environment.empty()) deployed.insert(stage.environment);
     if (const auto& rollout = stage.rollout) {
       if (!guarded)
-        c_.Warning(rollout->location, label + " rolls out " +
-                                          (rollout->toggle.empty() ? "a toggle" : Quote(rollout->toggle)) +
-                                          " but " + kProtectionHint);
+        c_.Warning(rollout->location,
+                   label + " rolls out " +
+                       (rollout->toggle.empty() ? "a toggle" : Quote(rollout->toggle)) + " but " +
+                       kProtectionHint);
       if (!rollout->environment.empty() && !deployed.count(rollout->environment))
-        c_.Warning(rollout->location, label + " rolls out in " + Quote(rollout->environment) +
-                                          ", which no stage up to here deploys to: it will never run");
+        c_.Warning(rollout->location,
+                   label + " rolls out in " + Quote(rollout->environment) +
+                       ", which no stage up to here deploys to: it will never run");
     }
     if (stage.gate) gated = true;
   }
@@ -832,18 +837,28 @@ bool InClass(const GlobToken& token, char c) {
 // next[j]: the glob up to and including `token` matches s[0, j), given cur
 // for the glob before it.
 void MatchToken(const GlobToken& token, std::string_view s, const std::vector<char>& cur,
-           std::vector<char>* next) {
+                std::vector<char>* next) {
   std::size_t n = s.size();
   bool reach = false;
   for (std::size_t j = 0; j <= n; ++j) {
     char c = j > 0 ? s[j - 1] : 0;
     bool prev = j > 0 && cur[j - 1];
     switch (token.op) {
-      case GlobToken::kChar: (*next)[j] = prev && c == token.c; break;
-      case GlobToken::kAny: (*next)[j] = prev && c != '/'; break;
-      case GlobToken::kClass: (*next)[j] = prev && c != '/' && InClass(token, c); break;
-      case GlobToken::kStar: (*next)[j] = cur[j] || (j > 0 && (*next)[j - 1] && c != '/'); break;
-      case GlobToken::kGlobStar: (*next)[j] = cur[j] || (j > 0 && (*next)[j - 1]); break;
+      case GlobToken::kChar:
+        (*next)[j] = prev && c == token.c;
+        break;
+      case GlobToken::kAny:
+        (*next)[j] = prev && c != '/';
+        break;
+      case GlobToken::kClass:
+        (*next)[j] = prev && c != '/' && InClass(token, c);
+        break;
+      case GlobToken::kStar:
+        (*next)[j] = cur[j] || (j > 0 && (*next)[j - 1] && c != '/');
+        break;
+      case GlobToken::kGlobStar:
+        (*next)[j] = cur[j] || (j > 0 && (*next)[j - 1]);
+        break;
       case GlobToken::kGlobStarSlash:
         reach = reach || prev;
         (*next)[j] = cur[j] || (c == '/' && reach);

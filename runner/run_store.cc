@@ -210,12 +210,16 @@ bool OwnerAlive(int pid, int64_t start) {
   return now_start != 0 && (start == 0 || now_start == start);
 }
 
-// The running/waiting/queued runs whose owner is gone.
+// The running/waiting/queued runs whose owner is gone. A waiting run that has
+// finished_at was ended by `ladle run` on purpose (no one to approve): it
+// stays waiting, resumed by `ladle run --from`.
 Status FindOrphans(Database* db, std::vector<std::pair<int64_t, int>>* orphans) {
   Statement st;
   Status s = db->Prepare(
       "SELECT id, owner_pid, owner_start FROM runs"
-      " WHERE status IN ('running', 'waiting', 'queued') ORDER BY id",
+      " WHERE status IN ('running', 'queued')"
+      " OR (status = 'waiting' AND (finished_at IS NULL OR finished_at = ''))"
+      " ORDER BY id",
       &st);
   bool row = false;
   while (s.ok() && (s = st.Step(&row)).ok() && row) {

@@ -70,6 +70,10 @@ Status DescribeSource(const std::string& pipeline_file, SourceInfo* info) {
     Git(top, {"rev-parse", "--verify", "-q", "HEAD"}, &info->commit);
     if (!Git(top, {"symbolic-ref", "--short", "-q", "HEAD"}, &info->branch)) info->branch.clear();
   } else {
+    // Outside git, paths in the pipeline are relative to where ladle was
+    // started (as with gitlab-ci-local and act), when the file lies below it.
+    fs::path cwd = fs::current_path(ec);
+    if (!ec && IsWithin(dir.lexically_normal(), cwd)) dir = cwd;
     info->root = dir.lexically_normal().string();
     if (info->root.size() > 1 && info->root.back() == '/') info->root.pop_back();
     info->is_git = false;

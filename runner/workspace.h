@@ -16,7 +16,9 @@
 namespace ladle::runner {
 
 struct SourceInfo {
-  std::string root;     // the working tree: git top level, else the pipeline file's directory
+  // The working tree: the git top level; outside git, the current directory
+  // when the pipeline file lies below it, else the file's directory.
+  std::string root;
   bool is_git = false;
   std::string commit;   // HEAD, empty outside git
   std::string branch;   // current branch, empty when detached or outside git

@@ -69,8 +69,7 @@ const YamlNode* YamlMap::Get(std::string_view key) const {
   return field ? field->value : nullptr;
 }
 
-YamlChecker::YamlChecker(std::string file, std::vector<Diagnostic>* out,
-                         std::size_t max_visits)
+YamlChecker::YamlChecker(std::string file, std::vector<Diagnostic>* out, std::size_t max_visits)
     : file_(std::move(file)), out_(out), visits_left_(max_visits) {}
 
 void YamlChecker::Error(Location at, std::string message) {
@@ -130,8 +129,8 @@ void YamlChecker::AddPairs(const YamlNode& node, std::string_view where,
 }
 
 void YamlChecker::Merge(const YamlNode& source, std::string_view where,
-                        const std::vector<std::string_view>& known, YamlKeys keys,
-                        int merge_depth, YamlMap* map) {
+                        const std::vector<std::string_view>& known, YamlKeys keys, int merge_depth,
+                        YamlMap* map) {
   if (merge_depth >= kMaxMergeDepth) {
     Error(source.location, "merge keys ('<<') nested too deeply");
     return;
@@ -141,8 +140,8 @@ void YamlChecker::Merge(const YamlNode& source, std::string_view where,
     return;
   }
   if (source.kind != YamlNode::Kind::kList) {
-    Error(source.location, "'<<' (a merge key) must be a map or a list of maps, got " +
-                               DescribeYaml(source));
+    Error(source.location,
+          "'<<' (a merge key) must be a map or a list of maps, got " + DescribeYaml(source));
     return;
   }
   for (const YamlNode* item : source.items()) {
@@ -153,8 +152,8 @@ void YamlChecker::Merge(const YamlNode& source, std::string_view where,
 }
 
 void YamlChecker::AddPair(const YamlNode& key, const YamlNode& value, std::string_view where,
-                          const std::vector<std::string_view>& known, YamlKeys keys,
-                          bool merged, YamlMap* map) {
+                          const std::vector<std::string_view>& known, YamlKeys keys, bool merged,
+                          YamlMap* map) {
   if (key.kind != YamlNode::Kind::kScalar) {
     Error(key.location, "keys must be strings, got " + DescribeYaml(key));
     return;
@@ -166,8 +165,7 @@ void YamlChecker::AddPair(const YamlNode& key, const YamlNode& value, std::strin
     return;
   }
   if (keys == YamlKeys::kKnownAndHidden && key.value().substr(0, 1) == ".") return;
-  if (keys != YamlKeys::kAny &&
-      std::find(known.begin(), known.end(), key.value()) == known.end()) {
+  if (keys != YamlKeys::kAny && std::find(known.begin(), known.end(), key.value()) == known.end()) {
     Error(key.location, "unknown key " + Quote(key.value()) + " " + std::string(where) +
                             DidYouMean(key.value(), known));
     return;
@@ -183,8 +181,8 @@ bool YamlChecker::Items(const YamlNode& node, std::string_view what, bool single
     return true;
   }
   if (node.kind != YamlNode::Kind::kList) {
-    Error(node.location, std::string(what) + " must be a list" +
-                             (single_ok ? " or a string" : "") + ", got " + DescribeYaml(node));
+    Error(node.location, std::string(what) + " must be a list" + (single_ok ? " or a string" : "") +
+                             ", got " + DescribeYaml(node));
     return false;
   }
   for (const YamlNode* item : node.items()) {
@@ -203,8 +201,8 @@ bool YamlChecker::String(const YamlNode& node, std::string_view what, std::strin
   return true;
 }
 
-bool YamlChecker::Int(const YamlNode& node, std::string_view what, long long min,
-                      long long max, int* out) {
+bool YamlChecker::Int(const YamlNode& node, std::string_view what, long long min, long long max,
+                      int* out) {
   if (node.kind != YamlNode::Kind::kScalar || !node.plain || !IsInteger(node.value())) {
     Error(node.location, std::string(what) + " must be an integer, got " + DescribeYaml(node));
     return false;
@@ -212,10 +210,11 @@ bool YamlChecker::Int(const YamlNode& node, std::string_view what, long long min
   errno = 0;
   long long value = std::strtoll(node.value().c_str(), nullptr, 10);
   if (errno == ERANGE || value < min || value > max) {
-    std::string range = max == kNoMax ? "at least " + std::to_string(min)
-                                      : "between " + std::to_string(min) + " and " +
-                                            std::to_string(max);
-    Error(node.location, std::string(what) + " must be " + range + ", got " + Shorten(node.value()));
+    std::string range = max == kNoMax
+                            ? "at least " + std::to_string(min)
+                            : "between " + std::to_string(min) + " and " + std::to_string(max);
+    Error(node.location,
+          std::string(what) + " must be " + range + ", got " + Shorten(node.value()));
     return false;
   }
   *out = static_cast<int>(value);

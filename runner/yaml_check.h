@@ -29,7 +29,7 @@ struct YamlField {
 // The checked pairs of one map: each key once, in document order.
 class YamlMap {
  public:
-  const YamlNode* Get(std::string_view key) const;     // nullptr when absent
+  const YamlNode* Get(std::string_view key) const;    // nullptr when absent
   const YamlField* Find(std::string_view key) const;  // nullptr when absent
   const std::vector<YamlField>& fields() const { return fields_; }
 

@@ -85,9 +85,8 @@ std::string BadByte(std::string_view text, std::size_t i, std::size_t* length) {
 bool CheckInput(std::string_view text, const YamlLimits& limits, YamlError* error) {
   if (text.size() > limits.max_bytes) {
     error->location = Location{};
-    error->message = "the file is too large: " + std::to_string(text.size()) +
-                     " bytes, over the " + std::to_string(limits.max_bytes >> 20) +
-                     " MB limit";
+    error->message = "the file is too large: " + std::to_string(text.size()) + " bytes, over the " +
+                     std::to_string(limits.max_bytes >> 20) + " MB limit";
     return false;
   }
   for (std::size_t i = 0, length = 1; i < text.size(); i += length) {
@@ -142,8 +141,7 @@ class YamlTreeBuilder : public YAML::EventHandler {
   void OnDocumentStart(const YAML::Mark& mark) override {
     if (++documents_ == 1) return;
     YamlError error{Location{mark.line + 1, mark.column + 1},
-                    "a second YAML document starts here; a pipeline file holds exactly one",
-                    true};
+                    "a second YAML document starts here; a pipeline file holds exactly one", true};
     throw YamlStop{error};
   }
   void OnDocumentEnd() override {}
@@ -249,8 +247,7 @@ class YamlTreeBuilder : public YAML::EventHandler {
   // before it (a list's "-").
   Location EmptyLocation(const YAML::Mark& mark) {
     if (!stack_.empty() && stack_.back().key) return stack_.back().key->location;
-    std::size_t pos = std::min(mark.pos < 0 ? 0 : static_cast<std::size_t>(mark.pos),
-                               text_.size());
+    std::size_t pos = std::min(mark.pos < 0 ? 0 : static_cast<std::size_t>(mark.pos), text_.size());
     while (pos > 0 && std::string_view(" \t\r\n").find(text_[pos - 1]) != std::string_view::npos)
       --pos;
     if (pos > 0) --pos;
@@ -312,7 +309,7 @@ class YamlTreeBuilder : public YAML::EventHandler {
   YamlDocument* doc_;
   std::vector<Frame> stack_;
   std::unordered_map<YAML::anchor_t, const YamlNode*> anchors_;  // completed nodes only
-  std::vector<std::size_t> line_starts_;  // built on first use
+  std::vector<std::size_t> line_starts_;                         // built on first use
   std::size_t count_ = 0;
   int documents_ = 0;
 };

@@ -34,7 +34,9 @@ class YamlNode {
   // booleans or the merge key "<<"; `"3"` is a string.
   bool plain = true;
 
-  const std::string& value() const { return content().value_; }  // kScalar; kNull: "~", "null" or ""
+  const std::string& value() const {
+    return content().value_;
+  }  // kScalar; kNull: "~", "null" or ""
   const std::vector<const YamlNode*>& items() const { return content().items_; }  // kList
   const std::vector<Pair>& pairs() const { return content().pairs_; }  // kMap, as written
 

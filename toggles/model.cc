@@ -81,7 +81,10 @@ Status TypeError(const std::string& path, const std::string& expected, const jso
   return Error(path, "expected " + expected + ", found " + TypeName(j));
 }
 
-std::string Quote(std::string_view s) { return json(std::string(s)).dump(); }
+// Replaces invalid UTF-8 rather than throwing: messages quote user input.
+std::string Quote(std::string_view s) {
+  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 // --- readers: each checks presence and JSON type, and names the field ---
 

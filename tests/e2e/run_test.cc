@@ -80,7 +80,8 @@ class RunTest : public ::testing::Test {
     return json();
   }
   static json StepOf(const json& run, const std::string& stage, const std::string& step) {
-    for (const json& s : Stage(run, stage)["steps"])
+    const json st = Stage(run, stage);
+    for (const json& s : st["steps"])
       if (s["name"] == step) return s;
     return json();
   }

@@ -279,7 +279,12 @@ TEST_F(LocalEngineTest, BackgroundJobHoldingTheOutputDoesNotHangTheStep) {
 
 // Not holding the pipes, it would not block Stream: it must still be ended.
 TEST_F(LocalEngineTest, NothingOfTheStepOutlivesStream) {
-  StepSpec spec = Spec("sleep 1000 >/dev/null 2>&1 & setsid sleep 1000 >/dev/null 2>&1 & echo started");
+  // Waits for setsid to have happened, or the group kill alone would do.
+  StepSpec spec = Spec(
+      "sleep 1000 >/dev/null 2>&1 &\n"
+      "setsid sleep 1000 >/dev/null 2>&1 &\n"
+      "until [ \"$(cut -d' ' -f6 /proc/$!/stat)\" = $! ]; do sleep 0.01; done\n"
+      "echo started");
   Result r = Run(spec);
   EXPECT_EQ("started\n", r.out);
   EXPECT_TRUE(ProcessesWith(Marker(spec)).empty());

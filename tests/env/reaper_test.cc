@@ -139,7 +139,7 @@ TEST(ReaperTest, ReapsOrphansReparentedToLadle) {
 }
 
 TEST(ReaperTest, ManyThreadsLaunchingAtOnceLoseNoStatus) {
-  constexpr int kThreads = 8, kPerThread = 50;
+  constexpr int kThreads = 8, kPerThread = 25;
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {

@@ -59,10 +59,10 @@ TEST(RunCommandTest, RunsInTheGivenDirectoryWithArgumentsVerbatim) {
   ASSERT_NE(nullptr, ::mkdtemp(dir_template));
   const std::string dir = dir_template;
   CommandResult result;
-  Status s = RunCommand({"sh", "-c", "pwd -P; printf '[%s]' \"$1\"", "sh", "a b  'c'"}, dir, &result);
+  Status s = RunCommand({"sh", "-c", "pwd -P; printf '[%s]' \"$@\"", "sh", "a b  'c'", "", "$HOME"}, dir, &result);
   ::rmdir(dir.c_str());
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(dir + "\n[a b  'c']", result.out);
+  EXPECT_EQ(dir + "\n[a b  'c'][][$HOME]", result.out);
 }
 
 TEST(RunCommandTest, TimesOutWithTerm) {

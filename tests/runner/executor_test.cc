@@ -202,7 +202,7 @@ stages:
 )",
       options);
   ASSERT_EQ(1u, engine_.created().size());
-  const env::StepSpec& spec = engine_.created()[0];
+  const env::StepSpec spec = engine_.created()[0];
   EXPECT_EQ("pipeline", Env(spec, "A"));
   EXPECT_EQ("stage", Env(spec, "B"));
   EXPECT_EQ("step", Env(spec, "C"));
@@ -250,6 +250,20 @@ stages:
 )");
   EXPECT_EQ(kSuccess, run.status) << StageOf(run, "test").message;
   EXPECT_EQ(2, StageOf(run, "test").tests->passed);
+}
+
+TEST_F(ExecutorTest, UnreadableReportFailsTheGateEvenWithMinimumZero) {
+  fs::create_directories(root_ / "ws/out");
+  std::ofstream(root_ / "ws/out/a.xml") << "<testsuite><testcase name='x'";
+  RunRecord run = Run(R"(name: p
+stages:
+  - name: test
+    gate: {min_tests: 0}
+    steps: [{name: unit, run: "true", reports: {junit: "out/*.xml"}}]
+)");
+  EXPECT_EQ(kFailed, StageOf(run, "test").status);
+  EXPECT_NE(std::string::npos, StageOf(run, "test").message.find("unreadable test report"))
+      << StageOf(run, "test").message;
 }
 
 TEST_F(ExecutorTest, StepOptionRunsOnlyThatStepIgnoringNeeds) {

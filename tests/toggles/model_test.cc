@@ -132,6 +132,10 @@ TEST(ModelErrorTest, Type) {
   EXPECT_EQ("type: must be one of release, experiment, ops, kill-switch, permission, "
             "dark-launch, got \"feature\"",
             ToggleError(R"({"key": "k", "type": "feature"})"));
+  ToggleType unused;
+  EXPECT_EQ("type: must be one of release, experiment, ops, kill-switch, permission, "
+            "dark-launch, got \"\xef\xbf\xbd\"",
+            ParseToggleType("\xff", &unused).ToString());  // invalid UTF-8: no throw
   for (const char* type : {"release", "experiment", "ops", "kill-switch", "permission",
                            "dark-launch"}) {
     ToggleType t;
@@ -287,6 +291,26 @@ TEST(ModelErrorTest, ValidateUsesTheSameRules) {
   EXPECT_TRUE(Validate(t).ok());
   t.variants = {Variant{"a", 900, "x"}};
   EXPECT_EQ("variants: weights must sum to 1000, got 900", Validate(t).ToString());
+}
+
+// The API reports, never throws: every truncation and many single-byte
+// mutations of a valid toggle.
+TEST(ModelErrorTest, NeverThrowsOnDamagedInput) {
+  const std::string full = kFullToggle;
+  for (size_t n = 0; n < full.size(); ++n) {
+    Toggle t;
+    Status s;
+    EXPECT_NO_THROW(s = ParseToggleText(full.substr(0, n), &t));
+    EXPECT_FALSE(s.ok()) << n;
+  }
+  for (size_t i = 0; i < full.size(); ++i) {
+    for (char c : {'"', '1', '-', '{', ']', 'x', '\xff', '\0'}) {
+      std::string damaged = full;
+      damaged[i] = c;
+      Toggle t;
+      EXPECT_NO_THROW(ParseToggleText(damaged, &t));
+    }
+  }
 }
 
 TEST(ModelErrorTest, InvalidToggleLeavesOutputAlone) {
