@@ -371,6 +371,14 @@ void Executor::ScheduleSteps(StageContext* ctx) {
     if (!pending && ctx->running == 0) break;
     cv_.wait_for(lock, std::chrono::milliseconds(100));
     SuperviseRunning(ctx);
+    // Join finished threads now: their stacks would otherwise stay mapped,
+    // and every later fork would copy more page tables.
+    for (auto& sr : ctx->steps)
+      if (sr->state == StepRun::kDone && sr->thread.joinable()) {
+        lock.unlock();
+        sr->thread.join();
+        lock.lock();
+      }
   }
   lock.unlock();
   for (auto& sr : ctx->steps)

@@ -199,6 +199,7 @@ class PipelineReader {
   // Stage level.
   void ReadStage(const YamlNode& node, std::size_t index, const Pipeline& p, Stage* stage);
   void ReadStageOptions(const YamlMap& m, const std::string& label, Stage* stage);
+  void ReadApproval(const YamlNode& node, Stage* stage);
   void ReadGate(const YamlNode& node, const std::string& label, Stage* stage);
   void ReadWhen(const YamlNode& node, const std::string& label, Stage* stage);
   void ReadRollback(const YamlNode& node, const std::string& label, Stage* stage);
@@ -333,12 +334,7 @@ void PipelineReader::ReadStageOptions(const YamlMap& m, const std::string& label
     marks_.back().environment = v->location;
   }
   if (const YamlNode* v = m.Get("when")) ReadWhen(*v, label, stage);
-  if (const YamlNode* v = m.Get("approval")) {
-    std::string approval;
-    if (c_.String(*v, "'approval'", &approval) && approval != "manual")
-      c_.Error(v->location, "'approval' must be 'manual', got " + DescribeYaml(*v));
-    stage->manual_approval = approval == "manual";
-  }
+  if (const YamlNode* v = m.Get("approval")) ReadApproval(*v, stage);
   if (const YamlNode* v = m.Get("toggles")) ReadPath(*v, "'toggles'", &stage->toggles_file);
   if (const YamlNode* v = m.Get("rollback")) {
     ReadRollback(*v, label, stage);
@@ -351,6 +347,13 @@ void PipelineReader::ReadStageOptions(const YamlMap& m, const std::string& label
     ReadRollout(*v, label, stage);
     if (stage->rollout) stage->rollout->location = m.Find("rollout")->key_node->location;
   }
+}
+
+void PipelineReader::ReadApproval(const YamlNode& node, Stage* stage) {
+  std::string approval;
+  if (c_.String(node, "'approval'", &approval) && approval != "manual")
+    c_.Error(node.location, "'approval' must be 'manual', got " + DescribeYaml(node));
+  stage->manual_approval = approval == "manual";
 }
 
 void PipelineReader::ReadGate(const YamlNode& node, const std::string& label, Stage* stage) {
@@ -867,6 +870,35 @@ void MatchToken(const GlobToken& token, std::string_view s, const std::vector<ch
   }
 }
 
+// ---- Durations ------------------------------------------------------------
+
+struct DurationUnit {
+  std::string_view suffix;
+  long long ms;
+  int rank;  // larger units first
+};
+// "ms" is tried before "m".
+constexpr DurationUnit kDurationUnits[] = {
+    {"h", 3600000, 0}, {"ms", 1, 3}, {"m", 60000, 1}, {"s", 1000, 2}};
+// 12 digits of hours stay far below 2^63 milliseconds, even summed.
+constexpr std::size_t kMaxDurationDigits = 12;
+
+// Takes "<digits><unit>" from the front of *text.
+bool TakeDurationPart(std::string_view* text, long long* ms, int* rank) {
+  std::size_t digits = std::min(text->find_first_not_of(kDigits), text->size());
+  if (digits == 0 || digits > kMaxDurationDigits) return false;
+  long long value = std::stoll(std::string(text->substr(0, digits)));
+  text->remove_prefix(digits);
+  for (const DurationUnit& unit : kDurationUnits) {
+    if (text->substr(0, unit.suffix.size()) != unit.suffix) continue;
+    text->remove_prefix(unit.suffix.size());
+    *ms = value * unit.ms;
+    *rank = unit.rank;
+    return true;
+  }
+  return false;
+}
+
 // ---- Files ----------------------------------------------------------------
 
 std::string TooLarge(std::size_t size, std::size_t limit) {
@@ -992,34 +1024,22 @@ bool LoadPipeline(const std::string& path, Pipeline* pipeline,
 }
 
 bool ParseDuration(std::string_view text, std::chrono::milliseconds* out) {
-  struct Unit {
-    std::string_view suffix;
-    long long ms;
-  };
-  // Largest first, each at most once: "1h30m", not "30m1h".
-  static constexpr Unit kUnits[] = {{"h", 3600000}, {"ms", 1}, {"m", 60000}, {"s", 1000}};
-  static constexpr int kRank[] = {0, 3, 1, 2};
-  constexpr std::size_t kMaxDigits = 12;  // keeps the sum far from overflow
-  if (!text.empty() && AllOf(text, kDigits)) {
-    if (text.size() > kMaxDigits) return false;
+  if (!text.empty() && AllOf(text, kDigits)) {  // plain seconds
+    if (text.size() > kMaxDurationDigits) return false;
     *out = std::chrono::seconds(std::stoll(std::string(text)));
     return true;
   }
   long long total = 0;
   int last_rank = -1;
   while (!text.empty()) {
-    std::size_t digits = std::min(text.find_first_not_of(kDigits), text.size());
-    if (digits == 0 || digits > kMaxDigits) return false;
-    long long value = std::stoll(std::string(text.substr(0, digits)));
-    text.remove_prefix(digits);
-    int u = 0;
-    while (u < 4 && text.substr(0, kUnits[u].suffix.size()) != kUnits[u].suffix) ++u;
-    if (u == 4 || kRank[u] <= last_rank) return false;
-    last_rank = kRank[u];
-    total += value * kUnits[u].ms;
-    text.remove_prefix(kUnits[u].suffix.size());
+    long long ms;
+    int rank;
+    // Largest unit first, each at most once: "1h30m", not "30m1h" or "1m1m".
+    if (!TakeDurationPart(&text, &ms, &rank) || rank <= last_rank) return false;
+    total += ms;
+    last_rank = rank;
   }
-  if (last_rank < 0) return false;
+  if (last_rank < 0) return false;  // empty
   *out = std::chrono::milliseconds(total);
   return true;
 }
