@@ -7,7 +7,9 @@
 # Usage: tests/bench/run_overhead.sh [BUILD_DIR]   (default: build)
 set -eu
 cd "$(dirname "$0")/../.."
-LADLE="$(pwd)/${1:-build}/ladle"
+BUILD=${1:-build}
+case "$BUILD" in /*) ;; *) BUILD="$(pwd)/$BUILD" ;; esac
+LADLE="$BUILD/ladle"
 [ -x "$LADLE" ] || { echo "build ladle first (scripts/build.sh)"; exit 2; }
 command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
 command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null

@@ -246,6 +246,17 @@ stages:
   EXPECT_NE(0, Sh("pgrep -f 'sleep 100[34]'").code) << "every step's tree must end";
 }
 
+TEST_F(RunTest, CancelCommandStopsARunOfAnotherProcess) {
+  Write("ladle.yml", "name: c\nstages:\n  - name: s\n    steps:\n      - {name: a, run: sleep 1006}\n");
+  std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();
+  Result r = Sh(ladle + " run > /dev/null 2>&1 & pid=$!; sleep 1; " + ladle +
+                " cancel 1; wait $pid; echo \"exit=$?\"");
+  EXPECT_NE(std::string::npos, r.out.find("cancelling run 1")) << r.all();
+  EXPECT_NE(std::string::npos, r.out.find("exit=143")) << r.all();
+  EXPECT_EQ("cancelled", Show(1)["status"]);
+  EXPECT_EQ(2, Ladle({"cancel", "1"}).code) << "a finished run cannot be cancelled";
+}
+
 TEST_F(RunTest, KilledRunnerLeavesARunMarkedInterrupted) {
   Write("ladle.yml", "name: k\nstages:\n  - name: s\n    steps:\n      - {name: a, run: sleep 1005}\n");
   std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();

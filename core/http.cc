@@ -1,0 +1,256 @@
+#include "core/http.h"
+
+#include <nlohmann/json.hpp>
+
+namespace ladle {
+namespace {
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Splits "a=1&b=2" into decoded pairs; "a" alone has an empty value.
+bool ParseQuery(std::string_view query, HttpFields* out) {
+  std::string name, value;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string_view raw_value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (!PercentDecode(pair.substr(0, eq), true, &name) ||
+        !PercentDecode(raw_value, true, &value)) {
+      return false;
+    }
+    out->Add(name, value);
+  }
+  return true;
+}
+
+// The status each Status code stands for at the HTTP edge, with its error CODE.
+std::pair<int, const char*> HttpErrorFor(Code code) {
+  switch (code) {
+    case Code::kInvalid: return {400, "bad_request"};
+    case Code::kUnauthorized: return {401, "unauthorized"};
+    case Code::kPermission: return {403, "forbidden"};
+    case Code::kNotFound: return {404, "not_found"};
+    case Code::kConflict: return {409, "conflict"};
+    case Code::kPrecondition: return {412, "precondition_failed"};
+    case Code::kTooLarge: return {413, "payload_too_large"};
+    case Code::kUnavailable: return {503, "unavailable"};
+    case Code::kCancelled: return {503, "cancelled"};
+    default: return {500, "internal"};
+  }
+}
+
+}  // namespace
+
+// ---- HttpFields ----
+
+bool HttpFields::Matches(const std::string& a, std::string_view b) const {
+  if (a.size() != b.size()) return false;
+  if (!ignore_case_) return a == b;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+const std::string* HttpFields::Find(std::string_view name) const {
+  for (const Entry& e : *this) {
+    if (Matches(e.first, name)) return &e.second;
+  }
+  return nullptr;
+}
+
+std::string_view HttpFields::Get(std::string_view name) const {
+  const std::string* v = Find(name);
+  return v ? std::string_view(*v) : std::string_view();
+}
+
+std::vector<std::string_view> HttpFields::GetAll(std::string_view name) const {
+  std::vector<std::string_view> all;
+  for (const Entry& e : *this) {
+    if (Matches(e.first, name)) all.push_back(e.second);
+  }
+  return all;
+}
+
+void HttpFields::Add(std::string_view name, std::string_view value) {
+  if (size_ == entries_.size()) entries_.emplace_back();
+  // assign() reuses the spare entry's capacity.
+  entries_[size_].first.assign(name.data(), name.size());
+  entries_[size_].second.assign(value.data(), value.size());
+  ++size_;
+}
+
+void HttpFields::Set(std::string_view name, std::string_view value) {
+  Remove(name);
+  Add(name, value);
+}
+
+void HttpFields::Remove(std::string_view name) {
+  size_t kept = 0;
+  for (size_t i = 0; i < size_; ++i) {
+    if (Matches(entries_[i].first, name)) continue;
+    if (kept != i) std::swap(entries_[kept], entries_[i]);
+    ++kept;
+  }
+  size_ = kept;
+}
+
+// ---- HttpRequest ----
+
+bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    if (c == '\0') return false;
+    out->push_back(c);
+  }
+  return true;
+}
+
+HttpRequest HttpRequest::For(std::string method, std::string_view target, std::string body) {
+  HttpRequest request;
+  request.method = std::move(method);
+  request.SetTarget(target);
+  request.body = std::move(body);
+  return request;
+}
+
+bool HttpRequest::SetTarget(std::string_view raw) {
+  target.assign(raw.data(), raw.size());
+  path.clear();
+  query.Clear();
+  std::string_view rest = raw;
+  // Absolute form: drop "scheme://authority".
+  size_t scheme = rest.find("://");
+  if (!rest.empty() && rest[0] != '/' && scheme != std::string_view::npos) {
+    size_t slash = rest.find('/', scheme + 3);
+    rest = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  }
+  size_t q = rest.find('?');
+  if (!PercentDecode(rest.substr(0, q), false, &path)) return false;
+  if (q != std::string_view::npos && !ParseQuery(rest.substr(q + 1), &query)) return false;
+  return true;
+}
+
+void HttpRequest::Reset() {
+  method.clear();
+  target.clear();
+  path.clear();
+  query.Clear();
+  headers.Clear();
+  body.clear();
+  version = 11;
+  params.Clear();
+  route = std::string_view();
+  route_id = -1;
+}
+
+// ---- HttpResponse ----
+
+HttpResponse HttpResponse::Json(int status, const nlohmann::json& body) {
+  HttpResponse response;
+  response.status = status;
+  response.headers.Add("Content-Type", "application/json");
+  // Replace invalid UTF-8 rather than throw: a response must always render.
+  response.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return response;
+}
+
+HttpResponse HttpResponse::Text(int status, std::string body, std::string_view content_type) {
+  HttpResponse response;
+  response.status = status;
+  response.headers.Add("Content-Type", content_type);
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse HttpResponse::NoContent() {
+  HttpResponse response;
+  response.status = 204;
+  return response;
+}
+
+HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_view message) {
+  return Json(status, nlohmann::json{{"error", code}, {"message", message}});
+}
+
+HttpResponse HttpResponse::FromStatus(const Status& status) {
+  auto [http_status, code] = HttpErrorFor(status.code());
+  return Error(http_status, code, status.message());
+}
+
+HttpResponse HttpResponse::Stream(std::shared_ptr<StreamSource> source,
+                                  std::string_view content_type, StreamOptions options) {
+  HttpResponse response;
+  response.headers.Add("Content-Type", content_type);
+  response.stream = std::move(source);
+  response.stream_options = std::move(options);
+  return response;
+}
+
+namespace {
+class LambdaSource : public StreamSource {
+ public:
+  explicit LambdaSource(std::function<void(std::shared_ptr<StreamWriter>)> start)
+      : start_(std::move(start)) {}
+  void Start(std::shared_ptr<StreamWriter> writer) override { start_(std::move(writer)); }
+
+ private:
+  std::function<void(std::shared_ptr<StreamWriter>)> start_;
+};
+}  // namespace
+
+HttpResponse HttpResponse::Stream(std::function<void(std::shared_ptr<StreamWriter>)> start,
+                                  std::string_view content_type, StreamOptions options) {
+  return Stream(std::make_shared<LambdaSource>(std::move(start)), content_type,
+                std::move(options));
+}
+
+// ---- StringStreamWriter ----
+
+bool StringStreamWriter::Send(std::shared_ptr<const std::string> data) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return false;
+  if (data_.size() + data->size() > max_bytes_) {
+    closed_ = true;
+    return false;
+  }
+  data_ += *data;
+  return true;
+}
+
+void StringStreamWriter::Close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+}
+
+bool StringStreamWriter::closed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
+}
+
+std::string StringStreamWriter::data() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return data_;
+}
+
+}  // namespace ladle

@@ -1,0 +1,189 @@
+// DockerClient: the Docker Engine API over the daemon's socket, with libcurl.
+//
+// Speaks plain HTTP/1.1 to `unix://PATH` (CURLOPT_UNIX_SOCKET_PATH) or
+// `tcp://HOST:PORT` (no TLS), under the /vX.YZ prefix negotiated at Connect
+// (the lower of the daemon's version and kMaxApiVersion). Only endpoints
+// that Podman's Docker-compatible API serves too are used, so a Podman socket
+// works the same. Proxies from the environment are ignored: the daemon is
+// always reached directly.
+//
+// Thread-safety: every call uses its own curl handle and connection, and the
+// object is immutable after Connect, so any method may be called from any
+// thread concurrently (Kill from one thread while another follows the logs).
+#ifndef LADLE_ENV_DOCKER_CLIENT_H_
+#define LADLE_ENV_DOCKER_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "env/engine.h"
+
+namespace ladle::env {
+
+constexpr char kDefaultDockerHost[] = "unix:///var/run/docker.sock";
+
+// Where the daemon listens.
+struct DockerEndpoint {
+  std::string host;         // as the user gave it, for messages ("unix:///var/run/docker.sock")
+  std::string socket_path;  // unix: the socket file; empty for tcp
+  std::string base_url;     // "http://localhost" (unix) or "http://HOST:PORT" (tcp)
+};
+
+// $DOCKER_HOST, or kDefaultDockerHost when it is unset or empty.
+std::string DockerHostFromEnvironment();
+
+// Parses `unix:///PATH` or `tcp://HOST:PORT` (the port defaults to 2375);
+// empty means kDefaultDockerHost. Invalid for other schemes (ssh://, npipe://)
+// and malformed values, naming DOCKER_HOST.
+Status ParseDockerHost(const std::string& docker_host, DockerEndpoint* endpoint);
+
+// The message for a connection that failed before any HTTP was spoken,
+// saying what to do: refused or missing socket ("is dockerd running?"),
+// permission denied ("add yourself to the docker group"), timeout.
+// `os_errno` is the errno curl saw (0 when unknown).
+std::string DescribeConnectError(const DockerEndpoint& endpoint, int os_errno,
+                                 const std::string& curl_error, bool timed_out);
+
+// "1.41" < "1.43": compares MAJOR.MINOR numerically; malformed sorts first.
+int CompareApiVersions(const std::string& a, const std::string& b);
+
+// Splits an image reference into the fromImage and tag parameters of
+// POST /images/create: "reg:5000/a/b:1" -> ("reg:5000/a/b", "1"); no tag ->
+// "latest"; "x@sha256:..." -> ("x", "sha256:...").
+void SplitImageReference(const std::string& image, std::string* name, std::string* tag);
+
+// Splits the multiplexed stream of /containers/{id}/logs (no TTY) into
+// stdout and stderr. Each frame is an 8-byte header (stream id: 0 stdin,
+// 1 stdout, 2 stderr, 3 a daemon error; 3 zero bytes; big-endian payload
+// length) and the payload. Payloads are passed on as their bytes arrive,
+// not held until a frame is complete, so memory stays bounded by the chunk.
+// Not thread-safe.
+class LogDemuxer {
+ public:
+  using Callback = std::function<void(OutputStream, std::string_view)>;
+  explicit LogDemuxer(Callback on_output) : on_output_(std::move(on_output)) {}
+
+  void Feed(std::string_view data);
+  // True when the input ended inside a frame (a truncated stream).
+  bool MidFrame() const { return header_len_ != 0 || remaining_ != 0; }
+  // Text the daemon sent on stream 3 (an error in the middle of the logs).
+  const std::string& daemon_error() const { return daemon_error_; }
+
+ private:
+  void Emit(std::string_view payload);
+
+  Callback on_output_;
+  unsigned char header_[8] = {};
+  size_t header_len_ = 0;
+  uint32_t remaining_ = 0;
+  int stream_ = 1;
+  std::string daemon_error_;
+};
+
+struct DockerResponse {
+  long status = 0;   // HTTP status
+  std::string body;
+  // {"message": "..."} of an error response, else the body itself.
+  std::string ErrorMessage() const;
+};
+
+// One container as GET /containers/json lists it.
+struct ContainerSummary {
+  std::string id;
+  std::string name;   // without the leading '/'
+  std::string state;  // "running", "exited", "created", ...
+  std::map<std::string, std::string> labels;
+};
+
+class DockerClient {
+ public:
+  static constexpr char kMaxApiVersion[] = "1.43";  // the newest API ladle was written against
+  static constexpr char kMinApiVersion[] = "1.30";  // wait?condition, Init, NanoCpus
+  static constexpr std::chrono::seconds kRequestTimeout{120};
+
+  using Clock = std::chrono::steady_clock;
+  // Called with each piece of a streamed body as it arrives; false stops.
+  using DataCallback = std::function<bool(std::string_view)>;
+  // Polled about once a second while a stream is idle; true aborts it.
+  using AbortCheck = std::function<bool()>;
+
+  // Pings the daemon (GET /_ping, with /version as a fallback for the
+  // version) within `timeout` and negotiates the API version. Unavailable,
+  // with a message that says what to do, when nothing usable answers.
+  static Status Connect(const DockerEndpoint& endpoint, std::chrono::milliseconds timeout,
+                        std::unique_ptr<DockerClient>* client);
+
+  const DockerEndpoint& endpoint() const { return endpoint_; }
+  const std::string& api_version() const { return api_version_; }
+
+  // --- Raw HTTP ---------------------------------------------------------
+  // `path` is below the version prefix, with its query ("/containers/json?all=1").
+  // A non-2xx answer is not an error here: check response->status. Errors
+  // are transport failures only (Unavailable, with DescribeConnectError's
+  // advice). timeout 0: none.
+  Status Call(const std::string& method, const std::string& path, const std::string& body,
+              DockerResponse* response,
+              std::chrono::milliseconds timeout = kRequestTimeout) const;
+  // The same, passing a 2xx body to `on_data` as it arrives (an error body
+  // is collected into response->body instead). No overall timeout. Cancelled
+  // when `on_data` returns false or `abort` returns true.
+  Status CallStreaming(const std::string& method, const std::string& path,
+                       const std::string& body, const DataCallback& on_data,
+                       DockerResponse* response, const AbortCheck& abort = nullptr) const;
+
+  // --- Containers ---------------------------------------------------------
+  // POST /containers/create?name=NAME. NotFound when the image (or a named
+  // network) is missing, Conflict when the name is taken.
+  Status CreateContainer(const std::string& name, const nlohmann::json& config,
+                         std::string* id) const;
+  Status StartContainer(const std::string& id) const;
+  // Follows stdout and stderr from the container's start until it ends
+  // (GET /containers/{id}/logs?follow=1&stdout=1&stderr=1).
+  Status FollowLogs(const std::string& id, const LogDemuxer::Callback& on_output,
+                    const AbortCheck& abort = nullptr) const;
+  // POST /containers/{id}/wait?condition=not-running: blocks until it has
+  // stopped; its exit code.
+  Status WaitContainer(const std::string& id, int* exit_code) const;
+  // POST /containers/{id}/kill. A container that is gone or not running is
+  // not an error (there is nothing left to signal).
+  Status KillContainer(const std::string& id, int signal) const;
+  // DELETE /containers/{id}?force=1&v=1. A missing container is not an error.
+  Status RemoveContainer(const std::string& id) const;
+  Status RenameContainer(const std::string& id, const std::string& new_name) const;
+  // POST /commit: a new untagged image of the container's file system with
+  // `config` (Cmd, Labels, ...) merged over the container's own. Its id.
+  Status CommitContainer(const std::string& id, const nlohmann::json& config,
+                         std::string* image_id) const;
+  // GET /containers/json?all=1 with `filters` ({"label": ["k=v"]}).
+  Status ListContainers(const nlohmann::json& filters, std::vector<ContainerSummary>* out) const;
+
+  // --- Images ------------------------------------------------------------
+  Status ImageExists(const std::string& image, bool* exists) const;
+  // DELETE /images/{image}. A missing image is not an error.
+  Status RemoveImage(const std::string& image) const;
+  // POST /images/create. `progress` gets one line per layer state change
+  // ("3f4d90098f5b: Pull complete") and the daemon's summary lines.
+  // Unavailable with the registry's or daemon's reason when it fails.
+  Status PullImage(const std::string& image,
+                   const std::function<void(const std::string&)>& progress) const;
+
+ private:
+  DockerClient(DockerEndpoint endpoint, std::string api_version)
+      : endpoint_(std::move(endpoint)), api_version_(std::move(api_version)) {}
+
+  const DockerEndpoint endpoint_;
+  const std::string api_version_;  // "1.41"
+};
+
+}  // namespace ladle::env
+
+#endif  // LADLE_ENV_DOCKER_CLIENT_H_

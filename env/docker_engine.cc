@@ -1,0 +1,442 @@
+#include "env/docker_engine.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <random>
+#include <utility>
+
+namespace ladle::env {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kMaxNameBody = 100;  // keeps names readable in `docker ps`
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+std::string RandomSuffix() {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  static const char kHex[] = "0123456789abcdef";
+  std::string out(6, '0');
+  for (char& c : out) c = kHex[rng() % 16];
+  return out;
+}
+
+// Reads a non-negative decimal ("123", "1.5", ".5") at the start of `s`;
+// `end` is where it stops. False when there is none.
+bool ParseDecimal(const std::string& s, size_t* end, long double* value) {
+  size_t i = 0, digits = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    size_t frac = 0;
+    for (++i; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) ++frac;
+    if (frac == 0) return false;
+    digits += frac;
+  }
+  if (digits == 0) return false;
+  *value = std::stold(s.substr(0, i));
+  *end = i;
+  return true;
+}
+
+// value * multiplier, rounded, when it is a positive int64.
+bool ToPositiveInt64(long double value, long double multiplier, int64_t* out) {
+  long double scaled = std::round(value * multiplier);
+  if (scaled < 1 || scaled > static_cast<long double>(std::numeric_limits<int64_t>::max())) return false;
+  *out = static_cast<int64_t>(scaled);
+  return true;
+}
+
+bool IsImageReference(const std::string& image) {
+  if (image.empty()) return false;
+  for (unsigned char c : image)
+    if (!std::isalnum(c) && std::string("._/:@-").find(static_cast<char>(c)) == std::string::npos) return false;
+  return true;
+}
+
+Status CheckEnvironment(const StepSpec& spec) {
+  for (const auto& [name, value] : spec.env) {
+    if (name.empty() || name.find_first_of(std::string("=\0", 2)) != std::string::npos)
+      return Status::Invalid("invalid environment variable name '" + name + "'");
+    if (value.find('\0') != std::string::npos) return Status::Invalid("the value of " + name + " contains a NUL byte");
+  }
+  return Status::OK();
+}
+
+// "a/./b" stays inside; "../x", "/x" and "a/../../x" do not.
+Status CheckWorkdir(const std::string& workdir) {
+  if (!workdir.empty() && workdir[0] == '/')
+    return Status::Invalid("workdir '" + workdir + "' must be relative to the workspace");
+  size_t start = 0;
+  while (start <= workdir.size()) {
+    size_t slash = workdir.find('/', start);
+    std::string part = workdir.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (part == "..") return Status::Invalid("workdir '" + workdir + "' leaves the workspace");
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return Status::OK();
+}
+
+// The step's variables, later ones winning, then LADLE_STEP_ID.
+json EnvironmentList(const StepSpec& spec) {
+  std::vector<std::pair<std::string, std::string>> vars;
+  std::map<std::string, size_t> index;
+  auto set = [&](const std::string& k, const std::string& v) {
+    auto [it, inserted] = index.emplace(k, vars.size());
+    if (inserted) vars.emplace_back(k, v);
+    else vars[it->second].second = v;
+  };
+  for (const auto& [k, v] : spec.env) set(k, v);
+  set("LADLE_STEP_ID", spec.id);
+  json out = json::array();
+  for (const auto& [k, v] : vars) out.push_back(k + "=" + v);
+  return out;
+}
+
+Status HostConfig(const StepSpec& spec, json* host) {
+  const Resources& r = spec.resources;
+  json h = {{"Init", true},
+            {"Mounts", json::array({{{"Type", "bind"}, {"Source", spec.workspace}, {"Target", kWorkspaceMount}}})}};
+  if (!r.volumes.empty()) h["Binds"] = r.volumes;
+  if (!r.network.empty()) h["NetworkMode"] = r.network;
+  if (r.privileged) h["Privileged"] = true;
+  if (!r.dns.empty()) h["Dns"] = r.dns;
+  if (!r.cpus.empty()) {
+    int64_t nano = 0;
+    Status s = ParseNanoCpus(r.cpus, &nano);
+    if (!s.ok()) return s;
+    h["NanoCpus"] = nano;
+  }
+  if (!r.memory.empty()) {
+    int64_t bytes = 0;
+    Status s = ParseMemoryBytes(r.memory, &bytes);
+    if (!s.ok()) return s;
+    h["Memory"] = bytes;
+  }
+  *host = std::move(h);
+  return Status::OK();
+}
+
+// The workspace must be there for the daemon to mount it. Only checked when
+// the daemon is on this machine (a unix socket); a tcp daemon sees its own
+// file system.
+Status CheckWorkspaceOnHost(const StepSpec& spec, const DockerEndpoint& endpoint) {
+  if (endpoint.socket_path.empty()) return Status::OK();
+  if (!IsDirectory(spec.workspace)) return Status::NotFound("workspace '" + spec.workspace + "' does not exist");
+  if (!spec.workdir.empty() && !IsDirectory(spec.workspace + "/" + spec.workdir))
+    return Status::NotFound("workdir '" + spec.workdir + "' does not exist in the workspace");
+  return Status::OK();
+}
+
+}  // namespace
+
+// --- Pure helpers -----------------------------------------------------------
+
+Status ParseMemoryBytes(const std::string& text, int64_t* bytes) {
+  auto invalid = [&] {
+    return Status::Invalid("memory '" + text + "': expected a size like 512m or 2g (b, k, m, g, t)");
+  };
+  long double value = 0;
+  size_t i = 0;
+  if (!ParseDecimal(text, &i, &value)) return invalid();
+  if (i < text.size() && text[i] == ' ') ++i;
+  long double multiplier = 1;
+  static const std::string kUnits = "kmgtp";
+  if (i < text.size()) {
+    auto unit = kUnits.find(static_cast<char>(std::tolower(static_cast<unsigned char>(text[i]))));
+    if (unit != std::string::npos) {
+      for (size_t n = 0; n <= unit; ++n) multiplier *= 1024;
+      ++i;
+      if (i < text.size() && (text[i] == 'i' || text[i] == 'I')) ++i;
+    }
+  }
+  if (i < text.size() && (text[i] == 'b' || text[i] == 'B')) ++i;
+  if (i != text.size()) return invalid();
+  if (!ToPositiveInt64(value, multiplier, bytes)) return invalid();
+  return Status::OK();
+}
+
+Status ParseNanoCpus(const std::string& text, int64_t* nano_cpus) {
+  long double value = 0;
+  size_t end = 0;
+  if (!ParseDecimal(text, &end, &value) || end != text.size() || !ToPositiveInt64(value, 1e9L, nano_cpus))
+    return Status::Invalid("cpus '" + text + "': expected a positive number like 1.5");
+  return Status::OK();
+}
+
+std::string ContainerName(const std::string& step_id, const std::string& suffix) {
+  std::string body;
+  for (unsigned char c : step_id) {
+    char out = std::isalnum(c) || c == '_' || c == '.' ? static_cast<char>(c) : '-';
+    if (out == '-' && (body.empty() || body.back() == '-')) continue;
+    body += out;
+  }
+  if (body.size() > kMaxNameBody) body.resize(kMaxNameBody);
+  while (!body.empty() && body.back() == '-') body.pop_back();
+  return kContainerPrefix + (body.empty() ? "" : body + "-") + suffix;
+}
+
+std::string KeptContainerName(const std::string& name) {
+  std::string prefix = kContainerPrefix;
+  std::string rest = name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
+  return kKeptContainerPrefix + rest;
+}
+
+Status ContainerConfig(const StepSpec& spec, json* config) {
+  if (spec.image.empty())
+    return Status::Invalid("no image: the docker backend needs one (set image: on the step, its stage or "
+                           "the pipeline, or use --backend local)");
+  if (!IsImageReference(spec.image)) return Status::Invalid("image '" + spec.image + "' is not a valid image reference");
+  if (spec.workspace.empty() || spec.workspace[0] != '/')
+    return Status::Invalid("workspace '" + spec.workspace + "' is not an absolute host path");
+  if (spec.script.find('\0') != std::string::npos) return Status::Invalid("the script contains a NUL byte");
+  Status s = CheckWorkdir(spec.workdir);
+  if (s.ok()) s = CheckEnvironment(spec);
+  json host;
+  if (s.ok()) s = HostConfig(spec, &host);
+  if (!s.ok()) return s;
+  json labels = json::object();
+  for (const auto& [k, v] : spec.labels) labels[k] = v;
+  if (spec.keep) labels[kKeepLabel] = "true";
+  *config = {{"Image", spec.image},
+             // The image's ENTRYPOINT would receive `sh -e -c SCRIPT` as arguments: the
+             // step's script is the whole command (as in Drone and Woodpecker).
+             {"Entrypoint", json::array({""})},
+             {"Cmd", {"sh", "-e", "-c", spec.script}},
+             {"Env", EnvironmentList(spec)},
+             {"WorkingDir", spec.workdir.empty() ? std::string(kWorkspaceMount)
+                                                 : std::string(kWorkspaceMount) + "/" + spec.workdir},
+             {"Labels", labels},
+             {"Tty", false},
+             {"OpenStdin", false},
+             {"AttachStdin", false},
+             {"AttachStdout", false},
+             {"AttachStderr", false},
+             {"HostConfig", host}};
+  return Status::OK();
+}
+
+// --- DockerEngine -----------------------------------------------------------
+
+Status DockerEngine::Open(const DockerEngineOptions& options, std::unique_ptr<DockerEngine>* engine) {
+  DockerEndpoint endpoint;
+  Status s = ParseDockerHost(options.docker_host.empty() ? DockerHostFromEnvironment() : options.docker_host,
+                             &endpoint);
+  if (!s.ok()) return s;
+  std::unique_ptr<DockerClient> client;
+  s = DockerClient::Connect(endpoint, options.connect_timeout, &client);
+  if (!s.ok()) return s;
+  engine->reset(new DockerEngine(std::shared_ptr<const DockerClient>(std::move(client)), options.data_dir));
+  return Status::OK();
+}
+
+std::string DockerEngine::Describe() const {
+  return "daemon at " + client_->endpoint().host + ", API " + client_->api_version();
+}
+
+Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
+  json config;
+  Status s = ContainerConfig(spec, &config);
+  if (s.ok()) s = CheckWorkspaceOnHost(spec, client_->endpoint());
+  if (!s.ok()) return s.WithContext("step '" + spec.id + "'");
+  std::string name, id;
+  s = CreateContainer(spec, config, &name, &id);
+  if (!s.ok()) return s.WithContext("create container for step '" + spec.id + "'");
+  step->reset(new DockerStep(client_, spec, std::move(config), name, id, notes_));
+  return Status::OK();
+}
+
+Status DockerEngine::CreateContainer(const StepSpec& spec, const json& config, std::string* name,
+                                     std::string* id) {
+  bool pulled = false;
+  for (int attempt = 0;; ++attempt) {
+    *name = ContainerName(spec.id, RandomSuffix());
+    Status s = client_->CreateContainer(*name, config, id);
+    if (s.ok()) return s;
+    if (s.code() == Code::kConflict && attempt < 3) continue;  // the random suffix collided
+    if (s.code() != Code::kNotFound || pulled) return s;
+    s = PullMissing(spec.image, s);
+    if (!s.ok()) return s;
+    pulled = true;
+  }
+}
+
+// A 404 from create means a missing image, or a missing network: pull only
+// in the first case. OK means "create again".
+Status DockerEngine::PullMissing(const std::string& image, const Status& create_error) {
+  std::lock_guard<std::mutex> lock(pull_mu_);
+  bool exists = false;
+  Status s = client_->ImageExists(image, &exists);
+  if (!s.ok() || exists) return s;  // exists: another step pulled it meanwhile, or the 404 was not the image
+  Note("pulling image " + image);
+  s = client_->PullImage(image, [&](const std::string& line) { Note("pull " + image + ": " + line); });
+  if (!s.ok()) return s;
+  Note("pulled image " + image);
+  return Status::OK();
+}
+
+Status DockerEngine::CleanupStale(const std::function<bool(int64_t)>& run_is_live,
+                                  std::vector<std::string>* removed) {
+  if (data_dir_.empty()) return Status::Internal("DockerEngine::CleanupStale without a data dir");
+  std::vector<ContainerSummary> containers;
+  Status s = client_->ListContainers({{"label", {"ladle.data=" + data_dir_}}}, &containers);
+  if (!s.ok()) return s.WithContext("look for containers left by earlier runs");
+  Status first;
+  for (const ContainerSummary& c : containers) {
+    if (c.labels.count(kKeepLabel) || c.name.rfind(kKeptContainerPrefix, 0) == 0) continue;
+    auto run = c.labels.find("ladle.run");
+    char* end = nullptr;
+    long long id = run == c.labels.end() ? 0 : std::strtoll(run->second.c_str(), &end, 10);
+    bool readable = run != c.labels.end() && !run->second.empty() && end != nullptr && *end == '\0';
+    if (readable && run_is_live(id)) continue;
+    Status r = client_->RemoveContainer(c.id);
+    if (r.ok() && removed != nullptr) removed->push_back(c.name);
+    if (!r.ok() && first.ok()) first = r.WithContext("remove container " + c.name);
+  }
+  return first;
+}
+
+// --- DockerStep -------------------------------------------------------------
+
+DockerStep::DockerStep(std::shared_ptr<const DockerClient> client, StepSpec spec, json config,
+                       std::string name, std::string id, NoteCallback notes)
+    : client_(std::move(client)),
+      spec_(std::move(spec)),
+      config_(std::move(config)),
+      name_(std::move(name)),
+      id_(std::move(id)),
+      notes_(std::move(notes)) {}
+
+DockerStep::~DockerStep() {
+  bool kept;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    kept = spec_.keep || !shell_command_.empty() || removed_;
+  }
+  if (!kept) Remove();
+}
+
+Status DockerStep::Start() {
+  Status s = client_->StartContainer(id_);
+  if (!s.ok()) return s.WithContext("step '" + spec_.id + "': container " + name_);
+  started_ = true;
+  return Status::OK();
+}
+
+bool DockerStep::StreamShouldStop() const {
+  int64_t deadline = stream_deadline_ns_.load();
+  return deadline != 0 && NowNs() > deadline;
+}
+
+Status DockerStep::Stream(OutputSink* sink) {
+  if (!started_) return Status::Precondition("step '" + spec_.id + "' was not started");
+  Status s = client_->FollowLogs(
+      id_,
+      [sink](OutputStream stream, std::string_view data) {
+        if (sink != nullptr) sink->Write(stream, data);
+      },
+      [this] { return StreamShouldStop(); });
+  // Gave up on a stream that did not end after SIGKILL: Wait has the verdict.
+  if (s.code() == Code::kCancelled) return Status::OK();
+  return s.ok() ? s : s.WithContext("step '" + spec_.id + "': container " + name_);
+}
+
+Status DockerStep::Wait(ExitStatus* status) {
+  if (!started_) return Status::Precondition("step '" + spec_.id + "' was not started");
+  int code = -1;
+  Status s = client_->WaitContainer(id_, &code);
+  if (!s.ok()) return s.WithContext("step '" + spec_.id + "': container " + name_);
+  int signal = last_signal_.load();
+  status->code = code;
+  status->signal = signal > 0 && code == 128 + signal ? signal : 0;
+  return Status::OK();
+}
+
+void DockerStep::Kill(int signal) {
+  if (!started_) return;
+  last_signal_ = signal;
+  if (signal == SIGKILL) {
+    int64_t expected = 0;
+    stream_deadline_ns_.compare_exchange_strong(
+        expected, NowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(kStreamEndAfterKill).count());
+  }
+  // Errors are not reported: Kill has no way to, and Wait/Remove will see a
+  // daemon that is gone.
+  client_->KillContainer(id_, signal);
+}
+
+Status DockerStep::Remove() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (spec_.keep || removed_) return Status::OK();
+  Status s = client_->RemoveContainer(id_);
+  if (!kept_id_.empty()) {
+    Status k = client_->RemoveContainer(kept_id_);
+    if (k.ok()) client_->RemoveImage(kept_image_);
+    if (s.ok()) s = k;
+  }
+  if (!s.ok()) return s.WithContext("remove container " + name_);
+  removed_ = true;
+  return Status::OK();
+}
+
+std::string DockerStep::ShellCommand() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!keep_tried_) {
+    keep_tried_ = true;
+    shell_command_ = Keep();
+  }
+  return shell_command_;
+}
+
+// Replaces the stopped container by a kept one: same file system (committed),
+// same mounts, variables and working directory, an idle `sh` as its command
+// (OpenStdin keeps it waiting), so starting it does not run the script again.
+// REQUIRES: mu_ held.
+std::string DockerStep::Keep() const {
+  auto fail = [&](const Status& s) {
+    if (notes_) notes_("could not keep the container of step '" + spec_.id + "': " + s.message());
+    return std::string();
+  };
+  json labels = config_.value("Labels", json::object());
+  labels[kKeepLabel] = "true";
+  const json idle_cmd = {"sh"};
+  std::string image;
+  Status s = client_->CommitContainer(
+      id_, {{"Labels", labels}, {"Cmd", idle_cmd}, {"Entrypoint", json::array({""})}}, &image);
+  if (!s.ok()) return fail(s);
+  json kept = config_;
+  kept["Image"] = image;
+  kept["Cmd"] = idle_cmd;
+  kept["OpenStdin"] = true;
+  kept["Labels"] = labels;
+  std::string kept_name = KeptContainerName(name_);
+  std::string kept_id;
+  s = client_->CreateContainer(kept_name, kept, &kept_id);
+  if (!s.ok()) {
+    client_->RemoveImage(image);
+    return fail(s);
+  }
+  kept_id_ = kept_id;
+  kept_image_ = image;
+  // Its work lives on in the image; the original would run the script again.
+  s = client_->RemoveContainer(id_);
+  if (!s.ok() && notes_) notes_("could not remove container " + name_ + ": " + s.message());
+  return "docker start " + kept_name + " >/dev/null && docker exec -it " + kept_name + " sh";
+}
+
+}  // namespace ladle::env

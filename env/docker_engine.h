@@ -1,0 +1,175 @@
+// DockerEngine: runs every step in a fresh container (a "spoon") through the
+// Docker Engine API (env/docker_client.h); see docs/backends.md.
+//
+// One step is one container: the step's image, `sh -e -c SCRIPT` behind
+// docker-init (HostConfig.Init, so TERM reaches the script), the workspace
+// bind-mounted at /workspace, the step's variables, labels and resources.
+// Its output is read from the container's logs as it comes, stdout and stderr
+// apart; the container is removed when the step ends unless it is kept.
+//
+// Keeping: the runner calls ShellCommand() when it keeps a step (keep: always,
+// or on-failure after a failure) and then does not call Remove(). ShellCommand
+// commits the stopped container to an untagged image and replaces it with a
+// stopped container of that image named "ladle-kept-...", labelled ladle.keep,
+// whose command is an idle `sh`; the command it returns,
+// `docker start NAME >/dev/null && docker exec -it NAME sh`, therefore opens a
+// shell in the step's file system without running the script again.
+// Start-up cleanup (CleanupStale) leaves containers labelled ladle.keep or
+// named ladle-kept-*.
+#ifndef LADLE_ENV_DOCKER_ENGINE_H_
+#define LADLE_ENV_DOCKER_ENGINE_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "env/docker_client.h"
+#include "env/engine.h"
+
+namespace ladle::env {
+
+constexpr char kContainerPrefix[] = "ladle-";
+constexpr char kKeptContainerPrefix[] = "ladle-kept-";
+constexpr char kKeepLabel[] = "ladle.keep";
+constexpr char kWorkspaceMount[] = "/workspace";
+
+// Lines for a person ("pulling busybox:1: 3f4d: Pull complete"). Called from
+// the threads that create steps; must be thread-safe.
+using NoteCallback = std::function<void(const std::string&)>;
+
+// Docker's --memory: bytes, or a number (a decimal is fine) with k, m, g, t
+// (binary units, an optional trailing "b" or "ib"). Invalid otherwise.
+Status ParseMemoryBytes(const std::string& text, int64_t* bytes);
+// Docker's --cpus: a positive decimal, as nano-CPUs ("1.5" -> 1500000000).
+Status ParseNanoCpus(const std::string& text, int64_t* nano_cpus);
+// "ladle-" + the step id made safe for a container name ("12/test/unit#2" ->
+// "ladle-12-test-unit-2") + "-" + suffix.
+std::string ContainerName(const std::string& step_id, const std::string& suffix);
+// The name a kept container gets: "ladle-kept-..." for "ladle-...".
+std::string KeptContainerName(const std::string& name);
+// The body of POST /containers/create for `spec`. Invalid for what a
+// container cannot carry (no image, a relative workspace, a workdir that
+// leaves the workspace, a bad variable name, bad cpus or memory).
+Status ContainerConfig(const StepSpec& spec, nlohmann::json* config);
+
+class DockerStep;
+
+struct DockerEngineOptions {
+  std::string docker_host;  // empty: $DOCKER_HOST, else unix:///var/run/docker.sock
+  std::chrono::milliseconds connect_timeout{500};
+  // The data dir whose containers this engine owns (label ladle.data), as the
+  // runner writes it into StepSpec::labels. Needed by CleanupStale only.
+  std::string data_dir;
+};
+
+class DockerEngine : public Engine {
+ public:
+  // Connects to the daemon (a /_ping within options.connect_timeout) and
+  // negotiates the API version. Invalid for a malformed DOCKER_HOST;
+  // Unavailable, saying what to do, when no daemon answers.
+  static Status Open(const DockerEngineOptions& options, std::unique_ptr<DockerEngine>* engine);
+
+  std::string Name() const override { return "docker"; }
+  // Creates the step's container (not started), pulling its image first when
+  // the daemon does not have it. Invalid (see ContainerConfig), NotFound for
+  // a missing workspace or workdir, Unavailable when the daemon fails or the
+  // image cannot be pulled. Thread-safe; concurrent pulls are serialized.
+  Status Create(const StepSpec& spec, std::unique_ptr<Step>* step) override;
+
+  // Removes the containers labelled ladle.data=<data_dir> that a runner left
+  // behind: those whose ladle.run is not live (run_is_live(id) false, or no
+  // readable id), except kept ones (label ladle.keep or a ladle-kept-* name).
+  // Goes on after a failed removal; returns the first error. Names of the
+  // removed containers go to `removed`. REQUIRES: options.data_dir was set.
+  Status CleanupStale(const std::function<bool(int64_t run_id)>& run_is_live,
+                      std::vector<std::string>* removed = nullptr);
+
+  // Where pull progress and keep problems are reported. REQUIRES: set
+  // before the first Create (it is not guarded).
+  void SetNoteCallback(NoteCallback notes) { notes_ = std::move(notes); }
+
+  // "daemon at unix:///var/run/docker.sock, API 1.41"
+  std::string Describe() const;
+  const DockerClient& client() const { return *client_; }
+
+ private:
+  DockerEngine(std::shared_ptr<const DockerClient> client, std::string data_dir)
+      : client_(std::move(client)), data_dir_(std::move(data_dir)) {}
+  Status CreateContainer(const StepSpec& spec, const nlohmann::json& config, std::string* name,
+                         std::string* id);
+  Status PullMissing(const std::string& image, const Status& create_error);
+  void Note(const std::string& text) const {
+    if (notes_) notes_(text);
+  }
+
+  const std::shared_ptr<const DockerClient> client_;
+  const std::string data_dir_;
+  NoteCallback notes_;
+  std::mutex pull_mu_;  // one pull at a time: the second step of an image waits for the first
+};
+
+// One step's container. Thread-safety as env::Step: Kill() from any thread at
+// any time (a no-op before Start); everything else from one thread.
+// Destroying it removes the container unless it was kept (StepSpec::keep, or
+// ShellCommand() was called).
+class DockerStep : public Step {
+ public:
+  // How long Stream waits for the log stream to end after SIGKILL before it
+  // gives up on it (a daemon that never closes the stream must not hang the
+  // runner).
+  static constexpr std::chrono::seconds kStreamEndAfterKill{10};
+
+  DockerStep(std::shared_ptr<const DockerClient> client, StepSpec spec, nlohmann::json config,
+             std::string name, std::string id, NoteCallback notes);
+  ~DockerStep() override;
+
+  Status Start() override;
+  // Follows the container's logs until it has stopped.
+  Status Stream(OutputSink* sink) override;
+  // The container's exit code; `signal` is set when ladle's own Kill(N) ended
+  // it (exit code 128 + N), since a container cannot tell the two apart.
+  Status Wait(ExitStatus* status) override;
+  void Kill(int signal) override;
+  // Removes the container (and a kept copy, if ShellCommand made one),
+  // unless StepSpec::keep. Idempotent; a container already gone is fine.
+  Status Remove() override;
+  // Keeps the container (see the file comment) on the first call and returns
+  // the command that opens a shell in it; empty, and nothing kept, when
+  // keeping failed (the reason goes to the note callback).
+  std::string ShellCommand() const override;
+
+  const std::string& name() const { return name_; }
+  const std::string& container_id() const { return id_; }
+
+ private:
+  bool StreamShouldStop() const;
+  std::string Keep() const;
+
+  const std::shared_ptr<const DockerClient> client_;
+  const StepSpec spec_;
+  const nlohmann::json config_;  // what the container was created with
+  const std::string name_;
+  const std::string id_;
+  const NoteCallback notes_;
+
+  std::atomic<bool> started_{false};
+  std::atomic<int> last_signal_{0};           // the last signal Kill sent
+  std::atomic<int64_t> stream_deadline_ns_{0};  // steady clock; 0: none
+
+  mutable std::mutex mu_;  // guards the fields below
+  mutable bool keep_tried_ = false;
+  mutable std::string shell_command_;
+  mutable std::string kept_id_, kept_image_;
+  bool removed_ = false;
+};
+
+}  // namespace ladle::env
+
+#endif  // LADLE_ENV_DOCKER_ENGINE_H_
