@@ -1,0 +1,120 @@
+#include "runner/webhook.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace ladle::runner {
+namespace {
+
+struct Hook {
+  std::map<std::string, std::string> headers;
+  HeaderLookup Lookup() const {
+    return [this](std::string_view name) {
+      for (const auto& [k, v] : headers)
+        if (strcasecmp(k.c_str(), std::string(name).c_str()) == 0) return v;
+      return std::string();
+    };
+  }
+};
+
+const char* kPush = R"({"ref": "refs/heads/main", "before": "1111111111111111111111111111111111111111",
+  "after": "2222222222222222222222222222222222222222", "repository": {"full_name": "acme/shop"}})";
+
+TEST(WebhookTest, HmacMatchesGitHubsDocumentedExample) {
+  EXPECT_EQ("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            HmacSha256Hex("It's a Secret to Everybody", "Hello, World!"));
+}
+
+TEST(WebhookTest, GitHubPushWithGoodSignature) {
+  Hook h{{{"X-GitHub-Event", "push"}, {"x-hub-signature-256", HmacSha256Hex("s3cret", kPush)}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), kPush, "s3cret", &e).ok());
+  EXPECT_EQ("github", e.provider);
+  EXPECT_TRUE(e.is_push);
+  EXPECT_EQ("main", e.branch);
+  EXPECT_EQ("2222222222222222222222222222222222222222", e.commit);
+  EXPECT_FALSE(e.deleted);
+}
+
+TEST(WebhookTest, GitHubBadOrMissingSignatureIsUnauthorized) {
+  Hook bad{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("other", kPush)}}};
+  PushEvent e;
+  Status s = ParsePushHook(bad.Lookup(), kPush, "s3cret", &e);
+  EXPECT_EQ(Code::kUnauthorized, s.code());
+  EXPECT_EQ("X-Hub-Signature-256 does not match the body signed with the repository's secret", s.message());
+  Hook missing{{{"X-GitHub-Event", "push"}}};
+  EXPECT_EQ("missing X-Hub-Signature-256 header", ParsePushHook(missing.Lookup(), kPush, "s3cret", &e).message());
+}
+
+TEST(WebhookTest, TamperedBodyFailsTheSignature) {
+  Hook h{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("s3cret", kPush)}}};
+  PushEvent e;
+  std::string tampered = std::string(kPush) + " ";
+  EXPECT_EQ(Code::kUnauthorized, ParsePushHook(h.Lookup(), tampered, "s3cret", &e).code());
+}
+
+TEST(WebhookTest, RepositoryWithoutSecretAcceptsNoHooks) {
+  Hook h{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("", kPush)}}};
+  PushEvent e;
+  EXPECT_EQ(Code::kUnauthorized, ParsePushHook(h.Lookup(), kPush, "", &e).code());
+}
+
+TEST(WebhookTest, GitLabUsesTheSecretAsToken) {
+  Hook h{{{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", "s3cret"}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), kPush, "s3cret", &e).ok());
+  EXPECT_EQ("gitlab", e.provider);
+  EXPECT_EQ("main", e.branch);
+  Hook wrong{{{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", "guess"}}};
+  EXPECT_EQ(Code::kUnauthorized, ParsePushHook(wrong.Lookup(), kPush, "s3cret", &e).code());
+}
+
+TEST(WebhookTest, GiteaSignsWithBareHex) {
+  std::string sig = HmacSha256Hex("s3cret", kPush).substr(7);
+  Hook h{{{"X-Gitea-Event", "push"}, {"X-Gitea-Signature", sig}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), kPush, "s3cret", &e).ok());
+  EXPECT_EQ("gitea", e.provider);
+}
+
+TEST(WebhookTest, BranchDeletionStartsNothing) {
+  std::string body = R"({"ref": "refs/heads/old", "after": "0000000000000000000000000000000000000000", "deleted": true})";
+  Hook h{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), body, "k", &e).ok());
+  EXPECT_TRUE(e.deleted);
+  EXPECT_EQ("", e.commit);
+  EXPECT_EQ("branch old was deleted", e.note);
+}
+
+TEST(WebhookTest, TagPushHasNoBranch) {
+  std::string body = R"({"ref": "refs/tags/v1", "after": "3333333333333333333333333333333333333333"})";
+  Hook h{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), body, "k", &e).ok());
+  EXPECT_EQ("", e.branch);
+  EXPECT_EQ("not a branch: refs/tags/v1", e.note);
+}
+
+TEST(WebhookTest, PingIsAcceptedButIsNoPush) {
+  std::string body = R"({"zen": "Keep it logically awesome."})";
+  Hook h{{{"X-GitHub-Event", "ping"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), body, "k", &e).ok());
+  EXPECT_FALSE(e.is_push);
+  EXPECT_EQ("ignored github event 'ping'", e.note);
+}
+
+TEST(WebhookTest, MalformedBodiesAreInvalid) {
+  PushEvent e;
+  for (std::string body : {"not json", "[]", R"({"after": "x"})", R"({"ref": 3, "after": "x"})"}) {
+    Hook h{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+    EXPECT_EQ(Code::kInvalid, ParsePushHook(h.Lookup(), body, "k", &e).code()) << body;
+  }
+  Hook none{{{"Content-Type", "application/json"}}};
+  EXPECT_EQ(Code::kInvalid, ParsePushHook(none.Lookup(), kPush, "k", &e).code());
+}
+
+}  // namespace
+}  // namespace ladle::runner
