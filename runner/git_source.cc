@@ -1,0 +1,79 @@
+#include "runner/git_source.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "env/subprocess.h"
+
+namespace fs = std::filesystem;
+
+namespace ladle::runner {
+namespace {
+
+// Runs git; a non-zero exit becomes a Status carrying git's own words.
+Status Git(const std::vector<std::string>& args, const std::string& cwd, std::string* out = nullptr) {
+  std::vector<std::string> argv = {"git", "-c", "gc.autoDetach=false", "-c", "advice.detachedHead=false"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  env::CommandResult r;
+  Status s = env::RunCommand(argv, cwd, &r, std::chrono::minutes(10));
+  if (!s.ok()) return s;
+  if (r.exit_code != 0) {
+    std::string err = r.err;
+    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+    return Status::Unavailable("git " + args.front() + ": " + err);
+  }
+  if (out) *out = r.out;
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ListBranches(const std::string& url, std::map<std::string, std::string>* heads) {
+  std::string out;
+  Status s = Git({"ls-remote", "--heads", "--", url}, "/", &out);
+  if (!s.ok()) return s.WithContext("list the branches of " + url);
+  heads->clear();
+  std::istringstream lines(out);
+  std::string line;
+  const std::string prefix = "refs/heads/";
+  while (std::getline(lines, line)) {
+    auto tab = line.find('\t');
+    if (tab == std::string::npos) continue;
+    std::string ref = line.substr(tab + 1);
+    if (ref.compare(0, prefix.size(), prefix) == 0) (*heads)[ref.substr(prefix.size())] = line.substr(0, tab);
+  }
+  return Status::OK();
+}
+
+GitMirror::GitMirror(std::string url, std::string mirror_dir)
+    : url_(std::move(url)), dir_(std::move(mirror_dir)) {}
+
+Status GitMirror::Fetch() {
+  std::error_code ec;
+  if (!fs::exists(fs::path(dir_) / "HEAD", ec)) {
+    fs::create_directories(fs::path(dir_).parent_path(), ec);
+    Status s = Git({"clone", "--quiet", "--mirror", "--", url_, dir_}, "/");
+    return s.WithContext("mirror " + url_);
+  }
+  return Git({"--git-dir", dir_, "fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/heads/*"}, "/")
+      .WithContext("fetch " + url_);
+}
+
+bool GitMirror::HasCommit(const std::string& commit) {
+  std::error_code ec;
+  if (!fs::exists(fs::path(dir_) / "HEAD", ec)) return false;
+  return Git({"--git-dir", dir_, "cat-file", "-e", commit + "^{commit}"}, "/").ok();
+}
+
+Status GitMirror::Checkout(const std::string& commit, const std::string& dest) {
+  if (!HasCommit(commit)) {
+    Status s = Fetch();
+    if (!s.ok()) return s;
+    if (!HasCommit(commit)) return Status::NotFound("commit " + commit + " is not in " + url_);
+  }
+  Status s = Git({"clone", "--quiet", "--shared", "--no-checkout", "--", dir_, dest}, "/");
+  if (s.ok()) s = Git({"-C", dest, "checkout", "--quiet", "--detach", commit}, "/");
+  return s.WithContext("check out " + commit.substr(0, 12) + " into " + dest);
+}
+
+}  // namespace ladle::runner

@@ -1,0 +1,43 @@
+// Git repositories that `ladle serve` watches: their branch heads, and
+// checkouts of one commit into a run's workspace. Everything goes through the
+// git command line (env::RunCommand), so any URL git can fetch works, and a
+// local path needs no network.
+#ifndef LADLE_RUNNER_GIT_SOURCE_H_
+#define LADLE_RUNNER_GIT_SOURCE_H_
+
+#include <map>
+#include <string>
+
+#include "core/status.h"
+
+namespace ladle::runner {
+
+// Branch name -> commit of every branch of `url` (git ls-remote --heads).
+// Unavailable when git cannot reach the repository.
+Status ListBranches(const std::string& url, std::map<std::string, std::string>* heads);
+
+// A local mirror of one repository (DATA/repos/NAME.git), fetched on demand,
+// from which checkouts are made without touching the network again.
+class GitMirror {
+ public:
+  GitMirror(std::string url, std::string mirror_dir);
+
+  // Clones the mirror the first time, fetches every branch after that.
+  Status Fetch();
+  // Checks `commit` out into `dest` (created; must not exist): a clone that
+  // shares the mirror's objects, detached at the commit. Fetches once when
+  // the commit is not in the mirror yet.
+  Status Checkout(const std::string& commit, const std::string& dest);
+
+  const std::string& url() const { return url_; }
+
+ private:
+  bool HasCommit(const std::string& commit);
+
+  std::string url_;
+  std::string dir_;
+};
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_GIT_SOURCE_H_
