@@ -718,6 +718,9 @@ Toggle OnlyIn(const Toggle& t, const std::optional<std::string>& env) {
 
 Status ToggleStore::List(const std::optional<std::string>& environment,
                          std::vector<Toggle>* out) {
+  if (environment) {
+    if (Status s = CheckEnvironment(*environment); !s.ok()) return s;
+  }
   return Read([&] {
     out->clear();
     for (const auto& [key, t] : state_->toggles) out->push_back(OnlyIn(t, environment));
@@ -727,6 +730,9 @@ Status ToggleStore::List(const std::optional<std::string>& environment,
 
 Status ToggleStore::Get(const std::string& key, const std::optional<std::string>& environment,
                         Toggle* out) {
+  if (environment) {
+    if (Status s = CheckEnvironment(*environment); !s.ok()) return s;
+  }
   return Read([&] {
     auto it = state_->toggles.find(key);
     if (it == state_->toggles.end()) return Status::NotFound("toggle " + Quote(key) + " not found");

@@ -56,7 +56,8 @@ struct AuditEvent {
   int64_t revision = 0;
   std::string time;         // RFC 3339 UTC
   std::string actor;        // the token's name
-  std::string action;       // create, update, delete, enable, disable, set_strategies, rollout, sync
+  std::string action;       // create, update, delete, enable, disable, set_strategies,
+                            // rollout, sync
   std::string key;          // the toggle
   std::string environment;  // "" when the change is not about one environment
   nlohmann::json before;    // the whole toggle (ToJson) before; null when it did not exist
@@ -122,8 +123,9 @@ class ToggleStore {
 
   // --- reads (they pick up other processes' commits first) ---
 
-  // Sorted by key. With `environment`, each toggle's `environments` holds only
-  // that one (a toggle that does not list it shows it disabled).
+  // Sorted by key. With `environment` (Invalid if not a valid name), each
+  // toggle's `environments` holds only that one (a toggle that does not list
+  // it shows it disabled), as a client token bound to it sees it.
   Status List(const std::optional<std::string>& environment, std::vector<Toggle>* out);
   Status Get(const std::string& key, const std::optional<std::string>& environment,
              Toggle* out);
@@ -167,9 +169,10 @@ class ToggleStore {
               WriteResult* out);
   // `ladle toggles rollout KEY PERCENT` and rollout stages: enables the toggle
   // with one rollout strategy at `percent` (0..100). When the toggle has
-  // exactly one strategy and it has a rollout, only its percent changes
-  // (stickiness, group and constraints stay, so users keep their buckets);
-  // otherwise the strategies are replaced by {rollout: {percent}}.
+  // exactly one strategy there and it has a rollout, only its percent changes
+  // (stickiness and group stay, so users keep their buckets; so do its users
+  // and constraints); otherwise the strategies become [{rollout: {percent}}].
+  // It does not refuse to lower a percentage: rollout stages check that.
   Status SetRollout(const std::string& key, const std::string& environment, int percent,
                     const std::string& actor, const std::string& note, WriteResult* out);
   // SPEC 4.4, all or nothing: creates missing toggles disabled in every
