@@ -240,8 +240,8 @@ class Router {
   HttpResponse Run(const Route& route, const std::vector<std::string_view>& parts,
                    HttpRequest& request) const;
   static HttpResponse NotFound(const HttpRequest& request);
-  static HttpResponse MethodNotAllowed(const HttpRequest& request,
-                                       std::vector<std::string> allowed);
+  HttpResponse MethodNotAllowed(const HttpRequest& request,
+                                const std::vector<std::string_view>& parts) const;
   static HttpResponse DropBody(HttpResponse response);
 
   std::vector<Route> routes_;   // most specific first

@@ -1,9 +1,9 @@
 // Router: (method, pattern) -> handler. See core/http.h for the contract.
+#include "core/http.h"
+
 #include <algorithm>
 #include <exception>
 #include <string>
-
-#include "core/http.h"
 
 namespace ladle {
 namespace {
@@ -153,21 +153,19 @@ HttpResponse Router::Dispatch(HttpRequest& request) const {
   if (!Split(raw, &parts)) return NotFound(request);
 
   bool head = request.method == "HEAD";
+  bool path_known = false;
   const Route* get_for_head = nullptr;
-  std::vector<std::string> allowed;
   for (const Route& route : routes_) {
     if (!Match(route, parts, nullptr)) continue;
+    path_known = true;
     if (route.method == request.method) {
       return head ? DropBody(Run(route, parts, request)) : Run(route, parts, request);
     }
     if (head && route.method == "GET" && !get_for_head) get_for_head = &route;
-    if (std::find(allowed.begin(), allowed.end(), route.method) == allowed.end()) {
-      allowed.push_back(route.method);
-    }
   }
   if (get_for_head) return DropBody(Run(*get_for_head, parts, request));
-  if (allowed.empty()) return NotFound(request);
-  return MethodNotAllowed(request, std::move(allowed));
+  if (!path_known) return NotFound(request);
+  return MethodNotAllowed(request, parts);
 }
 
 HttpResponse Router::NotFound(const HttpRequest& request) {
@@ -175,7 +173,14 @@ HttpResponse Router::NotFound(const HttpRequest& request) {
 }
 
 HttpResponse Router::MethodNotAllowed(const HttpRequest& request,
-                                      std::vector<std::string> allowed) {
+                                      const std::vector<std::string_view>& parts) const {
+  std::vector<std::string> allowed;
+  for (const Route& route : routes_) {
+    if (!Match(route, parts, nullptr)) continue;
+    if (std::find(allowed.begin(), allowed.end(), route.method) == allowed.end()) {
+      allowed.push_back(route.method);
+    }
+  }
   bool get = std::find(allowed.begin(), allowed.end(), "GET") != allowed.end();
   bool head = std::find(allowed.begin(), allowed.end(), "HEAD") != allowed.end();
   if (get && !head) allowed.push_back("HEAD");

@@ -74,6 +74,8 @@ int RunCli(int argc, char** argv) {
   logs->add_flag("-f,--follow", follow, "Keep printing while the run goes on");
   CLI::App* cancel = app.add_subcommand("cancel", "Cancel a running run");
   cancel->add_option("run", run_id, "Run id")->required();
+  TogglesFlags toggles_flags;
+  AddTogglesCommands(app, &toggles_flags);
   for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
 
   try {
@@ -91,6 +93,7 @@ int RunCli(int argc, char** argv) {
   if (app.got_subcommand("show")) return CmdShow(g, run_id);
   if (app.got_subcommand("logs")) return CmdLogs(g, run_id, step, follow);
   if (app.got_subcommand("cancel")) return CmdCancel(g, run_id);
+  if (app.got_subcommand("toggles")) return CmdToggles(g, toggles_flags);
   return 2;
 }
 

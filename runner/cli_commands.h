@@ -8,7 +8,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/status.h"
+
+namespace CLI {
+class App;
+}
 
 namespace ladle::runner {
 
@@ -36,6 +42,35 @@ int CmdCancel(const GlobalFlags& g, int64_t run);
 
 // Prints "ladle: MESSAGE" to stderr and returns the status's exit code.
 int Fail(const Status& status);
+
+// --- `ladle toggles ...` (runner/cli_toggles.cc): a client of the toggle
+// server's HTTP API (SPEC 4.2). Exit 2 for a 4xx or a missing token, 3 when
+// the server is unreachable or answers 5xx. ---
+
+struct TogglesFlags {
+  std::string command;  // the leaf: "list", "get", ..., "token create", "token revoke"
+  std::string environment = "production";  // -e/--environment
+  bool environment_given = false;
+  std::string server;  // --server; "" means $LADLE_SERVER, else http://127.0.0.1:7707
+  std::string token;   // --token; "" means $LADLE_TOKEN, else DATA/admin.token
+  std::string key, type, description, percent;
+  std::string name, role;  // token create / revoke
+};
+
+// Registers `toggles` and its subcommands on `app` (parsed values land in
+// *f, which must outlive parsing); returns the `toggles` subcommand.
+CLI::App* AddTogglesCommands(CLI::App& app, TogglesFlags* f);
+int CmdToggles(const GlobalFlags& g, const TogglesFlags& f);
+
+// Table output, exposed for tests. FormatTable left-aligns columns two
+// spaces apart (the last one unpadded, no trailing blanks), one line each.
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows);
+// KEY TYPE ENABLED(ENV) STRATEGIES REVISION DESCRIPTION, for a JSON array of
+// toggles (SPEC 7 shape).
+std::string FormatToggleTable(const nlohmann::json& toggles, const std::string& environment);
+// "-" for none; else "rollout 25% & country in NL | users alice,bob".
+std::string SummarizeStrategies(const nlohmann::json& strategies);
 
 }  // namespace ladle::runner
 

@@ -1,10 +1,12 @@
 // `ladle run` and `ladle validate`.
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
+#include "env/docker_engine.h"
 #include "env/local_engine.h"
 #include "runner/cli_commands.h"
 #include "runner/executor.h"
@@ -60,21 +62,77 @@ Status SelectSteps(const Pipeline& pipeline, const RunFlags& f, RunOptions* o) {
   return Status::OK();
 }
 
-Status PickEngine(const std::string& wanted, std::unique_ptr<env::Engine>* engine,
-                  std::string* why) {
-  if (wanted == "docker")
-    return Status::Unavailable(
-        "the docker backend is not part of this build yet; use --backend local");
-  *engine = std::make_unique<env::LocalEngine>();
-  *why = wanted == "local" ? "backend: local (--backend local)"
-                           : "backend: local (the docker backend is not part of this build yet)";
+// The first step without an image ("stage/step"), or "" when all have one.
+std::string StepWithoutImage(const Pipeline& pipeline) {
+  for (const Stage& stage : pipeline.stages)
+    for (const Step& step : stage.steps)
+      if (step.image.empty()) return stage.name + "/" + step.name;
+  return "";
+}
+
+// A run is live while its owner (pid and start time) is: its containers stay.
+bool RunIsLive(RunStore* store, int64_t id) {
+  RunRecord run;
+  if (!store->GetRun(id, &run).ok() || run.status != kRunning) return false;
+  int64_t start = ProcessStartTime(run.owner_pid);
+  return start != 0 && start == run.owner_start;
+}
+
+// Removes what crashed runs of this data dir left; kept containers stay.
+void CleanupStaleContainers(env::DockerEngine* docker, RunStore* store,
+                            std::vector<std::string>* notes) {
+  std::vector<std::string> removed;
+  Status s = docker->CleanupStale([store](int64_t id) { return RunIsLive(store, id); }, &removed);
+  if (!removed.empty()) {
+    std::string names;
+    for (const std::string& n : removed) names += (names.empty() ? "" : ", ") + n;
+    notes->push_back("removed " + std::to_string(removed.size()) +
+                     " container(s) left by runs that ended: " + names);
+  }
+  if (!s.ok()) notes->push_back("warning: " + s.message());
+}
+
+// --backend docker|local, or by default docker when a daemon answers (a
+// short ping) and every step has an image, local otherwise. The lines for
+// the person (which backend and why, cleanup) go to *notes.
+Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std::string& data_dir,
+                  RunStore* store, std::unique_ptr<env::Engine>* engine,
+                  std::vector<std::string>* notes) {
+  auto use_local = [&](const std::string& why) {
+    *engine = std::make_unique<env::LocalEngine>();
+    notes->push_back("backend: local (" + why + ")");
+    return Status::OK();
+  };
+  if (wanted == "local") return use_local("--backend local");
+  if (!wanted.empty() && wanted != "docker")
+    return Status::Invalid("--backend '" + wanted + "': expected docker or local");
+  const bool asked = wanted == "docker";
+  std::string imageless = StepWithoutImage(pipeline);
+  if (!imageless.empty()) {
+    if (!asked) return use_local("step " + imageless + " has no image");
+    return Status::Invalid("--backend docker: step " + imageless +
+                           " has no image (set image: on the step, its stage or the pipeline)");
+  }
+  env::DockerEngineOptions options;
+  options.data_dir = data_dir;
+  options.connect_timeout = asked ? std::chrono::seconds(5) : std::chrono::milliseconds(500);
+  std::unique_ptr<env::DockerEngine> docker;
+  Status s = env::DockerEngine::Open(options, &docker);
+  if (!s.ok()) {
+    if (asked) return s;
+    if (s.code() == Code::kInvalid) return use_local(s.message());  // a DOCKER_HOST ladle cannot use
+    return use_local("no docker daemon answered at " + env::DockerHostFromEnvironment());
+  }
+  notes->push_back("backend: docker (" + docker->Describe() + ")");
+  CleanupStaleContainers(docker.get(), store, notes);
+  *engine = std::move(docker);
   return Status::OK();
 }
 
-int ExitCodeFor(const RunRecord& run, int cancel_signal) {
-  if (run.status == kCancelled) return 128 + (cancel_signal ? cancel_signal : SIGINT);
-  if (run.status == kFailed) return 1;
-  return 0;
+int ExitCodeFor(const RunRecord& run, const Executor& executor) {
+  if (run.status == kCancelled) return 128 + (executor.cancel_signal() ? executor.cancel_signal() : SIGINT);
+  if (run.status != kFailed) return 0;
+  return executor.outside_failure().ok() ? 1 : 3;
 }
 
 }  // namespace
@@ -124,12 +182,14 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   SourceInfo source;
   s = DescribeSource(f.file, &source);
   if (!s.ok()) return Fail(s);
+  options.data_dir = fs::absolute(g.data).lexically_normal().string();
+  // One spelling per data dir: containers are found by it (label ladle.data).
+  if (options.data_dir.size() > 1 && options.data_dir.back() == '/') options.data_dir.pop_back();
   std::unique_ptr<env::Engine> engine;
-  std::string backend_note;
-  s = PickEngine(f.backend, &engine, &backend_note);
+  std::vector<std::string> backend_notes;
+  s = PickEngine(f.backend, pipeline, options.data_dir, store.get(), &engine, &backend_notes);
   if (!s.ok()) return Fail(s);
 
-  options.data_dir = fs::absolute(g.data).lexically_normal().string();
   options.jobs = f.jobs;
   options.keep = f.keep;
   options.commit = source.commit;
@@ -147,7 +207,9 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   auto view = MakeTerminalView(DetectViewOptions(g.quiet));
   for (int64_t id : interrupted)
     view->Note("run " + std::to_string(id) + " was left running by a ladle that is gone: marked interrupted");
-  view->Note(backend_note);
+  for (const std::string& note : backend_notes) view->Note(note);
+  if (auto* docker = dynamic_cast<env::DockerEngine*>(engine.get()))
+    docker->SetNoteCallback([v = view.get()](const std::string& line) { v->Note(line); });
   Executor executor(pipeline, store.get(), engine.get(), view.get());
   {
     std::lock_guard<std::mutex> lock(active_mu);
@@ -162,7 +224,7 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   }
   SetSignalHandler(nullptr);
   if (!s.ok()) return Fail(s);
-  return ExitCodeFor(run, executor.cancel_signal());
+  return ExitCodeFor(run, executor);
 }
 
 }  // namespace ladle::runner

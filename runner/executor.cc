@@ -93,6 +93,11 @@ void Executor::Cancel(int signal) {
   cv_.notify_all();
 }
 
+Status Executor::outside_failure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return outside_failure_;
+}
+
 void Executor::Notify(const std::string& text) {
   if (observer_) observer_->Note(text);
 }
@@ -480,7 +485,14 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
     }
     failure = !s.ok() ? "error" : timed_out ? "timeout" : cancel_signal_ ? "cancelled"
               : exit.code != 0 ? "exit_code" : "";
-    if (!s.ok()) log.Note(s.message());
+    if (!s.ok()) {
+      log.Note(s.message());
+      Notify(stage.name + "/" + step.name + ": " + s.message());
+      if (s.code() == Code::kUnavailable) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (outside_failure_.ok()) outside_failure_ = s;
+      }
+    }
     if (timed_out) log.Note("timed out after " + FormatDuration(step.timeout));
     if (failure == "exit_code") log.Note("exited with code " + std::to_string(exit.code));
     if (!step.junit.empty()) {

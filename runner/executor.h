@@ -88,6 +88,10 @@ class Executor {
   // for the exit code (SIGINT: 130, SIGTERM: 143).
   void Cancel(int signal);
   int cancel_signal() const { return cancel_signal_.load(); }
+  // The first failure of an outside dependency (Unavailable: docker daemon
+  // down, image missing) that failed a step; ok when there was none. The CLI
+  // exits 3 for it rather than 1.
+  Status outside_failure() const;
 
  private:
   struct StepRun;
@@ -114,9 +118,10 @@ class Executor {
   RunRecord* run_ = nullptr;
   std::vector<std::string> secrets_;  // values to mask
 
-  std::mutex mu_;                     // guards run_'s records and the step states
+  mutable std::mutex mu_;             // guards run_'s records and the step states
   std::condition_variable cv_;
   std::atomic<int> cancel_signal_{0};
+  Status outside_failure_;            // guarded by mu_
 };
 
 }  // namespace ladle::runner

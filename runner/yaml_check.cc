@@ -9,7 +9,9 @@
 namespace ladle::runner {
 namespace {
 
-constexpr int kMaxMergeDepth = 16;
+// Merged maps that merge maps...: a chain of aliases could nest this as deep
+// as the file has anchors, and it recurses.
+constexpr int kMaxMergeDepth = 32;
 
 bool IsInteger(std::string_view s) {
   std::size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
@@ -34,18 +36,21 @@ bool IsNumber(std::string_view s) {
 // Optimal string alignment distance: Levenshtein plus adjacent
 // transpositions, so "stagse" is one edit from "stages".
 std::size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  // Rows i-2, i-1 and i of the usual table.
+  std::vector<std::size_t> before(b.size() + 1), last(b.size() + 1), row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) last[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
+    row[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
       std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      row[j] = std::min({last[j] + 1, row[j - 1] + 1, last[j - 1] + cost});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        row[j] = std::min(row[j], before[j - 2] + 1);
     }
+    std::swap(before, last);
+    std::swap(last, row);
   }
-  return d[a.size()][b.size()];
+  return last[b.size()];
 }
 
 // An integer as written, unless it is absurdly long.
@@ -61,7 +66,8 @@ bool IsMergeKey(const YamlNode& key) {
 
 const YamlField* YamlMap::Find(std::string_view key) const {
   auto it = index_.find(std::string(key));
-  return it == index_.end() ? nullptr : &fields_[it->second];
+  if (it == index_.end() || it->second.field == kRejected) return nullptr;
+  return &fields_[it->second.field];
 }
 
 const YamlNode* YamlMap::Get(std::string_view key) const {
@@ -135,19 +141,26 @@ void YamlChecker::Merge(const YamlNode& source, std::string_view where,
     Error(source.location, "merge keys ('<<') nested too deeply");
     return;
   }
-  if (source.kind == YamlNode::Kind::kMap) {
-    AddPairs(source, where, known, keys, merge_depth + 1, map);
-    return;
-  }
-  if (source.kind != YamlNode::Kind::kList) {
+  if (source.kind != YamlNode::Kind::kMap && source.kind != YamlNode::Kind::kList) {
     Error(source.location,
           "'<<' (a merge key) must be a map or a list of maps, got " + DescribeYaml(source));
+    return;
+  }
+  // Aliases share their content, and so its address: a map or list merged
+  // twice, however it is reached, adds nothing the second time. This keeps
+  // nested merges linear ("billion laughs" made of merge keys).
+  const void* content = source.kind == YamlNode::Kind::kMap
+                            ? static_cast<const void*>(&source.pairs())
+                            : static_cast<const void*>(&source.items());
+  if (!map->merged_.insert(content).second) return;
+  if (source.kind == YamlNode::Kind::kMap) {
+    AddPairs(source, where, known, keys, merge_depth + 1, map);
     return;
   }
   for (const YamlNode* item : source.items()) {
     if (!Visit(*item)) return;
     if (Expect(*item, YamlNode::Kind::kMap, "each entry of '<<'"))
-      AddPairs(*item, where, known, keys, merge_depth + 1, map);
+      Merge(*item, where, known, keys, merge_depth, map);  // one level with its list
   }
 }
 
@@ -158,10 +171,13 @@ void YamlChecker::AddPair(const YamlNode& key, const YamlNode& value, std::strin
     Error(key.location, "keys must be strings, got " + DescribeYaml(key));
     return;
   }
-  if (const YamlField* first = map->Find(key.value())) {
+  auto [entry, fresh] =
+      map->index_.try_emplace(key.value(), YamlMap::Entry{&key, YamlMap::kRejected});
+  if (!fresh) {
+    // A merged key that the map already has is overridden, not repeated.
     if (!merged)
       Error(key.location, "duplicate key " + Quote(key.value()) + " (first at line " +
-                              std::to_string(first->key_node->location.line) + ")");
+                              std::to_string(entry->second.key_node->location.line) + ")");
     return;
   }
   if (keys == YamlKeys::kKnownAndHidden && key.value().substr(0, 1) == ".") return;
@@ -170,7 +186,7 @@ void YamlChecker::AddPair(const YamlNode& key, const YamlNode& value, std::strin
                             DidYouMean(key.value(), known));
     return;
   }
-  map->index_.emplace(key.value(), map->fields_.size());
+  entry->second.field = map->fields_.size();
   map->fields_.push_back(YamlField{key.value(), &key, &value});
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "runner/pipeline.h"
@@ -35,8 +36,17 @@ class YamlMap {
 
  private:
   friend class YamlChecker;
+  static constexpr std::size_t kRejected = static_cast<std::size_t>(-1);
+  struct Entry {
+    const YamlNode* key_node;  // the first occurrence
+    std::size_t field;         // index in fields_, or kRejected (unknown, hidden)
+  };
   std::vector<YamlField> fields_;
-  std::unordered_map<std::string, std::size_t> index_;  // key -> fields_ index: maps may be big
+  // Every key seen, so that a repeat costs a lookup: maps may be big, and
+  // merge keys may bring the same keys again and again.
+  std::unordered_map<std::string, Entry> index_;
+  // The maps merged in so far (by content): merging one again adds nothing.
+  std::unordered_set<const void*> merged_;
 };
 
 // Which keys a map may hold.

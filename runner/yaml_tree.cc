@@ -110,20 +110,24 @@ std::string_view LineAt(std::string_view text, int line) {
   return text.substr(start, end == std::string_view::npos ? end : end - start);
 }
 
-// 1-based column of a tab in the line's indentation, 0 if none.
-int IndentTab(std::string_view line) {
-  for (std::size_t i = 0; i < line.size() && (line[i] == ' ' || line[i] == '\t'); ++i)
-    if (line[i] == '\t') return static_cast<int>(i) + 1;
-  return 0;
+// 1-based column of a tab in the indentation of a line, 0 if none. Unless
+// `blank_ok`, only lines with content count (not blank, not a comment).
+int IndentTab(std::string_view line, bool blank_ok) {
+  std::size_t content = std::min(line.find_first_not_of(" \t\r"), line.size());
+  if (!blank_ok && (content == line.size() || line[content] == '#')) return 0;
+  std::size_t tab = line.substr(0, content).find('\t');
+  return tab == std::string_view::npos ? 0 : static_cast<int>(tab) + 1;
 }
 
 // yaml-cpp reports a tab in the indentation as "illegal map value" or
-// "illegal block entry" on that line or the next; name the real cause.
+// "illegal block entry" on that line or the next, or, on a blank line, as
+// "illegal tab when looking for indentation"; name the real cause.
 YamlError Translate(std::string_view text, const YAML::Exception& e) {
   if (e.mark.line < 0) return YamlError{Location{}, "YAML syntax error: " + e.msg};
   Location at{e.mark.line + 1, e.mark.column + 1};
+  bool tab_error = e.msg == YAML::ErrorMsg::TAB_IN_INDENTATION;
   for (int line = at.line; line >= 1 && line >= at.line - 1; --line) {
-    if (int column = IndentTab(LineAt(text, line)))
+    if (int column = IndentTab(LineAt(text, line), tab_error))
       return YamlError{Location{line, column},
                        "a tab indents this line; YAML indents with spaces only"};
   }
@@ -316,10 +320,10 @@ class YamlTreeBuilder : public YAML::EventHandler {
 
 bool ParseYaml(std::string_view text, const YamlLimits& limits, YamlDocument* doc,
                YamlError* error) {
-  if (!CheckInput(text, limits, error)) return false;
   // yaml-cpp skips a byte order mark without counting it; so do we, to agree
   // on columns.
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  if (!CheckInput(text, limits, error)) return false;
   std::istringstream in{std::string(text)};
   try {
     YAML::Parser parser(in);

@@ -55,6 +55,7 @@ class ExecutorTest : public ::testing::Test {
     executor_ = &executor;
     RunRecord run;
     Status s = executor.Run(options, &run);
+    outside_failure_ = executor.outside_failure();
     executor_ = nullptr;
     EXPECT_TRUE(s.ok()) << s.ToString();
     return run;
@@ -91,6 +92,7 @@ class ExecutorTest : public ::testing::Test {
   Recorder recorder_;
   Pipeline pipeline_;
   Executor* executor_ = nullptr;
+  Status outside_failure_;
 };
 
 TEST_F(ExecutorTest, StagesRunInOrderAndNeedsOrderSteps) {
@@ -363,6 +365,17 @@ stages:
       options);
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, std::chrono::milliseconds(400)) << "4 steps of 200 ms, 2 at a time";
+}
+
+TEST_F(ExecutorTest, OutsideDependencyFailureIsReported) {
+  env::FakeOutcome down;
+  down.create_error = Status::Unavailable("docker daemon at unix:///x.sock: connection refused");
+  engine_.AddRule("build", down);
+  RunRecord run = Run("name: p\nstages:\n  - name: s\n    steps: [{name: build, run: make}]\n");
+  EXPECT_EQ(kFailed, run.status);
+  EXPECT_EQ("error", StepOf(run, "s", "build").failure_reason);
+  EXPECT_EQ(Code::kUnavailable, outside_failure_.code());
+  EXPECT_EQ(3, outside_failure_.ExitCode());
 }
 
 TEST(ResolveStepTest, BareNamesMustBeUnique) {
