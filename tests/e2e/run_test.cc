@@ -246,6 +246,15 @@ stages:
   EXPECT_NE(0, Sh("pgrep -f 'sleep 100[34]'").code) << "every step's tree must end";
 }
 
+TEST_F(RunTest, CtrlCCancelsWithExit130) {
+  Write("ladle.yml", "name: i\nstages:\n  - name: s\n    steps:\n      - {name: a, run: sleep 1007}\n");
+  std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();
+  Result r = Sh(ladle + " run > out.txt 2>&1 & pid=$!; sleep 1; kill -INT $pid; wait $pid; echo $?");
+  EXPECT_EQ("130\n", r.out) << Read(src_ / "out.txt");
+  EXPECT_EQ("cancelled", Show(1)["status"]);
+  EXPECT_NE(0, Sh("pgrep -f 'sleep 100[7]'").code);
+}
+
 TEST_F(RunTest, CancelCommandStopsARunOfAnotherProcess) {
   Write("ladle.yml", "name: c\nstages:\n  - name: s\n    steps:\n      - {name: a, run: sleep 1006}\n");
   std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();
