@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <initializer_list>
 #include <limits>
 #include <set>
 #include <utility>
 
+#include "core/time_util.h"
 #include "toggles/semver.h"
 
 namespace ladle::toggles {
@@ -427,65 +429,6 @@ json ConstraintToJson(const Constraint& c) {
   return {{"attribute", c.attribute}, {"operator", ToString(c.op)}, {"values", c.values}};
 }
 
-// --- RFC 3339 ---
-
-// Reads exactly n digits at s[pos].
-bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-int DaysInMonth(int y, int m) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  return m == 2 && leap ? 29 : kDays[m - 1];
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-// The fraction after the seconds, in microseconds; *pos moves past it.
-bool Fraction(std::string_view s, size_t* pos, int64_t* micros) {
-  *micros = 0;
-  if (*pos >= s.size() || s[*pos] != '.') return true;
-  size_t i = *pos + 1, digits = 0;
-  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++digits) {
-    if (digits < 6) *micros = *micros * 10 + (s[i] - '0');
-  }
-  if (digits == 0) return false;
-  for (; digits < 6; ++digits) *micros *= 10;
-  *pos = i;
-  return true;
-}
-
-// "Z" or "+HH:MM"/"-HH:MM", ending the text; seconds east of UTC.
-bool Offset(std::string_view s, size_t pos, int64_t* seconds) {
-  if (pos + 1 == s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
-    *seconds = 0;
-    return true;
-  }
-  int h, m;
-  if (pos + 6 != s.size() || (s[pos] != '+' && s[pos] != '-') || !Digits(s, pos + 1, 2, &h) ||
-      s[pos + 3] != ':' || !Digits(s, pos + 4, 2, &m) || h > 23 || m > 59) {
-    return false;
-  }
-  *seconds = (s[pos] == '-' ? -1 : 1) * (h * 3600 + m * 60);
-  return true;
-}
-
 }  // namespace
 
 bool TakesManyValues(Operator op) {
@@ -638,21 +581,10 @@ bool ParseNumber(std::string_view text, double* out) {
 }
 
 bool ParseRfc3339(std::string_view s, int64_t* unix_micros) {
-  int y, mo, d, h, mi, sec;
-  if (!Digits(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &mo) ||
-      s[7] != '-' || !Digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-      !Digits(s, 11, 2, &h) || s[13] != ':' || !Digits(s, 14, 2, &mi) || s[16] != ':' ||
-      !Digits(s, 17, 2, &sec)) {
-    return false;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h > 23 || mi > 59 || sec > 60) {
-    return false;
-  }
-  size_t pos = 19;
-  int64_t micros, offset;
-  if (!Fraction(s, &pos, &micros) || !Offset(s, pos, &offset)) return false;
-  int64_t seconds = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
-  *unix_micros = seconds * 1000000 + micros;
+  std::chrono::system_clock::time_point t;
+  if (!ladle::ParseRfc3339(s, &t)) return false;
+  *unix_micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
   return true;
 }
 
