@@ -161,6 +161,16 @@ class Transaction {
   bool open_ = false;
 };
 
+// Prepares `sql`, binds ?1.. to `args` and runs it: one statement that
+// returns no rows.
+template <typename... Args>
+Status Exec(Database* db, const std::string& sql, const Args&... args) {
+  Statement st;
+  Status s = db->Prepare(sql, &st);
+  if (s.ok()) s = st.BindAll(args...);
+  return s.ok() ? st.Run() : s;
+}
+
 }  // namespace ladle
 
 #endif  // LADLE_CORE_SQLITE_H_

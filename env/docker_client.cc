@@ -33,6 +33,14 @@ std::string Trim(std::string_view s) {
   return std::string(s);
 }
 
+// j[key] when j is an object and that is a string, else "": the daemon's
+// JSON is read without trusting its shape (json::value throws on a type).
+std::string Str(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 std::string UrlEscape(std::string_view s) {
   static const char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -208,8 +216,8 @@ Status DaemonApiVersion(const DockerEndpoint& ep, std::chrono::milliseconds time
   s = Perform(ep, "GET", "/version", "", timeout, &ver);
   if (!s.ok()) return s;
   json j = json::parse(ver.body, nullptr, false);
-  if (ver.status == 200 && j.is_object() && j.value("ApiVersion", "") != "") {
-    *version = j.value("ApiVersion", "");
+  if (ver.status == 200 && !Str(j, "ApiVersion").empty()) {
+    *version = Str(j, "ApiVersion");
     return Status::OK();
   }
   return Status::Unavailable("docker daemon at " + ep.host + ": no API version in /_ping or /version");
@@ -217,12 +225,12 @@ Status DaemonApiVersion(const DockerEndpoint& ep, std::chrono::milliseconds time
 
 ContainerSummary ParseSummary(const json& c) {
   ContainerSummary out;
-  out.id = c.value("Id", "");
+  out.id = Str(c, "Id");
   if (c.contains("Names") && c["Names"].is_array() && !c["Names"].empty() && c["Names"][0].is_string()) {
     out.name = c["Names"][0].get<std::string>();
     if (!out.name.empty() && out.name[0] == '/') out.name.erase(0, 1);
   }
-  out.state = c.value("State", "");
+  out.state = Str(c, "State");
   if (c.contains("Labels") && c["Labels"].is_object())
     for (auto& [k, v] : c["Labels"].items())
       if (v.is_string()) out.labels[k] = v.get<std::string>();
@@ -256,7 +264,7 @@ class PullProgress {
       error_ = j["error"].get<std::string>();
       return;
     }
-    std::string id = j.value("id", ""), status = j.value("status", "");
+    std::string id = Str(j, "id"), status = Str(j, "status");
     if (status.empty()) return;
     std::string& last = last_status_[id];
     if (last == status) return;  // "Downloading" again, with more bytes
@@ -269,6 +277,17 @@ class PullProgress {
   std::string error_;
   std::map<std::string, std::string> last_status_;
 };
+
+// The API carries text as UTF-8; other bytes in a script, a variable or a
+// path cannot reach the daemon unchanged, so they are refused, not mangled.
+Status DumpJson(const json& j, const std::string& what, std::string* out) {
+  try {
+    *out = j.dump();
+    return Status::OK();
+  } catch (const json::exception&) {
+    return Status::Invalid(what + ": not valid UTF-8 (the script, a variable, a label or a path)");
+  }
+}
 
 Status ResponseError(const std::string& what, const DockerResponse& r) {
   std::string msg = what + ": " + r.ErrorMessage();
@@ -422,12 +441,15 @@ Status DockerClient::CallStreaming(const std::string& method, const std::string&
 }
 
 Status DockerClient::CreateContainer(const std::string& name, const json& config, std::string* id) const {
+  std::string body;
+  Status s = DumpJson(config, "create container " + name, &body);
+  if (!s.ok()) return s;
   DockerResponse r;
-  Status s = Call("POST", "/containers/create?name=" + UrlEscape(name), config.dump(), &r);
+  s = Call("POST", "/containers/create?name=" + UrlEscape(name), body, &r);
   if (!s.ok()) return s;
   if (r.status != 201) return ResponseError("create container " + name, r);
   json j = json::parse(r.body, nullptr, false);
-  *id = j.is_object() ? j.value("Id", "") : "";
+  *id = Str(j, "Id");
   if (id->empty()) return Status::Unavailable("create container " + name + ": no Id in the daemon's answer");
   return Status::OK();
 }
@@ -462,8 +484,8 @@ Status DockerClient::WaitContainer(const std::string& id, int* exit_code) const 
   json j = json::parse(r.body, nullptr, false);
   if (!j.is_object() || !j.contains("StatusCode") || !j["StatusCode"].is_number_integer())
     return Status::Unavailable("wait for the container: unexpected answer " + r.body);
-  if (j.contains("Error") && j["Error"].is_object() && !j["Error"].value("Message", "").empty())
-    return Status::Unavailable("wait for the container: " + j["Error"].value("Message", ""));
+  if (j.contains("Error") && !Str(j["Error"], "Message").empty())
+    return Status::Unavailable("wait for the container: " + Str(j["Error"], "Message"));
   *exit_code = j["StatusCode"].get<int>();
   return Status::OK();
 }
@@ -494,19 +516,25 @@ Status DockerClient::RenameContainer(const std::string& id, const std::string& n
 }
 
 Status DockerClient::CommitContainer(const std::string& id, const json& config, std::string* image_id) const {
+  std::string body;
+  Status s = DumpJson(config, "commit container", &body);
+  if (!s.ok()) return s;
   DockerResponse r;
-  Status s = Call("POST", "/commit?container=" + UrlEscape(id), config.dump(), &r);
+  s = Call("POST", "/commit?container=" + UrlEscape(id), body, &r);
   if (!s.ok()) return s;
   if (r.status != 201 && r.status != 200) return ResponseError("commit container", r);
   json j = json::parse(r.body, nullptr, false);
-  *image_id = j.is_object() ? j.value("Id", "") : "";
+  *image_id = Str(j, "Id");
   if (image_id->empty()) return Status::Unavailable("commit container: no Id in the daemon's answer");
   return Status::OK();
 }
 
 Status DockerClient::ListContainers(const json& filters, std::vector<ContainerSummary>* out) const {
+  std::string query;
+  Status s = DumpJson(filters, "list containers", &query);
+  if (!s.ok()) return s;
   DockerResponse r;
-  Status s = Call("GET", "/containers/json?all=1&filters=" + UrlEscape(filters.dump()), "", &r);
+  s = Call("GET", "/containers/json?all=1&filters=" + UrlEscape(query), "", &r);
   if (!s.ok()) return s;
   if (r.status != 200) return ResponseError("list containers", r);
   json j = json::parse(r.body, nullptr, false);

@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <random>
@@ -48,7 +50,7 @@ bool ParseDecimal(const std::string& s, size_t* end, long double* value) {
     digits += frac;
   }
   if (digits == 0) return false;
-  *value = std::stold(s.substr(0, i));
+  *value = std::strtold(s.substr(0, i).c_str(), nullptr);  // no exceptions, even for 10^5000
   *end = i;
   return true;
 }
@@ -77,16 +79,18 @@ Status CheckEnvironment(const StepSpec& spec) {
   return Status::OK();
 }
 
-// "a/./b" stays inside; "../x", "/x" and "a/../../x" do not.
+// "a/../b" stays inside the workspace; "/x", "../x" and "a/../../x" do not.
 Status CheckWorkdir(const std::string& workdir) {
   if (!workdir.empty() && workdir[0] == '/')
     return Status::Invalid("workdir '" + workdir + "' must be relative to the workspace");
+  int depth = 0;
   size_t start = 0;
   while (start <= workdir.size()) {
-    size_t slash = workdir.find('/', start);
-    std::string part = workdir.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-    if (part == "..") return Status::Invalid("workdir '" + workdir + "' leaves the workspace");
-    if (slash == std::string::npos) break;
+    size_t slash = std::min(workdir.find('/', start), workdir.size());
+    std::string part = workdir.substr(start, slash - start);
+    if (part == "..") depth--;
+    else if (!part.empty() && part != ".") depth++;
+    if (depth < 0) return Status::Invalid("workdir '" + workdir + "' leaves the workspace");
     start = slash + 1;
   }
   return Status::OK();

@@ -75,7 +75,11 @@ int RunCli(int argc, char** argv) {
   CLI::App* cancel = app.add_subcommand("cancel", "Cancel a running run");
   cancel->add_option("run", run_id, "Run id")->required();
   TogglesFlags toggles_flags;
-  AddTogglesCommands(app, &toggles_flags);
+  CLI::App* toggles = AddTogglesCommands(app, &toggles_flags);
+  std::string serve_listen = "127.0.0.1:7707";
+  CLI::App* toggles_serve = toggles->add_subcommand("serve", "Serve the toggle API (SPEC 4.2) alone");
+  toggles_serve->add_option("--listen", serve_listen, "ADDR:PORT")->capture_default_str();
+  toggles_serve->fallthrough();
   for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
 
   try {
@@ -93,6 +97,7 @@ int RunCli(int argc, char** argv) {
   if (app.got_subcommand("show")) return CmdShow(g, run_id);
   if (app.got_subcommand("logs")) return CmdLogs(g, run_id, step, follow);
   if (app.got_subcommand("cancel")) return CmdCancel(g, run_id);
+  if (toggles_serve->parsed()) return CmdTogglesServe(g, serve_listen);
   if (app.got_subcommand("toggles")) return CmdToggles(g, toggles_flags);
   return 2;
 }

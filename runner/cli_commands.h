@@ -72,6 +72,11 @@ std::string FormatToggleTable(const nlohmann::json& toggles, const std::string& 
 // "-" for none; else "rollout 25% & country in NL | users alice,bob".
 std::string SummarizeStrategies(const nlohmann::json& strategies);
 
+// `ladle toggles serve [--listen ADDR:PORT]` (runner/cli_toggles_serve.cc):
+// the toggle service alone (SPEC 4.2) over DATA/toggles.db until SIGINT or
+// SIGTERM (exit 0). Exit 3 when the address is taken.
+int CmdTogglesServe(const GlobalFlags& g, const std::string& listen);
+
 }  // namespace ladle::runner
 
 #endif  // LADLE_RUNNER_CLI_COMMANDS_H_

@@ -348,8 +348,8 @@ std::string Change(const json& e) {
   std::string out;
   if (!env.empty() && after.is_object()) {
     const json& c = Environment(after, env);
-    out = std::string(Enabled(c) ? "on" : "off") + ", " +
-          SummarizeStrategies(c.is_object() ? c.value("strategies", json()) : json());
+    std::string strategies = SummarizeStrategies(c.is_object() ? c.value("strategies", json()) : json());
+    out = !Enabled(c) ? "off" : strategies == "-" ? "on" : "on: " + strategies;
   } else if (before.is_object() && after.is_object()) {
     for (const char* field : {"type", "description", "variants"})
       if (before.value(field, json()) != after.value(field, json())) out += (out.empty() ? "" : ", ") + std::string(field);

@@ -87,14 +87,6 @@ std::optional<int> Count(const std::optional<TestCounts>& tests, int TestCounts:
   return tests ? std::optional<int>((*tests).*field) : std::nullopt;
 }
 
-// Prepares, binds ?1.. to `args` and runs a statement that returns no rows.
-template <typename... Args>
-Status Exec(Database* db, const std::string& sql, const Args&... args) {
-  Statement st;
-  Status s = db->Prepare(sql, &st);
-  if (s.ok()) s = st.BindAll(args...);
-  return s.ok() ? st.Run() : s;
-}
 
 void ReadRun(const Statement& st, RunRecord* run) {
   run->id = st.ColumnInt64(0);

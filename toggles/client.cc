@@ -163,15 +163,14 @@ Client::~Client() {
   }
   run_cv_.notify_all();
   if (!thread_.joinable()) return;
-  std::unique_lock<std::mutex> lock(run_mu_);
   // Repeated: a Cancel() that lands while a request is still connecting has
   // no socket to shut down yet.
-  while (!exited_) {
+  for (;;) {
     cancel_stream_.Cancel();
     cancel_fetch_.Cancel();
-    run_cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return exited_; });
+    std::unique_lock<std::mutex> lock(run_mu_);
+    if (run_cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return exited_; })) break;
   }
-  lock.unlock();
   thread_.join();
 }
 

@@ -23,7 +23,7 @@
 //
 //   ladle::toggles::ClientOptions options;
 //   options.server = "http://127.0.0.1:7707";
-//   options.token = std::getenv("LADLE_TOKEN");      // a client token
+//   if (const char* t = std::getenv("LADLE_TOKEN")) options.token = t;  // a client token
 //   options.cache_file = "/var/cache/shop/toggles.json";
 //   std::unique_ptr<ladle::toggles::Client> toggles;
 //   ladle::Status s = ladle::toggles::Client::Start(options, &toggles);
@@ -74,8 +74,9 @@ struct ClientOptions {
 
   // false: no background thread; the set changes only on Refresh().
   bool background = true;
-  // Called on the refreshing thread after a new set is in use, with its
-  // revision. Keep it quick; it must not destroy the Client.
+  // Called after a new set is in use, with its revision, on the thread that
+  // fetched it (Start's, Refresh's caller's, or the background thread). Keep
+  // it quick; it must not destroy the Client.
   std::function<void(int64_t revision)> on_update;
 };
 

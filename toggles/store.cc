@@ -75,14 +75,6 @@ CREATE UNIQUE INDEX tokens_active_hash ON tokens (hash) WHERE revoked = 0;
   return kSteps;
 }
 
-// Prepares, binds ?1.. to `args` and runs a statement that returns no rows.
-template <typename... Args>
-Status Exec(Database* db, const std::string& sql, const Args&... args) {
-  Statement st;
-  Status s = db->Prepare(sql, &st);
-  if (s.ok()) s = st.BindAll(args...);
-  return s.ok() ? st.Run() : s;
-}
 
 // A single integer from a one-row query.
 Status QueryInt(Database* db, const std::string& sql, int64_t* out) {

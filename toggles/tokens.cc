@@ -84,13 +84,6 @@ Status CheckToken(const std::string& name, Role role, std::string* env) {
   return Renamed(ValidateKey(*env), "environment");
 }
 
-template <typename... Args>
-Status Exec(Database* db, const std::string& sql, const Args&... args) {
-  Statement st;
-  Status s = db->Prepare(sql, &st);
-  if (s.ok()) s = st.BindAll(args...);
-  return s.ok() ? st.Run() : s;
-}
 
 // The first column of the first row as an integer; 0 when there is no row.
 template <typename... Args>

@@ -121,6 +121,10 @@ TEST(ContainerConfigTest, RefusesWhatAContainerCannotCarry) {
   spec = BaseSpec("/ws");
   spec.workdir = "a/../../etc";
   EXPECT_EQ(Code::kInvalid, ContainerConfig(spec, &c).code());
+  spec.workdir = "/etc";
+  EXPECT_EQ(Code::kInvalid, ContainerConfig(spec, &c).code());
+  spec.workdir = "a/../b";
+  EXPECT_TRUE(ContainerConfig(spec, &c).ok()) << "inside the workspace after all";
   spec = BaseSpec("/ws");
   spec.env = {{"A=B", "1"}};
   EXPECT_EQ(Code::kInvalid, ContainerConfig(spec, &c).code());

@@ -5,6 +5,11 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -134,6 +139,19 @@ TEST(SseParser, RefusesEndlessLines) {
 
 // --- HttpClient against a real socket ---
 
+// A loopback port that nothing listens on (it was free a moment ago).
+int DeadPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
 class HttpClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -170,6 +188,8 @@ class HttpClientTest : public ::testing::Test {
     port_ = server_.bind_to_any_port("127.0.0.1");
     ASSERT_GT(port_, 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() before the server runs is lost, and join() would wait forever.
+    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
   }
   void TearDown() override {
     stop_ = true;
@@ -230,9 +250,7 @@ TEST_F(HttpClientTest, SendReturnsAnyStatusAsAnAnswer) {
 
 TEST_F(HttpClientTest, NoServerIsUnavailableWithConnectFailure) {
   ServerUrl url;
-  ASSERT_TRUE(ParseServerUrl("http://127.0.0.1:" + std::to_string(port_), &url).ok());
-  TearDown();  // nothing listens on the port any more
-  SetUp();     // (a new server on another port, for TearDown)
+  ASSERT_TRUE(ParseServerUrl("http://127.0.0.1:" + std::to_string(DeadPort()), &url).ok());
   HttpResponse r;
   Status s = HttpClient(url, {}).Send("GET", "/x", "", {}, &r);
   EXPECT_EQ(Code::kUnavailable, s.code());

@@ -1,0 +1,166 @@
+#!/bin/bash
+# OFREP single evaluation (POST /ofrep/v1/evaluate/flags/{key}, a 50% rollout
+# toggle, bearer token, 100 targeting keys) of `ladle toggles serve` beside
+# nginx serving a static JSON body of the same size, both on 127.0.0.1 with
+# one worker (LADLE_BENCH_THREADS io threads for ladle, default 1), each under
+# `wrk -t1 -c32 -d10s --latency` after a 2 s warm-up. Then the latency from
+# sending a flip to an SSE subscriber receiving its event, median and p99
+# over 200 flips (a small node client). Targets: >= 60% of nginx's req/s,
+# p99 < 5 ms, flip -> SSE median < 5 ms.
+# Usage: tests/bench/ofrep_bench.sh [BUILD_DIR]   (default: build)
+#   LADLE_BENCH_SECONDS=N  measured seconds per server (default 10)
+#   LADLE_BENCH_FLIPS=N    flips for the SSE latency (default 200)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SRC=$(pwd)
+BUILD=${1:-build}
+case "$BUILD" in /*) ;; *) BUILD="$(pwd)/$BUILD" ;; esac
+LADLE="$BUILD/ladle"
+[ -x "$LADLE" ] || { echo "build it first: ninja -C $BUILD ladle"; exit 2; }
+SECONDS_EACH=${LADLE_BENCH_SECONDS:-10}
+FLIPS=${LADLE_BENCH_FLIPS:-200}
+command -v wrk >/dev/null || { echo "wrk missing (apt-get install wrk)"; exit 3; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "nginx missing (apt-get install nginx)"; exit 3; }
+
+work=$(mktemp -d /tmp/ladle-ofrep-bench-XXXXXX)
+ladle_pid=""
+nginx_pid=""
+cleanup() {
+  # Only what this script started, by pid.
+  [ -n "$ladle_pid" ] && kill "$ladle_pid" 2>/dev/null && wait "$ladle_pid" 2>/dev/null || true
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {  # the first port from $1 on that nothing answers on
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+wait_listening() {  # port
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+# ladle: its own data dir, one 50% rollout toggle in production.
+ladle_port=$(free_port 18570)
+"$LADLE" --data "$work/data" toggles serve --listen "127.0.0.1:$ladle_port" > "$work/ladle.out" 2>&1 &
+ladle_pid=$!
+wait_listening "$ladle_port"
+TOKEN=$(cat "$work/data/admin.token")
+base="http://127.0.0.1:$ladle_port"
+curl -sf -H "Authorization: Bearer $TOKEN" -X POST "$base/api/v1/toggles" \
+  -d '{"key":"bench-rollout","environments":{"production":{"enabled":true,"strategies":[{"rollout":{"percent":50}}]}}}' >/dev/null
+curl -sf -H "Authorization: Bearer $TOKEN" -X POST "$base/api/v1/toggles" -d '{"key":"bench-flip"}' >/dev/null
+BODY=$(curl -sf -H "Authorization: Bearer $TOKEN" -X POST "$base/ofrep/v1/evaluate/flags/bench-rollout" \
+  -d '{"context":{"targetingKey":"user-1"}}')
+
+# nginx: a private config; one worker, no access log, the same body.
+nginx_port=$(free_port $((ladle_port + 1)))
+mkdir -p "$work/nginx"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      default_type application/json;
+      return 200 '$BODY';
+    }
+  }
+}
+CONF
+"$NGINX" -e "$work/nginx/error.log" -c "$work/nginx.conf" &
+nginx_pid=$!
+wait_listening "$nginx_port"
+
+export LADLE_BENCH_TOKEN=$TOKEN
+run_wrk() {  # name port
+  wrk -t1 -c32 -d2s -s "$SRC/tests/bench/ofrep_bench.lua" "http://127.0.0.1:$2" >/dev/null
+  wrk -t1 -c32 -d"${SECONDS_EACH}s" --latency -s "$SRC/tests/bench/ofrep_bench.lua" \
+    "http://127.0.0.1:$2" > "$work/$1.wrk"
+}
+run_wrk ladle "$ladle_port"
+run_wrk nginx "$nginx_port"
+
+rps() { awk '/^Requests\/sec:/ {print $2}' "$work/$1.wrk"; }
+p99() { awk '$1 == "99%" {print $2}' "$work/$1.wrk"; }
+errors() { grep -E "Non-2xx|Socket errors" "$work/$1.wrk" || true; }
+ladle_rps=$(rps ladle); nginx_rps=$(rps nginx)
+ratio=$(awk -v a="$ladle_rps" -v b="$nginx_rps" 'BEGIN { printf "%.0f", 100 * a / b }')
+
+echo "OFREP single evaluation, 50% rollout, ${#BODY}-byte answer, wrk -t1 -c32 -d${SECONDS_EACH}s, 127.0.0.1, $(nproc) cores"
+printf '%-28s %12s %10s\n' "server" "req/s" "p99"
+printf '%-28s %12s %10s\n' "ladle toggles serve" "$ladle_rps" "$(p99 ladle)"
+printf '%-28s %12s %10s\n' "nginx 1 worker (static)" "$nginx_rps" "$(p99 nginx)"
+echo "ladle / nginx: ${ratio}% (target >= 60%, p99 < 5 ms)"
+errors ladle; errors nginx
+
+# Flip -> SSE: one subscriber; each flip waits for its own event.
+cat > "$work/sse_latency.js" <<'JS'
+const http = require('http');
+const [base, token, flips] = [process.argv[2], process.argv[3], Number(process.argv[4])];
+const auth = { Authorization: `Bearer ${token}` };
+const keepAlive = new http.Agent({ keepAlive: true });
+const seen = new Map();     // revision -> arrival time (an event may beat the POST's answer)
+const waiters = new Map();  // revision -> resolve
+let buf = '';
+function onData(chunk) {
+  buf += chunk;
+  let i;
+  while ((i = buf.indexOf('\n\n')) >= 0) {
+    const m = /^id: (\d+)$/m.exec(buf.slice(0, i));
+    buf = buf.slice(i + 2);
+    if (!m) continue;
+    const id = Number(m[1]), t = process.hrtime.bigint();
+    seen.set(id, t);
+    if (waiters.has(id)) { waiters.get(id)(t); waiters.delete(id); }
+  }
+}
+function arrival(rev) {
+  return seen.has(rev) ? Promise.resolve(seen.get(rev)) : new Promise((r) => waiters.set(rev, r));
+}
+function flip(on) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}/api/v1/toggles/bench-flip/environments/production/${on ? 'on' : 'off'}`,
+      { method: 'POST', headers: auth, agent: keepAlive }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(Number(String(res.headers.etag).replace(/"/g, ''))));
+      });
+    req.on('error', reject);
+    req.end();
+  });
+}
+http.get(`${base}/api/v1/stream`, { headers: auth }, async (res) => {
+  res.setEncoding('utf8');
+  res.on('data', onData);
+  const lat = [];
+  for (let n = 0; n < flips; n++) {
+    const t0 = process.hrtime.bigint();
+    const rev = await flip(n % 2 === 0);
+    lat.push(Number((await arrival(rev)) - t0) / 1e6);
+  }
+  lat.sort((a, b) => a - b);
+  const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(2);
+  console.log(`flip -> SSE event, ${flips} flips: median ${q(0.5)} ms, p99 ${q(0.99)} ms (target median < 5 ms)`);
+  process.exit(0);
+});
+JS
+node "$work/sse_latency.js" "$base" "$TOKEN" "$FLIPS"

@@ -1,0 +1,293 @@
+// End-to-end tests of `ladle toggles serve`: the real binary on a loopback
+// port and a temp data dir, driven over HTTP with cpp-httplib; a SIGKILL in
+// the middle of concurrent flips; OpenFeature's JavaScript SDK with the OFREP
+// provider against it.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// A port nothing listens on right now (the kernel's pick for port 0).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ToggleServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ladle-serve-e2e-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    data_ = root_ / "data";
+    port_ = FreePort();
+  }
+  void TearDown() override {
+    Kill(SIGKILL);
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  // Starts `ladle toggles serve --listen 127.0.0.1:PORT --data DATA`.
+  pid_t Spawn(int port) {
+    std::string listen = "127.0.0.1:" + std::to_string(port);
+    std::string log = (root_ / "server.log").string();
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      execl(LADLE_BINARY, LADLE_BINARY, "toggles", "serve", "--listen", listen.c_str(), "--data",
+            data_.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return pid;
+  }
+
+  void Start() {
+    pid_ = Spawn(port_);
+    httplib::Client c("127.0.0.1", port_);
+    for (int i = 0; i < 200; ++i) {
+      if (auto r = c.Get("/healthz"); r && r->status == 200) {
+        token_ = ReadFile(data_ / "admin.token");
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    FAIL() << "server did not answer: " << ReadFile(root_ / "server.log");
+  }
+
+  // Sends `sig` and returns the exit status (waitpid's).
+  int Kill(int sig) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+  httplib::Client Client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_bearer_token_auth(token_.c_str());
+    c.set_read_timeout(5, 0);
+    return c;
+  }
+
+  fs::path root_, data_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  std::string token_;
+};
+
+TEST_F(ToggleServerTest, ServesTheApiAndStopsOnSigterm) {
+  Start();
+  ASSERT_NE("", token_);
+  EXPECT_NE(std::string::npos, ReadFile(root_ / "server.log").find("admin token written to " + (data_ / "admin.token").string()));
+  httplib::Client c = Client();
+  auto r = c.Post("/api/v1/toggles", R"({"key":"banner","environments":{"production":{"enabled":true}}})",
+                  "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(201, r->status) << r->body;
+  r = c.Post("/ofrep/v1/evaluate/flags/banner", R"({"context":{"targetingKey":"u"}})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(R"({"key":"banner","value":true,"reason":"STATIC","variant":"on","metadata":{}})", r->body);
+  std::string big(2 << 20, 'x');
+  r = c.Post("/api/v1/toggles", big, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(413, r->status);
+  httplib::Client anon("127.0.0.1", port_);
+  r = anon.Post("/api/v1/toggles/banner/environments/production/off", "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(401, r->status);
+  int status = Kill(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+TEST_F(ToggleServerTest, PortInUseExits3) {
+  Start();
+  pid_t second = Spawn(port_);
+  int status = 0;
+  waitpid(second, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(3, WEXITSTATUS(status));
+  EXPECT_NE(std::string::npos, ReadFile(root_ / "server.log").find("listen on 127.0.0.1:"));
+}
+
+// Concurrent flips, SIGKILL in the middle: every flip that got a 2xx is in
+// the audit trail after a restart, and the trail agrees with the toggles.
+TEST_F(ToggleServerTest, AcknowledgedFlipsSurviveSigkill) {
+  Start();
+  constexpr int kThreads = 4;
+  {
+    httplib::Client c = Client();
+    for (int i = 0; i < kThreads; ++i) {
+      auto r = c.Post("/api/v1/toggles", json{{"key", "k" + std::to_string(i)}}.dump(), "application/json");
+      ASSERT_TRUE(r && r->status == 201);
+    }
+  }
+  std::mutex mu;
+  std::map<int64_t, std::pair<std::string, bool>> acked;  // revision -> (key, on)
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      httplib::Client c = Client();
+      std::string key = "k" + std::to_string(i);
+      for (bool on = true; !stop; on = !on) {
+        auto r = c.Post("/api/v1/toggles/" + key + "/environments/production/" + (on ? "on" : "off"), "",
+                        "application/json");
+        if (!r) return;  // the server is gone
+        if (r->status / 100 != 2) continue;
+        std::string etag = r->get_header_value("ETag");
+        std::lock_guard<std::mutex> lock(mu);
+        acked[std::stoll(etag.substr(1, etag.size() - 2))] = {key, on};
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  Kill(SIGKILL);
+  stop = true;
+  for (auto& t : threads) t.join();
+  ASSERT_GT(acked.size(), 10u);
+
+  Start();
+  httplib::Client c = Client();
+  auto r = c.Get("/api/v1/events?after=0");
+  ASSERT_TRUE(r && r->status == 200);
+  json events = json::parse(r->body)["events"];
+  std::map<int64_t, json> by_revision;
+  int64_t expect = 1;
+  for (const json& e : events) {
+    EXPECT_EQ(expect++, e["revision"].get<int64_t>()) << "revisions have no gaps";
+    by_revision[e["revision"]] = e;
+  }
+  for (const auto& [rev, flip] : acked) {
+    ASSERT_TRUE(by_revision.count(rev)) << "acknowledged flip at revision " << rev << " lost";
+    const json& e = by_revision[rev];
+    EXPECT_EQ(flip.first, e["key"]);
+    EXPECT_EQ(flip.second ? "enable" : "disable", e["action"]);
+  }
+  // Each toggle's state is what its last event says.
+  std::map<std::string, bool> last;
+  for (const json& e : events) {
+    if (e["action"] == "enable" || e["action"] == "disable") last[e["key"]] = e["action"] == "enable";
+  }
+  for (const auto& [key, on] : last) {
+    auto t = c.Get("/api/v1/toggles/" + key);
+    ASSERT_TRUE(t && t->status == 200);
+    EXPECT_EQ(on, json::parse(t->body)["environments"]["production"]["enabled"].get<bool>()) << key;
+  }
+}
+
+// ---- OpenFeature's JavaScript SDK with the OFREP provider (npm) ----
+
+bool HaveCommand(const std::string& name) {
+  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+std::string RunCapture(const std::string& cmd, int* rc) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  *rc = pclose(p);
+  return out;
+}
+
+// Installs the pinned packages into a cache dir once; "" or an error text.
+std::string InstallSdk(const fs::path& cache) {
+  fs::path src = fs::path(LADLE_SOURCE_DIR) / "tests/toggles/ofrep_sdk/package.json";
+  std::string want = ReadFile(src);
+  if (fs::exists(cache / "node_modules/@openfeature/ofrep-provider") && ReadFile(cache / "package.json") == want) {
+    return "";
+  }
+  fs::create_directories(cache);
+  fs::copy_file(src, cache / "package.json", fs::copy_options::overwrite_existing);
+  int rc = 0;
+  std::string out = RunCapture("cd '" + cache.string() + "' && npm install --no-audit --no-fund 2>&1", &rc);
+  return rc == 0 ? "" : "npm install failed: " + out;
+}
+
+TEST_F(ToggleServerTest, OpenFeatureJavaScriptSdk) {
+  if (!HaveCommand("node") || !HaveCommand("npm")) {
+    const char* ci = std::getenv("CI");
+    if (ci && std::string(ci) == "true") FAIL() << "node and npm are needed (scripts/install-deps.sh --test)";
+    GTEST_SKIP() << "node or npm missing";
+  }
+  fs::path cache = "/tmp/ladle-ofrep-sdk";
+  std::string err = InstallSdk(cache);
+  ASSERT_EQ("", err);
+  Start();
+  httplib::Client c = Client();
+  const char* toggles[] = {
+      R"({"key":"on-flag","environments":{"production":{"enabled":true}}})",
+      R"({"key":"off-flag"})",
+      R"({"key":"users-flag","environments":{"production":{"enabled":true,"strategies":[{"users":["alice"]}]}}})",
+      R"({"key":"colour","variants":[{"name":"red","weight":1000,"value":"#f00"}],
+          "environments":{"production":{"enabled":true}}})",
+  };
+  for (const char* t : toggles) {
+    auto r = c.Post("/api/v1/toggles", t, "application/json");
+    ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
+  }
+  std::string cmd = "NODE_PATH='" + (cache / "node_modules").string() + "' node '" + LADLE_SOURCE_DIR +
+                    "/tests/toggles/ofrep_sdk/evaluate.js' http://127.0.0.1:" + std::to_string(port_) + " '" +
+                    token_ + "' alice on-flag:boolean off-flag:boolean users-flag:boolean colour:string missing:boolean 2>&1";
+  int rc = 0;
+  std::string out = RunCapture(cmd, &rc);
+  ASSERT_EQ(0, rc) << out;
+  json j = json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(json({{"value", true}, {"variant", "on"}, {"reason", "STATIC"}, {"errorCode", nullptr}}), j["on-flag"]);
+  EXPECT_EQ(json({{"value", false}, {"variant", "off"}, {"reason", "DISABLED"}, {"errorCode", nullptr}}), j["off-flag"]);
+  EXPECT_EQ(json({{"value", true}, {"variant", "on"}, {"reason", "TARGETING_MATCH"}, {"errorCode", nullptr}}),
+            j["users-flag"]);
+  EXPECT_EQ(json({{"value", "#f00"}, {"variant", "red"}, {"reason", "SPLIT"}, {"errorCode", nullptr}}), j["colour"]);
+  EXPECT_EQ(false, j["missing"]["value"]);
+  EXPECT_EQ("FLAG_NOT_FOUND", j["missing"]["errorCode"]);
+}
+
+}  // namespace

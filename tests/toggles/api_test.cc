@@ -1,0 +1,357 @@
+// The toggle service's routes through a Router, without a socket.
+#include "toggles/api.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace ladle::toggles {
+namespace {
+
+using json = nlohmann::json;
+
+class ToggleApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ladle_api_test.XXXXXX";
+    ASSERT_NE(nullptr, mkdtemp(tmpl));
+    dir_ = tmpl;
+    ASSERT_TRUE(ToggleStore::Open(dir_, &store_).ok());
+    ASSERT_TRUE(TokenStore::Open(dir_, &tokens_).ok());
+    TokenInfo info;
+    ASSERT_TRUE(tokens_->Create("root", Role::kAdmin, "", &admin_, &info).ok());
+    ASSERT_TRUE(tokens_->Create("web", Role::kClient, "staging", &client_, &info).ok());
+    api_ = std::make_unique<ToggleApi>(*store_, *tokens_, &metrics_);
+    api_->Register(&router_);
+    ASSERT_TRUE(router_.status().ok()) << router_.status().ToString();
+  }
+  void TearDown() override {
+    api_.reset();
+    store_.reset();
+    tokens_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Sends a request with `token` ("" for none) and extra headers.
+  HttpResponse Send(const std::string& method, const std::string& target,
+                    const std::string& body = "", const std::string& token = "admin",
+                    std::vector<std::pair<std::string, std::string>> headers = {}) {
+    HttpRequest r = HttpRequest::For(method, target, body);
+    std::string secret = token == "admin" ? admin_ : token == "client" ? client_ : token;
+    if (!secret.empty()) r.headers.Add("Authorization", "Bearer " + secret);
+    for (auto& [n, v] : headers) r.headers.Set(n, v);
+    return router_.Dispatch(r);
+  }
+  static json Body(const HttpResponse& r) { return json::parse(r.body, nullptr, false); }
+
+  void CreateRollout(const std::string& key, int percent) {
+    json t = {{"key", key},
+              {"environments",
+               {{"production", {{"enabled", true}, {"strategies", {{{"rollout", {{"percent", percent}}}}}}}}}}};
+    ASSERT_EQ(201, Send("POST", "/api/v1/toggles", t.dump()).status);
+  }
+  void CreatePlain(const std::string& key) {
+    ASSERT_EQ(201, Send("POST", "/api/v1/toggles", json{{"key", key}}.dump()).status);
+  }
+
+  std::string dir_;
+  std::unique_ptr<ToggleStore> store_;
+  std::unique_ptr<TokenStore> tokens_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<ToggleApi> api_;
+  Router router_;
+  std::string admin_, client_;
+};
+
+TEST_F(ToggleApiTest, CreateGetListDelete) {
+  HttpResponse r = Send("POST", "/api/v1/toggles", R"({"key":"checkout","type":"release"})");
+  ASSERT_EQ(201, r.status) << r.body;
+  EXPECT_EQ("\"1\"", r.headers.Get("ETag"));
+  EXPECT_EQ("checkout", Body(r)["key"]);
+  EXPECT_EQ(409, Send("POST", "/api/v1/toggles", R"({"key":"checkout"})").status);
+  r = Send("GET", "/api/v1/toggles/checkout");
+  EXPECT_EQ(200, r.status);
+  EXPECT_EQ(1, Body(r)["revision"]);
+  r = Send("GET", "/api/v1/toggles");
+  ASSERT_EQ(200, r.status);
+  EXPECT_EQ(1u, Body(r)["toggles"].size());
+  EXPECT_EQ(404, Send("GET", "/api/v1/toggles/nope").status);
+  EXPECT_EQ(204, Send("DELETE", "/api/v1/toggles/checkout").status);
+  EXPECT_EQ(404, Send("DELETE", "/api/v1/toggles/checkout").status);
+}
+
+TEST_F(ToggleApiTest, BadBodiesAre400NamingTheFieldAndStoreNothing) {
+  HttpResponse r = Send("POST", "/api/v1/toggles", "{not json");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("bad_request", Body(r)["error"]);
+  r = Send("POST", "/api/v1/toggles", R"({"key":"a","colour":"red"})");
+  EXPECT_EQ(400, r.status);
+  EXPECT_NE(std::string::npos, Body(r)["message"].get<std::string>().find("colour")) << r.body;
+  r = Send("POST", "/api/v1/toggles", R"({"key":"a","type":7})");
+  EXPECT_EQ(400, r.status);
+  EXPECT_NE(std::string::npos, Body(r)["message"].get<std::string>().find("type")) << r.body;
+  EXPECT_EQ(0, store_->CurrentRevision());
+  CreatePlain("a");
+  r = Send("PUT", "/api/v1/toggles/a/environments/production",
+           R"({"enabled":true,"strategies":[{"rollout":{"percent":120}}]})");
+  EXPECT_EQ(400, r.status);
+  EXPECT_NE(std::string::npos, r.body.find("percent")) << r.body;
+  EXPECT_EQ(400, Send("PATCH", "/api/v1/toggles/a", R"({"owner":"x"})").status);
+  EXPECT_EQ(1, store_->CurrentRevision());
+}
+
+TEST_F(ToggleApiTest, PatchPutAndIfMatch) {
+  CreatePlain("a");
+  HttpResponse r = Send("PATCH", "/api/v1/toggles/a", R"({"description":"new"})", "admin",
+                        {{"If-Match", "\"1\""}});
+  ASSERT_EQ(200, r.status) << r.body;
+  EXPECT_EQ("\"2\"", r.headers.Get("ETag"));
+  r = Send("PUT", "/api/v1/toggles/a/environments/production", R"({"enabled":true})", "admin",
+           {{"If-Match", "1"}});
+  EXPECT_EQ(412, r.status);
+  EXPECT_EQ("precondition_failed", Body(r)["error"]);
+  EXPECT_EQ(412, Send("DELETE", "/api/v1/toggles/a", "", "admin", {{"If-Match", "\"1\""}}).status);
+  EXPECT_EQ(412, Send("POST", "/api/v1/toggles/a/environments/production/on", "", "admin",
+                      {{"If-Match", "1"}}).status);
+  EXPECT_EQ(400, Send("POST", "/api/v1/toggles/a/environments/production/on", "", "admin",
+                      {{"If-Match", "abc"}}).status);
+  r = Send("PUT", "/api/v1/toggles/a/environments/production", R"({"enabled":true})", "admin",
+           {{"If-Match", "\"2\""}});
+  EXPECT_EQ(200, r.status) << r.body;
+  EXPECT_EQ(true, Body(r)["environments"]["production"]["enabled"]);
+}
+
+TEST_F(ToggleApiTest, FlipIsIdempotent) {
+  CreatePlain("a");
+  HttpResponse r = Send("POST", "/api/v1/toggles/a/environments/production/on");
+  ASSERT_EQ(200, r.status) << r.body;
+  EXPECT_EQ("\"2\"", r.headers.Get("ETag"));
+  r = Send("POST", "/api/v1/toggles/a/environments/production/on");
+  EXPECT_EQ(200, r.status);
+  EXPECT_EQ("\"2\"", r.headers.Get("ETag"));
+  EXPECT_EQ(2, store_->CurrentRevision());
+  EXPECT_EQ(200, Send("POST", "/api/v1/toggles/a/environments/production/off").status);
+  EXPECT_EQ(404, Send("POST", "/api/v1/toggles/zz/environments/production/off").status);
+  r = Send("GET", "/api/v1/toggles/a/history");
+  ASSERT_EQ(200, r.status);
+  EXPECT_EQ(3u, Body(r)["events"].size());
+  r = Send("GET", "/api/v1/events?after=1");
+  ASSERT_EQ(200, r.status);
+  ASSERT_EQ(2u, Body(r)["events"].size());
+  EXPECT_EQ("enable", Body(r)["events"][0]["action"]);
+  EXPECT_EQ(400, Send("GET", "/api/v1/events?after=x").status);
+  EXPECT_EQ(404, Send("GET", "/api/v1/toggles/never/history").status);
+}
+
+// Every route that writes: 401 without a token, 401 with an unknown one,
+// 403 with a client token, and nothing stored.
+TEST_F(ToggleApiTest, EveryWriteRouteNeedsAnAdminToken) {
+  CreatePlain("a");
+  const std::vector<std::pair<std::string, std::string>> writes = {
+      {"POST", "/api/v1/toggles"},
+      {"PATCH", "/api/v1/toggles/a"},
+      {"DELETE", "/api/v1/toggles/a"},
+      {"PUT", "/api/v1/toggles/a/environments/staging"},
+      {"POST", "/api/v1/toggles/a/environments/staging/on"},
+      {"POST", "/api/v1/toggles/a/environments/staging/off"},
+      {"GET", "/api/v1/tokens"},
+      {"POST", "/api/v1/tokens"},
+      {"DELETE", "/api/v1/tokens/web"},
+  };
+  for (const auto& [method, target] : writes) {
+    SCOPED_TRACE(method + " " + target);
+    std::string body = method == "POST" && target == "/api/v1/toggles" ? R"({"key":"b"})"
+                       : target == "/api/v1/tokens"                    ? R"({"name":"x"})"
+                       : method == "PUT"                               ? R"({"enabled":true})"
+                                                                       : "{}";
+    HttpResponse r = Send(method, target, body, "");
+    EXPECT_EQ(401, r.status);
+    EXPECT_EQ("unauthorized", Body(r)["error"]);
+    EXPECT_EQ(401, Send(method, target, body, "ladle_bogus").status);
+    r = Send(method, target, body, "client");
+    EXPECT_EQ(403, r.status);
+    EXPECT_EQ("forbidden", Body(r)["error"]);
+  }
+  EXPECT_EQ(1, store_->CurrentRevision());
+  EXPECT_EQ(404, Send("GET", "/api/v1/toggles/b").status);
+}
+
+TEST_F(ToggleApiTest, ClientTokensReadTheirEnvironmentOnly) {
+  CreatePlain("a");
+  HttpResponse r = Send("GET", "/api/v1/toggles", "", "client");
+  ASSERT_EQ(200, r.status) << r.body;
+  json envs = Body(r)["toggles"][0]["environments"];
+  EXPECT_EQ(1u, envs.size());
+  EXPECT_TRUE(envs.contains("staging"));
+  EXPECT_EQ(403, Send("GET", "/api/v1/toggles?environment=production", "", "client").status);
+  EXPECT_EQ(200, Send("GET", "/api/v1/toggles?environment=staging", "", "client").status);
+  EXPECT_EQ(401, Send("GET", "/api/v1/toggles", "", "").status);
+  // Polling with the ETag: 304 until something changes.
+  r = Send("GET", "/api/v1/toggles", "", "client");
+  std::string etag(r.headers.Get("ETag"));
+  EXPECT_EQ(304, Send("GET", "/api/v1/toggles", "", "client", {{"If-None-Match", etag}}).status);
+  Send("POST", "/api/v1/toggles/a/environments/staging/on");
+  EXPECT_EQ(200, Send("GET", "/api/v1/toggles", "", "client", {{"If-None-Match", etag}}).status);
+}
+
+TEST_F(ToggleApiTest, Tokens) {
+  HttpResponse r = Send("POST", "/api/v1/tokens", R"({"name":"ci","role":"client","environment":"production"})");
+  ASSERT_EQ(201, r.status) << r.body;
+  std::string secret = Body(r)["secret"];
+  EXPECT_EQ(0u, secret.rfind("ladle_", 0));
+  EXPECT_EQ(409, Send("POST", "/api/v1/tokens", R"({"name":"ci"})").status);
+  EXPECT_EQ(400, Send("POST", "/api/v1/tokens", R"({"name":"x","role":"boss"})").status);
+  EXPECT_EQ(400, Send("POST", "/api/v1/tokens", R"({"name":"x","color":"red"})").status);
+  r = Send("GET", "/api/v1/tokens");
+  ASSERT_EQ(200, r.status);
+  EXPECT_EQ(3u, Body(r)["tokens"].size());
+  EXPECT_EQ(r.body.find(secret), std::string::npos);
+  EXPECT_EQ(200, Send("GET", "/api/v1/toggles", "", secret).status);
+  EXPECT_EQ(204, Send("DELETE", "/api/v1/tokens/ci").status);
+  EXPECT_EQ(401, Send("GET", "/api/v1/toggles", "", secret).status);
+  EXPECT_EQ(404, Send("DELETE", "/api/v1/tokens/ci").status);
+}
+
+TEST_F(ToggleApiTest, HealthAndMetrics) {
+  EXPECT_EQ(200, Send("GET", "/healthz", "", "").status);
+  CreateRollout("r", 100);
+  Send("POST", "/ofrep/v1/evaluate/flags/r", R"({"context":{"targetingKey":"u"}})");
+  HttpResponse r = Send("GET", "/metrics", "", "");
+  ASSERT_EQ(200, r.status);
+  EXPECT_NE(std::string::npos, r.body.find("ladle_toggles_revision 1")) << r.body;
+  EXPECT_NE(std::string::npos,
+            r.body.find(R"(ladle_toggle_evaluations_total{key="r",reason="SPLIT"} 1)"))
+      << r.body;
+}
+
+// ---- OFREP ----
+
+TEST_F(ToggleApiTest, OfrepSingleShapes) {
+  CreatePlain("off");
+  CreateRollout("half", 50);
+  CreateRollout("all", 100);
+  Send("POST", "/api/v1/toggles/off/environments/staging/on");
+  Send("PUT", "/api/v1/toggles/off/environments/production", R"({"enabled":false})");
+  HttpResponse r = Send("POST", "/ofrep/v1/evaluate/flags/all", R"({"context":{"targetingKey":"u1"}})");
+  ASSERT_EQ(200, r.status) << r.body;
+  EXPECT_EQ(R"({"key":"all","value":true,"reason":"SPLIT","variant":"on","metadata":{}})", r.body);
+  r = Send("POST", "/ofrep/v1/evaluate/flags/off", R"({"context":{"targetingKey":"u1"}})");
+  EXPECT_EQ(R"({"key":"off","value":false,"reason":"DISABLED","variant":"off","metadata":{}})", r.body);
+  r = Send("POST", "/ofrep/v1/evaluate/flags/nope", R"({"context":{"targetingKey":"u1"}})");
+  EXPECT_EQ(404, r.status);
+  EXPECT_EQ("FLAG_NOT_FOUND", Body(r)["errorCode"]);
+  EXPECT_EQ("nope", Body(r)["key"]);
+  r = Send("POST", "/ofrep/v1/evaluate/flags/half", R"({"context":{}})");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("TARGETING_KEY_MISSING", Body(r)["errorCode"]);
+  r = Send("POST", "/ofrep/v1/evaluate/flags/half", R"({"context":{"targetingKey":5}})");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("INVALID_CONTEXT", Body(r)["errorCode"]);
+  r = Send("POST", "/ofrep/v1/evaluate/flags/half", "{oops");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("PARSE_ERROR", Body(r)["errorCode"]);
+  EXPECT_EQ("half", Body(r)["key"]);
+}
+
+TEST_F(ToggleApiTest, OfrepAuthAndEnvironment) {
+  CreatePlain("a");
+  Send("POST", "/api/v1/toggles/a/environments/staging/on");
+  const std::string ctx = R"({"context":{"targetingKey":"u1"}})";
+  EXPECT_EQ(401, Send("POST", "/ofrep/v1/evaluate/flags/a", ctx, "").status);
+  // The client token evaluates in staging (on); admin in production (off).
+  EXPECT_EQ(true, Body(Send("POST", "/ofrep/v1/evaluate/flags/a", ctx, "client"))["value"]);
+  EXPECT_EQ(false, Body(Send("POST", "/ofrep/v1/evaluate/flags/a", ctx))["value"]);
+  EXPECT_EQ(true, Body(Send("POST", "/ofrep/v1/evaluate/flags/a", ctx, "admin",
+                            {{"X-Ladle-Environment", "staging"}}))["value"]);
+  EXPECT_EQ(403, Send("POST", "/ofrep/v1/evaluate/flags/a", ctx, "client",
+                      {{"X-Ladle-Environment", "production"}}).status);
+  HttpRequest r = HttpRequest::For("POST", "/ofrep/v1/evaluate/flags/a", ctx);
+  r.headers.Add("X-API-Key", client_);
+  EXPECT_EQ(200, router_.Dispatch(r).status);
+}
+
+TEST_F(ToggleApiTest, OfrepVariants) {
+  json t = {{"key", "colour"},
+            {"variants", {{{"name", "red"}, {"weight", 500}, {"value", "#f00"}},
+                          {{"name", "blue"}, {"weight", 500}, {"value", "#00f"}}}},
+            {"environments", {{"production", {{"enabled", true}}}}}};
+  ASSERT_EQ(201, Send("POST", "/api/v1/toggles", t.dump()).status);
+  json out = Body(Send("POST", "/ofrep/v1/evaluate/flags/colour", R"({"context":{"targetingKey":"u1"}})"));
+  EXPECT_TRUE(out["value"] == "#f00" || out["value"] == "#00f") << out;
+  EXPECT_EQ(out["value"] == "#f00" ? "red" : "blue", out["variant"]);
+  EXPECT_EQ("SPLIT", out["reason"]);
+}
+
+TEST_F(ToggleApiTest, OfrepBulkEtagAnd304) {
+  CreatePlain("a");
+  CreateRollout("half", 50);
+  const std::string ctx1 = R"({"context":{"targetingKey":"u1"}})";
+  HttpResponse r = Send("POST", "/ofrep/v1/evaluate/flags", ctx1);
+  ASSERT_EQ(200, r.status) << r.body;
+  json flags = Body(r)["flags"];
+  ASSERT_EQ(2u, flags.size());  // disabled toggles too
+  EXPECT_EQ("a", flags[0]["key"]);
+  EXPECT_EQ("DISABLED", flags[0]["reason"]);
+  EXPECT_FALSE(flags[0]["value"].get<bool>());
+  std::string etag(r.headers.Get("ETag"));
+  ASSERT_FALSE(etag.empty());
+  r = Send("POST", "/ofrep/v1/evaluate/flags", ctx1, "admin", {{"If-None-Match", etag}});
+  EXPECT_EQ(304, r.status);
+  EXPECT_EQ("", r.body);
+  // Another context, even a non-key attribute: another ETag.
+  r = Send("POST", "/ofrep/v1/evaluate/flags", R"({"context":{"targetingKey":"u1","plan":"pro"}})",
+           "admin", {{"If-None-Match", etag}});
+  EXPECT_EQ(200, r.status);
+  EXPECT_NE(etag, r.headers.Get("ETag"));
+  // A change of the flags: another ETag for the same context.
+  Send("POST", "/api/v1/toggles/a/environments/production/on");
+  r = Send("POST", "/ofrep/v1/evaluate/flags", ctx1, "admin", {{"If-None-Match", etag}});
+  EXPECT_EQ(200, r.status);
+  EXPECT_NE(etag, r.headers.Get("ETag"));
+  // A failed flag is inline; a bad context fails the whole request.
+  flags = Body(Send("POST", "/ofrep/v1/evaluate/flags", R"({"context":{}})"))["flags"];
+  EXPECT_EQ("TARGETING_KEY_MISSING", flags[1]["errorCode"]);
+  r = Send("POST", "/ofrep/v1/evaluate/flags", R"({"context":[1]})");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("INVALID_CONTEXT", Body(r)["errorCode"]);
+  EXPECT_FALSE(Body(r).contains("key"));
+}
+
+TEST_F(ToggleApiTest, ChangesArePublishedToTheStream) {
+  auto writer = std::make_shared<StringStreamWriter>();
+  api_->hub().Attach(writer, std::nullopt);
+  CreatePlain("a");
+  Send("POST", "/api/v1/toggles/a/environments/production/on");
+  Send("POST", "/api/v1/toggles/a/environments/production/on");  // no change, no event
+  std::string data = writer->data();
+  EXPECT_NE(std::string::npos, data.find("id: 1\nevent: change\ndata: ")) << data;
+  EXPECT_NE(std::string::npos, data.find("id: 2\nevent: change\ndata: ")) << data;
+  EXPECT_EQ(std::string::npos, data.find("id: 3")) << data;
+  // Last-Event-ID replays what was missed.
+  auto late = std::make_shared<StringStreamWriter>();
+  api_->hub().Attach(late, 1);
+  EXPECT_EQ(std::string::npos, late->data().find("id: 1\n")) << late->data();
+  EXPECT_NE(std::string::npos, late->data().find("id: 2\n")) << late->data();
+  EXPECT_EQ(401, Send("GET", "/api/v1/stream", "", "").status);
+  HttpResponse r = Send("GET", "/api/v1/stream", "", "client");
+  EXPECT_TRUE(r.is_stream());
+  EXPECT_EQ("text/event-stream", r.headers.Get("Content-Type").substr(0, 17));
+}
+
+TEST(BulkEtagTest, ChangesWithEachPart) {
+  std::string base = BulkEtag(1, "production", "{}");
+  EXPECT_EQ('"', base.front());
+  EXPECT_NE(base, BulkEtag(2, "production", "{}"));
+  EXPECT_NE(base, BulkEtag(1, "staging", "{}"));
+  EXPECT_NE(base, BulkEtag(1, "production", R"({"a":1})"));
+  EXPECT_EQ(base, BulkEtag(1, "production", "{}"));
+}
+
+}  // namespace
+}  // namespace ladle::toggles

@@ -1,0 +1,36 @@
+// Evaluates flags through OpenFeature's OFREP provider against a ladle
+// server and prints one JSON object: {KEY: {value, variant, reason, errorCode}}.
+// Usage: node evaluate.js BASE_URL TOKEN TARGETING_KEY KEY:TYPE...
+//   TYPE is boolean or string. NODE_PATH points at the installed modules.
+const { OpenFeature } = require('@openfeature/server-sdk');
+const { OFREPProvider } = require('@openfeature/ofrep-provider');
+
+async function main() {
+  const [baseUrl, token, targetingKey, ...flags] = process.argv.slice(2);
+  const provider = new OFREPProvider({
+    baseUrl,
+    headers: [['Authorization', `Bearer ${token}`]],
+  });
+  await OpenFeature.setProviderAndWait(provider);
+  const client = OpenFeature.getClient();
+  const out = {};
+  for (const spec of flags) {
+    const [key, type] = spec.split(':');
+    const details = type === 'string'
+      ? await client.getStringDetails(key, 'DEFAULT', { targetingKey })
+      : await client.getBooleanDetails(key, false, { targetingKey });
+    out[key] = {
+      value: details.value,
+      variant: details.variant ?? null,
+      reason: details.reason ?? null,
+      errorCode: details.errorCode ?? null,
+    };
+  }
+  process.stdout.write(JSON.stringify(out) + '\n');
+  await OpenFeature.close();
+}
+
+main().catch((e) => {
+  process.stderr.write(String(e && e.stack || e) + '\n');
+  process.exit(1);
+});
