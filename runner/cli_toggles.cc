@@ -454,9 +454,9 @@ CLI::App* AddTogglesCommands(CLI::App& app, TogglesFlags* f) {
       ->each([f](const std::string&) { f->environment_given = true; });
   t->add_option("--server", f->server, "Server URL (default $LADLE_SERVER, else http://127.0.0.1:7707)");
   t->add_option("--token", f->token, "API token (default $LADLE_TOKEN, else DATA/admin.token)");
-  // ---- `ladle toggles serve [--listen ADDR:PORT]` (the toggle service
-  // alone) belongs here: registered by the server side of issue 4, with its
-  // dispatch at the top of CmdToggles. Not implemented in this file. ----
+  // `ladle toggles serve` (the toggle service alone) is the server side's:
+  // runner/cli.cc adds it to this subcommand and dispatches it to
+  // CmdTogglesServe (runner/cli_toggles_serve.cc) before CmdToggles.
   Leaf(t, "list", "Toggles and their state in one environment", f, "list");
   Leaf(t, "get", "One toggle in every environment", f, "get")->add_option("key", f->key, "Toggle key")->required();
   CLI::App* create = Leaf(t, "create", "Create a toggle, off in every environment", f, "create");
@@ -478,7 +478,6 @@ CLI::App* AddTogglesCommands(CLI::App& app, TogglesFlags* f) {
 }
 
 int CmdToggles(const GlobalFlags& g, const TogglesFlags& f) {
-  // ---- dispatch of `toggles serve` goes here (see AddTogglesCommands) ----
   Remote remote;
   Status s = remote.Open(g, f);
   if (!s.ok()) return Fail(s);
