@@ -99,7 +99,7 @@ std::string FormatRfc3339(system_clock::time_point t) {
 
 std::string NowRfc3339() { return FormatRfc3339(system_clock::now()); }
 
-bool ParseRfc3339(std::string_view s, system_clock::time_point* t) {
+bool ParseRfc3339Micros(std::string_view s, int64_t* unix_micros) {
   size_t pos = 0;
   int y, mo, d, h, mi, sec, offset = 0;
   int64_t nanos = 0;
@@ -119,8 +119,19 @@ bool ParseRfc3339(std::string_view s, system_clock::time_point* t) {
   }
   const int64_t epoch_secs =
       DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
-  *t = system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(
-      std::chrono::seconds(epoch_secs) + std::chrono::nanoseconds(nanos)));
+  *unix_micros = epoch_secs * 1000000 + nanos / 1000;  // years 0000-9999 fit easily
+  return true;
+}
+
+bool ParseRfc3339(std::string_view s, system_clock::time_point* t) {
+  int64_t micros = 0;
+  if (!ParseRfc3339Micros(s, &micros)) return false;
+  // system_clock counts nanoseconds in 64 bits: about 1678 to 2262.
+  const std::chrono::microseconds since_epoch(micros);
+  if (since_epoch > std::chrono::duration_cast<std::chrono::microseconds>(system_clock::duration::max()) ||
+      since_epoch < std::chrono::duration_cast<std::chrono::microseconds>(system_clock::duration::min()))
+    return false;
+  *t = system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(since_epoch));
   return true;
 }
 

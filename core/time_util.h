@@ -6,6 +6,7 @@
 #define LADLE_CORE_TIME_UTIL_H_
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,7 +23,12 @@ std::string FormatRfc3339(std::chrono::system_clock::time_point t);
 // time, optional fractional seconds of any length, "Z"/"z" or a "+hh:mm" /
 // "-hh:mm" offset. Returns false, leaving *t alone, on anything else
 // (including out-of-range fields such as February 30th).
+// Times outside what system_clock holds (about 1678 to 2262) are refused.
 bool ParseRfc3339(std::string_view text, std::chrono::system_clock::time_point* t);
+
+// The same, as microseconds since 1970 UTC: every year 0000-9999 fits.
+// Sub-microsecond digits are dropped.
+bool ParseRfc3339Micros(std::string_view text, int64_t* unix_micros);
 
 // A duration for people, truncated to the unit shown: "850ms", "12.3s",
 // "4m05s", "1h02m". Negative durations show as "0ms".

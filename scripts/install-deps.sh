@@ -12,6 +12,11 @@ BUILD_PACKAGES="build-essential cmake ninja-build ccache pkg-config git
 TEST_PACKAGES="clang libclang-rt-14-dev sqlite3 busybox-static procps docker.io nodejs npm"
 packages=$BUILD_PACKAGES
 [ "${1:-}" = "--test" ] && packages="$packages $TEST_PACKAGES"
+# A Node.js installed outside Debian (nodesource, nvm) conflicts with Debian's
+# npm package; any node with npm will do for the OFREP SDK test.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  packages=$(echo "$packages" | tr ' ' '\n' | grep -vx -e nodejs -e npm | tr '\n' ' ')
+fi
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -581,11 +581,7 @@ bool ParseNumber(std::string_view text, double* out) {
 }
 
 bool ParseRfc3339(std::string_view s, int64_t* unix_micros) {
-  std::chrono::system_clock::time_point t;
-  if (!ladle::ParseRfc3339(s, &t)) return false;
-  *unix_micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-  return true;
+  return ladle::ParseRfc3339Micros(s, unix_micros);
 }
 
 }  // namespace ladle::toggles

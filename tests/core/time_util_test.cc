@@ -99,5 +99,18 @@ TEST(TimeUtilTest, FormatsDurationsForPeople) {
   EXPECT_EQ("0ms", FormatDuration(milliseconds(-5)));
 }
 
+// Found by the toggle request fuzzer: a year past 2262 overflowed
+// system_clock's nanoseconds (undefined behaviour) instead of being refused.
+TEST(TimeUtilTest, YearsBeyondSystemClockAreRefusedNotOverflowed) {
+  std::chrono::system_clock::time_point t;
+  EXPECT_FALSE(ParseRfc3339("2520-05-01T10:00:00Z", &t));
+  EXPECT_FALSE(ParseRfc3339("1600-01-01T00:00:00Z", &t));
+  int64_t micros = 0;
+  ASSERT_TRUE(ParseRfc3339Micros("2520-05-01T10:00:00Z", &micros));
+  EXPECT_EQ(17366781600000000, micros);
+  ASSERT_TRUE(ParseRfc3339Micros("1970-01-01T00:00:01.5+01:00", &micros));
+  EXPECT_EQ(-3598500000, micros);
+}
+
 }  // namespace
 }  // namespace ladle
