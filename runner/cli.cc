@@ -36,7 +36,7 @@ void AddRun(CLI::App& app, RunFlags* f) {
       ->capture_default_str();
   run->add_option("--keep", f->keep, "Keep step containers: never, on-failure, always")
       ->check(CLI::IsMember({"never", "on-failure", "always"}));
-  run->add_option("--env,-e", f->env, "Set a variable for every step, K=V (repeatable)");
+  run->add_option("--env", f->env, "Set a variable for every step, K=V (repeatable)");
   run->add_flag("--bind", f->bind, "Use the working tree in place instead of a copy");
 }
 
