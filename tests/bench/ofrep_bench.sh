@@ -19,6 +19,14 @@ LADLE="$BUILD/ladle"
 [ -x "$LADLE" ] || { echo "build it first: ninja -C $BUILD ladle"; exit 2; }
 SECONDS_EACH=${LADLE_BENCH_SECONDS:-10}
 FLIPS=${LADLE_BENCH_FLIPS:-200}
+# The references are installed here, never by the test command. Debian's nginx
+# package must not start its own service: policy-rc.d says no for this install.
+command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null || true
+  rm -f /usr/sbin/policy-rc.d
+fi
 command -v wrk >/dev/null || { echo "wrk missing (apt-get install wrk)"; exit 3; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx missing (apt-get install nginx)"; exit 3; }
