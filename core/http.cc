@@ -1,5 +1,7 @@
 #include "core/http.h"
 
+#include <cctype>
+
 #include <nlohmann/json.hpp>
 
 namespace ladle {
@@ -251,6 +253,22 @@ bool StringStreamWriter::closed() const {
 std::string StringStreamWriter::data() const {
   std::lock_guard<std::mutex> lock(mu_);
   return data_;
+}
+
+std::string PercentEncode(std::string_view in) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
 }
 
 }  // namespace ladle

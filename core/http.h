@@ -253,6 +253,10 @@ class Router {
 // Returns false on a malformed escape or a NUL byte.
 bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out);
 
+// Percent-encodes everything but RFC 3986's unreserved characters
+// (A-Z a-z 0-9 - . _ ~): safe as a path segment and as a query value.
+std::string PercentEncode(std::string_view in);
+
 // A StreamWriter that keeps what is sent in memory: for tests of streaming
 // handlers and of SseHub without a socket.
 class StringStreamWriter : public StreamWriter {

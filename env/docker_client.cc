@@ -10,6 +10,8 @@
 #include <mutex>
 #include <utility>
 
+#include "core/http.h"
+
 namespace ladle::env {
 
 using nlohmann::json;
@@ -41,20 +43,6 @@ std::string Str(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-std::string UrlEscape(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 // curl_global_init is not guaranteed thread-safe on every build: once, first.
 void GlobalInit() {
@@ -445,7 +433,7 @@ Status DockerClient::CreateContainer(const std::string& name, const json& config
   Status s = DumpJson(config, "create container " + name, &body);
   if (!s.ok()) return s;
   DockerResponse r;
-  s = Call("POST", "/containers/create?name=" + UrlEscape(name), body, &r);
+  s = Call("POST", "/containers/create?name=" + PercentEncode(name), body, &r);
   if (!s.ok()) return s;
   if (r.status != 201) return ResponseError("create container " + name, r);
   json j = json::parse(r.body, nullptr, false);
@@ -509,7 +497,7 @@ Status DockerClient::RemoveContainer(const std::string& id) const {
 
 Status DockerClient::RenameContainer(const std::string& id, const std::string& new_name) const {
   DockerResponse r;
-  Status s = Call("POST", "/containers/" + id + "/rename?name=" + UrlEscape(new_name), "", &r);
+  Status s = Call("POST", "/containers/" + id + "/rename?name=" + PercentEncode(new_name), "", &r);
   if (!s.ok()) return s;
   if (r.status != 204 && r.status != 200) return ResponseError("rename container to " + new_name, r);
   return Status::OK();
@@ -520,7 +508,7 @@ Status DockerClient::CommitContainer(const std::string& id, const json& config, 
   Status s = DumpJson(config, "commit container", &body);
   if (!s.ok()) return s;
   DockerResponse r;
-  s = Call("POST", "/commit?container=" + UrlEscape(id), body, &r);
+  s = Call("POST", "/commit?container=" + PercentEncode(id), body, &r);
   if (!s.ok()) return s;
   if (r.status != 201 && r.status != 200) return ResponseError("commit container", r);
   json j = json::parse(r.body, nullptr, false);
@@ -534,7 +522,7 @@ Status DockerClient::ListContainers(const json& filters, std::vector<ContainerSu
   Status s = DumpJson(filters, "list containers", &query);
   if (!s.ok()) return s;
   DockerResponse r;
-  s = Call("GET", "/containers/json?all=1&filters=" + UrlEscape(query), "", &r);
+  s = Call("GET", "/containers/json?all=1&filters=" + PercentEncode(query), "", &r);
   if (!s.ok()) return s;
   if (r.status != 200) return ResponseError("list containers", r);
   json j = json::parse(r.body, nullptr, false);
@@ -568,7 +556,7 @@ Status DockerClient::PullImage(const std::string& image,
   SplitImageReference(image, &name, &tag);
   PullProgress parser(progress);
   DockerResponse r;
-  Status s = CallStreaming("POST", "/images/create?fromImage=" + UrlEscape(name) + "&tag=" + UrlEscape(tag),
+  Status s = CallStreaming("POST", "/images/create?fromImage=" + PercentEncode(name) + "&tag=" + PercentEncode(tag),
                            "", [&](std::string_view d) { return parser.Feed(d); }, &r);
   parser.Finish();
   std::string what = "image '" + image + "' not found locally and could not be pulled: ";

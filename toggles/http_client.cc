@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <mutex>
 
+#include "core/http.h"
+
 namespace ladle::toggles {
 namespace {
 
@@ -121,20 +123,7 @@ Status ParseServerUrl(std::string_view text, ServerUrl* out) {
   return Status::OK();
 }
 
-std::string EncodePathSegment(std::string_view segment) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : segment) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
+std::string EncodePathSegment(std::string_view segment) { return PercentEncode(segment); }
 
 Status StatusFromHttp(int http_status, std::string_view body) {
   std::string msg = ServerMessage(http_status, body) + " (" + std::to_string(http_status) + ")";
