@@ -41,21 +41,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=tests/bench/nginx_reference.sh
+. "$(pwd)/tests/bench/nginx_reference.sh"  # the script runs from the repository root
 
-free_port() {  # the first port from $1 on that nothing answers on
-  local port=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-  echo "$port"
-}
 
-wait_listening() {  # port
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 
 # ladle: prints "listening on 127.0.0.1:PORT (...)" once bound.
 "$SERVER" --threads "$THREADS" --body "$BODY" > "$work/ladle.out" 2>&1 &
@@ -66,33 +55,7 @@ ladle_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/ladl
 
 # nginx: a private config, pid file and temp dirs; one worker, no access log.
 nginx_port=$(free_port 18480)
-mkdir -p "$work/nginx"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      default_type application/json;
-      return 200 '$BODY';
-    }
-  }
-}
-CONF
-"$NGINX" -e "$work/nginx/error.log" -c "$work/nginx.conf" &
-nginx_pid=$!
-wait_listening "$nginx_port"
+start_nginx "$nginx_port" "$BODY"
 
 # Same bytes from both?
 curl_body() { exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /bench HTTP/1.0\r\n\r\n' >&3; cat <&3 | tail -n 1; exec 3<&-; }

@@ -41,20 +41,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=tests/bench/nginx_reference.sh
+. "$(pwd)/tests/bench/nginx_reference.sh"  # the script runs from the repository root
 
-free_port() {  # the first port from $1 on that nothing answers on
-  local port=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-  echo "$port"
-}
-wait_listening() {  # port
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 
 # ladle: its own data dir, one 50% rollout toggle in production.
 ladle_port=$(free_port 18570)
@@ -71,33 +60,7 @@ BODY=$(curl -sf -H "Authorization: Bearer $TOKEN" -X POST "$base/ofrep/v1/evalua
 
 # nginx: a private config; one worker, no access log, the same body.
 nginx_port=$(free_port $((ladle_port + 1)))
-mkdir -p "$work/nginx"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      default_type application/json;
-      return 200 '$BODY';
-    }
-  }
-}
-CONF
-"$NGINX" -e "$work/nginx/error.log" -c "$work/nginx.conf" &
-nginx_pid=$!
-wait_listening "$nginx_port"
+start_nginx "$nginx_port" "$BODY"
 
 export LADLE_BENCH_TOKEN=$TOKEN
 run_wrk() {  # name port
