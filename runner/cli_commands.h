@@ -40,6 +40,27 @@ int CmdShow(const GlobalFlags& g, int64_t run);
 int CmdLogs(const GlobalFlags& g, int64_t run, const std::string& step, bool follow);
 int CmdCancel(const GlobalFlags& g, int64_t run);
 
+// --- `ladle serve` and its deployments (runner/cli_serve.cc) ---
+
+struct ServeFlags {
+  std::string config;  // --config FILE; "" for the defaults (no repositories)
+  std::string listen;  // --listen, over the config's
+};
+// Until SIGINT/SIGTERM, then drains; exit 0. 2 for a bad config, 3 when the
+// address is taken or another server holds the data dir.
+int CmdServe(const GlobalFlags& g, const ServeFlags& f);
+
+// A client of the server's API: --server/$LADLE_SERVER, --token/$LADLE_TOKEN.
+struct ServerFlags {
+  std::string server, token;
+};
+int CmdDeployments(const GlobalFlags& g, const std::string& environment, int limit);
+int CmdApprove(const GlobalFlags& g, const ServerFlags& f, int64_t run, const std::string& stage);
+int CmdRollback(const GlobalFlags& g, const ServerFlags& f, const std::string& environment,
+                int64_t to_run);
+// `ladle cancel` of a run that `ladle serve` owns: asks the server.
+int CancelOnServer(const GlobalFlags& g, int64_t run);
+
 // Prints "ladle: MESSAGE" to stderr and returns the status's exit code.
 int Fail(const Status& status);
 

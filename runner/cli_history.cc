@@ -179,6 +179,8 @@ int CmdCancel(const GlobalFlags& g, int64_t id) {
   if (!s.ok()) return Fail(s);
   if (Finished(run.status) && run.status != kWaiting)
     return Fail(Status::Invalid("run " + std::to_string(id) + " is not running (it is " + run.status + ")"));
+  // A run of `ladle serve` is cancelled by the server, which owns many.
+  if (!run.trigger.empty()) return CancelOnServer(g, id);
   if (run.owner_pid <= 0 || ProcessStartTime(run.owner_pid) != run.owner_start)
     return Fail(Status::Invalid("run " + std::to_string(id) + " has no live owner; `ladle runs` marks it interrupted"));
   if (kill(run.owner_pid, SIGTERM) != 0)

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runner/cli_commands.h"
+#include "runner/cli_remote.h"
 #include "toggles/http_client.h"
 #include "toggles/model.h"
 #include "toggles/tokens.h"
@@ -135,71 +136,6 @@ std::string FormatToggleTable(const json& toggles, const std::string& environmen
 }
 
 namespace {
-
-// --- talking to the server ---
-
-struct Token {
-  std::string secret;
-  std::string source;  // "--token", "LADLE_TOKEN" or the file's path
-};
-
-Status ResolveToken(const GlobalFlags& g, const TogglesFlags& f, Token* out) {
-  if (!f.token.empty()) {
-    *out = {f.token, "--token"};
-    return Status::OK();
-  }
-  if (const char* env = std::getenv("LADLE_TOKEN"); env && *env) {
-    *out = {env, "LADLE_TOKEN"};
-    return Status::OK();
-  }
-  std::string path = toggles::AdminTokenPath(g.data);
-  std::ifstream in(path);
-  std::stringstream text;
-  if (in) text << in.rdbuf();
-  std::string secret = text.str();
-  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
-  if (secret.empty()) {
-    return Status::Invalid("no API token: pass --token, set LADLE_TOKEN, or start the server on this "
-                           "data dir (`ladle toggles serve` or `ladle serve`), which writes " + path);
-  }
-  *out = {secret, path};
-  return Status::OK();
-}
-
-class Remote {
- public:
-  Status Open(const GlobalFlags& g, const TogglesFlags& f) {
-    std::string url = f.server;
-    if (url.empty()) {
-      const char* env = std::getenv("LADLE_SERVER");
-      url = env && *env ? env : std::string(toggles::kDefaultServerUrl);
-    }
-    toggles::ServerUrl parsed;
-    Status s = toggles::ParseServerUrl(url, &parsed);
-    if (s.ok()) s = ResolveToken(g, f, &token_);
-    if (s.ok()) http_ = std::make_unique<toggles::HttpClient>(parsed, toggles::HttpClient::Options{token_.secret});
-    return s;
-  }
-
-  // A JSON request; the messages say what to do about the usual failures.
-  Status Call(const std::string& method, const std::string& target, const json* body, json* out,
-              toggles::HttpResponse* raw = nullptr, const toggles::HttpHeaders& extra = {}) {
-    toggles::HttpResponse r;
-    Status s = http_->Json(method, target, body, out, &r, extra);
-    if (r.failure == toggles::HttpFailure::kConnect)
-      s = Status::Unavailable("no toggle server at " + http_->url().ToString() +
-                              " (start one with `ladle toggles serve` or `ladle serve`, or set "
-                              "--server/LADLE_SERVER)");
-    else if (s.code() == Code::kUnauthorized)
-      s = Status::Unauthorized(s.message() + "; the token came from " + token_.source);
-    if (raw != nullptr) *raw = std::move(r);
-    return s;
-  }
-
- private:
-  Token token_;
-  std::unique_ptr<toggles::HttpClient> http_;
-};
 
 std::string ToggleTarget(const std::string& key) { return "/api/v1/toggles/" + EncodePathSegment(key); }
 
@@ -479,7 +415,7 @@ CLI::App* AddTogglesCommands(CLI::App& app, TogglesFlags* f) {
 
 int CmdToggles(const GlobalFlags& g, const TogglesFlags& f) {
   Remote remote;
-  Status s = remote.Open(g, f);
+  Status s = remote.Open(g, f.server, f.token);
   if (!s.ok()) return Fail(s);
   if (f.command == "list") return List(g, f, remote);
   if (f.command == "get") return Get(g, f, remote);

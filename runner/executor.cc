@@ -10,8 +10,16 @@
 #include <memory>
 #include <thread>
 
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <cstring>
+
 #include "core/time_util.h"
 #include "runner/junit.h"
+#include "runner/rollout.h"
+#include "runner/toggle_ops.h"
+#include "runner/toggles_file.h"
 #include "runner/step_log.h"
 #include "runner/workspace.h"
 
@@ -54,6 +62,7 @@ struct Executor::StepRun {
   enum State { kPending, kRunning, kDone } state = kPending;
   std::thread thread;
   bool success = false;            // ended with exit 0 (after retries)
+  bool rollout_check = false;      // a rollout stage's check: run by the rollout, not scheduled
 
   std::mutex mu;                   // guards the fields below (never take mu_ while holding it)
   env::Step* current = nullptr;    // the attempt in flight, for Kill
@@ -74,6 +83,8 @@ struct Executor::StageContext {
   StageRecord* rec = nullptr;
   std::vector<std::unique_ptr<StepRun>> steps;
   int running = 0;
+  std::string sync_error;          // the toggles sync failed: the stage fails, no step runs
+  bool rollout_failed = false;
 
   StepRun* Find(const std::string& name) {
     for (auto& sr : steps)
@@ -147,26 +158,108 @@ std::set<std::string> WithDependents(const Stage& stage, const std::string& root
 
 }  // namespace
 
+std::string DeploymentLockPath(const std::string& data_dir, const std::string& environment) {
+  return (fs::path(data_dir) / "locks" / (environment + ".lock")).string();
+}
+
+void Executor::Plan() {
+  for (Stage& stage : pipeline_.stages) {
+    if (!options_.rollback_environment.empty() &&
+        stage.environment == options_.rollback_environment) {
+      stage.gate.reset();
+      stage.toggles_file.clear();
+      stage.manual_approval = false;
+      if (!stage.rollback.empty()) {
+        Step step;
+        step.name = "rollback";
+        step.run = stage.rollback;
+        step.image = stage.steps.empty() ? pipeline_.image : stage.steps.front().image;
+        if (!stage.steps.empty()) step.resources = stage.steps.front().resources;
+        stage.steps = {step};
+      }
+    }
+    if (stage.rollout) {
+      // Each check is a step of its own: its log, status and duration show
+      // like any other's.
+      for (int percent : stage.rollout->percent) {
+        Step step;
+        step.name = "check-" + std::to_string(percent);
+        while (std::any_of(stage.steps.begin(), stage.steps.end(),
+                           [&](const Step& s) { return s.name == step.name; }))
+          step.name += "_";
+        step.run = stage.rollout->check;
+        step.image = pipeline_.image;
+        stage.steps.push_back(step);
+      }
+    }
+  }
+}
+
+std::string Executor::SecretValue(const std::string& name) const {
+  for (const auto& [key, value] : options_.secrets)
+    if (key == name) return value;
+  const char* value = std::getenv(name.c_str());
+  return value ? value : "";
+}
+
+// The record of a new run, or of the queued run (options_.run_id) a worker
+// takes, with the stages before resume_stage as they were.
+Status Executor::BeginRun(RunRecord* run) {
+  RunRecord planned = PlanRecord(pipeline_);
+  if (options_.run_id == 0) {
+    *run = planned;
+    run->repo = options_.repo;
+    run->commit = options_.commit;
+    run->branch = options_.branch;
+    run->workspace = options_.workspace;
+    run->rollback_environment = options_.rollback_environment;
+    run->status = kRunning;
+    run->created_at = run->started_at = NowRfc3339();
+    run->owner_pid = getpid();
+    run->owner_start = ProcessStartTime(getpid());
+    Status s = store_->CreateRun(run);
+    return s.ok() ? s : s.WithContext("record the run");
+  }
+  RunRecord queued;
+  Status s = store_->GetRun(options_.run_id, &queued);
+  if (!s.ok()) return s.WithContext("take queued run " + std::to_string(options_.run_id));
+  std::map<std::string, StageRecord> kept;
+  if (!options_.resume_stage.empty()) {
+    for (const StageRecord& stage : queued.stages) {
+      if (stage.name == options_.resume_stage) break;
+      kept[stage.name] = stage;
+    }
+  }
+  *run = queued;
+  run->pipeline = planned.pipeline;
+  run->file = planned.file;
+  run->stages = planned.stages;
+  for (StageRecord& stage : run->stages) {
+    auto it = kept.find(stage.name);
+    if (it != kept.end()) stage = it->second;
+  }
+  run->deployment.reset();
+  run->status = kRunning;
+  if (options_.resume_stage.empty() || run->started_at.empty()) run->started_at = NowRfc3339();
+  run->finished_at.clear();
+  run->resume_stage.clear();
+  if (!options_.workspace.empty()) run->workspace = options_.workspace;
+  if (options_.resume_stage.empty()) run->message.clear();
+  return store_->StartRun(run);
+}
+
 Status Executor::Run(const RunOptions& options, RunRecord* run) {
   options_ = options;
-  *run = PlanRecord(pipeline_);
-  run->repo = options.repo;
-  run->commit = options.commit;
-  run->branch = options.branch;
-  run->workspace = options.workspace;
-  run->status = kRunning;
-  run->created_at = run->started_at = NowRfc3339();
-  run->owner_pid = getpid();
-  run->owner_start = ProcessStartTime(getpid());
+  Plan();
   for (const std::string& name : pipeline_.secrets) {
-    const char* value = std::getenv(name.c_str());
-    if (value == nullptr)
-      Notify("warning: secret " + name + " is not set in the environment; steps see it empty");
+    std::string value = SecretValue(name);
+    if (value.empty())
+      Notify("warning: secret " + name + " is not set; steps see it empty");
     else
       secrets_.push_back(value);
   }
-  Status s = store_->CreateRun(run);
-  if (!s.ok()) return s.WithContext("record the run");
+  Status s = BeginRun(run);
+  if (!s.ok()) return s;
   run_ = run;
   if (observer_) observer_->RunStarted(*run);
   if (options.prepare_workspace) {
@@ -184,7 +277,10 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
   }
   RestoreNeededArtifacts(run);
 
-  for (size_t i = 0; i < pipeline_.stages.size(); ++i) RunStage(pipeline_.stages[i], i, run);
+  size_t first = 0;
+  for (size_t i = 0; i < pipeline_.stages.size() && !options_.resume_stage.empty(); ++i)
+    if (pipeline_.stages[i].name == options_.resume_stage) first = i;
+  for (size_t i = first; i < pipeline_.stages.size(); ++i) RunStage(pipeline_.stages[i], i, run);
 
   bool failed = false, waiting = false;
   for (const StageRecord& stage : run->stages) {
@@ -200,6 +296,11 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
 }
 
 bool Executor::StageSelected(const Stage& stage, std::string* why) const {
+  if (!options_.rollback_environment.empty() &&
+      stage.environment != options_.rollback_environment) {
+    *why = "a rollback of " + options_.rollback_environment + " runs only its stage";
+    return false;
+  }
   if (!options_.stages.empty() && !Contains(options_.stages, stage.name)) {
     *why = "not selected by --stage";
     return false;
@@ -290,7 +391,7 @@ void Executor::SetStep(const Stage& stage, StepRecord* rec, const std::string& s
 void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
   StageRecord* rec = &run->stages[index];
   auto skip_all = [&](const std::string& status, const std::string& why) {
-    if (status == kSkipped)  // a waiting stage's steps stay queued until approved
+    if (status != kWaiting)  // a waiting stage's steps stay queued until approved
       for (StepRecord& step : rec->steps) SetStep(stage, &step, kSkipped);
     SetStage(rec, status, why);
   };
@@ -314,21 +415,51 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
                                     ? "when: branch: the branch is unknown (not a git checkout?)"
                                     : "when: branch '" + options_.branch + "' does not match");
   }
-  if (stage.rollout)
-    return skip_all(kSkipped, "rollout stages run under `ladle serve` only (not yet by ladle run)");
-  if (stage.manual_approval && !(observer_ && observer_->Approve(stage.name))) {
-    std::string first = stage.steps.empty() ? "" : "/" + stage.steps.front().name;
-    return skip_all(kWaiting, "waits for approval; to go on: ladle run " + pipeline_.file +
-                                  " --from " + stage.name + first);
+  if (stage.rollout) {
+    bool deployed = false;
+    for (size_t i = 0; i < index; ++i)
+      deployed |= run->stages[i].environment == stage.rollout->environment &&
+                  run->stages[i].status == kSuccess;
+    if (!deployed)
+      return skip_all(kSkipped, "rollout: this run did not deploy to " +
+                                    stage.rollout->environment);
+    if (options_.toggles == nullptr)
+      return skip_all(kSkipped, "rollout: no toggle service to act on");
   }
-  if (!stage.toggles_file.empty())
-    Notify("stage " + stage.name + ": toggles sync of " + stage.toggles_file +
-           " is not available under ladle run yet; skipped");
+  if (stage.manual_approval && stage.name != options_.resume_stage &&
+      !(observer_ && observer_->Approve(stage.name))) {
+    std::string first = stage.steps.empty() ? "" : "/" + stage.steps.front().name;
+    std::string how = options_.run_id != 0
+                          ? "ladle approve " + std::to_string(run->id) + " " + stage.name
+                          : "ladle run " + pipeline_.file + " --from " + stage.name + first;
+    return skip_all(kWaiting, "waits for approval; to go on: " + how);
+  }
+
+  int lock_fd = -1;
+  if (!stage.environment.empty() && !AcquireEnvironment(stage, rec, &lock_fd))
+    return skip_all(kCancelled, "cancelled while waiting for " + stage.environment);
+  int64_t deployment_id = 0;
+  if (!stage.environment.empty()) {
+    DeploymentRecord d;
+    d.environment = stage.environment;
+    d.run_id = run->id;
+    d.stage = stage.name;
+    d.repo = run->repo;
+    d.commit = run->commit;
+    d.branch = run->branch;
+    d.rollback = !options_.rollback_environment.empty();
+    Status s = store_->BeginDeployment(&d);
+    if (!s.ok()) Notify("warning: " + s.message());
+    deployment_id = d.id;
+    std::lock_guard<std::mutex> lock(mu_);
+    run->deployment = d;
+  }
 
   StageContext ctx;
   ctx.stage = &stage;
   ctx.rec = rec;
   std::set<std::string> selected = SelectedSteps(stage);
+  const size_t regular = stage.steps.size() - (stage.rollout ? stage.rollout->percent.size() : 0);
   for (size_t i = 0; i < stage.steps.size(); ++i) {
     if (!selected.count(stage.steps[i].name)) {
       SetStep(stage, &rec->steps[i], kSkipped);
@@ -337,11 +468,153 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
     auto sr = std::make_unique<StepRun>();
     sr->step = &stage.steps[i];
     sr->rec = &rec->steps[i];
+    sr->rollout_check = i >= regular;
     ctx.steps.push_back(std::move(sr));
   }
   SetStage(rec, kRunning, "");
-  ScheduleSteps(&ctx);
-  FinishStage(&ctx);
+  if (!stage.toggles_file.empty()) SyncToggles(stage, &ctx);
+  if (!ctx.sync_error.empty()) {
+    for (auto& sr : ctx.steps) SetStep(stage, sr->rec, kSkipped);
+    SetStage(rec, kFailed, ctx.sync_error);
+  } else {
+    ScheduleSteps(&ctx);
+    std::string rollout_message;
+    if (stage.rollout) RunRolloutStage(stage, &ctx, &rollout_message);
+    FinishStage(&ctx, rollout_message);
+  }
+
+  if (deployment_id != 0) {
+    Status s = store_->FinishDeployment(deployment_id, rec->status);
+    if (!s.ok()) Notify("warning: " + s.message());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (run->deployment) {
+      run->deployment->status = rec->status;
+      run->deployment->finished_at = NowRfc3339();
+    }
+  }
+  if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+}
+
+bool Executor::AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd) {
+  const std::string path = DeploymentLockPath(options_.data_dir, stage.environment);
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    Notify("warning: cannot open the deployment lock " + path + ": " + std::strerror(errno) +
+           "; deploying without it");
+    return true;
+  }
+  bool told = false;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (cancel_signal_) {
+      ::close(fd);
+      return false;
+    }
+    if (!told) {
+      told = true;
+      std::vector<DeploymentRecord> current;
+      std::string who = "another run";
+      if (store_->ListDeployments(stage.environment, 1, 0, &current).ok() && !current.empty() &&
+          current[0].status == kRunning)
+        who = "run " + std::to_string(current[0].run_id);
+      std::string message = "waits for " + who + " to finish deploying to " + stage.environment;
+      Notify("stage " + stage.name + " " + message);
+      SetStage(rec, kQueued, message);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(50));
+  }
+  if (told) {
+    std::lock_guard<std::mutex> lock(mu_);
+    rec->message.clear();
+  }
+  *lock_fd = fd;
+  return true;
+}
+
+std::string Executor::AuditNote(const Stage& stage) const {
+  std::string note = "run " + std::to_string(run_->id);
+  if (!run_->repo.empty()) note += " of " + run_->repo;
+  if (!run_->commit.empty()) note += " at " + run_->commit.substr(0, 12);
+  return note + ", stage " + stage.name;
+}
+
+void Executor::SyncToggles(const Stage& stage, StageContext* ctx) {
+  if (options_.toggles == nullptr) {
+    Notify("stage " + stage.name + ": no toggle service; toggles sync of " + stage.toggles_file +
+           " skipped");
+    return;
+  }
+  const std::string path = (fs::path(run_->workspace) / stage.toggles_file).string();
+  std::vector<toggles::SyncEntry> entries;
+  std::vector<Diagnostic> diagnostics;
+  if (!LoadTogglesFile(path, &entries, &diagnostics)) {
+    std::string message = "toggles sync: " + stage.toggles_file + " is invalid";
+    for (const Diagnostic& d : diagnostics)
+      if (!d.warning) {
+        Notify(d.ToString());
+        if (message.find(':', 15) == std::string::npos) message += ": " + d.ToString();
+      }
+    ctx->sync_error = message;
+    return;
+  }
+  toggles::SyncResult result;
+  Status s = options_.toggles->Sync(entries, options_.actor, AuditNote(stage), &result);
+  if (!s.ok()) {
+    ctx->sync_error = "toggles sync to " + options_.toggles->Describe() + " failed: " + s.message();
+    return;
+  }
+  std::string line = "stage " + stage.name + ": synced " + stage.toggles_file + " to " +
+                     options_.toggles->Describe() + ": " +
+                     std::to_string(result.created.size()) + " created (off), " +
+                     std::to_string(result.updated.size()) + " updated, " +
+                     std::to_string(result.unchanged.size()) + " unchanged";
+  Notify(line);
+  if (!result.removal_candidates.empty()) {
+    std::string list;
+    for (const std::string& key : result.removal_candidates)
+      list += (list.empty() ? "" : ", ") + key;
+    Notify("stage " + stage.name + ": toggles not in " + stage.toggles_file +
+           " (candidates for removal): " + list);
+  }
+}
+
+bool Executor::RunRolloutStage(const Stage& stage, StageContext* ctx, std::string* message) {
+  for (auto& sr : ctx->steps)
+    if (!sr->rollout_check && sr->rec->status == kFailed && !sr->step->allow_failure) {
+      *message = "rollout not started: step " + sr->step->name + " failed";
+      for (auto& check : ctx->steps)
+        if (check->rollout_check) SetStep(stage, check->rec, kSkipped);
+      return false;
+    }
+  std::vector<StepRun*> checks;
+  for (auto& sr : ctx->steps)
+    if (sr->rollout_check) checks.push_back(sr.get());
+  RolloutHooks hooks;
+  hooks.note = [&](const std::string& line) { Notify("stage " + stage.name + ": " + line); };
+  hooks.wait = [&](std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return !cv_.wait_for(lock, d, [&] { return cancel_signal_.load() != 0; });
+  };
+  hooks.check = [&](size_t index, int) {
+    if (index >= checks.size()) return false;
+    // Scheduled like any step (timeout, cancel), alone: the others are done.
+    checks[index]->rollout_check = false;
+    ScheduleSteps(ctx);
+    return checks[index]->success;
+  };
+  RolloutResult result;
+  Status s = RunRollout(*stage.rollout, options_.toggles, options_.actor, AuditNote(stage), hooks,
+                        &result);
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const std::string status = i < result.step_status.size() ? result.step_status[i] : kSkipped;
+    if (checks[i]->rec->status == kQueued)
+      SetStep(stage, checks[i]->rec, status == kSuccess ? kSkipped : status);
+  }
+  *message = s.ok() ? result.message : s.message();
+  ctx->rollout_failed = !s.ok();
+  return s.ok();
 }
 
 void Executor::ScheduleSteps(StageContext* ctx) {
@@ -350,7 +623,7 @@ void Executor::ScheduleSteps(StageContext* ctx) {
   for (;;) {
     bool pending = false;
     for (auto& sr : ctx->steps) {
-      if (sr->state != StepRun::kPending) continue;
+      if (sr->state != StepRun::kPending || sr->rollout_check) continue;
       std::string blocked_by;
       bool ready = true;
       for (const std::string& need : ignore_needs ? std::vector<std::string>() : sr->step->needs) {
@@ -420,10 +693,7 @@ env::StepSpec Executor::MakeSpec(const Stage& stage, const Step& step, int attem
   spec.resources = step.resources;
   for (const auto* layer : {&pipeline_.env, &stage.env, &step.env})
     spec.env.insert(spec.env.end(), layer->begin(), layer->end());
-  for (const std::string& name : pipeline_.secrets) {
-    const char* value = std::getenv(name.c_str());
-    spec.env.emplace_back(name, value ? value : "");
-  }
+  for (const std::string& name : pipeline_.secrets) spec.env.emplace_back(name, SecretValue(name));
   spec.env.insert(spec.env.end(), options_.extra_env.begin(), options_.extra_env.end());
   spec.env.emplace_back("LADLE_RUN", run_id);
   spec.env.emplace_back("LADLE_STAGE", stage.name);
@@ -545,7 +815,7 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
   cv_.notify_all();
 }
 
-void Executor::FinishStage(StageContext* ctx) {
+void Executor::FinishStage(StageContext* ctx, const std::string& rollout_message) {
   bool failed = false, has_reports = false;
   TestCounts total;
   std::vector<std::string> notes, report_errors;
@@ -577,6 +847,8 @@ void Executor::FinishStage(StageContext* ctx) {
     notes.insert(notes.end(), report_errors.begin(), report_errors.end());
     for (const std::string& n : notes) message += (message.empty() ? "" : "; ") + n;
   }
+  if (ctx->rollout_failed) failed = true;
+  if (!rollout_message.empty()) message += (message.empty() ? "" : "; ") + rollout_message;
   if (failed && message.empty()) {
     for (auto& sr : ctx->steps)
       if (sr->rec->status == kFailed && !sr->step->allow_failure)

@@ -26,6 +26,8 @@
 
 namespace ladle::runner {
 
+class ToggleOps;
+
 // Told about a run as it happens. Called from several threads (one per running
 // step, and the executor's own): implementations synchronise themselves.
 class RunObserver {
@@ -62,7 +64,32 @@ struct RunOptions {
   std::function<Status(int64_t run_id, std::string* workspace)> prepare_workspace;
   std::string commit, branch, repo;
   std::chrono::milliseconds kill_grace{std::chrono::seconds(5)};
+
+  // Secret values by name (the server's secrets file); a secret not listed
+  // here is read from the process environment.
+  Vars secrets;
+  // Where `toggles:` syncs and `rollout:` stages act; null: they are skipped
+  // with a note. Not owned. `actor` names the writer in the audit trail.
+  ToggleOps* toggles = nullptr;
+  std::string actor = "ladle run";
+
+  // --- ladle serve ---
+  // Carry out this queued run (RunStore::EnqueueRun) rather than record a new
+  // one; its trigger and created_at are kept.
+  int64_t run_id = 0;
+  // With run_id: resume at this stage, which was approved; the stages before
+  // it keep their records.
+  std::string resume_stage;
+  // A rollback (SPEC 7): only this environment's stage runs, its `rollback`
+  // script (a step named "rollback") or else its steps, with no gate, no
+  // toggles sync and no approval; its deployment is recorded as a rollback.
+  std::string rollback_environment;
 };
+
+// DATA/locks/ENVIRONMENT.lock: held (flock) while a run deploys there, by
+// any ladle process on this data dir, so deployments to one environment
+// happen one at a time; released by the kernel when the holder dies.
+std::string DeploymentLockPath(const std::string& data_dir, const std::string& environment);
 
 // DATA/artifacts/RUN/STAGE/STEP: where a step's artifacts are kept.
 std::string ArtifactDir(const std::string& data_dir, int64_t run, const std::string& stage,
@@ -103,14 +130,26 @@ class Executor {
   void ScheduleSteps(StageContext* ctx);
   void RunStepThread(StepRun* sr, StageContext* ctx);
   void SuperviseRunning(StageContext* ctx);
-  void FinishStage(StageContext* ctx);
+  void FinishStage(StageContext* ctx, const std::string& rollout_message);
   env::StepSpec MakeSpec(const Stage& stage, const Step& step, int attempt) const;
   void RestoreNeededArtifacts(RunRecord* run);
   void SetStep(const Stage& stage, StepRecord* rec, const std::string& status);
   void SetStage(StageRecord* rec, const std::string& status, const std::string& message);
   void Notify(const std::string& text);
 
-  const Pipeline& pipeline_;
+  // Prepares pipeline_ for options_: rollback substitution, rollout checks
+  // as steps "check-P".
+  void Plan();
+  Status BeginRun(RunRecord* run);
+  // Deployments: waits for the environment's lock (false: cancelled), then
+  // records the deployment.
+  bool AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd);
+  void SyncToggles(const Stage& stage, StageContext* ctx);
+  bool RunRolloutStage(const Stage& stage, StageContext* ctx, std::string* message);
+  std::string SecretValue(const std::string& name) const;
+  std::string AuditNote(const Stage& stage) const;
+
+  Pipeline pipeline_;                 // a copy: Plan() adapts it to the run
   RunStore* store_;
   env::Engine* engine_;
   RunObserver* observer_;

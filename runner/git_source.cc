@@ -65,13 +65,28 @@ bool GitMirror::HasCommit(const std::string& commit) {
   return Git({"--git-dir", dir_, "cat-file", "-e", commit + "^{commit}"}, "/").ok();
 }
 
+Status GitMirror::EnsureCommit(const std::string& commit) {
+  if (HasCommit(commit)) return Status::OK();
+  Status s = Fetch();
+  if (!s.ok()) return s;
+  if (!HasCommit(commit)) return Status::NotFound("commit " + commit + " is not in " + url_);
+  return Status::OK();
+}
+
+Status GitMirror::ReadFile(const std::string& commit, const std::string& path,
+                           std::string* content) {
+  Status s = EnsureCommit(commit);
+  if (!s.ok()) return s;
+  if (!Git({"--git-dir", dir_, "cat-file", "-e", commit + ":" + path}, "/").ok())
+    return Status::NotFound(path + " is not in commit " + commit.substr(0, 12) + " of " + url_);
+  return Git({"--git-dir", dir_, "cat-file", "blob", commit + ":" + path}, "/", content)
+      .WithContext("read " + path + " at " + commit.substr(0, 12));
+}
+
 Status GitMirror::Checkout(const std::string& commit, const std::string& dest) {
-  if (!HasCommit(commit)) {
-    Status s = Fetch();
-    if (!s.ok()) return s;
-    if (!HasCommit(commit)) return Status::NotFound("commit " + commit + " is not in " + url_);
-  }
-  Status s = Git({"clone", "--quiet", "--shared", "--no-checkout", "--", dir_, dest}, "/");
+  Status s = EnsureCommit(commit);
+  if (!s.ok()) return s;
+  s = Git({"clone", "--quiet", "--shared", "--no-checkout", "--", dir_, dest}, "/");
   if (s.ok()) s = Git({"-C", dest, "checkout", "--quiet", "--detach", commit}, "/");
   return s.WithContext("check out " + commit.substr(0, 12) + " into " + dest);
 }

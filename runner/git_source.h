@@ -29,10 +29,15 @@ class GitMirror {
   // the commit is not in the mirror yet.
   Status Checkout(const std::string& commit, const std::string& dest);
 
+  // The content of `path` at `commit` (fetching once when the commit is not
+  // in the mirror yet); NotFound when the commit has no such file.
+  Status ReadFile(const std::string& commit, const std::string& path, std::string* content);
+
   const std::string& url() const { return url_; }
 
  private:
   bool HasCommit(const std::string& commit);
+  Status EnsureCommit(const std::string& commit);
 
   std::string url_;
   std::string dir_;

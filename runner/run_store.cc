@@ -69,13 +69,36 @@ CREATE TABLE steps (
   FOREIGN KEY (run_id, stage) REFERENCES stages (run_id, name) ON DELETE CASCADE
 ) WITHOUT ROWID;
 )sql",
+      // 2: the server's queue and deployments.
+      R"sql(
+ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN rollback_environment TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN resume_stage TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_by_commit ON runs (repo, commit_id);
+CREATE TABLE deployments (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  environment TEXT NOT NULL,
+  run_id INTEGER NOT NULL,
+  stage TEXT NOT NULL,
+  repo TEXT NOT NULL,
+  commit_id TEXT NOT NULL,
+  branch TEXT NOT NULL,
+  status TEXT NOT NULL,
+  rollback INTEGER NOT NULL DEFAULT 0,
+  started_at TEXT NOT NULL,
+  finished_at TEXT
+);
+CREATE INDEX deployments_by_environment ON deployments (environment, id DESC);
+CREATE INDEX deployments_by_run ON deployments (run_id, id DESC);
+)sql",
   };
   return kSteps;
 }
 
 constexpr const char* kRunColumns =
     "id, repo, pipeline, file, commit_id, branch, status, created_at, started_at,"
-    " finished_at, message, workspace, owner_pid, owner_start";
+    " finished_at, message, workspace, owner_pid, owner_start, trigger,"
+    " rollback_environment, resume_stage";
 
 // Empty strings are stored as NULL (times), so "" and "not set" are one thing.
 std::optional<std::string> OrNull(const std::string& s) {
@@ -103,6 +126,9 @@ void ReadRun(const Statement& st, RunRecord* run) {
   run->workspace = st.ColumnText(11);
   run->owner_pid = st.ColumnInt(12);
   run->owner_start = st.ColumnInt64(13);
+  run->trigger = st.ColumnText(14);
+  run->rollback_environment = st.ColumnText(15);
+  run->resume_stage = st.ColumnText(16);
 }
 
 Status InsertStage(Database* db, int64_t run_id, int ordinal, const StageRecord& stage) {
@@ -131,10 +157,12 @@ Status InsertRun(Database* db, RunRecord* run) {
   Status s = Exec(db,
                   "INSERT INTO runs (repo, pipeline, file, commit_id, branch, status,"
                   " created_at, started_at, finished_at, message, workspace, owner_pid,"
-                  " owner_start) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                  " owner_start, trigger, rollback_environment, resume_stage)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                   run->repo, run->pipeline, run->file, run->commit, run->branch, run->status,
                   run->created_at, OrNull(run->started_at), OrNull(run->finished_at),
-                  run->message, run->workspace, run->owner_pid, run->owner_start);
+                  run->message, run->workspace, run->owner_pid, run->owner_start, run->trigger,
+                  run->rollback_environment, run->resume_stage);
   if (s.ok()) run->id = db->last_insert_rowid();
   return s;
 }
@@ -197,19 +225,65 @@ Status UpdateOne(Database* db, const std::string& what, const std::string& sql,
   return s;
 }
 
+constexpr const char* kDeploymentColumns =
+    "id, environment, run_id, stage, repo, commit_id, branch, status, rollback, started_at,"
+    " finished_at";
+
+void ReadDeployment(const Statement& st, DeploymentRecord* d) {
+  d->id = st.ColumnInt64(0);
+  d->environment = st.ColumnText(1);
+  d->run_id = st.ColumnInt64(2);
+  d->stage = st.ColumnText(3);
+  d->repo = st.ColumnText(4);
+  d->commit = st.ColumnText(5);
+  d->branch = st.ColumnText(6);
+  d->status = st.ColumnText(7);
+  d->rollback = st.ColumnInt(8) != 0;
+  d->started_at = st.ColumnText(9);
+  d->finished_at = st.ColumnText(10);
+}
+
+Status LoadRunDeployment(Database* db, RunRecord* run) {
+  Statement st;
+  Status s = db->Prepare(std::string("SELECT ") + kDeploymentColumns +
+                             " FROM deployments WHERE run_id = ?1 ORDER BY id DESC LIMIT 1",
+                         &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(run->id);
+  if (s.ok()) s = st.Step(&row);
+  if (s.ok() && row) {
+    run->deployment.emplace();
+    ReadDeployment(st, &*run->deployment);
+  }
+  return s;
+}
+
+Status InsertStagesAndSteps(Database* db, const RunRecord& run) {
+  Status s;
+  for (size_t i = 0; s.ok() && i < run.stages.size(); ++i) {
+    const StageRecord& stage = run.stages[i];
+    s = InsertStage(db, run.id, static_cast<int>(i), stage);
+    for (size_t j = 0; s.ok() && j < stage.steps.size(); ++j) {
+      s = InsertStep(db, run.id, stage.name, static_cast<int>(j), stage.steps[j]);
+    }
+  }
+  return s;
+}
+
 bool OwnerAlive(int pid, int64_t start) {
   const int64_t now_start = ProcessStartTime(pid);
   return now_start != 0 && (start == 0 || now_start == start);
 }
 
-// The running/waiting/queued runs whose owner is gone. A waiting run that has
+// The running/waiting runs whose owner is gone. Queued runs are the
+// server's queue: they wait for the next `ladle serve`, whoever queued them. A waiting run that has
 // finished_at was ended by `ladle run` on purpose (no one to approve): it
 // stays waiting, resumed by `ladle run --from`.
 Status FindOrphans(Database* db, std::vector<std::pair<int64_t, int>>* orphans) {
   Statement st;
   Status s = db->Prepare(
       "SELECT id, owner_pid, owner_start FROM runs"
-      " WHERE status IN ('running', 'queued')"
+      " WHERE status = 'running'"
       " OR (status = 'waiting' AND (finished_at IS NULL OR finished_at = ''))"
       " ORDER BY id",
       &st);
@@ -243,6 +317,12 @@ Status InterruptRun(Database* db, int64_t id, int pid, const std::string& now) {
              " finished_at = CASE status WHEN 'queued' THEN finished_at ELSE ?2 END,"
              " status = CASE status WHEN 'queued' THEN 'skipped' ELSE 'interrupted' END"
              " WHERE run_id = ?1 AND status IN ('running', 'waiting', 'queued')",
+             id, now);
+  }
+  if (s.ok()) {
+    s = Exec(db,
+             "UPDATE deployments SET status = 'interrupted', finished_at = ?2"
+             " WHERE run_id = ?1 AND status = 'running'",
              id, now);
   }
   return s;
@@ -308,13 +388,7 @@ Status RunStore::CreateRun(RunRecord* run) {
   Transaction txn(db_.get());
   Status s = txn.Begin();
   if (s.ok()) s = InsertRun(db_.get(), run);
-  for (size_t i = 0; s.ok() && i < run->stages.size(); ++i) {
-    const StageRecord& stage = run->stages[i];
-    s = InsertStage(db_.get(), run->id, static_cast<int>(i), stage);
-    for (size_t j = 0; s.ok() && j < stage.steps.size(); ++j) {
-      s = InsertStep(db_.get(), run->id, stage.name, static_cast<int>(j), stage.steps[j]);
-    }
-  }
+  if (s.ok()) s = InsertStagesAndSteps(db_.get(), *run);
   if (s.ok()) s = txn.Commit();
   if (!s.ok()) run->id = 0;
   return s.WithContext("create run");
@@ -365,7 +439,9 @@ Status RunStore::GetRun(int64_t id, RunRecord* run) {
   *run = RunRecord();
   ReadRun(st, run);
   s = LoadStages(db_.get(), run);
-  return s.ok() ? LoadSteps(db_.get(), run) : s;
+  if (s.ok()) s = LoadSteps(db_.get(), run);
+  if (s.ok()) s = LoadRunDeployment(db_.get(), run);
+  return s;
 }
 
 Status RunStore::ListRuns(const RunFilter& filter, std::vector<RunRecord>* runs) {
@@ -435,6 +511,158 @@ Status RunStore::MarkInterrupted(std::vector<int64_t>* ids) {
   return Status::OK();
 }
 
+// ---- the server's queue ----
+
+namespace {
+
+void SetOwner(RunRecord* run) {
+  run->owner_pid = static_cast<int>(::getpid());
+  run->owner_start = ProcessStartTime(run->owner_pid);
+}
+
+}  // namespace
+
+Status RunStore::EnqueueRun(RunRecord* run, std::vector<int64_t>* superseded) {
+  run->status = kQueued;
+  if (run->created_at.empty()) run->created_at = NowRfc3339();
+  SetOwner(run);
+  superseded->clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(db_.get());
+  Status s = txn.Begin();
+  if (s.ok()) s = InsertRun(db_.get(), run);
+  Statement st;
+  if (s.ok() && run->rollback_environment.empty()) {
+    s = db_->Prepare(
+        "SELECT id FROM runs WHERE repo = ?1 AND branch = ?2 AND status = 'queued'"
+        " AND rollback_environment = '' AND resume_stage = '' AND id < ?3",
+        &st);
+    if (s.ok()) s = st.BindAll(run->repo, run->branch, run->id);
+    bool row = false;
+    while (s.ok() && (s = st.Step(&row)).ok() && row) superseded->push_back(st.ColumnInt64(0));
+  }
+  const std::string now = NowRfc3339();
+  for (size_t i = 0; s.ok() && i < superseded->size(); ++i) {
+    s = Exec(db_.get(),
+             "UPDATE runs SET status = 'superseded', finished_at = ?2, message = ?3 WHERE id = ?1",
+             (*superseded)[i], now,
+             "superseded by run " + std::to_string(run->id) + " (a newer commit of " +
+                 run->branch + ")");
+  }
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) {
+    run->id = 0;
+    superseded->clear();
+  }
+  return s.WithContext("queue a run");
+}
+
+Status RunStore::HasRunForCommit(const std::string& repo, const std::string& branch,
+                                 const std::string& commit, bool* exists) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      "SELECT 1 FROM runs WHERE repo = ?1 AND commit_id = ?3 AND branch = ?2"
+      " AND rollback_environment = '' LIMIT 1",
+      &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(repo, branch, commit);
+  if (s.ok()) s = st.Step(&row);
+  *exists = row;
+  return s;
+}
+
+Status RunStore::ListQueued(std::vector<RunRecord>* runs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      std::string("SELECT ") + kRunColumns + " FROM runs WHERE status = 'queued' ORDER BY id", &st);
+  runs->clear();
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    runs->emplace_back();
+    ReadRun(st, &runs->back());
+  }
+  return s;
+}
+
+Status RunStore::StartRun(RunRecord* run) {
+  SetOwner(run);
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(db_.get());
+  Status s = txn.Begin();
+  if (s.ok()) s = Exec(db_.get(), "DELETE FROM steps WHERE run_id = ?1", run->id);
+  if (s.ok()) s = Exec(db_.get(), "DELETE FROM stages WHERE run_id = ?1", run->id);
+  if (s.ok()) {
+    s = UpdateOne(db_.get(), "run " + std::to_string(run->id),
+                  "UPDATE runs SET pipeline = ?2, file = ?3, status = ?4, started_at = ?5,"
+                  " finished_at = NULL, workspace = ?6, owner_pid = ?7, owner_start = ?8,"
+                  " resume_stage = ?9, message = ?10 WHERE id = ?1",
+                  run->id, run->pipeline, run->file, run->status, OrNull(run->started_at),
+                  run->workspace, run->owner_pid, run->owner_start, run->resume_stage,
+                  run->message);
+  }
+  if (s.ok()) s = InsertStagesAndSteps(db_.get(), *run);
+  if (s.ok()) s = txn.Commit();
+  return s.WithContext("start run " + std::to_string(run->id));
+}
+
+Status RunStore::RequeueRun(int64_t id, const std::string& resume_stage) {
+  RunRecord owner;
+  SetOwner(&owner);
+  std::lock_guard<std::mutex> lock(mu_);
+  return UpdateOne(db_.get(), "run " + std::to_string(id),
+                   "UPDATE runs SET status = 'queued', finished_at = NULL, owner_pid = ?2,"
+                   " owner_start = ?3, resume_stage = ?4,"
+                   " trigger = CASE WHEN ?4 = '' THEN 'requeue' ELSE trigger END"
+                   " WHERE id = ?1",
+                   id, owner.owner_pid, owner.owner_start, resume_stage);
+}
+
+// ---- deployments ----
+
+Status RunStore::BeginDeployment(DeploymentRecord* d) {
+  d->status = kRunning;
+  d->started_at = NowRfc3339();
+  d->finished_at.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  Status s = Exec(db_.get(),
+                  "INSERT INTO deployments (environment, run_id, stage, repo, commit_id, branch,"
+                  " status, rollback, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                  d->environment, d->run_id, d->stage, d->repo, d->commit, d->branch, d->status,
+                  d->rollback ? 1 : 0, d->started_at);
+  if (s.ok()) d->id = db_->last_insert_rowid();
+  return s.WithContext("record the deployment to " + d->environment);
+}
+
+Status RunStore::FinishDeployment(int64_t id, const std::string& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return UpdateOne(db_.get(), "deployment " + std::to_string(id),
+                   "UPDATE deployments SET status = ?2, finished_at = ?3 WHERE id = ?1", id,
+                   status, NowRfc3339());
+}
+
+Status RunStore::ListDeployments(const std::string& environment, int limit, int64_t before,
+                                 std::vector<DeploymentRecord>* out) {
+  std::string sql = std::string("SELECT ") + kDeploymentColumns + " FROM deployments WHERE 1";
+  if (!environment.empty()) sql += " AND environment = :environment";
+  if (before > 0) sql += " AND id < :before";
+  sql += " ORDER BY id DESC LIMIT :limit";
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(sql, &st);
+  if (s.ok() && !environment.empty()) s = st.Bind(":environment", environment);
+  if (s.ok() && before > 0) s = st.Bind(":before", before);
+  if (s.ok()) s = st.Bind(":limit", limit > 0 ? limit : -1);
+  out->clear();
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    out->emplace_back();
+    ReadDeployment(st, &out->back());
+  }
+  return s;
+}
+
 // ---- JSON ----
 
 namespace {
@@ -493,10 +721,26 @@ nlohmann::json RunToJson(const RunRecord& run) {
       {"started_at", OrJsonNull(run.started_at)},
       {"finished_at", OrJsonNull(run.finished_at)},
       {"stages", stages},
-      {"deployment", nullptr},
+      {"deployment", run.deployment ? DeploymentToJson(*run.deployment) : nlohmann::json()},
+      {"trigger", OrJsonNull(run.trigger)},
   };
   if (!run.message.empty()) j["message"] = run.message;
+  if (!run.rollback_environment.empty()) j["rollback_environment"] = run.rollback_environment;
   return j;
+}
+
+nlohmann::json DeploymentToJson(const DeploymentRecord& d) {
+  return {{"id", d.id},
+          {"environment", d.environment},
+          {"run_id", d.run_id},
+          {"stage", d.stage},
+          {"repo", d.repo},
+          {"commit", d.commit},
+          {"branch", d.branch},
+          {"status", d.status},
+          {"rollback", d.rollback},
+          {"started_at", OrJsonNull(d.started_at)},
+          {"finished_at", OrJsonNull(d.finished_at)}};
 }
 
 }  // namespace ladle::runner

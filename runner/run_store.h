@@ -62,6 +62,18 @@ struct StageRecord {
   std::vector<StepRecord> steps;
 };
 
+// A deployment: a stage with `environment` that ran (SPEC 6, 7).
+struct DeploymentRecord {
+  int64_t id = 0;
+  std::string environment;
+  int64_t run_id = 0;
+  std::string stage;
+  std::string repo, commit, branch;
+  std::string status = kRunning;  // running, success, failed, cancelled, interrupted
+  bool rollback = false;          // a rollback run's redeploy
+  std::string started_at, finished_at;
+};
+
 struct RunRecord {
   int64_t id = 0;
   std::string repo;        // the repository name (serve) or the working tree's path (run)
@@ -77,7 +89,13 @@ struct RunRecord {
   std::string workspace;   // host path of the run's workspace
   int owner_pid = 0;       // the process running it, with its start time (from /proc),
   int64_t owner_start = 0; // so a dead owner is told apart from a live one
+  // Why the run exists: "" (ladle run), "push" (webhook), "poll", "start"
+  // (found at server start), "rollback", "requeue".
+  std::string trigger;
+  std::string rollback_environment;  // a rollback run: the environment it redeploys
+  std::string resume_stage;          // a queued run that resumes at this stage (approval)
   std::vector<StageRecord> stages;
+  std::optional<DeploymentRecord> deployment;  // GetRun: the run's latest deployment
 };
 
 struct RunFilter {
@@ -113,12 +131,47 @@ class RunStore {
   Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
                                 const std::string& step, int64_t* run_id);
 
-  // Marks `running`/`waiting`/`queued` runs whose owner process is gone as
+  // Marks `running`/`waiting` runs whose owner process is gone as
+  // (queued runs are the server's queue and stay queued)
   // interrupted (their running steps and stages too). Returns their ids.
   // Their running and waiting stages and steps become interrupted, queued
   // ones skipped. An owner is alive when its pid exists, is not a zombie, and
   // has the recorded start time (a reused pid does not count).
   Status MarkInterrupted(std::vector<int64_t>* ids);
+
+  // --- the server's queue (ladle serve) ---
+
+  // Records a queued run (no stages yet: the pipeline is read from the
+  // commit when a worker takes it) and, in the same transaction, marks the
+  // older queued runs of the same repo and branch superseded by it (their
+  // ids in *superseded). Sets run->id.
+  Status EnqueueRun(RunRecord* run, std::vector<int64_t>* superseded);
+  // True when a run of this repo, branch and commit exists (any status but
+  // a rollback's): a commit seen twice is run once.
+  Status HasRunForCommit(const std::string& repo, const std::string& branch,
+                         const std::string& commit, bool* exists);
+  // The queued runs, oldest first.
+  Status ListQueued(std::vector<RunRecord>* runs);
+  // A worker takes a queued run: its stages and steps become `run`'s (the
+  // old ones, if any, are replaced), and pipeline, file, status, started_at,
+  // workspace, owner and resume_stage are written. REQUIRES: run->id set.
+  Status StartRun(RunRecord* run);
+  // Puts a finished (interrupted or waiting) run back in the queue: status
+  // queued, finished_at cleared, owner this process, `resume_stage` as given
+  // ("" runs it from the start), trigger "requeue" unless resuming.
+  Status RequeueRun(int64_t id, const std::string& resume_stage);
+
+  // --- deployments ---
+
+  // Records the start of a deployment (status running, started_at now);
+  // sets d->id.
+  Status BeginDeployment(DeploymentRecord* d);
+  // Sets status and finished_at of deployment `id`.
+  Status FinishDeployment(int64_t id, const std::string& status);
+  // Newest first; `environment` "" for all; limit <= 0 for no limit;
+  // before > 0: only ids below it.
+  Status ListDeployments(const std::string& environment, int limit, int64_t before,
+                         std::vector<DeploymentRecord>* out);
 
   const std::string& data_dir() const { return data_dir_; }
 
@@ -131,10 +184,13 @@ class RunStore {
 
 // The JSON of SPEC section 7 (`ladle show --json`, GET /api/v1/runs/{id}).
 // A field without a value is null, never "": times, exit_code, tests,
-// environment, failure_reason; deployment is null for now. Also "file";
+// environment, failure_reason, deployment. Also "file", "trigger";
 // "message" (run, stage) only when non-empty; a step's "allow_failure" only
 // when true.
 nlohmann::json RunToJson(const RunRecord& run);
+// {id, environment, run_id, stage, repo, commit, branch, status, rollback,
+// started_at, finished_at}
+nlohmann::json DeploymentToJson(const DeploymentRecord& d);
 
 // Start time of process `pid` (field 22 of /proc/PID/stat, clock ticks since
 // boot), 0 when gone or a zombie.

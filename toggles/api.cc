@@ -14,6 +14,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr std::string_view kEnvironmentHeader = "X-Ladle-Environment";
+// Why a write happened ("run 12: rollout check failed"), for its audit event.
+constexpr std::string_view kNoteHeader = "X-Ladle-Note";
+constexpr size_t kMaxNoteBytes = 200;
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -30,6 +33,18 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+// The X-Ladle-Note header, trimmed and cut to kMaxNoteBytes (never inside a
+// UTF-8 sequence); "" when absent.
+std::string NoteOf(const HttpRequest& r) {
+  std::string_view note = Trim(r.Header(kNoteHeader));
+  if (note.size() > kMaxNoteBytes) {
+    size_t end = kMaxNoteBytes;
+    while (end > 0 && (static_cast<unsigned char>(note[end]) & 0xC0) == 0x80) --end;
+    note = Trim(note.substr(0, end));
+  }
+  return std::string(note);
 }
 
 // JSON string escaping for the hand-written OFREP bodies.
@@ -249,29 +264,40 @@ void ToggleApi::Register(Router* router) {
 
 // ---- auth ----
 
-std::optional<HttpResponse> ToggleApi::Authenticate(const HttpRequest& r, bool ofrep,
-                                                    Principal* p) const {
+std::optional<HttpResponse> AuthenticateRequest(const TokenStore& tokens, const HttpRequest& r,
+                                                bool allow_api_key, Principal* p) {
   std::string_view secret;
   std::string_view auth = Trim(r.Header("Authorization"));
   if (StartsWithNoCase(auth, "Bearer ")) secret = Trim(auth.substr(7));
-  if (secret.empty() && ofrep) secret = Trim(r.Header("X-API-Key"));
+  if (secret.empty() && allow_api_key) secret = Trim(r.Header("X-API-Key"));
   if (secret.empty()) {
     return HttpResponse::Error(401, "unauthorized",
-                               ofrep ? "missing token: send Authorization: Bearer TOKEN or X-API-Key"
-                                     : "missing token: send Authorization: Bearer TOKEN");
+                               allow_api_key
+                                   ? "missing token: send Authorization: Bearer TOKEN or X-API-Key"
+                                   : "missing token: send Authorization: Bearer TOKEN");
   }
-  Status s = tokens_.Authenticate(secret, p);
+  Status s = tokens.Authenticate(secret, p);
   if (!s.ok()) return HttpResponse::Error(401, "unauthorized", s.message());
   return std::nullopt;
 }
 
-std::optional<HttpResponse> ToggleApi::RequireAdmin(const HttpRequest& r, Principal* p) const {
-  if (auto e = Authenticate(r, false, p)) return e;
+std::optional<HttpResponse> RequireAdminRequest(const TokenStore& tokens, const HttpRequest& r,
+                                                Principal* p) {
+  if (auto e = AuthenticateRequest(tokens, r, false, p)) return e;
   if (p->role != Role::kAdmin) {
     return HttpResponse::Error(403, "forbidden", "this needs an admin token; token '" + p->name +
                                                      "' is a client token");
   }
   return std::nullopt;
+}
+
+std::optional<HttpResponse> ToggleApi::Authenticate(const HttpRequest& r, bool ofrep,
+                                                    Principal* p) const {
+  return AuthenticateRequest(tokens_, r, ofrep, p);
+}
+
+std::optional<HttpResponse> ToggleApi::RequireAdmin(const HttpRequest& r, Principal* p) const {
+  return RequireAdminRequest(tokens_, r, p);
 }
 
 std::optional<HttpResponse> ToggleApi::EvaluationEnvironment(const HttpRequest& r,
@@ -420,7 +446,7 @@ HttpResponse ToggleApi::CreateToggle(const HttpRequest& r) {
   Toggle t;
   Status s = ParseToggle(body, &t);
   WriteResult w;
-  if (s.ok()) s = store_.Create(t, p.name, &w);
+  if (s.ok()) s = store_.Create(t, p.name, &w, NoteOf(r));
   if (!s.ok()) return HttpResponse::FromStatus(s);
   return ToggleResponse(201, w.toggle);
 }
@@ -446,7 +472,9 @@ HttpResponse ToggleApi::PatchToggle(const HttpRequest& r) {
   ToggleFields fields;
   Status s = ParseToggleFields(body, &fields);
   WriteResult w;
-  if (s.ok()) s = store_.Patch(std::string(r.Param("key")), fields, match, p.name, &w);
+  if (s.ok()) {
+    s = store_.Patch(std::string(r.Param("key")), fields, match, p.name, &w, NoteOf(r));
+  }
   if (!s.ok()) return HttpResponse::FromStatus(s);
   return ToggleResponse(200, w.toggle);
 }
@@ -456,7 +484,7 @@ HttpResponse ToggleApi::DeleteToggle(const HttpRequest& r) {
   if (auto e = RequireAdmin(r, &p)) return *e;
   std::optional<int64_t> match;
   if (auto e = ParseIfMatch(r, &match)) return *e;
-  Status s = store_.Delete(std::string(r.Param("key")), match, p.name);
+  Status s = store_.Delete(std::string(r.Param("key")), match, p.name, NoteOf(r));
   if (!s.ok()) return HttpResponse::FromStatus(s);
   return HttpResponse::NoContent();
 }
@@ -473,7 +501,7 @@ HttpResponse ToggleApi::PutEnvironment(const HttpRequest& r) {
   WriteResult w;
   if (s.ok()) {
     s = store_.SetEnvironment(std::string(r.Param("key")), std::string(r.Param("env")), config,
-                              match, p.name, &w);
+                              match, p.name, &w, NoteOf(r));
   }
   if (!s.ok()) return HttpResponse::FromStatus(s);
   return ToggleResponse(200, w.toggle);
@@ -486,7 +514,7 @@ HttpResponse ToggleApi::Flip(const HttpRequest& r, bool on) {
   if (auto e = ParseIfMatch(r, &match)) return *e;
   WriteResult w;
   Status s = store_.Flip(std::string(r.Param("key")), std::string(r.Param("env")), on, match,
-                         p.name, &w);
+                         p.name, &w, NoteOf(r));
   if (!s.ok()) return HttpResponse::FromStatus(s);
   return ToggleResponse(200, w.toggle);
 }

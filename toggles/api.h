@@ -38,6 +38,15 @@ namespace ladle::toggles {
 std::string BulkEtag(int64_t revision, std::string_view environment,
                      std::string_view canonical_context);
 
+// Bearer-token authentication, shared by the toggle API and the runs API of
+// `ladle serve`: nullopt with *p filled, or the error response (401 without
+// or with an unknown token; RequireAdminRequest: 403 for a client token).
+// allow_api_key also takes OFREP's X-API-Key header.
+std::optional<HttpResponse> AuthenticateRequest(const TokenStore& tokens, const HttpRequest& r,
+                                                bool allow_api_key, Principal* p);
+std::optional<HttpResponse> RequireAdminRequest(const TokenStore& tokens, const HttpRequest& r,
+                                                Principal* p);
+
 class ToggleApi {
  public:
   struct Options {

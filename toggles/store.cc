@@ -759,7 +759,8 @@ Status ToggleStore::Events(int64_t after_revision, int limit, std::vector<AuditE
 
 // --- writes ---
 
-Status ToggleStore::Create(const Toggle& toggle, const std::string& actor, WriteResult* out) {
+Status ToggleStore::Create(const Toggle& toggle, const std::string& actor, WriteResult* out,
+                           const std::string& note) {
   if (Status s = Validate(toggle); !s.ok()) return s;
   return Write([&](Change* c) {
     if (c->Exists(toggle.key)) {
@@ -767,13 +768,13 @@ Status ToggleStore::Create(const Toggle& toggle, const std::string& actor, Write
     }
     Toggle t = toggle;
     for (const std::string& env : c->Environments()) t.environments.try_emplace(env);
-    return c->Put(nullptr, std::move(t), {"create", "", actor, ""}, out);
+    return c->Put(nullptr, std::move(t), {"create", "", actor, note}, out);
   });
 }
 
 Status ToggleStore::Patch(const std::string& key, const ToggleFields& fields,
                           std::optional<int64_t> expected_revision, const std::string& actor,
-                          WriteResult* out) {
+                          WriteResult* out, const std::string& note) {
   if (Status s = CheckFields(fields); !s.ok()) return s;
   return Write([&](Change* c) {
     Toggle before;
@@ -782,23 +783,24 @@ Status ToggleStore::Patch(const std::string& key, const ToggleFields& fields,
     Toggle after = before;
     ApplyFields(fields, &after);
     if (after == before) return Change::Unchanged(before, out);
-    return c->Put(&before, std::move(after), {"update", "", actor, ""}, out);
+    return c->Put(&before, std::move(after), {"update", "", actor, note}, out);
   });
 }
 
 Status ToggleStore::Delete(const std::string& key, std::optional<int64_t> expected_revision,
-                           const std::string& actor) {
+                           const std::string& actor, const std::string& note) {
   return Write([&](Change* c) {
     Toggle before;
     Status s = c->Current(key, expected_revision, &before);
-    return s.ok() ? c->Remove(before, {"delete", "", actor, ""}) : s;
+    return s.ok() ? c->Remove(before, {"delete", "", actor, note}) : s;
   });
 }
 
 Status ToggleStore::SetEnvironment(const std::string& key, const std::string& environment,
                                    const EnvironmentConfig& config,
                                    std::optional<int64_t> expected_revision,
-                                   const std::string& actor, WriteResult* out) {
+                                   const std::string& actor, WriteResult* out,
+                                   const std::string& note) {
   EnvironmentConfig checked;
   if (Status s = CheckEnvironment(environment); !s.ok()) return s;
   if (Status s = ParseEnvironmentConfig(ToJson(config), &checked); !s.ok()) return s;
@@ -807,13 +809,13 @@ Status ToggleStore::SetEnvironment(const std::string& key, const std::string& en
     Status s = c->Current(key, expected_revision, &before);
     if (!s.ok()) return s;
     return c->SetConfig(before, environment, config,
-                        {"set_strategies", environment, actor, ""}, out);
+                        {"set_strategies", environment, actor, note}, out);
   });
 }
 
 Status ToggleStore::Flip(const std::string& key, const std::string& environment, bool on,
                          std::optional<int64_t> expected_revision, const std::string& actor,
-                         WriteResult* out) {
+                         WriteResult* out, const std::string& note) {
   if (Status s = CheckEnvironment(environment); !s.ok()) return s;
   return Write([&](Change* c) {
     Toggle before;
@@ -822,7 +824,7 @@ Status ToggleStore::Flip(const std::string& key, const std::string& environment,
     EnvironmentConfig config = ConfigIn(before, environment);
     config.enabled = on;
     return c->SetConfig(before, environment, std::move(config),
-                        {on ? "enable" : "disable", environment, actor, ""}, out);
+                        {on ? "enable" : "disable", environment, actor, note}, out);
   });
 }
 

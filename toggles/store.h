@@ -146,27 +146,29 @@ class ToggleStore {
 
   // 201. Conflict when the key exists. The toggle is disabled in every
   // existing environment the body does not configure; environments the body
-  // names are created. toggle.revision is ignored.
-  Status Create(const Toggle& toggle, const std::string& actor, WriteResult* out);
+  // names are created. toggle.revision is ignored. `note` (here and below)
+  // goes into the audit event: why, or which run ("run 12"); "" for none.
+  Status Create(const Toggle& toggle, const std::string& actor, WriteResult* out,
+                const std::string& note = "");
   // Changes type, description, variants. Nothing to change: changed=false.
   Status Patch(const std::string& key, const ToggleFields& fields,
                std::optional<int64_t> expected_revision, const std::string& actor,
-               WriteResult* out);
+               WriteResult* out, const std::string& note = "");
   // 204. The audit trail keeps the toggle's history.
   Status Delete(const std::string& key, std::optional<int64_t> expected_revision,
-                const std::string& actor);
+                const std::string& actor, const std::string& note = "");
   // PUT .../environments/{env}: replaces {enabled, strategies}. Action
   // "set_strategies". The same config again: changed=false, no event.
   Status SetEnvironment(const std::string& key, const std::string& environment,
                         const EnvironmentConfig& config,
                         std::optional<int64_t> expected_revision, const std::string& actor,
-                        WriteResult* out);
+                        WriteResult* out, const std::string& note = "");
   // .../on and .../off; idempotent: a flip that changes nothing writes no
   // event, keeps the revision and reports changed=false. Off in an
   // environment the toggle does not list is such a no-op.
   Status Flip(const std::string& key, const std::string& environment, bool on,
               std::optional<int64_t> expected_revision, const std::string& actor,
-              WriteResult* out);
+              WriteResult* out, const std::string& note = "");
   // `ladle toggles rollout KEY PERCENT` and rollout stages: enables the toggle
   // with one rollout strategy at `percent` (0..100). When the toggle has
   // exactly one strategy there and it has a rollout, only its percent changes

@@ -311,7 +311,7 @@ TEST_F(TogglesCliTest, NoServerIsExit3AndSaysWhatToDo) {
   std::string url = "http://127.0.0.1:" + std::to_string(FreePort());
   Result r = Ladle({"toggles", "list"}, {"LADLE_SERVER=" + url});
   EXPECT_EQ(3, r.code) << r.all();
-  EXPECT_EQ("ladle: no toggle server at " + url +
+  EXPECT_EQ("ladle: no ladle server at " + url +
                 " (start one with `ladle toggles serve` or `ladle serve`, or set --server/LADLE_SERVER)\n",
             r.err);
 }

@@ -273,7 +273,8 @@ TEST_F(RunStoreTest, RunToJsonHasTheSpecShape) {
        "steps": [
          {"name": "push", "status": "queued", "exit_code": null, "attempts": 0,
           "started_at": null, "finished_at": null, "failure_reason": null}]}],
-    "deployment": null
+    "deployment": null,
+    "trigger": null
   })"),
             RunToJson(run));
   run.message = "stage build failed";
@@ -393,7 +394,7 @@ TEST_F(RunStoreTest, ZombieOwnerCountsAsGone) {
   waitpid(child, nullptr, 0);
 }
 
-TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsOne) {
+TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsTwo) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   Reopen();
@@ -405,7 +406,7 @@ TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsOne) {
   ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
   int version = 0;
   ASSERT_TRUE(db->UserVersion(&version).ok());
-  EXPECT_EQ(1, version);
+  EXPECT_EQ(2, version);
 }
 
 TEST_F(RunStoreTest, IdsAreNotReusedAfterDelete) {

@@ -353,5 +353,40 @@ TEST(BulkEtagTest, ChangesWithEachPart) {
   EXPECT_EQ(base, BulkEtag(1, "production", "{}"));
 }
 
+// X-Ladle-Note (a pipeline run naming itself) reaches the audit event of
+// every write route, trimmed and cut to 200 bytes; no header, no note.
+TEST_F(ToggleApiTest, NoteHeaderGoesIntoTheAuditEvent) {
+  auto note = [](const std::string& value) {
+    return std::vector<std::pair<std::string, std::string>>{{"X-Ladle-Note", value}};
+  };
+  auto last_note = [this](const std::string& key) {
+    json events = Body(Send("GET", "/api/v1/toggles/" + key + "/history"))["events"];
+    return events.empty() ? json("no events") : events.back()["note"];
+  };
+  ASSERT_EQ(201, Send("POST", "/api/v1/toggles", R"({"key":"a"})", "admin", note("  run 12  ")).status);
+  EXPECT_EQ("run 12", last_note("a"));
+  EXPECT_EQ(200, Send("PATCH", "/api/v1/toggles/a", R"({"description":"x"})", "admin", note("run 13")).status);
+  EXPECT_EQ("run 13", last_note("a"));
+  EXPECT_EQ(200, Send("PUT", "/api/v1/toggles/a/environments/production",
+                      R"({"enabled":true,"strategies":[{"rollout":{"percent":5}}]})", "admin", note("run 14"))
+                     .status);
+  EXPECT_EQ("run 14", last_note("a"));
+  EXPECT_EQ(200, Send("POST", "/api/v1/toggles/a/environments/production/off", "", "admin",
+                      note("run 15: rollout check failed at 5%"))
+                     .status);
+  EXPECT_EQ("run 15: rollout check failed at 5%", last_note("a"));
+  EXPECT_EQ(200, Send("POST", "/api/v1/toggles/a/environments/production/on").status);
+  EXPECT_TRUE(last_note("a").is_null());
+  // 200 bytes at most, never half a UTF-8 character: 199 x 'x' then 'é' (2 bytes) keeps 199.
+  EXPECT_EQ(200, Send("POST", "/api/v1/toggles/a/environments/staging/on", "", "admin",
+                      note(std::string(199, 'x') + "\xC3\xA9" + std::string(50, 'y')))
+                     .status);
+  EXPECT_EQ(std::string(199, 'x'), last_note("a"));
+  EXPECT_EQ(200, Send("POST", "/api/v1/toggles/a/environments/staging/off", "", "admin",
+                      note(std::string(300, 'z')))
+                     .status);
+  EXPECT_EQ(std::string(200, 'z'), last_note("a"));
+}
+
 }  // namespace
 }  // namespace ladle::toggles
