@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "runner/run_store.h"
 #include "runner/signals.h"
 #include "runner/terminal_view.h"
+#include "runner/toggle_ops.h"
 #include "runner/workspace.h"
 
 namespace fs = std::filesystem;
@@ -59,6 +61,31 @@ Status SelectSteps(const Pipeline& pipeline, const RunFlags& f, RunOptions* o) {
     o->from = ref;
   }
   if (!o->steps.empty() && o->from) return Status::Invalid("--step and --from cannot be combined");
+  return Status::OK();
+}
+
+bool UsesToggles(const Pipeline& pipeline) {
+  for (const Stage& stage : pipeline.stages)
+    if (!stage.toggles_file.empty() || stage.rollout) return true;
+  return false;
+}
+
+// SPEC 7: toggles sync under `ladle run` goes to $LADLE_SERVER when set,
+// else straight to the data dir's store; the note says which.
+Status OpenToggles(const std::string& data_dir, std::unique_ptr<ToggleOps>* ops,
+                   std::string* note) {
+  const char* server = std::getenv("LADLE_SERVER");
+  if (server != nullptr && *server != '\0') {
+    std::string token;
+    Status s = FindToggleToken(data_dir, &token);
+    if (s.ok()) s = HttpToggleOps(server, token, ops);
+    if (!s.ok()) return s.WithContext("toggles at LADLE_SERVER=" + std::string(server));
+  } else {
+    Status s = OpenStoreToggleOps(data_dir, ops);
+    if (!s.ok()) return s;
+  }
+  *note = "toggles: " + (*ops)->Describe() +
+          (server != nullptr && *server != '\0' ? " (LADLE_SERVER)" : " (set LADLE_SERVER to use a server)");
   return Status::OK();
 }
 
@@ -123,6 +150,14 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   s = PickEngine(f.backend, pipeline, options.data_dir, store.get(), &engine, &backend_notes);
   if (!s.ok()) return Fail(s);
 
+  std::unique_ptr<ToggleOps> toggle_ops;
+  if (UsesToggles(pipeline)) {
+    std::string note;
+    s = OpenToggles(options.data_dir, &toggle_ops, &note);
+    if (!s.ok()) return Fail(s);
+    backend_notes.push_back(note);
+    options.toggles = toggle_ops.get();
+  }
   options.jobs = f.jobs;
   options.keep = f.keep;
   options.commit = source.commit;

@@ -4,7 +4,7 @@
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-BUILD_PACKAGES="build-essential cmake ninja-build ccache pkg-config git
+BUILD_PACKAGES="build-essential cmake ninja-build ccache pkg-config git curl openssl
   libboost-dev libboost-filesystem-dev libboost-system-dev libyaml-cpp-dev
   libsqlite3-dev libcpp-httplib-dev libcurl4-openssl-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libpugixml-dev libssl-dev

@@ -121,7 +121,7 @@ TEST(TogglesFile, VariantErrorsNameTheirPlace) {
              "  variants:\n"
              "    - {name: blue, weight: 500, value: b}\n"
              "    - {name: red, weight: 400, value: r}\n"));
-  EXPECT_EQ("toggles.yml:4:13: toggle 'color': variants[1].name: duplicate variant \"blue\"\n",
+  EXPECT_EQ("toggles.yml:4:14: toggle 'color': variants[1].name: duplicate variant \"blue\"\n",
             Errors("- key: color\n"
                    "  variants:\n"
                    "    - {name: blue, weight: 500, value: b}\n"
@@ -134,7 +134,7 @@ TEST(TogglesFile, VariantErrorsNameTheirPlace) {
              "    - {name: blue, weight: 500, value: b}\n"
              "    - {name: red, weight: 500, value: 7}\n"));
   EXPECT_EQ(
-      "toggles.yml:3:7: toggle 'color': variants[0].name: only A-Z a-z 0-9 . _ - allowed, up to "
+      "toggles.yml:3:13: toggle 'color': variants[0].name: only A-Z a-z 0-9 . _ - allowed, up to "
       "128 characters\n",
       Errors("- key: color\n"
              "  variants:\n"
@@ -143,8 +143,8 @@ TEST(TogglesFile, VariantErrorsNameTheirPlace) {
              "      value: b\n"));
   EXPECT_EQ(
       "toggles.yml:3:7: missing required key 'value' in variant #1 of toggle 'color'\n"
-      "toggles.yml:3:26: 'weight' must be between 0 and 1000, got 1200\n"
-      "toggles.yml:3:32: unknown key 'vaule' in variant #1 of toggle 'color'; did you mean "
+      "toggles.yml:3:28: 'weight' must be between 0 and 1000, got 1200\n"
+      "toggles.yml:3:34: unknown key 'vaule' in variant #1 of toggle 'color'; did you mean "
       "'value'?\n"
       "toggles.yml:4:7: variant #2 of toggle 'color' must be a map, got a string 'red'\n",
       Errors("- key: color\n"
