@@ -98,6 +98,9 @@ int RunCli(int argc, char** argv) {
   rollback->add_option("environment", environment, "Environment")->required();
   rollback->add_option("--to", to_run, "Redeploy what this run deployed");
   add_server_flags(rollback);
+  std::string older_than = "30d";
+  CLI::App* prune = app.add_subcommand("prune", "Delete old runs with their logs, artifacts and workspaces");
+  prune->add_option("--older-than", older_than, "Age: 30d, 2w, 12h")->capture_default_str();
   TogglesFlags toggles_flags;
   CLI::App* toggles = AddTogglesCommands(app, &toggles_flags);
   std::string serve_listen = "127.0.0.1:7707";
@@ -122,6 +125,7 @@ int RunCli(int argc, char** argv) {
   if (app.got_subcommand("logs")) return CmdLogs(g, run_id, step, follow);
   if (app.got_subcommand("cancel")) return CmdCancel(g, run_id);
   if (serve->parsed()) return CmdServe(g, serve_flags);
+  if (prune->parsed()) return CmdPrune(g, older_than);
   if (deployments->parsed()) return CmdDeployments(g, environment, deploy_limit);
   if (approve->parsed()) return CmdApprove(g, server_flags, run_id, stage);
   if (rollback->parsed()) return CmdRollback(g, server_flags, environment, to_run);

@@ -58,6 +58,9 @@ int CmdDeployments(const GlobalFlags& g, const std::string& environment, int lim
 int CmdApprove(const GlobalFlags& g, const ServerFlags& f, int64_t run, const std::string& stage);
 int CmdRollback(const GlobalFlags& g, const ServerFlags& f, const std::string& environment,
                 int64_t to_run);
+// `ladle prune --older-than AGE`: runs finished before now - AGE go, with
+// their logs, artifacts and workspaces.
+int CmdPrune(const GlobalFlags& g, const std::string& older_than);
 // `ladle cancel` of a run that `ladle serve` owns: asks the server.
 int CancelOnServer(const GlobalFlags& g, int64_t run);
 

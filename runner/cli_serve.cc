@@ -13,6 +13,7 @@
 
 #include "runner/cli_commands.h"
 #include "runner/cli_remote.h"
+#include "runner/prune.h"
 #include "runner/run_store.h"
 #include "runner/server.h"
 #include "runner/server_config.h"
@@ -140,6 +141,26 @@ int CmdRollback(const GlobalFlags& g, const ServerFlags& f, const std::string& e
     std::printf("rollback of %s queued as run %s; follow it with: ladle logs %s -f\n",
                 environment.c_str(), out.value("run_id", json()).dump().c_str(),
                 out.value("run_id", json()).dump().c_str());
+  }
+  return 0;
+}
+
+int CmdPrune(const GlobalFlags& g, const std::string& older_than) {
+  std::chrono::seconds age;
+  if (!ParseRetention(older_than, &age) || age.count() == 0)
+    return Fail(Status::Invalid("--older-than '" + older_than +
+                                "': expected an age such as 30d, 2w, 12h or 90m"));
+  std::unique_ptr<RunStore> store;
+  Status s = RunStore::Open(g.data, &store);
+  if (!s.ok()) return Fail(s.WithContext("open the run store in " + g.data));
+  std::vector<int64_t> pruned;
+  s = PruneRuns(store.get(), g.data, age, &pruned);
+  if (!s.ok()) return Fail(s);
+  if (g.json) {
+    std::printf("%s\n", json({{"pruned", pruned}}).dump().c_str());
+  } else if (!g.quiet) {
+    std::printf("pruned %zu run(s) that finished more than %s ago\n", pruned.size(),
+                older_than.c_str());
   }
   return 0;
 }

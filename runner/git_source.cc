@@ -1,6 +1,7 @@
 #include "runner/git_source.h"
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "env/subprocess.h"
@@ -48,15 +49,21 @@ Status ListBranches(const std::string& url, std::map<std::string, std::string>* 
 GitMirror::GitMirror(std::string url, std::string mirror_dir)
     : url_(std::move(url)), dir_(std::move(mirror_dir)) {}
 
-Status GitMirror::Fetch() {
+Status GitMirror::Fetch(const std::string& branch) {
   std::error_code ec;
   if (!fs::exists(fs::path(dir_) / "HEAD", ec)) {
     fs::create_directories(fs::path(dir_).parent_path(), ec);
     Status s = Git({"clone", "--quiet", "--mirror", "--", url_, dir_}, "/");
     return s.WithContext("mirror " + url_);
   }
-  return Git({"--git-dir", dir_, "fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/heads/*"}, "/")
-      .WithContext("fetch " + url_);
+  // One branch when it is known: a repository with many branches is not
+  // negotiated whole for every push.
+  const std::string refspec =
+      branch.empty() ? "+refs/heads/*:refs/heads/*" : "+refs/heads/" + branch + ":refs/heads/" + branch;
+  std::vector<std::string> args = {"--git-dir", dir_, "fetch", "--quiet"};
+  if (branch.empty()) args.push_back("--prune");
+  args.insert(args.end(), {"origin", refspec});
+  return Git(args, "/").WithContext("fetch " + url_);
 }
 
 bool GitMirror::HasCommit(const std::string& commit) {
@@ -65,17 +72,23 @@ bool GitMirror::HasCommit(const std::string& commit) {
   return Git({"--git-dir", dir_, "cat-file", "-e", commit + "^{commit}"}, "/").ok();
 }
 
-Status GitMirror::EnsureCommit(const std::string& commit) {
+Status GitMirror::EnsureCommit(const std::string& commit, const std::string& branch) {
   if (HasCommit(commit)) return Status::OK();
-  Status s = Fetch();
+  Status s = Fetch(branch);
   if (!s.ok()) return s;
   if (!HasCommit(commit)) return Status::NotFound("commit " + commit + " is not in " + url_);
   return Status::OK();
 }
 
+// The common case (the commit is in the mirror) costs one git process; a
+// miss fetches and tries again.
 Status GitMirror::ReadFile(const std::string& commit, const std::string& path,
-                           std::string* content) {
-  Status s = EnsureCommit(commit);
+                           std::string* content, const std::string& branch) {
+  std::error_code ec;
+  if (fs::exists(fs::path(dir_) / "HEAD", ec) &&
+      Git({"--git-dir", dir_, "cat-file", "blob", commit + ":" + path}, "/", content).ok())
+    return Status::OK();
+  Status s = EnsureCommit(commit, branch);
   if (!s.ok()) return s;
   if (!Git({"--git-dir", dir_, "cat-file", "-e", commit + ":" + path}, "/").ok())
     return Status::NotFound(path + " is not in commit " + commit.substr(0, 12) + " of " + url_);
@@ -83,11 +96,20 @@ Status GitMirror::ReadFile(const std::string& commit, const std::string& path,
       .WithContext("read " + path + " at " + commit.substr(0, 12));
 }
 
+// A new repository that borrows the mirror's objects (alternates), detached
+// at the commit: two git processes, no refs copied (a clone of a mirror with
+// a thousand branches copies a thousand refs).
 Status GitMirror::Checkout(const std::string& commit, const std::string& dest) {
-  Status s = EnsureCommit(commit);
-  if (!s.ok()) return s;
-  s = Git({"clone", "--quiet", "--shared", "--no-checkout", "--", dir_, dest}, "/");
-  if (s.ok()) s = Git({"-C", dest, "checkout", "--quiet", "--detach", commit}, "/");
+  Status s = Git({"init", "--quiet", "--template=", "--", dest}, "/");
+  if (s.ok()) {
+    std::ofstream alternates(fs::path(dest) / ".git" / "objects" / "info" / "alternates");
+    alternates << fs::absolute(fs::path(dir_) / "objects").string() << "\n";
+    if (!alternates.flush()) s = Status::IoError("write the alternates of " + dest);
+  }
+  if (s.ok() && !Git({"-C", dest, "checkout", "--quiet", "--detach", commit}, "/").ok()) {
+    s = EnsureCommit(commit, "");
+    if (s.ok()) s = Git({"-C", dest, "checkout", "--quiet", "--detach", commit}, "/");
+  }
   return s.WithContext("check out " + commit.substr(0, 12) + " into " + dest);
 }
 

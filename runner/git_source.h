@@ -22,22 +22,26 @@ class GitMirror {
  public:
   GitMirror(std::string url, std::string mirror_dir);
 
-  // Clones the mirror the first time, fetches every branch after that.
-  Status Fetch();
-  // Checks `commit` out into `dest` (created; must not exist): a clone that
-  // shares the mirror's objects, detached at the commit. Fetches once when
-  // the commit is not in the mirror yet.
+  // Clones the mirror the first time, fetches every branch after that (or
+  // only `branch` when given).
+  Status Fetch(const std::string& branch = "");
+  // Checks `commit` out into `dest` (created; must not exist): a repository
+  // that borrows the mirror's objects (git alternates, so the mirror must
+  // outlive it), detached at the commit. Fetches once when the commit is not
+  // in the mirror yet.
   Status Checkout(const std::string& commit, const std::string& dest);
 
   // The content of `path` at `commit` (fetching once when the commit is not
   // in the mirror yet); NotFound when the commit has no such file.
-  Status ReadFile(const std::string& commit, const std::string& path, std::string* content);
+  // `branch`, when known, narrows that fetch.
+  Status ReadFile(const std::string& commit, const std::string& path, std::string* content,
+                  const std::string& branch = "");
 
   const std::string& url() const { return url_; }
 
  private:
   bool HasCommit(const std::string& commit);
-  Status EnsureCommit(const std::string& commit);
+  Status EnsureCommit(const std::string& commit, const std::string& branch);
 
   std::string url_;
   std::string dir_;

@@ -14,7 +14,12 @@ class RolloutRun {
  public:
   RolloutRun(const Rollout& rollout, ToggleOps* ops, const std::string& actor,
              const std::string& note, const RolloutHooks& hooks, RolloutResult* result)
-      : r_(rollout), ops_(ops), actor_(actor), note_(note), hooks_(hooks), result_(result),
+      : r_(rollout),
+        ops_(ops),
+        actor_(actor),
+        note_(note),
+        hooks_(hooks),
+        result_(result),
         what_(rollout.toggle + " in " + rollout.environment) {}
 
   Status Run();
@@ -98,11 +103,11 @@ Status RolloutRun::Raise(size_t i) {
 Status RolloutRun::TurnOff(size_t i) {
   int percent = r_.percent[i];
   std::string why = "rollout check failed at " + Percent(percent);
-  Status s = ops_->TurnOff(r_.toggle, r_.environment, actor_,
-                           note_.empty() ? why : note_ + ": " + why);
+  Status s =
+      ops_->TurnOff(r_.toggle, r_.environment, actor_, note_.empty() ? why : note_ + ": " + why);
   if (!s.ok()) {
-    Note("the check failed at " + Percent(percent) + ", and turning " + what_ + " off failed: " +
-         s.message());
+    Note("the check failed at " + Percent(percent) + ", and turning " + what_ +
+         " off failed: " + s.message());
     return Status::Failed("the rollout check failed at " + Percent(percent) + ", and turning " +
                           what_ + " off failed too (" + s.message() + "): it is still on at " +
                           Percent(percent) + "; turn it off by hand (`ladle toggles off " +
@@ -141,8 +146,9 @@ Status RolloutRun::Run() {
     }
     result_->step_status[i] = "success";
   }
-  result_->message = raised_ ? what_ + " is at " + Percent(current_)
-                             : what_ + " was at " + Percent(current_) + " already: nothing to raise";
+  result_->message = raised_
+                         ? what_ + " is at " + Percent(current_)
+                         : what_ + " was at " + Percent(current_) + " already: nothing to raise";
   return Status::OK();
 }
 

@@ -619,6 +619,30 @@ Status RunStore::RequeueRun(int64_t id, const std::string& resume_stage) {
                    id, owner.owner_pid, owner.owner_start, resume_stage);
 }
 
+Status RunStore::DeleteFinishedBefore(const std::string& cutoff, std::vector<int64_t>* ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ids->clear();
+  Transaction txn(db_.get());
+  Status s = txn.Begin();
+  Statement st;
+  if (s.ok())
+    s = db_->Prepare(
+        "SELECT id FROM runs WHERE status NOT IN ('queued', 'running', 'waiting')"
+        " AND finished_at IS NOT NULL AND finished_at < ?1 ORDER BY id",
+        &st);
+  if (s.ok()) s = st.BindAll(cutoff);
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) ids->push_back(st.ColumnInt64(0));
+  for (size_t i = 0; s.ok() && i < ids->size(); ++i) {
+    s = Exec(db_.get(), "DELETE FROM steps WHERE run_id = ?1", (*ids)[i]);
+    if (s.ok()) s = Exec(db_.get(), "DELETE FROM stages WHERE run_id = ?1", (*ids)[i]);
+    if (s.ok()) s = Exec(db_.get(), "DELETE FROM runs WHERE id = ?1", (*ids)[i]);
+  }
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) ids->clear();
+  return s.WithContext("prune runs");
+}
+
 // ---- deployments ----
 
 Status RunStore::BeginDeployment(DeploymentRecord* d) {

@@ -161,6 +161,11 @@ class RunStore {
   // ("" runs it from the start), trigger "requeue" unless resuming.
   Status RequeueRun(int64_t id, const std::string& resume_stage);
 
+  // Deletes the finished runs (not queued, running or waiting) that ended
+  // before `cutoff` (RFC 3339), with their stages and steps; their ids in
+  // *ids. Deployments stay: they are the environments' history.
+  Status DeleteFinishedBefore(const std::string& cutoff, std::vector<int64_t>* ids);
+
   // --- deployments ---
 
   // Records the start of a deployment (status running, started_at now);

@@ -373,11 +373,10 @@ HttpResponse RunsApi::GetRun(const HttpRequest& r) {
   return HttpResponse::Json(200, RunToJson(run));
 }
 
-HttpResponse RunsApi::Log(const HttpRequest& r) {
-  toggles::Principal p;
-  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
-  int64_t id = 0;
-  if (auto e = RunIdParam(r, &id)) return *e;
+namespace {
+
+// ?format=text|json and ?follow=1|0 of the log route, or a 400 naming them.
+std::optional<HttpResponse> LogQuery(const HttpRequest& r, bool* as_json, bool* following) {
   std::string_view format = r.Query("format");
   if (!format.empty() && format != "text" && format != "json") {
     return BadRequest("format: must be text or json, got '" + std::string(format) + "'");
@@ -386,6 +385,31 @@ HttpResponse RunsApi::Log(const HttpRequest& r) {
   if (!follow.empty() && follow != "0" && follow != "1" && follow != "true" && follow != "false") {
     return BadRequest("follow: must be 1 or 0, got '" + std::string(follow) + "'");
   }
+  *as_json = format == "json";
+  *following = follow == "1" || follow == "true";
+  return std::nullopt;
+}
+
+// A log small enough for one body; no file yet is an empty log.
+HttpResponse WholeLog(const std::string& path, bool as_json, std::string_view type) {
+  std::vector<LogRecord> records;
+  uint64_t offset = 0;
+  Status s = ReadLogRecords(path, &offset, &records);
+  if (!s.ok() && s.code() != Code::kNotFound) return HttpResponse::FromStatus(s);
+  std::string body;
+  for (const LogRecord& record : records) AppendRecord(record, as_json, &body);
+  return HttpResponse::Text(200, std::move(body), type);
+}
+
+}  // namespace
+
+HttpResponse RunsApi::Log(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  int64_t id = 0;
+  if (auto e = RunIdParam(r, &id)) return *e;
+  bool as_json = false, following = false;
+  if (auto e = LogQuery(r, &as_json, &following)) return *e;
   RunRecord run;
   Status s = store_.GetRun(id, &run);
   if (!s.ok()) return HttpResponse::FromStatus(s);
@@ -394,31 +418,24 @@ HttpResponse RunsApi::Log(const HttpRequest& r) {
   if (!step) return HttpResponse::Error(404, "not_found", missing);
 
   auto log = std::make_shared<Follower::Log>();
-  log->path = StepLogPath(store_.data_dir(), id, std::string(r.Param("stage")),
-                          std::string(r.Param("step")));
   log->run_id = id;
   log->stage = std::string(r.Param("stage"));
   log->step = std::string(r.Param("step"));
-  log->as_json = format == "json";
-  const bool following = follow == "1" || follow == "true";
+  log->path = StepLogPath(store_.data_dir(), id, log->stage, log->step);
+  log->as_json = as_json;
+  // Read before any byte of the log: what the step wrote before it finished
+  // is in the file by then.
   log->finished = !following || !RunActive(run.status) || !StepActive(step->status);
-  std::string_view type = log->as_json ? kNdjsonType : kTextType;
-
+  std::string_view type = as_json ? kNdjsonType : kTextType;
   if (!following && FileSize(log->path) <= options_.max_log_body) {
-    std::vector<LogRecord> records;
-    uint64_t offset = 0;
-    s = ReadLogRecords(log->path, &offset, &records);
-    if (!s.ok() && s.code() != Code::kNotFound) return HttpResponse::FromStatus(s);
-    std::string body;
-    for (const LogRecord& record : records) AppendRecord(record, log->as_json, &body);
-    return HttpResponse::Text(200, std::move(body), type);
+    return WholeLog(log->path, as_json, type);
   }
   StreamOptions stream;
   stream.max_queued_bytes = options_.stream_max_queued_bytes;
   HttpResponse response =
       HttpResponse::Stream(std::make_shared<LogSource>(follower_, std::move(log)), type, stream);
   response.headers.Add("Cache-Control", "no-cache");
-  response.headers.Add("X-Accel-Buffering", "no");
+  response.headers.Add("X-Accel-Buffering", "no");  // nginx in front: do not buffer
   return response;
 }
 

@@ -18,6 +18,7 @@
 #include "runner/backend.h"
 #include "runner/executor.h"
 #include "runner/pipeline.h"
+#include "runner/prune.h"
 #include "runner/toggle_ops.h"
 #include "runner/webhook.h"
 
@@ -223,7 +224,7 @@ Status Server::OfferCommit(const RepositoryConfig& config, const std::string& br
     return Status::OK();
   }
   std::string text;
-  s = repo->mirror->ReadFile(commit, config.pipeline, &text);
+  s = repo->mirror->ReadFile(commit, config.pipeline, &text, branch);
   if (s.code() == Code::kNotFound) {
     *why = "commit " + commit.substr(0, 12) + " has no " + config.pipeline;
     return Status::OK();
@@ -382,6 +383,7 @@ void Server::PollLoop() {
   using Clock = std::chrono::steady_clock;
   std::map<std::string, Clock::time_point> due;
   std::set<std::string> listed;
+  Clock::time_point next_prune = Clock::now();
   // At start every repository is listed once, webhook-only ones too: what
   // was pushed while the server was down is not missed.
   for (const RepositoryConfig& repo : config_.repositories) due[repo.name] = Clock::now();
@@ -401,6 +403,7 @@ void Server::PollLoop() {
       Status s = ListBranches(repo.url, &heads);
       if (!s.ok()) spdlog::warn("poll {}: {}", repo.name, s.message());
       for (const auto& [branch, commit] : heads) {
+        if (stopping_) return;
         int64_t id = 0;
         std::string why;
         s = OfferCommit(repo, branch, commit, first ? "start" : "poll", &id, &why);
@@ -413,6 +416,15 @@ void Server::PollLoop() {
     for (const auto& [name, when] : due) next = std::min(next, when);
     cv_.wait_until(lock, next, [&] { return draining_; });
     lock.unlock();
+    if (config_.retention.count() > 0 && Clock::now() >= next_prune) {
+      next_prune = Clock::now() + std::chrono::hours(1);
+      std::vector<int64_t> pruned;
+      Status ps = PruneRuns(store_.get(), config_.data, config_.retention, &pruned);
+      if (!ps.ok()) spdlog::warn("{}", ps.ToString());
+      if (!pruned.empty())
+        spdlog::info("retention: pruned {} run(s) older than {}", pruned.size(),
+                     FormatDuration(config_.retention));
+    }
     Status s = toggles_->Refresh();  // writes by `ladle run` or the CLI on this data dir
     if (s.ok()) s = tokens_->Refresh();
     if (!s.ok()) spdlog::warn("refresh: {}", s.ToString());
@@ -425,6 +437,7 @@ void Server::Drain(int signal) {
     std::lock_guard<std::mutex> lock(mu_);
     if (draining_) return;
     draining_ = true;
+    stopping_ = true;
     drain_signal_ = signal;
     if (!running_.empty())
       spdlog::info("stopping: {} running run(s) get TERM and their grace", running_.size());

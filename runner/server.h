@@ -120,6 +120,7 @@ class Server : public RunControl {
   std::map<int64_t, Executor*> running_;    // run id -> its executor
   std::set<int64_t> cancelled_;             // cancelled before its executor existed
   bool draining_ = false;
+  std::atomic<bool> stopping_{false};       // draining_, readable without mu_
   bool drained_ = false;
   int drain_signal_ = 0;
   std::vector<std::thread> workers_;

@@ -154,8 +154,10 @@ Status CheckEntries(const std::vector<SyncEntry>& entries) {
 json FieldsBody(const ToggleFields& f, const Toggle* t) {
   json body = json::object();
   if (f.type && (!t || t->type != *f.type)) body["type"] = std::string(toggles::ToString(*f.type));
-  if (f.description && (!t || t->description != *f.description)) body["description"] = *f.description;
-  if (f.variants && (!t || t->variants != *f.variants)) body["variants"] = toggles::ToJson(*f.variants);
+  if (f.description && (!t || t->description != *f.description))
+    body["description"] = *f.description;
+  if (f.variants && (!t || t->variants != *f.variants))
+    body["variants"] = toggles::ToJson(*f.variants);
   return body;
 }
 
@@ -339,8 +341,7 @@ Status OpenStoreToggleOps(const std::string& data_dir, std::unique_ptr<ToggleOps
   Status s = toggles::ToggleStore::Open(data_dir, &store);
   if (!s.ok()) return s;
   toggles::ToggleStore* raw = store.get();
-  *out = std::make_unique<StoreOps>(raw, std::move(store),
-                                    "the toggle store in " + data_dir);
+  *out = std::make_unique<StoreOps>(raw, std::move(store), "the toggle store in " + data_dir);
   return s;
 }
 
@@ -363,10 +364,13 @@ Status FindToggleToken(const std::string& data_dir, std::string* token) {
   std::stringstream text;
   if (in) text << in.rdbuf();
   std::string secret = text.str();
-  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back())))
+    secret.pop_back();
   if (secret.empty()) {
-    return Status::Invalid("no token for the toggle server: set LADLE_TOKEN to an admin token, or "
-                           "run on the server's data dir, where it writes " + path);
+    return Status::Invalid(
+        "no token for the toggle server: set LADLE_TOKEN to an admin token, or "
+        "run on the server's data dir, where it writes " +
+        path);
   }
   *token = secret;
   return Status::OK();

@@ -1,5 +1,7 @@
 #include "runner/toggles_file.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -8,7 +10,6 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <sys/stat.h>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -104,8 +105,7 @@ class TogglesReader {
   void ReadKey(const YamlNode& node, std::string* key);
   void ReadType(const YamlNode& node, ToggleFields* fields);
   void ReadVariants(const YamlNode& node, const std::string& label, ToggleFields* fields);
-  bool ReadVariant(const YamlNode& node, std::size_t index, const std::string& label,
-                   json* out);
+  bool ReadVariant(const YamlNode& node, std::size_t index, const std::string& label, json* out);
   void CheckVariants(const json& variants, const std::string& label, ToggleFields* fields);
   bool ToJson(const YamlNode& node, json* out);
 
@@ -126,8 +126,9 @@ void TogglesReader::Read(const YamlNode& root, std::vector<SyncEntry>* entries) 
       return;
     }
   } else if (root.kind != Kind::kList) {
-    c_.Error(root.location, "the top level must be a list of toggles (or a map with 'toggles'), got " +
-                                DescribeYaml(root));
+    c_.Error(root.location,
+             "the top level must be a list of toggles (or a map with 'toggles'), got " +
+                 DescribeYaml(root));
     return;
   }
   std::vector<const YamlNode*> items;
@@ -178,8 +179,8 @@ void TogglesReader::ReadType(const YamlNode& node, ToggleFields* fields) {
     return;
   }
   std::string hint = node.kind == Kind::kScalar ? DidYouMean(node.value(), TypeNames()) : "";
-  c_.Error(node.location, "'type' must be one of " + Join(TypeNames()) + ", got " +
-                              DescribeYaml(node) + hint);
+  c_.Error(node.location,
+           "'type' must be one of " + Join(TypeNames()) + ", got " + DescribeYaml(node) + hint);
 }
 
 void TogglesReader::ReadVariants(const YamlNode& node, const std::string& label,
@@ -219,16 +220,18 @@ bool TogglesReader::ReadVariant(const YamlNode& node, std::size_t index, const s
   json value;
   if (const YamlNode* v = m.Get("name")) {
     places_[path + ".name"] = v->location;
-    if (c_.String(*v, "'name'", &name)) (*out)["name"] = name; else ok = false;
+    ok = c_.String(*v, "'name'", &name) && ok;
+    (*out)["name"] = name;
   }
   if (const YamlNode* v = m.Get("weight")) {
     places_[path + ".weight"] = v->location;
-    if (c_.Int(*v, "'weight'", 0, toggles::kTotalVariantWeight, &weight)) (*out)["weight"] = weight;
-    else ok = false;
+    ok = c_.Int(*v, "'weight'", 0, toggles::kTotalVariantWeight, &weight) && ok;
+    (*out)["weight"] = weight;
   }
   if (const YamlNode* v = m.Get("value")) {
     places_[path + ".value"] = v->location;
-    if (ToJson(*v, &value)) (*out)["value"] = std::move(value); else ok = false;
+    ok = ToJson(*v, &value) && ok;
+    (*out)["value"] = std::move(value);
   }
   return ok;
 }
@@ -270,11 +273,16 @@ bool TogglesReader::ToJson(const YamlNode& node, json* out) {
       bool b;
       int64_t i;
       double d;
-      if (!node.plain) *out = s;
-      else if (IsBoolean(s, &b)) *out = b;
-      else if (IsInteger(s, &i)) *out = i;
-      else if (IsFloat(s, &d)) *out = d;
-      else *out = s;
+      if (!node.plain)
+        *out = s;
+      else if (IsBoolean(s, &b))
+        *out = b;
+      else if (IsInteger(s, &i))
+        *out = i;
+      else if (IsFloat(s, &d))
+        *out = d;
+      else
+        *out = s;
       return true;
     }
     case Kind::kList: {

@@ -88,8 +88,8 @@ class RolloutTest : public ::testing::Test {
   Rollout rollout_;
   RolloutHooks hooks_;
   RolloutResult result_;
-  int fail_at_ = -1;                // the check fails at this percent
-  size_t cancel_at_wait_ = 0;       // the n-th wait (1-based) reports a cancel
+  int fail_at_ = -1;           // the check fails at this percent
+  size_t cancel_at_wait_ = 0;  // the n-th wait (1-based) reports a cancel
   std::function<void()> during_wait_;
   std::vector<std::string> checks_, waits_, notes_;
 };
@@ -103,8 +103,9 @@ TEST_F(RolloutTest, RaisesStepByStepWithChecksAndWaits) {
   EXPECT_EQ("300s,300s,300s", Join(waits_));  // between raises only
   EXPECT_FALSE(result_.turned_off);
   EXPECT_EQ("new-checkout in production is at 100%", result_.message);
-  EXPECT_EQ(R"({"enabled":true,"strategies":[{"rollout":{"percent":100,"stickiness":"targetingKey"}}]})",
-            Production());
+  EXPECT_EQ(
+      R"({"enabled":true,"strategies":[{"rollout":{"percent":100,"stickiness":"targetingKey"}}]})",
+      Production());
   EXPECT_EQ(
       "raised new-checkout to 1% in production\n"
       "waiting 5m00s before raising new-checkout in production to 10%\n"
@@ -130,12 +131,14 @@ TEST_F(RolloutTest, SkipsStepsAlreadyReachedAndNeverLowers) {
   EXPECT_EQ("skipped,skipped,skipped,success", Join(result_.step_status));
   EXPECT_EQ("3:100", Join(checks_));
   EXPECT_EQ("", Join(waits_));  // no wait before the first raise of this run
-  EXPECT_EQ("new-checkout in production is at 50% already: step 1% skipped (a rollout never "
-            "lowers a percentage)",
-            notes_.at(0));
+  EXPECT_EQ(
+      "new-checkout in production is at 50% already: step 1% skipped (a rollout never "
+      "lowers a percentage)",
+      notes_.at(0));
   // The rollout strategy keeps its group: users keep their buckets.
-  EXPECT_EQ(R"({"enabled":true,"strategies":[{"rollout":{"group":"g","percent":100,"stickiness":"targetingKey"}}]})",
-            Production());
+  EXPECT_EQ(
+      R"({"enabled":true,"strategies":[{"rollout":{"group":"g","percent":100,"stickiness":"targetingKey"}}]})",
+      Production());
 }
 
 TEST_F(RolloutTest, AToggleAt100StaysAt100) {
@@ -158,8 +161,9 @@ TEST_F(RolloutTest, FailedCheckTurnsTheToggleOff) {
   EXPECT_EQ("success,failed,skipped,skipped", Join(result_.step_status));
   EXPECT_TRUE(result_.turned_off);
   EXPECT_EQ("0:1,1:10", Join(checks_));
-  EXPECT_EQ(R"({"enabled":false,"strategies":[{"rollout":{"percent":10,"stickiness":"targetingKey"}}]})",
-            Production());
+  EXPECT_EQ(
+      R"({"enabled":false,"strategies":[{"rollout":{"percent":10,"stickiness":"targetingKey"}}]})",
+      Production());
   AuditEvent last = Events().back();
   EXPECT_EQ("disable", last.action);
   EXPECT_EQ("ladle run", last.actor);
@@ -177,17 +181,19 @@ TEST_F(RolloutTest, CancelDuringTheWaitLeavesTheToggleWhereItIs) {
   EXPECT_EQ("success,success,cancelled,cancelled", Join(result_.step_status));
   EXPECT_FALSE(result_.turned_off);
   EXPECT_EQ("0:1,1:10", Join(checks_));
-  EXPECT_EQ(R"({"enabled":true,"strategies":[{"rollout":{"percent":10,"stickiness":"targetingKey"}}]})",
-            Production());
+  EXPECT_EQ(
+      R"({"enabled":true,"strategies":[{"rollout":{"percent":10,"stickiness":"targetingKey"}}]})",
+      Production());
 }
 
 TEST_F(RolloutTest, MissingToggleSaysToAddItToTogglesYml) {
   Status s = Run();
   EXPECT_EQ(Code::kNotFound, s.code());
-  EXPECT_EQ("toggle 'new-checkout' does not exist in this server's toggle store: add it to "
-            "toggles.yml (synced by a stage's 'toggles:') so that the run creates it before its "
-            "rollout",
-            s.message());
+  EXPECT_EQ(
+      "toggle 'new-checkout' does not exist in this server's toggle store: add it to "
+      "toggles.yml (synced by a stage's 'toggles:') so that the run creates it before its "
+      "rollout",
+      s.message());
   EXPECT_EQ("skipped,skipped,skipped,skipped", Join(result_.step_status));
   EXPECT_EQ("", Join(checks_));
 }
@@ -223,12 +229,14 @@ TEST_F(RolloutTest, StopsWhenTurnedOffByHandDuringTheWait) {
   };
   Status s = Run();
   EXPECT_EQ(Code::kFailed, s.code());
-  EXPECT_EQ("toggle new-checkout in production was turned off during the rollout, not by this "
-            "run: stopping rather than turn it back on",
-            s.message());
+  EXPECT_EQ(
+      "toggle new-checkout in production was turned off during the rollout, not by this "
+      "run: stopping rather than turn it back on",
+      s.message());
   EXPECT_EQ("success,skipped,skipped,skipped", Join(result_.step_status));
-  EXPECT_EQ(R"({"enabled":false,"strategies":[{"rollout":{"percent":1,"stickiness":"targetingKey"}}]})",
-            Production());
+  EXPECT_EQ(
+      R"({"enabled":false,"strategies":[{"rollout":{"percent":1,"stickiness":"targetingKey"}}]})",
+      Production());
 }
 
 TEST_F(RolloutTest, RejectsPercentagesThatDoNotIncrease) {

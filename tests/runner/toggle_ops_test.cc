@@ -147,8 +147,8 @@ INSTANTIATE_TEST_SUITE_P(ToggleOps, ToggleOpsTest, ::testing::Values(false, true
 TEST_P(ToggleOpsTest, SyncCreatesDisabledInEveryEnvironment) {
   Create("old", {{"staging", Config(true, "[]")}});  // makes "staging" exist
   SyncResult r;
-  Status s = ops_->Sync({Entry("new-checkout", "One-page checkout"), Entry("old", "")},
-                        Actor(), "run 12", &r);
+  Status s = ops_->Sync({Entry("new-checkout", "One-page checkout"), Entry("old", "")}, Actor(),
+                        "run 12", &r);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ("created=new-checkout updated= unchanged=old remove=", Summary(r));
   EXPECT_EQ(store_->CurrentRevision(), r.revision);
@@ -204,8 +204,8 @@ TEST_P(ToggleOpsTest, GetRolloutReadsTheEnvironment) {
   Create("quarter", {{"production", Config(true, R"([{"rollout":{"percent":25}}])")}});
   Create("quarter-off", {{"production", Config(false, R"([{"rollout":{"percent":25}}])")}});
   Create("users", {{"production", Config(true, R"([{"users":["alice"]}])")}});
-  Create("two", {{"production",
-                  Config(true, R"([{"rollout":{"percent":5}},{"users":["alice"]}])")}});
+  Create("two",
+         {{"production", Config(true, R"([{"rollout":{"percent":5}},{"users":["alice"]}])")}});
   EXPECT_EQ("disabled 0", Rollout(ops_.get(), "off"));
   EXPECT_EQ("enabled 100", Rollout(ops_.get(), "all"));
   EXPECT_EQ("enabled 25", Rollout(ops_.get(), "quarter"));
@@ -244,7 +244,8 @@ TEST_P(ToggleOpsTest, SetRolloutAndTurnOffCarryTheNote) {
 }
 
 TEST_P(ToggleOpsTest, DescribeSaysWhere) {
-  EXPECT_EQ(http() ? "the toggle server at " + url_ : "this server's toggle store", ops_->Describe());
+  EXPECT_EQ(http() ? "the toggle server at " + url_ : "this server's toggle store",
+            ops_->Describe());
 }
 
 TEST(ToggleOpsStore, OpenStoreToggleOpsCreatesTheDataDir) {
@@ -334,8 +335,10 @@ TEST(ToggleOpsToken, FromTheEnvironmentElseTheDataDir) {
   setenv("LADLE_TOKEN", "secret-from-env", 1);
   ASSERT_TRUE(FindToggleToken(dir, &token).ok());
   EXPECT_EQ("secret-from-env", token);
-  if (saved) setenv("LADLE_TOKEN", saved_value.c_str(), 1);
-  else unsetenv("LADLE_TOKEN");
+  if (saved)
+    setenv("LADLE_TOKEN", saved_value.c_str(), 1);
+  else
+    unsetenv("LADLE_TOKEN");
   std::filesystem::remove_all(dir);
 }
 

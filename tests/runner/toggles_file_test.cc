@@ -115,12 +115,11 @@ TEST(TogglesFile, ToggleErrorsNameTheirPlace) {
 }
 
 TEST(TogglesFile, VariantErrorsNameTheirPlace) {
-  EXPECT_EQ(
-      "toggles.yml:3:5: toggle 'color': variants: weights must sum to 1000, got 900\n",
-      Errors("- key: color\n"
-             "  variants:\n"
-             "    - {name: blue, weight: 500, value: b}\n"
-             "    - {name: red, weight: 400, value: r}\n"));
+  EXPECT_EQ("toggles.yml:3:5: toggle 'color': variants: weights must sum to 1000, got 900\n",
+            Errors("- key: color\n"
+                   "  variants:\n"
+                   "    - {name: blue, weight: 500, value: b}\n"
+                   "    - {name: red, weight: 400, value: r}\n"));
   EXPECT_EQ("toggles.yml:4:14: toggle 'color': variants[1].name: duplicate variant \"blue\"\n",
             Errors("- key: color\n"
                    "  variants:\n"
@@ -168,7 +167,8 @@ TEST(TogglesFile, TopLevelErrors) {
       "toggles.yml:1:1: unknown key 'toggle' at the top level; did you mean 'toggles'?\n"
       "toggles.yml:1:1: missing required key 'toggles' at the top level\n",
       Errors("toggle: [{key: a}]\n"));
-  EXPECT_EQ("toggles.yml:1:10: 'toggles' must be a list, got a map\n", Errors("toggles: {key: a}\n"));
+  EXPECT_EQ("toggles.yml:1:10: 'toggles' must be a list, got a map\n",
+            Errors("toggles: {key: a}\n"));
   EXPECT_NE("ok", Errors("- key: a\n  - b\n"));  // YAML syntax errors are reported too
 }
 
@@ -184,7 +184,8 @@ TEST(TogglesFile, LoadsFromDisk) {
   EXPECT_EQ("from disk", entries[0].fields.description);
   EXPECT_FALSE(LoadTogglesFile(dir + "/missing.yml", &entries, &diagnostics));
   ASSERT_EQ(1u, diagnostics.size());
-  EXPECT_EQ(dir + "/missing.yml: cannot read: No such file or directory", diagnostics[0].ToString());
+  EXPECT_EQ(dir + "/missing.yml: cannot read: No such file or directory",
+            diagnostics[0].ToString());
   EXPECT_TRUE(entries.empty());
   std::filesystem::remove_all(dir);
 }

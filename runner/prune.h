@@ -1,0 +1,23 @@
+// Retention: `ladle prune --older-than 30d`, and `ladle serve`'s `retention`.
+#ifndef LADLE_RUNNER_PRUNE_H_
+#define LADLE_RUNNER_PRUNE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "runner/run_store.h"
+
+namespace ladle::runner {
+
+// Deletes the runs that finished more than `older_than` ago (queued, running
+// and waiting runs stay, whatever their age) with their logs, artifacts and
+// workspaces under `data_dir`. Their ids in *pruned. Deployment records stay.
+Status PruneRuns(RunStore* store, const std::string& data_dir, std::chrono::seconds older_than,
+                 std::vector<int64_t>* pruned);
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_PRUNE_H_

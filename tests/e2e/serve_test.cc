@@ -1,0 +1,1003 @@
+// End-to-end tests of `ladle serve` (SPEC 6 and 7): the real binary on a
+// loopback port and a temp data dir, real git repositories made with git
+// commands, the local backend, real HTTP (cpp-httplib). Triggers (push
+// webhooks, polling, what was pushed while the server was down), the queue
+// (supersede), deployments (one per environment at a time, rollback,
+// approval), toggles sync and rollout stages, kill -9 and SIGTERM.
+//
+// The server is started through env::Subprocess, so its whole tree (steps
+// that a kill -9 orphaned too) carries a marker and is killed at the end of
+// every test. Every wait polls the API every 50 ms and has a deadline.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "env/subprocess.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kToken = "e2e-admin-token-0123456789abcdef";
+constexpr const char* kHookSecret = "e2e-hook-secret";
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+void Replace(std::string* text, const std::string& from, const std::string& to) {
+  for (size_t at = text->find(from); at != std::string::npos; at = text->find(from, at + to.size()))
+    text->replace(at, from.size(), to);
+}
+
+// GitHub's X-Hub-Signature-256, computed here rather than with ladle's code.
+std::string GithubSignature(const std::string& secret, const std::string& body) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &n);
+  std::string out = "sha256=";
+  char hex[3];
+  for (unsigned int i = 0; i < n; ++i) {
+    std::snprintf(hex, sizeof hex, "%02x", mac[i]);
+    out += hex;
+  }
+  return out;
+}
+
+std::string GithubPush(const std::string& branch, const std::string& before,
+                       const std::string& after, bool deleted = false) {
+  return json{{"ref", "refs/heads/" + branch},
+              {"before", before},
+              {"after", after},
+              {"created", false},
+              {"deleted", deleted},
+              {"forced", false},
+              {"repository", {{"name", "app"}, {"full_name", "e2e/app"}}},
+              {"head_commit", deleted ? json() : json{{"id", after}}}}
+      .dump();
+}
+
+std::string GitlabPush(const std::string& branch, const std::string& before, const std::string& after) {
+  return json{{"object_kind", "push"},
+              {"event_name", "push"},
+              {"ref", "refs/heads/" + branch},
+              {"before", before},
+              {"after", after},
+              {"checkout_sha", after},
+              {"project", {{"name", "app"}}},
+              {"total_commits_count", 1}}
+      .dump();
+}
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+  std::string all() const { return out + err; }
+};
+
+struct ServerOptions {
+  int workers = 2;
+  std::string poll;           // "" = webhooks only
+  bool secret = true;         // webhook_secret_env: HOOK_SECRET
+  bool requeue = false;
+};
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ladle-serve-e2e-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    repo_ = root_ / "repo";
+    data_ = root_ / "data";
+    out_ = root_ / "out";
+    fs::create_directories(repo_);
+    fs::create_directories(out_);
+    port_ = FreePort();
+    ASSERT_EQ(0, Git({"init", "-q", "-b", "main"}).code);
+  }
+
+  void TearDown() override {
+    if (server_) {
+      ::kill(server_->pid(), SIGKILL);
+      server_->Wait();
+    }
+    // Each Subprocess ends what is left of its tree: steps that a kill -9
+    // orphaned carry its marker too.
+    server_.reset();
+    dead_.clear();
+    if (HasFailure()) std::fprintf(stderr, "---- server log ----\n%s\n", ReadFile(root_ / "server.log").c_str());
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  // ---- processes ----
+
+  Result Exec(const std::vector<std::string>& argv, const fs::path& cwd) {
+    ladle::env::CommandResult r;
+    ladle::Status s = ladle::env::RunCommand(argv, cwd.string(), &r, std::chrono::seconds(60));
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return {r.exit_code, r.out, r.err};
+  }
+
+  Result Git(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"git", "-c", "user.name=ladle e2e", "-c",
+                                     "user.email=e2e@ladle.invalid", "-c", "commit.gpgsign=false"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Result r = Exec(argv, repo_);
+    EXPECT_EQ(0, r.code) << "git " << args.front() << ": " << r.all();
+    return r;
+  }
+
+  // Writes `files` into the repository and commits everything; returns the
+  // new commit.
+  std::string Commit(const std::map<std::string, std::string>& files, const std::string& message) {
+    for (const auto& [rel, text] : files) {
+      fs::path p = repo_ / rel;
+      fs::create_directories(p.parent_path());
+      std::ofstream(p) << text;
+    }
+    Git({"add", "-A"});
+    Git({"commit", "-q", "--allow-empty", "-m", message});
+    return Trim(Git({"rev-parse", "HEAD"}).out);
+  }
+
+  // A pipeline file: @OUT@ becomes the test's output dir.
+  std::string Pipeline(std::string text) {
+    Replace(&text, "@OUT@", out_.string());
+    return text;
+  }
+
+  void WriteConfig(const ServerOptions& o) {
+    std::ostringstream c;
+    c << "listen: 127.0.0.1:" << port_ << "\n"
+      << "data: " << data_.string() << "\n"
+      << "workers: " << o.workers << "\n"
+      << "backend: local\n"
+      << "requeue_interrupted: " << (o.requeue ? "true" : "false") << "\n"
+      << "repositories:\n"
+      << "  - name: app\n"
+      << "    url: " << repo_.string() << "\n"
+      << "    pipeline: ladle.yml\n";
+    if (!o.poll.empty()) c << "    poll: " << o.poll << "\n";
+    if (o.secret) c << "    webhook_secret_env: HOOK_SECRET\n";
+    std::ofstream(root_ / "server.yml") << c.str();
+  }
+
+  // Starts `ladle serve --config server.yml` and waits for /healthz.
+  void Start(const ServerOptions& o) {
+    WriteConfig(o);
+    ladle::env::LaunchSpec spec;
+    spec.exe = "/bin/sh";
+    std::string log = (root_ / "server.log").string();
+    spec.args = {"-c", "exec \"$0\" \"$@\" >>'" + log + "' 2>&1", LADLE_BINARY, "--data",
+                 data_.string(), "serve", "--config", (root_ / "server.yml").string()};
+    spec.env = {{"LADLE_ADMIN_TOKEN", kToken}, {"HOOK_SECRET", kHookSecret}, {"NO_COLOR", "1"}};
+    spec.cwd = root_.string();
+    ladle::Status s = ladle::env::Subprocess::Start(spec, &server_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    httplib::Client c("127.0.0.1", port_);
+    c.set_connection_timeout(1, 0);
+    const auto deadline = Clock::now() + 20s;
+    while (Clock::now() < deadline) {
+      if (auto r = c.Get("/healthz"); r && r->status == 200) return;
+      if (server_->Pump(nullptr, Clock::now() + 50ms)) {
+        FAIL() << "ladle serve exited with " << server_->Wait().code << ": "
+               << ReadFile(root_ / "server.log");
+      }
+    }
+    FAIL() << "ladle serve did not answer /healthz within 20 s";
+  }
+
+  pid_t ServerPid() const { return server_ ? server_->pid() : -1; }
+
+  // kill -9: the server dies, its steps are orphaned (kept until TearDown).
+  void KillHard() {
+    ASSERT_TRUE(server_);
+    ::kill(server_->pid(), SIGKILL);
+    EXPECT_EQ(SIGKILL, server_->Wait().signal);
+    dead_.push_back(std::move(server_));
+  }
+
+  // `ladle --data DATA ARGS...` against the server, with the admin token.
+  Result Ladle(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"env", "NO_COLOR=1",
+                                     "LADLE_SERVER=http://127.0.0.1:" + std::to_string(port_),
+                                     std::string("LADLE_TOKEN=") + kToken, LADLE_BINARY, "--data",
+                                     data_.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Exec(argv, root_);
+  }
+
+  // ---- HTTP ----
+
+  httplib::Client Http() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_bearer_token_auth(kToken);
+    c.set_connection_timeout(2, 0);
+    c.set_read_timeout(10, 0);
+    return c;
+  }
+
+  json Get(const std::string& path) {
+    auto r = Http().Get(path.c_str());
+    if (!r) {
+      ADD_FAILURE() << "GET " << path << ": no answer";
+      return json();
+    }
+    EXPECT_EQ(200, r->status) << "GET " << path << ": " << r->body;
+    return json::parse(r->body, nullptr, false);
+  }
+
+  httplib::Result PostJson(const std::string& path, const std::string& body) {
+    return Http().Post(path.c_str(), body, "application/json");
+  }
+
+  httplib::Result Hook(const std::string& body, httplib::Headers headers) {
+    httplib::Client c("127.0.0.1", port_);  // webhooks carry no token
+    c.set_read_timeout(30, 0);
+    return c.Post("/api/v1/hooks/push/app", headers, body, "application/json");
+  }
+
+  httplib::Result GithubHook(const std::string& body, const std::string& secret = kHookSecret) {
+    return Hook(body, {{"X-GitHub-Event", "push"},
+                       {"X-GitHub-Delivery", "e2e"},
+                       {"X-Hub-Signature-256", GithubSignature(secret, body)}});
+  }
+
+  // Sends a signed GitHub push of `commit` to `branch` and returns the one
+  // run it queued (0 and a test failure otherwise).
+  int64_t PushRun(const std::string& branch, const std::string& before, const std::string& commit) {
+    auto r = GithubHook(GithubPush(branch, before, commit));
+    if (!r) {
+      ADD_FAILURE() << "push hook: no answer";
+      return 0;
+    }
+    EXPECT_EQ(202, r->status) << r->body;
+    json j = json::parse(r->body, nullptr, false);
+    if (!j.is_object() || !j["runs"].is_array() || j["runs"].size() != 1) {
+      ADD_FAILURE() << "push hook queued no single run: " << r->body;
+      return 0;
+    }
+    return j["runs"][0].get<int64_t>();
+  }
+
+  // ---- waiting ----
+
+  bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return done();
+  }
+
+  json Run(int64_t id) { return Get("/api/v1/runs/" + std::to_string(id)); }
+
+  json Runs() {
+    json j = Get("/api/v1/runs?limit=100");
+    return j.is_object() && j.contains("runs") ? j["runs"] : json::array();
+  }
+
+  // The newest run of `commit` (null when none).
+  json RunOfCommit(const std::string& commit) {
+    for (const json& r : Runs())
+      if (r["commit"] == commit) return r;
+    return json();
+  }
+
+  // Waits until run `id` has one of `statuses`; returns the run.
+  json WaitRun(int64_t id, std::set<std::string> statuses, std::chrono::milliseconds timeout = 60s) {
+    json run;
+    bool ok = WaitFor(
+        [&] {
+          run = Run(id);
+          return run.is_object() && statuses.count(run.value("status", ""));
+        },
+        timeout);
+    EXPECT_TRUE(ok) << "run " << id << " did not reach the expected status; it is "
+                    << (run.is_object() ? run.dump(1) : "missing");
+    return run;
+  }
+
+  // Waits for a run of `commit` to exist; returns its id (0 on timeout).
+  int64_t WaitRunOfCommit(const std::string& commit, std::chrono::milliseconds timeout = 30s) {
+    int64_t id = 0;
+    WaitFor(
+        [&] {
+          json r = RunOfCommit(commit);
+          if (r.is_object()) id = r["id"].get<int64_t>();
+          return id != 0;
+        },
+        timeout);
+    EXPECT_NE(0, id) << "no run of commit " << commit << ": " << Runs().dump(1);
+    return id;
+  }
+
+  bool WaitFile(const fs::path& p, std::chrono::milliseconds timeout = 30s) {
+    bool ok = WaitFor([&] { return fs::exists(p); }, timeout);
+    EXPECT_TRUE(ok) << p << " did not appear";
+    return ok;
+  }
+
+  static json Stage(const json& run, const std::string& name) {
+    for (const json& s : run["stages"])
+      if (s["name"] == name) return s;
+    return json();
+  }
+  static json StepOf(const json& run, const std::string& stage, const std::string& step) {
+    const json st = Stage(run, stage);
+    if (st.is_object())
+      for (const json& s : st["steps"])
+        if (s["name"] == step) return s;
+    return json();
+  }
+
+  // The production environment of a toggle (null when it has none).
+  json ToggleEnv(const std::string& key, const std::string& env = "production") {
+    json t = Get("/api/v1/toggles/" + key);
+    if (!t.is_object() || !t.contains("environments") || !t["environments"].contains(env)) return json();
+    return t["environments"][env];
+  }
+
+  fs::path root_, repo_, data_, out_;
+  int port_ = 0;
+  std::unique_ptr<ladle::env::Subprocess> server_;
+  std::vector<std::unique_ptr<ladle::env::Subprocess>> dead_;  // kill -9'd, kept for their orphans
+};
+
+const char* kQuickPipeline = R"(name: app
+env: {OUT: "@OUT@"}
+on:
+  push: {branches: [main]}
+stages:
+  - name: build
+    steps:
+      - name: compile
+        run: echo "$LADLE_COMMIT" >> "$OUT/built"
+)";
+
+// ---- triggers ----
+
+TEST_F(ServeTest, ServePushWebhooksAreAuthenticated) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(kQuickPipeline)}}, "pipeline");
+  Start({});
+  // A webhook-only repository is listed once at start: its head gets a run.
+  int64_t first = WaitRunOfCommit(a);
+  EXPECT_EQ("start", WaitRun(first, {"success"})["trigger"]);
+
+  // GitHub: a wrong signature (and a missing one) is 401 and queues nothing.
+  const std::string b = Commit({{"b.txt", "b"}}, "b");
+  const std::string body_b = GithubPush("main", a, b);
+  auto r = GithubHook(body_b, "not-the-secret");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(401, r->status) << r->body;
+  r = Hook(body_b, {{"X-GitHub-Event", "push"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(401, r->status) << r->body;
+  r = Hook(body_b, {{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", GithubSignature(kHookSecret, body_b + " ")}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(401, r->status) << "a signature of another body: " << r->body;
+  EXPECT_TRUE(RunOfCommit(b).is_null()) << Runs().dump(1);
+
+  // The right signature: 202 with the queued run, which builds that commit.
+  r = GithubHook(body_b);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(202, r->status) << r->body;
+  json j = json::parse(r->body);
+  ASSERT_EQ(1u, j["runs"].size()) << r->body;
+  int64_t run_b = j["runs"][0];
+  json run = WaitRun(run_b, {"success"});
+  EXPECT_EQ(b, run["commit"]);
+  EXPECT_EQ("main", run["branch"]);
+  EXPECT_EQ("push", run["trigger"]);
+  // The same delivery again starts nothing: a commit is run once.
+  r = GithubHook(body_b);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(202, r->status);
+  EXPECT_EQ(0u, json::parse(r->body)["runs"].size()) << r->body;
+
+  // GitLab: the secret itself in X-Gitlab-Token.
+  const std::string c = Commit({{"c.txt", "c"}}, "c");
+  const std::string body_c = GitlabPush("main", b, c);
+  r = Hook(body_c, {{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", "wrong"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(401, r->status) << r->body;
+  EXPECT_TRUE(RunOfCommit(c).is_null());
+  r = Hook(body_c, {{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", kHookSecret}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(202, r->status) << r->body;
+  j = json::parse(r->body);
+  ASSERT_EQ(1u, j["runs"].size()) << r->body;
+  run = WaitRun(j["runs"][0].get<int64_t>(), {"success"});
+  EXPECT_EQ(c, run["commit"]);
+
+  // A branch that no pipeline watches, and a branch deletion: 202, no runs.
+  Git({"switch", "-q", "-c", "other"});
+  const std::string d = Commit({{"d.txt", "d"}}, "d");
+  Git({"switch", "-q", "main"});
+  r = GithubHook(GithubPush("other", c, d));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(202, r->status) << r->body;
+  j = json::parse(r->body);
+  EXPECT_EQ(0u, j["runs"].size()) << r->body;
+  EXPECT_NE(std::string::npos, j.value("message", "").find("other")) << r->body;
+  r = GithubHook(GithubPush("main", c, std::string(40, '0'), true));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(202, r->status) << r->body;
+  j = json::parse(r->body);
+  EXPECT_EQ(0u, j["runs"].size()) << r->body;
+  EXPECT_NE(std::string::npos, j.value("message", "").find("deleted")) << r->body;
+
+  // A repository the server does not know.
+  auto unknown = httplib::Client("127.0.0.1", port_)
+                     .Post("/api/v1/hooks/push/nope",
+                           {{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", GithubSignature(kHookSecret, body_b)}},
+                           body_b, "application/json");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(404, unknown->status) << unknown->body;
+
+  // Nothing else was queued: the runs are A, B and C.
+  std::set<std::string> commits;
+  for (const json& x : Runs()) commits.insert(x["commit"].get<std::string>());
+  EXPECT_EQ((std::set<std::string>{a, b, c}), commits);
+}
+
+TEST_F(ServeTest, ServePollingFindsANewCommit) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(kQuickPipeline)}}, "pipeline");
+  ServerOptions o;
+  o.poll = "1s";
+  o.secret = false;
+  Start(o);
+  WaitRun(WaitRunOfCommit(a), {"success"});
+  const std::string b = Commit({{"b.txt", "b"}}, "b");
+  int64_t id = WaitRunOfCommit(b, 20s);
+  ASSERT_NE(0, id);
+  json run = WaitRun(id, {"success"});
+  EXPECT_EQ("poll", run["trigger"]);
+  EXPECT_EQ((std::vector<std::string>{a, b}), Lines(ReadFile(out_ / "built")));
+}
+
+// ---- the queue and deployments ----
+
+TEST_F(ServeTest, ServeFailingTestGateStopsTheCommitBeforeStaging) {
+  Commit({{"ladle.yml", Pipeline(R"(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: echo built}
+  - name: test
+    gate: {min_tests: 1}
+    steps:
+      - name: unit
+        run: |
+          mkdir -p out
+          printf '<testsuite name="u" tests="2" failures="1"><testcase name="ok"/><testcase name="bad"><failure message="boom"/></testcase></testsuite>' > out/unit.xml
+        reports: {junit: "out/*.xml"}
+  - name: staging
+    environment: staging
+    steps:
+      - {name: deploy, run: touch "$OUT/staging-deployed"}
+)")}},
+         "pipeline");
+  Start({});
+  json run = WaitRun(WaitRunOfCommit(Trim(Git({"rev-parse", "HEAD"}).out)),
+                     {"success", "failed", "cancelled", "interrupted"});
+  EXPECT_EQ("failed", run["status"]);
+  EXPECT_EQ("success", Stage(run, "build")["status"]);
+  EXPECT_EQ("failed", Stage(run, "test")["status"]);
+  EXPECT_EQ(1, Stage(run, "test")["tests"]["failed"]);
+  EXPECT_EQ("success", StepOf(run, "test", "unit")["status"]) << "the step passed; the gate failed";
+  EXPECT_EQ("skipped", Stage(run, "staging")["status"]);
+  EXPECT_EQ("skipped", StepOf(run, "staging", "deploy")["status"]);
+  EXPECT_FALSE(fs::exists(out_ / "staging-deployed")) << "staging's deploy step ran";
+  EXPECT_EQ(0u, Get("/api/v1/deployments?environment=staging")["deployments"].size());
+}
+
+TEST_F(ServeTest, ServeNewerCommitSupersedesTheQueuedOne) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: build
+    steps:
+      - name: work
+        run: |
+          echo "$LADLE_COMMIT" >> "$OUT/ran"
+          i=0
+          while [ ! -f "$OUT/release" ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 1; sleep 0.05; done
+)")}},
+                               "pipeline");
+  ServerOptions o;
+  o.workers = 1;
+  Start(o);
+  int64_t run_a = WaitRunOfCommit(a);
+  ASSERT_TRUE(WaitFile(out_ / "ran"));  // the only worker is busy with A
+  const std::string b = Commit({{"b.txt", "b"}}, "b");
+  int64_t run_b = PushRun("main", a, b);
+  const std::string c = Commit({{"c.txt", "c"}}, "c");
+  int64_t run_c = PushRun("main", b, c);
+  ASSERT_NE(0, run_b);
+  ASSERT_NE(0, run_c);
+  json rb = Run(run_b);
+  EXPECT_EQ("superseded", rb["status"]) << rb.dump(1);
+  EXPECT_NE(std::string::npos, rb.value("message", "").find("run " + std::to_string(run_c)))
+      << "the message names the newer run: " << rb.dump(1);
+  EXPECT_EQ("queued", Run(run_c)["status"]);
+
+  std::ofstream(out_ / "release") << "go";
+  EXPECT_EQ("success", WaitRun(run_a, {"success", "failed"})["status"]);
+  EXPECT_EQ("success", WaitRun(run_c, {"success", "failed"})["status"]);
+  rb = Run(run_b);
+  EXPECT_EQ("superseded", rb["status"]);
+  EXPECT_TRUE(rb["started_at"].is_null()) << rb.dump(1);
+  EXPECT_EQ((std::vector<std::string>{a, c}), Lines(ReadFile(out_ / "ran")))
+      << "exactly one of the two quick commits ran";
+}
+
+TEST_F(ServeTest, ServeOneDeploymentPerEnvironmentAtATime) {
+  Commit({{"ladle.yml", Pipeline(R"(name: app
+env: {OUT: "@OUT@"}
+on:
+  push: {branches: [main, feature]}
+stages:
+  - name: build
+    steps:
+      - name: meet
+        run: |
+          # Both runs reach the deployment together.
+          touch "$OUT/ready-$LADLE_BRANCH"
+          i=0
+          while [ ! -f "$OUT/ready-main" ] || [ ! -f "$OUT/ready-feature" ]; do
+            i=$((i+1)); [ $i -lt 1200 ] || exit 1; sleep 0.05
+          done
+  - name: staging
+    environment: staging
+    steps:
+      - name: deploy
+        run: |
+          echo "start $LADLE_BRANCH $(date +%s%N)" >> "$OUT/deploys"
+          sleep 1
+          echo "end $LADLE_BRANCH $(date +%s%N)" >> "$OUT/deploys"
+)")}},
+         "pipeline");
+  Git({"switch", "-q", "-c", "feature"});
+  const std::string f = Commit({{"feature.txt", "f"}}, "feature");
+  Git({"switch", "-q", "main"});
+  const std::string m = Trim(Git({"rev-parse", "HEAD"}).out);
+  ServerOptions o;
+  o.workers = 2;
+  Start(o);
+  int64_t run_m = WaitRunOfCommit(m);
+  int64_t run_f = WaitRunOfCommit(f);
+  EXPECT_EQ("success", WaitRun(run_m, {"success", "failed"})["status"]);
+  EXPECT_EQ("success", WaitRun(run_f, {"success", "failed"})["status"]);
+
+  std::map<std::string, std::pair<long long, long long>> spans;
+  for (const std::string& line : Lines(ReadFile(out_ / "deploys"))) {
+    std::istringstream in(line);
+    std::string what, branch;
+    long long t = 0;
+    in >> what >> branch >> t;
+    (what == "start" ? spans[branch].first : spans[branch].second) = t;
+  }
+  ASSERT_EQ(2u, spans.size()) << ReadFile(out_ / "deploys");
+  auto [m_start, m_end] = spans["main"];
+  auto [f_start, f_end] = spans["feature"];
+  EXPECT_TRUE(m_end <= f_start || f_end <= m_start)
+      << "two deployments to staging overlapped:\n" << ReadFile(out_ / "deploys");
+  json deployments = Get("/api/v1/deployments?environment=staging")["deployments"];
+  ASSERT_EQ(2u, deployments.size());
+  for (const json& d : deployments) EXPECT_EQ("success", d["status"]);
+}
+
+// ---- rollback and approval ----
+
+TEST_F(ServeTest, ServeRollbackRedeploysThePreviousCommit) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: echo "$LADLE_COMMIT" >> "$OUT/builds"}
+  - name: production
+    environment: production
+    steps:
+      - {name: deploy, run: echo "$LADLE_COMMIT" > "$OUT/deployed"}
+    rollback:
+      run: |
+        echo "$LADLE_COMMIT" > "$OUT/deployed"
+        echo "$LADLE_COMMIT" >> "$OUT/rollbacks"
+)")}},
+                               "pipeline");
+  Start({});
+  int64_t run_a = WaitRunOfCommit(a);
+  ASSERT_EQ("success", WaitRun(run_a, {"success", "failed"})["status"]);
+  const std::string b = Commit({{"b.txt", "b"}}, "b");
+  int64_t run_b = PushRun("main", a, b);
+  ASSERT_EQ("success", WaitRun(run_b, {"success", "failed"})["status"]);
+  EXPECT_EQ(b, Trim(ReadFile(out_ / "deployed")));
+
+  // `ladle rollback production`: the previous good commit, A.
+  Result r = Ladle({"--json", "rollback", "production"});
+  ASSERT_EQ(0, r.code) << r.all();
+  json queued = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(queued.is_object() && queued["run_id"].is_number_integer()) << r.out;
+  int64_t rb1 = queued["run_id"];
+  json run = WaitRun(rb1, {"success", "failed", "cancelled"});
+  EXPECT_EQ("success", run["status"]);
+  EXPECT_EQ(a, run["commit"]);
+  EXPECT_EQ("rollback", run["trigger"]);
+  EXPECT_EQ("skipped", Stage(run, "build")["status"]) << "a rollback runs the environment's stage only";
+  EXPECT_EQ("success", StepOf(run, "production", "rollback")["status"]) << run.dump(1);
+  EXPECT_EQ(a, Trim(ReadFile(out_ / "deployed")));
+  EXPECT_EQ((std::vector<std::string>{a}), Lines(ReadFile(out_ / "rollbacks")));
+  EXPECT_EQ((std::vector<std::string>{a, b}), Lines(ReadFile(out_ / "builds")));
+
+  r = Ladle({"--json", "deployments"});
+  ASSERT_EQ(0, r.code) << r.all();
+  json list = json::parse(r.out, nullptr, false)["deployments"];
+  ASSERT_EQ(3u, list.size()) << r.out;
+  EXPECT_EQ(rb1, list[0]["run_id"]);
+  EXPECT_EQ(a, list[0]["commit"]);
+  EXPECT_EQ(true, list[0]["rollback"]);
+  EXPECT_EQ("success", list[0]["status"]);
+  EXPECT_EQ("production", list[0]["environment"]);
+  EXPECT_EQ(false, list[1]["rollback"]);
+  EXPECT_EQ(run_b, list[1]["run_id"]);
+
+  // The API, to a named run: B again.
+  auto h = PostJson("/api/v1/environments/production/rollback", json{{"to_run", run_b}}.dump());
+  ASSERT_TRUE(h);
+  ASSERT_EQ(202, h->status) << h->body;
+  int64_t rb2 = json::parse(h->body)["run_id"];
+  run = WaitRun(rb2, {"success", "failed", "cancelled"});
+  EXPECT_EQ("success", run["status"]);
+  EXPECT_EQ(b, run["commit"]);
+  EXPECT_EQ(b, Trim(ReadFile(out_ / "deployed")));
+  json d = Get("/api/v1/deployments?environment=production")["deployments"];
+  ASSERT_FALSE(d.empty());
+  EXPECT_EQ(rb2, d[0]["run_id"]);
+  EXPECT_EQ(true, d[0]["rollback"]);
+
+  // The API without a body: the previous good commit before B, A.
+  h = PostJson("/api/v1/environments/production/rollback", "");
+  ASSERT_TRUE(h);
+  ASSERT_EQ(202, h->status) << h->body;
+  run = WaitRun(json::parse(h->body)["run_id"].get<int64_t>(), {"success", "failed", "cancelled"});
+  EXPECT_EQ("success", run["status"]);
+  EXPECT_EQ(a, run["commit"]);
+  EXPECT_EQ(a, Trim(ReadFile(out_ / "deployed")));
+
+  // Nothing to roll back to: 404, exit 2.
+  h = PostJson("/api/v1/environments/nowhere/rollback", "{}");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(404, h->status) << h->body;
+  EXPECT_EQ(2, Ladle({"rollback", "nowhere"}).code);
+}
+
+TEST_F(ServeTest, ServeManualApprovalResumesTheSameRun) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: echo "$LADLE_RUN" >> "$OUT/builds"}
+  - name: production
+    environment: production
+    approval: manual
+    steps:
+      - {name: deploy, run: echo "$LADLE_RUN" > "$OUT/deployed"}
+)")}},
+                               "pipeline");
+  Start({});
+  int64_t id = WaitRunOfCommit(a);
+  json run = WaitRun(id, {"waiting", "success", "failed"});
+  ASSERT_EQ("waiting", run["status"]) << run.dump(1);
+  EXPECT_EQ("success", Stage(run, "build")["status"]);
+  EXPECT_EQ("waiting", Stage(run, "production")["status"]);
+  EXPECT_FALSE(fs::exists(out_ / "deployed"));
+  // Still waiting a moment later: nothing but an approval releases it.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ("waiting", Run(id)["status"]);
+
+  const std::string sid = std::to_string(id);
+  Result r = Ladle({"approve", sid, "build"});
+  EXPECT_EQ(2, r.code) << "build is not waiting: " << r.all();
+  r = Ladle({"approve", sid, "nonexistent"});
+  EXPECT_EQ(2, r.code) << r.all();
+  r = Ladle({"approve", sid, "production"});
+  ASSERT_EQ(0, r.code) << r.all();
+  run = WaitRun(id, {"success", "failed", "waiting", "cancelled"});
+  EXPECT_EQ("success", run["status"]) << run.dump(1);
+  EXPECT_EQ("success", Stage(run, "production")["status"]);
+  EXPECT_EQ("success", StepOf(run, "production", "deploy")["status"]);
+  EXPECT_EQ(sid, Trim(ReadFile(out_ / "deployed"))) << "the same run deployed";
+  EXPECT_EQ((std::vector<std::string>{sid}), Lines(ReadFile(out_ / "builds"))) << "build ran once";
+  EXPECT_EQ(1u, Runs().size());
+
+  // No longer waiting: 409, exit 2.
+  auto h = PostJson("/api/v1/runs/" + sid + "/stages/production/approve", "");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(409, h->status) << h->body;
+  EXPECT_EQ(2, Ladle({"approve", sid, "production"}).code);
+}
+
+// ---- toggles ----
+
+const char* kTogglesPipeline = R"(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: production
+    environment: production
+    toggles: toggles.yml
+    steps:
+      - {name: deploy, run: echo deployed}
+)";
+
+TEST_F(ServeTest, ServeTogglesSyncCreatesOffAndNeverSwitches) {
+  // No pipeline yet: the toggle is made on before any run.
+  const std::string a = Commit({{"README", "app\n"}}, "init");
+  Start({});
+  auto h = PostJson("/api/v1/toggles", R"({"key":"existing","type":"release"})");
+  ASSERT_TRUE(h);
+  ASSERT_EQ(201, h->status) << h->body;
+  h = PostJson("/api/v1/toggles/existing/environments/production/on", "");
+  ASSERT_TRUE(h);
+  ASSERT_EQ(200, h->status) << h->body;
+  EXPECT_EQ(true, ToggleEnv("existing")["enabled"]);
+
+  const std::string b = Commit({{"ladle.yml", Pipeline(kTogglesPipeline)},
+                                {"toggles.yml", R"(- key: existing
+  type: release
+  description: Was here before
+- key: new-feature
+  type: release
+  description: Ships dark
+)"}},
+                               "pipeline and toggles");
+  int64_t id = PushRun("main", a, b);
+  ASSERT_NE(0, id);
+  json run = WaitRun(id, {"success", "failed"});
+  EXPECT_EQ("success", run["status"]) << run.dump(1);
+
+  EXPECT_EQ(true, ToggleEnv("existing")["enabled"]) << "a sync never switches a toggle";
+  json t = Get("/api/v1/toggles/new-feature");
+  ASSERT_TRUE(t.is_object());
+  EXPECT_EQ("Ships dark", t["description"]);
+  json prod = ToggleEnv("new-feature");
+  EXPECT_TRUE(prod.is_null() || prod["enabled"] == false) << t.dump(1);
+  // OFREP agrees: off in production.
+  auto e = Http().Post("/ofrep/v1/evaluate/flags/new-feature", R"({"context":{"targetingKey":"u1"}})",
+                       "application/json");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(false, json::parse(e->body)["value"]) << e->body;
+
+  // The audit trail names the run.
+  json events = Get("/api/v1/toggles/new-feature/history")["events"];
+  ASSERT_FALSE(events.empty());
+  bool named = false;
+  for (const json& ev : events) {
+    EXPECT_NE("enable", ev["action"]) << ev.dump();
+    if (ev["note"].is_string() && ev["note"].get<std::string>().find("run " + std::to_string(id)) != std::string::npos)
+      named = true;
+  }
+  EXPECT_TRUE(named) << events.dump(1);
+  for (const json& ev : Get("/api/v1/toggles/existing/history")["events"]) {
+    if (ev["actor"] == "admin") continue;
+    EXPECT_NE("enable", ev["action"]) << ev.dump();
+    EXPECT_NE("disable", ev["action"]) << ev.dump();
+  }
+}
+
+TEST_F(ServeTest, ServeRolloutTurnsTheToggleOffWhenTheCheckFails) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: production
+    environment: production
+    toggles: toggles.yml
+    steps:
+      - {name: deploy, run: echo deployed}
+  - name: release
+    rollout:
+      toggle: new-checkout
+      environment: production
+      percent: [10, 50, 100]
+      interval: 100ms
+      check:
+        run: |
+          echo "checking at $LADLE_STEP" >> "$OUT/checks"
+          test "$LADLE_STEP" != check-50
+)")},
+                                {"toggles.yml", "- key: new-checkout\n  type: release\n"}},
+                               "pipeline");
+  Start({});
+  int64_t id = WaitRunOfCommit(a);
+  json run = WaitRun(id, {"success", "failed", "cancelled"});
+  EXPECT_EQ("failed", run["status"]) << run.dump(1);
+  EXPECT_EQ("success", Stage(run, "production")["status"]);
+  EXPECT_EQ("failed", Stage(run, "release")["status"]);
+  EXPECT_EQ("success", StepOf(run, "release", "check-10")["status"]) << run.dump(1);
+  EXPECT_EQ("failed", StepOf(run, "release", "check-50")["status"]);
+  EXPECT_EQ("skipped", StepOf(run, "release", "check-100")["status"]);
+  EXPECT_EQ(2u, Lines(ReadFile(out_ / "checks")).size());
+
+  EXPECT_EQ(false, ToggleEnv("new-checkout")["enabled"]);
+  json events = Get("/api/v1/toggles/new-checkout/history")["events"];
+  ASSERT_FALSE(events.empty());
+  const json& last = events.back();
+  EXPECT_EQ("disable", last["action"]) << events.dump(1);
+  const std::string note = last["note"].is_string() ? last["note"].get<std::string>() : "";
+  EXPECT_NE(std::string::npos, note.find("50%")) << note;
+  EXPECT_NE(std::string::npos, note.find("run " + std::to_string(id))) << note;
+  bool raised = false;
+  for (const json& ev : events) raised |= ev["after"].dump().find("50") != std::string::npos;
+  EXPECT_TRUE(raised) << "the trail shows the raise to 50%: " << events.dump(1);
+}
+
+// ---- crashes and stops ----
+
+const char* kLongPipeline = R"(name: app
+env: {OUT: "@OUT@"}
+on:
+  push: {branches: [main, hotfix]}
+stages:
+  - name: build
+    steps:
+      - name: long
+        run: |
+          echo "$LADLE_COMMIT" >> "$OUT/starts"
+          # The first attempt of a commit takes long; a second one is quick.
+          if [ "$(grep -c "$LADLE_COMMIT" "$OUT/starts")" = 1 ]; then sleep 120; fi
+          echo "$LADLE_COMMIT" >> "$OUT/finished"
+)";
+
+TEST_F(ServeTest, ServeKill9RequeuesTheInterruptedRunAndFindsWhatWasPushedMeanwhile) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(kLongPipeline)}}, "pipeline");
+  ServerOptions o;
+  o.requeue = true;  // webhook-only: no poll
+  Start(o);
+  int64_t id = WaitRunOfCommit(a);
+  ASSERT_TRUE(WaitFile(out_ / "starts"));
+  EXPECT_EQ("running", Run(id)["status"]);
+  KillHard();
+
+  // Pushed while the server is down (another branch: a newer commit of main
+  // would supersede the requeued run).
+  Git({"switch", "-q", "-c", "hotfix"});
+  const std::string h = Commit({{"fix.txt", "fix"}}, "hotfix");
+  Git({"switch", "-q", "main"});
+
+  Start(o);
+  json run = WaitRun(id, {"success", "failed", "interrupted", "cancelled"});
+  EXPECT_EQ("success", run["status"]) << run.dump(1);
+  EXPECT_EQ("requeue", run["trigger"]);
+  EXPECT_NE(std::string::npos,
+            ReadFile(root_ / "server.log")
+                .find("run " + std::to_string(id) + " was left running by a ladle that is gone: marked interrupted, queued again"))
+      << "first interrupted, then queued again";
+  int64_t hid = WaitRunOfCommit(h);
+  json hrun = WaitRun(hid, {"success", "failed"});
+  EXPECT_EQ("success", hrun["status"]);
+  EXPECT_EQ("start", hrun["trigger"]);
+  EXPECT_EQ("hotfix", hrun["branch"]);
+  std::vector<std::string> starts = Lines(ReadFile(out_ / "starts"));
+  EXPECT_EQ(2, std::count(starts.begin(), starts.end(), a));
+}
+
+TEST_F(ServeTest, ServeKill9WithoutRequeueLeavesTheRunInterrupted) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(kLongPipeline)}}, "pipeline");
+  ServerOptions o;
+  o.requeue = false;
+  Start(o);
+  int64_t id = WaitRunOfCommit(a);
+  ASSERT_TRUE(WaitFile(out_ / "starts"));
+  KillHard();
+  Start(o);
+  json run = WaitRun(id, {"interrupted", "success", "failed", "queued"}, 20s);
+  EXPECT_EQ("interrupted", run["status"]) << run.dump(1);
+  EXPECT_EQ("interrupted", StepOf(run, "build", "long")["status"]) << run.dump(1);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ("interrupted", Run(id)["status"]);
+  EXPECT_EQ(1u, Lines(ReadFile(out_ / "starts")).size());
+  EXPECT_EQ(1u, Runs().size());
+}
+
+TEST_F(ServeTest, ServeSigtermDrainsRunningRunsWithinTheGrace) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: build
+    steps:
+      - name: polite
+        run: |
+          touch "$OUT/polite"
+          sleep 120
+      - name: stubborn
+        run: |
+          trap '' TERM
+          touch "$OUT/stubborn"
+          sleep 120
+)")}},
+                               "pipeline");
+  Start({});
+  int64_t id = WaitRunOfCommit(a);
+  ASSERT_TRUE(WaitFile(out_ / "polite"));
+  ASSERT_TRUE(WaitFile(out_ / "stubborn"));
+  const auto start = Clock::now();
+  ::kill(ServerPid(), SIGTERM);
+  // The stubborn step ignores TERM: KILL after its grace (5 s).
+  bool exited = server_->Pump(nullptr, Clock::now() + 15s);
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(exited) << "ladle serve still runs 15 s after SIGTERM";
+  ladle::env::ExitStatus status = server_->Wait();
+  server_.reset();
+  EXPECT_EQ(0, status.signal);
+  EXPECT_EQ(0, status.code);
+  EXPECT_LT(took, 12s) << "a step's grace is 5 s";
+  EXPECT_NE(std::string::npos, ReadFile(root_ / "server.log").find("stopped"));
+
+  Result r = Ladle({"--json", "show", std::to_string(id)});
+  ASSERT_EQ(0, r.code) << r.all();
+  json run = json::parse(r.out, nullptr, false);
+  EXPECT_EQ("interrupted", run["status"]) << r.out;
+  EXPECT_NE(std::string::npos, run.value("message", "").find("signal 15")) << r.out;
+}
+
+}  // namespace
