@@ -81,19 +81,20 @@ Status GitMirror::EnsureCommit(const std::string& commit, const std::string& bra
 }
 
 // The common case (the commit is in the mirror) costs one git process; a
-// miss fetches and tries again.
+// miss fetches and tries once more.
 Status GitMirror::ReadFile(const std::string& commit, const std::string& path,
                            std::string* content, const std::string& branch) {
-  std::error_code ec;
-  if (fs::exists(fs::path(dir_) / "HEAD", ec) &&
-      Git({"--git-dir", dir_, "cat-file", "blob", commit + ":" + path}, "/", content).ok())
-    return Status::OK();
-  Status s = EnsureCommit(commit, branch);
+  auto read = [&] {
+    std::error_code ec;
+    return fs::exists(fs::path(dir_) / "HEAD", ec) &&
+           Git({"--git-dir", dir_, "cat-file", "blob", commit + ":" + path}, "/", content).ok();
+  };
+  if (read()) return Status::OK();
+  Status s = Fetch(branch);
   if (!s.ok()) return s;
-  if (!Git({"--git-dir", dir_, "cat-file", "-e", commit + ":" + path}, "/").ok())
-    return Status::NotFound(path + " is not in commit " + commit.substr(0, 12) + " of " + url_);
-  return Git({"--git-dir", dir_, "cat-file", "blob", commit + ":" + path}, "/", content)
-      .WithContext("read " + path + " at " + commit.substr(0, 12));
+  if (read()) return Status::OK();
+  if (!HasCommit(commit)) return Status::NotFound("commit " + commit + " is not in " + url_);
+  return Status::NotFound(path + " is not in commit " + commit.substr(0, 12) + " of " + url_);
 }
 
 // A new repository that borrows the mirror's objects (alternates), detached
