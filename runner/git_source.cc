@@ -49,7 +49,24 @@ Status ListBranches(const std::string& url, std::map<std::string, std::string>* 
 GitMirror::GitMirror(std::string url, std::string mirror_dir)
     : url_(std::move(url)), dir_(std::move(mirror_dir)) {}
 
+void GitMirror::Resolve() {
+  if (resolved_) return;
+  resolved_ = true;
+  const bool url_like = url_.find("://") != std::string::npos ||
+                        url_.find(':') < url_.find('/');  // scp-like host:path
+  std::error_code ec;
+  if (url_like || !fs::is_directory(url_, ec)) return;
+  std::string out;
+  if (!Git({"-C", url_, "rev-parse", "--path-format=absolute", "--git-common-dir"}, "/", &out).ok())
+    return;  // not a repository (yet): treated as a URL, the fetch says what is wrong
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  dir_ = out;
+  local_ = true;
+}
+
 Status GitMirror::Fetch(const std::string& branch) {
+  Resolve();
+  if (local_) return Status::OK();  // its objects are read in place
   std::error_code ec;
   if (!fs::exists(fs::path(dir_) / "HEAD", ec)) {
     fs::create_directories(fs::path(dir_).parent_path(), ec);
@@ -67,6 +84,7 @@ Status GitMirror::Fetch(const std::string& branch) {
 }
 
 bool GitMirror::HasCommit(const std::string& commit) {
+  Resolve();
   std::error_code ec;
   if (!fs::exists(fs::path(dir_) / "HEAD", ec)) return false;
   return Git({"--git-dir", dir_, "cat-file", "-e", commit + "^{commit}"}, "/").ok();
@@ -84,12 +102,15 @@ Status GitMirror::EnsureCommit(const std::string& commit, const std::string& bra
 // miss fetches and tries once more.
 Status GitMirror::ReadFile(const std::string& commit, const std::string& path,
                            std::string* content, const std::string& branch) {
+  Resolve();
   auto read = [&] {
     std::error_code ec;
     return fs::exists(fs::path(dir_) / "HEAD", ec) &&
            Git({"--git-dir", dir_, "cat-file", "blob", commit + ":" + path}, "/", content).ok();
   };
   if (read()) return Status::OK();
+  if (local_) return HasCommit(commit) ? Status::NotFound(path + " is not in commit " + commit.substr(0, 12) + " of " + url_)
+                                       : Status::NotFound("commit " + commit + " is not in " + url_);
   Status s = Fetch(branch);
   if (!s.ok()) return s;
   if (read()) return Status::OK();
@@ -101,6 +122,7 @@ Status GitMirror::ReadFile(const std::string& commit, const std::string& path,
 // at the commit: two git processes, no refs copied (a clone of a mirror with
 // a thousand branches copies a thousand refs).
 Status GitMirror::Checkout(const std::string& commit, const std::string& dest) {
+  Resolve();
   Status s = Git({"init", "--quiet", "--template=", "--", dest}, "/");
   if (s.ok()) {
     std::ofstream alternates(fs::path(dest) / ".git" / "objects" / "info" / "alternates");

@@ -17,7 +17,11 @@ namespace ladle::runner {
 Status ListBranches(const std::string& url, std::map<std::string, std::string>* heads);
 
 // A local mirror of one repository (DATA/repos/NAME.git), fetched on demand,
-// from which checkouts are made without touching the network again.
+// from which checkouts are made without touching the network again. A
+// repository that is a local directory needs no mirror: its own objects are
+// read and borrowed directly, so a commit there is seen without a fetch.
+// Not thread-safe: one caller at a time (ladle serve holds a lock per
+// repository).
 class GitMirror {
  public:
   GitMirror(std::string url, std::string mirror_dir);
@@ -40,11 +44,16 @@ class GitMirror {
   const std::string& url() const { return url_; }
 
  private:
+  // Decides once whether url_ is a local directory; if so, dir_ becomes its
+  // git directory.
+  void Resolve();
   bool HasCommit(const std::string& commit);
   Status EnsureCommit(const std::string& commit, const std::string& branch);
 
   std::string url_;
-  std::string dir_;
+  std::string dir_;  // the mirror, or a local repository's own git directory
+  bool resolved_ = false;
+  bool local_ = false;
 };
 
 }  // namespace ladle::runner

@@ -401,7 +401,7 @@ class ServeTest : public ::testing::Test {
   std::vector<std::unique_ptr<ladle::env::Subprocess>> dead_;  // kill -9'd, kept for their orphans
 };
 
-const char* kQuickPipeline = R"(name: app
+const char* kQuickPipeline = R"Y(name: app
 env: {OUT: "@OUT@"}
 on:
   push: {branches: [main]}
@@ -410,7 +410,7 @@ stages:
     steps:
       - name: compile
         run: echo "$LADLE_COMMIT" >> "$OUT/built"
-)";
+)Y";
 
 // ---- triggers ----
 
@@ -516,7 +516,7 @@ TEST_F(ServeTest, ServePollingFindsANewCommit) {
 // ---- the queue and deployments ----
 
 TEST_F(ServeTest, ServeFailingTestGateStopsTheCommitBeforeStaging) {
-  Commit({{"ladle.yml", Pipeline(R"(name: app
+  Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
 stages:
   - name: build
@@ -534,7 +534,7 @@ stages:
     environment: staging
     steps:
       - {name: deploy, run: touch "$OUT/staging-deployed"}
-)")}},
+)Y")}},
          "pipeline");
   Start({});
   json run = WaitRun(WaitRunOfCommit(Trim(Git({"rev-parse", "HEAD"}).out)),
@@ -551,7 +551,7 @@ stages:
 }
 
 TEST_F(ServeTest, ServeNewerCommitSupersedesTheQueuedOne) {
-  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
 stages:
   - name: build
@@ -561,7 +561,7 @@ stages:
           echo "$LADLE_COMMIT" >> "$OUT/ran"
           i=0
           while [ ! -f "$OUT/release" ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 1; sleep 0.05; done
-)")}},
+)Y")}},
                                "pipeline");
   ServerOptions o;
   o.workers = 1;
@@ -591,7 +591,7 @@ stages:
 }
 
 TEST_F(ServeTest, ServeOneDeploymentPerEnvironmentAtATime) {
-  Commit({{"ladle.yml", Pipeline(R"(name: app
+  Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
 on:
   push: {branches: [main, feature]}
@@ -614,7 +614,7 @@ stages:
           echo "start $LADLE_BRANCH $(date +%s%N)" >> "$OUT/deploys"
           sleep 1
           echo "end $LADLE_BRANCH $(date +%s%N)" >> "$OUT/deploys"
-)")}},
+)Y")}},
          "pipeline");
   Git({"switch", "-q", "-c", "feature"});
   const std::string f = Commit({{"feature.txt", "f"}}, "feature");
@@ -649,7 +649,7 @@ stages:
 // ---- rollback and approval ----
 
 TEST_F(ServeTest, ServeRollbackRedeploysThePreviousCommit) {
-  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
 stages:
   - name: build
@@ -663,7 +663,7 @@ stages:
       run: |
         echo "$LADLE_COMMIT" > "$OUT/deployed"
         echo "$LADLE_COMMIT" >> "$OUT/rollbacks"
-)")}},
+)Y")}},
                                "pipeline");
   Start({});
   int64_t run_a = WaitRunOfCommit(a);
@@ -732,7 +732,7 @@ stages:
 }
 
 TEST_F(ServeTest, ServeManualApprovalResumesTheSameRun) {
-  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
 stages:
   - name: build
@@ -743,7 +743,7 @@ stages:
     approval: manual
     steps:
       - {name: deploy, run: echo "$LADLE_RUN" > "$OUT/deployed"}
-)")}},
+)Y")}},
                                "pipeline");
   Start({});
   int64_t id = WaitRunOfCommit(a);
@@ -780,7 +780,7 @@ stages:
 
 // ---- toggles ----
 
-const char* kTogglesPipeline = R"(name: app
+const char* kTogglesPipeline = R"Y(name: app
 env: {OUT: "@OUT@"}
 stages:
   - name: production
@@ -788,7 +788,7 @@ stages:
     toggles: toggles.yml
     steps:
       - {name: deploy, run: echo deployed}
-)";
+)Y";
 
 TEST_F(ServeTest, ServeTogglesSyncCreatesOffAndNeverSwitches) {
   // No pipeline yet: the toggle is made on before any run.
@@ -803,13 +803,13 @@ TEST_F(ServeTest, ServeTogglesSyncCreatesOffAndNeverSwitches) {
   EXPECT_EQ(true, ToggleEnv("existing")["enabled"]);
 
   const std::string b = Commit({{"ladle.yml", Pipeline(kTogglesPipeline)},
-                                {"toggles.yml", R"(- key: existing
+                                {"toggles.yml", R"Y(- key: existing
   type: release
   description: Was here before
 - key: new-feature
   type: release
   description: Ships dark
-)"}},
+)Y"}},
                                "pipeline and toggles");
   int64_t id = PushRun("main", a, b);
   ASSERT_NE(0, id);
@@ -846,7 +846,7 @@ TEST_F(ServeTest, ServeTogglesSyncCreatesOffAndNeverSwitches) {
 }
 
 TEST_F(ServeTest, ServeRolloutTurnsTheToggleOffWhenTheCheckFails) {
-  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
 stages:
   - name: production
@@ -864,7 +864,7 @@ stages:
         run: |
           echo "checking at $LADLE_STEP" >> "$OUT/checks"
           test "$LADLE_STEP" != check-50
-)")},
+)Y")},
                                 {"toggles.yml", "- key: new-checkout\n  type: release\n"}},
                                "pipeline");
   Start({});
@@ -893,7 +893,7 @@ stages:
 
 // ---- crashes and stops ----
 
-const char* kLongPipeline = R"(name: app
+const char* kLongPipeline = R"Y(name: app
 env: {OUT: "@OUT@"}
 on:
   push: {branches: [main, hotfix]}
@@ -906,7 +906,7 @@ stages:
           # The first attempt of a commit takes long; a second one is quick.
           if [ "$(grep -c "$LADLE_COMMIT" "$OUT/starts")" = 1 ]; then sleep 120; fi
           echo "$LADLE_COMMIT" >> "$OUT/finished"
-)";
+)Y";
 
 TEST_F(ServeTest, ServeKill9RequeuesTheInterruptedRunAndFindsWhatWasPushedMeanwhile) {
   const std::string a = Commit({{"ladle.yml", Pipeline(kLongPipeline)}}, "pipeline");
@@ -960,7 +960,7 @@ TEST_F(ServeTest, ServeKill9WithoutRequeueLeavesTheRunInterrupted) {
 }
 
 TEST_F(ServeTest, ServeSigtermDrainsRunningRunsWithinTheGrace) {
-  const std::string a = Commit({{"ladle.yml", Pipeline(R"(name: app
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
 stages:
   - name: build
@@ -974,7 +974,7 @@ stages:
           trap '' TERM
           touch "$OUT/stubborn"
           sleep 120
-)")}},
+)Y")}},
                                "pipeline");
   Start({});
   int64_t id = WaitRunOfCommit(a);

@@ -80,34 +80,43 @@ TEST_F(GitSourceTest, UnknownCommitIsNotFound) {
   EXPECT_EQ(Code::kNotFound, s.code()) << s.message();
 }
 
+// A local directory is read in place; a file:// URL goes through the mirror.
 TEST_F(GitSourceTest, ReadsAFileAtACommitFetchingOnce) {
   std::string c1 = Commit("ladle.yml", "one");
-  GitMirror mirror(repo_, (root_ / "mirror.git").string());
-  std::string text;
-  ASSERT_TRUE(mirror.ReadFile(c1, "ladle.yml", &text).ok());  // clones the mirror
-  EXPECT_EQ("one", text);
-  std::string c2 = Commit("ladle.yml", "two");
-  ASSERT_TRUE(mirror.ReadFile(c2, "ladle.yml", &text, "main").ok());  // fetches main
-  EXPECT_EQ("two", text);
-  ASSERT_TRUE(mirror.ReadFile(c1, "ladle.yml", &text).ok());
-  EXPECT_EQ("one", text);
-  Status s = mirror.ReadFile(c2, "missing.yml", &text);
-  EXPECT_EQ(Code::kNotFound, s.code());
-  EXPECT_EQ("missing.yml is not in commit " + c2.substr(0, 12) + " of " + repo_, s.message());
-  s = mirror.ReadFile("0123456789abcdef0123456789abcdef01234567", "ladle.yml", &text);
-  EXPECT_EQ(Code::kNotFound, s.code());
+  for (const std::string& url : {repo_, "file://" + repo_}) {
+    SCOPED_TRACE(url);
+    fs::remove_all(root_ / "mirror.git");
+    GitMirror mirror(url, (root_ / "mirror.git").string());
+    std::string text;
+    ASSERT_TRUE(mirror.ReadFile(c1, "ladle.yml", &text).ok());
+    EXPECT_EQ("one", text);
+    std::string c2 = Commit("ladle.yml", "two " + url);
+    ASSERT_TRUE(mirror.ReadFile(c2, "ladle.yml", &text, "main").ok());  // new: fetched if mirrored
+    EXPECT_EQ("two " + url, text);
+    ASSERT_TRUE(mirror.ReadFile(c1, "ladle.yml", &text).ok());
+    EXPECT_EQ("one", text);
+    Status s = mirror.ReadFile(c2, "missing.yml", &text);
+    EXPECT_EQ(Code::kNotFound, s.code());
+    EXPECT_EQ("missing.yml is not in commit " + c2.substr(0, 12) + " of " + url, s.message());
+    s = mirror.ReadFile("0123456789abcdef0123456789abcdef01234567", "ladle.yml", &text);
+    EXPECT_EQ(Code::kNotFound, s.code());
+    EXPECT_EQ(url == repo_, !fs::exists(root_ / "mirror.git"));
+  }
 }
 
 TEST_F(GitSourceTest, CheckoutIsARepositoryOfItsOwnAtTheCommit) {
   std::string c1 = Commit("a", "1");
-  GitMirror mirror(repo_, (root_ / "mirror.git").string());
-  ASSERT_TRUE(mirror.Fetch().ok());
-  const std::string w = (root_ / "w").string();
-  ASSERT_TRUE(mirror.Checkout(c1, w).ok());
-  // Steps can use git in their workspace: HEAD is the commit, the tree clean.
-  EXPECT_EQ(c1, Sh("git -C " + w + " rev-parse HEAD"));
-  EXPECT_EQ("", Sh("git -C " + w + " status --porcelain"));
-  EXPECT_FALSE(fs::exists(fs::path(w) / ".git" / "hooks"));  // no template copied
+  int n = 0;
+  for (const std::string& url : {repo_, "file://" + repo_}) {
+    SCOPED_TRACE(url);
+    GitMirror mirror(url, (root_ / ("mirror" + std::to_string(n) + ".git")).string());
+    const std::string w = (root_ / ("w" + std::to_string(n++))).string();
+    ASSERT_TRUE(mirror.Checkout(c1, w).ok());
+    // Steps can use git in their workspace: HEAD is the commit, the tree clean.
+    EXPECT_EQ(c1, Sh("git -C " + w + " rev-parse HEAD"));
+    EXPECT_EQ("", Sh("git -C " + w + " status --porcelain"));
+    EXPECT_FALSE(fs::exists(fs::path(w) / ".git" / "hooks"));  // no template copied
+  }
 }
 
 }  // namespace
