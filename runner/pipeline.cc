@@ -13,6 +13,7 @@
 #include <set>
 #include <tuple>
 
+#include "runner/text_file.h"
 #include "runner/yaml_check.h"
 #include "runner/yaml_tree.h"
 
@@ -901,72 +902,7 @@ bool TakeDurationPart(std::string_view* text, long long* ms, int* rank) {
 
 // ---- Files ----------------------------------------------------------------
 
-std::string TooLarge(std::size_t size, std::size_t limit) {
-  return "the file is too large: " + std::to_string(size) + " bytes, over the " +
-         std::to_string(limit >> 20) + " MB limit";
-}
-
-// Opens `path` for reading if it is a regular file of at most `limit` bytes.
-int OpenRegular(const std::string& path, std::size_t limit, std::string* error) {
-  // O_NONBLOCK: opening a FIFO must not hang; the file type is checked next.
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    *error = std::string("cannot read: ") + std::strerror(errno);
-    return -1;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    *error = std::string("cannot read: ") + std::strerror(errno);
-  } else if (!S_ISREG(st.st_mode)) {
-    *error = std::string("cannot read: ") +
-             (S_ISDIR(st.st_mode) ? std::strerror(EISDIR) : "not a regular file");
-  } else if (static_cast<std::size_t>(st.st_size) > limit) {
-    *error = TooLarge(static_cast<std::size_t>(st.st_size), limit);
-  } else {
-    return fd;
-  }
-  close(fd);
-  return -1;
-}
-
-// Reads a regular file of at most `limit` bytes. A file that grows while
-// being read stops at `limit` + 1 bytes, which ParsePipeline refuses.
-bool ReadFile(const std::string& path, std::size_t limit, std::string* text, std::string* error) {
-  int fd = OpenRegular(path, limit, error);
-  if (fd < 0) return false;
-  char buf[65536];
-  while (text->size() <= limit) {
-    std::size_t want = std::min(sizeof buf, limit + 1 - text->size());
-    ssize_t got = read(fd, buf, want);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      *error = std::string("cannot read: ") + std::strerror(errno);
-      close(fd);
-      return false;
-    }
-    if (got == 0) break;
-    text->append(buf, static_cast<std::size_t>(got));
-  }
-  close(fd);
-  return true;
-}
-
 bool IsError(const Diagnostic& d) { return !d.warning; }
-
-// Orders the new diagnostics by position and drops repeats (a template
-// merged into many steps repeats its problems).
-void Tidy(std::vector<Diagnostic>* diagnostics, std::size_t first) {
-  auto begin = diagnostics->begin() + static_cast<std::ptrdiff_t>(first);
-  std::stable_sort(begin, diagnostics->end(), [](const Diagnostic& a, const Diagnostic& b) {
-    return std::tie(a.location.line, a.location.column) <
-           std::tie(b.location.line, b.location.column);
-  });
-  std::set<std::tuple<int, int, bool, std::string>> seen;
-  auto end = std::remove_if(begin, diagnostics->end(), [&](const Diagnostic& d) {
-    return !seen.emplace(d.location.line, d.location.column, d.warning, d.message).second;
-  });
-  diagnostics->erase(end, diagnostics->end());
-}
 
 }  // namespace
 
@@ -1006,7 +942,7 @@ bool ParsePipeline(std::string_view text, const std::string& filename, Pipeline*
   }
   YamlChecker checker(filename, diagnostics, kMaxVisits);
   PipelineReader(&checker).Read(*root, pipeline);
-  Tidy(diagnostics, first);
+  TidyDiagnostics(diagnostics, first);
   return parsed && std::none_of(diagnostics->begin() + static_cast<std::ptrdiff_t>(first),
                                 diagnostics->end(), IsError);
 }
@@ -1014,7 +950,7 @@ bool ParsePipeline(std::string_view text, const std::string& filename, Pipeline*
 bool LoadPipeline(const std::string& path, Pipeline* pipeline,
                   std::vector<Diagnostic>* diagnostics) {
   std::string text, error;
-  if (!ReadFile(path, kLimits.max_bytes, &text, &error)) {
+  if (!ReadTextFile(path, kLimits.max_bytes, &text, &error)) {
     *pipeline = Pipeline();
     pipeline->file = path;
     diagnostics->push_back(Diagnostic{path, Location{}, false, error});

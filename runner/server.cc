@@ -496,6 +496,9 @@ Status Server::Approve(int64_t id, const std::string& stage, const std::string& 
     if (st.name == stage) rec = &st;
   if (rec == nullptr)
     return Status::NotFound("run " + std::to_string(id) + " has no stage '" + stage + "'");
+  if (run.trigger.empty())  // a `ladle run` run: that ladle is gone, no one to resume it here
+    return Status::Conflict("run " + std::to_string(id) + " was started by `ladle run`, not by " +
+                            "ladle serve; it " + rec->message);
   if (run.status != kWaiting || rec->status != kWaiting)
     return Status::Conflict("stage " + stage + " of run " + std::to_string(id) + " is " +
                             rec->status + ", not waiting for approval");

@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "core/http_server.h"
+#include "runner/text_file.h"
 #include "runner/yaml_check.h"
 #include "runner/yaml_tree.h"
 
@@ -117,59 +118,6 @@ constexpr long long kMaxRetention = 100LL * 365 * 86400;
 constexpr std::size_t kMaxPeriodDigits = 9;
 
 // ---- Files -----------------------------------------------------------------
-
-// Opens `path` for reading if it is a regular file of at most `limit` bytes;
-// -1 with `*error` (and `*errno_value`, 0 when not an OS error) otherwise.
-int OpenRegular(const std::string& path, std::size_t limit, struct stat* st, std::string* error,
-                int* errno_value) {
-  *errno_value = 0;
-  // O_NONBLOCK: opening a FIFO must not hang; the file type is checked next.
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0 || fstat(fd, st) != 0) {
-    *errno_value = errno;
-    *error = std::string("cannot read: ") + std::strerror(errno);
-  } else if (!S_ISREG(st->st_mode)) {
-    *error = std::string("cannot read: ") +
-             (S_ISDIR(st->st_mode) ? std::strerror(EISDIR) : "not a regular file");
-  } else if (static_cast<std::size_t>(st->st_size) > limit) {
-    *error = "the file is too large: " + std::to_string(st->st_size) + " bytes, over the " +
-             std::to_string(limit >> 20) + " MB limit";
-  } else {
-    return fd;
-  }
-  if (fd >= 0) close(fd);
-  return -1;
-}
-
-// Reads what is left of `fd`, at most `limit` + 1 bytes (a file that grew
-// past the limit while being read), and closes it.
-bool ReadAll(int fd, std::size_t limit, std::string* text, std::string* error) {
-  char buf[65536];
-  while (text->size() <= limit) {
-    ssize_t got = read(fd, buf, std::min(sizeof buf, limit + 1 - text->size()));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) *error = std::string("cannot read: ") + std::strerror(errno);
-    if (got <= 0) break;
-    text->append(buf, static_cast<std::size_t>(got));
-  }
-  close(fd);
-  return error->empty();
-}
-
-// Orders the new diagnostics by position and drops repeats (a map merged
-// into many repositories repeats its problems).
-void Tidy(std::vector<Diagnostic>* diagnostics, std::size_t first) {
-  auto begin = diagnostics->begin() + static_cast<std::ptrdiff_t>(first);
-  std::stable_sort(begin, diagnostics->end(), [](const Diagnostic& a, const Diagnostic& b) {
-    return std::tie(a.location.line, a.location.column) <
-           std::tie(b.location.line, b.location.column);
-  });
-  std::set<std::tuple<int, int, bool, std::string>> seen;
-  auto end = std::remove_if(begin, diagnostics->end(), [&](const Diagnostic& d) {
-    return !seen.emplace(d.location.line, d.location.column, d.warning, d.message).second;
-  });
-  diagnostics->erase(end, diagnostics->end());
-}
 
 // ---- server.yml ------------------------------------------------------------
 
@@ -455,7 +403,7 @@ bool ParseServerConfig(std::string_view text, const std::string& filename, Serve
     checker.Warning(Location{1, 1},
                     "the file is empty: the server runs with the defaults and no repositories");
   }
-  Tidy(diagnostics, first);
+  TidyDiagnostics(diagnostics, first);
   return parsed && std::none_of(diagnostics->begin() + static_cast<std::ptrdiff_t>(first),
                                 diagnostics->end(), [](const Diagnostic& d) { return !d.warning; });
 }
@@ -463,10 +411,7 @@ bool ParseServerConfig(std::string_view text, const std::string& filename, Serve
 bool LoadServerConfig(const std::string& path, ServerConfig* config,
                       std::vector<Diagnostic>* diagnostics) {
   std::string text, error;
-  struct stat st;
-  int errno_value;
-  int fd = OpenRegular(path, kLimits.max_bytes, &st, &error, &errno_value);
-  if (fd < 0 || !ReadAll(fd, kLimits.max_bytes, &text, &error)) {
+  if (!ReadTextFile(path, kLimits.max_bytes, &text, &error)) {
     *config = ServerConfig();
     config->file = path;
     diagnostics->push_back(Diagnostic{path, Location{}, false, error});
@@ -502,7 +447,7 @@ Status LoadSecretsFile(const std::string& path, Vars* vars) {
   struct stat st;
   std::string error, text;
   int errno_value;
-  int fd = OpenRegular(path, kMaxSecretsBytes, &st, &error, &errno_value);
+  int fd = OpenRegularFile(path, kMaxSecretsBytes, &error, &st, &errno_value);
   if (fd < 0) {
     if (errno_value == ENOENT) return Status::NotFound("secrets file " + path + " does not exist");
     if (errno_value != 0) return Status::FromErrno("read secrets file " + path, errno_value);
@@ -515,7 +460,7 @@ Status LoadSecretsFile(const std::string& path, Vars* vars) {
     return Status::Invalid("secrets file " + path + " has mode " + mode +
                            ", which lets group or others at it: run `chmod 600 " + path + "`");
   }
-  if (!ReadAll(fd, kMaxSecretsBytes, &text, &error))
+  if (!ReadOpenFile(fd, kMaxSecretsBytes, &text, &error))
     return Status::IoError("secrets file " + path + ": " + error);
   if (text.size() > kMaxSecretsBytes)
     return Status::Invalid("secrets file " + path + ": the file is too large");

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runner/text_file.h"
 #include "runner/yaml_check.h"
 #include "runner/yaml_tree.h"
 #include "toggles/model.h"
@@ -308,34 +309,6 @@ bool TogglesReader::ToJson(const YamlNode& node, json* out) {
   return false;
 }
 
-// Reads a regular file of at most `limit` bytes (a FIFO must not hang us).
-bool ReadFile(const std::string& path, std::size_t limit, std::string* text, std::string* error) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    *error = std::string("cannot read: ") + std::strerror(errno);
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    *error = std::string("cannot read: ") +
-             (S_ISDIR(st.st_mode) ? std::strerror(EISDIR) : "not a regular file");
-    return false;
-  }
-  if (static_cast<std::size_t>(st.st_size) > limit) {
-    *error = "the file is too large: " + std::to_string(st.st_size) + " bytes, over the " +
-             std::to_string(limit >> 20) + " MB limit";
-    return false;
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buf;
-  if (in) buf << in.rdbuf();
-  if (!in) {
-    *error = std::string("cannot read: ") + std::strerror(errno);
-    return false;
-  }
-  *text = buf.str();
-  return true;
-}
-
 bool IsError(const Diagnostic& d) { return !d.warning; }
 
 }  // namespace
@@ -360,12 +333,10 @@ bool ParseTogglesFile(std::string_view text, const std::string& filename,
   YamlChecker checker(filename, diagnostics, kMaxVisits);
   std::vector<SyncEntry> read;
   TogglesReader(&checker).Read(*root, &read);
-  auto begin = diagnostics->begin() + static_cast<std::ptrdiff_t>(first);
-  std::stable_sort(begin, diagnostics->end(), [](const Diagnostic& a, const Diagnostic& b) {
-    return std::tie(a.location.line, a.location.column) <
-           std::tie(b.location.line, b.location.column);
-  });
-  if (std::any_of(begin, diagnostics->end(), IsError)) return false;
+  TidyDiagnostics(diagnostics, first);
+  if (std::any_of(diagnostics->begin() + static_cast<std::ptrdiff_t>(first), diagnostics->end(),
+                  IsError))
+    return false;
   *entries = std::move(read);
   return true;
 }
@@ -374,7 +345,7 @@ bool LoadTogglesFile(const std::string& path, std::vector<SyncEntry>* entries,
                      std::vector<Diagnostic>* diagnostics) {
   entries->clear();
   std::string text, error;
-  if (!ReadFile(path, kLimits.max_bytes, &text, &error)) {
+  if (!ReadTextFile(path, kLimits.max_bytes, &text, &error)) {
     diagnostics->push_back(Diagnostic{path, Location{}, false, error});
     return false;
   }

@@ -1,6 +1,10 @@
 #include "runner/yaml_check.h"
 
 #include <algorithm>
+#include <set>
+#include <tuple>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <regex>
@@ -299,6 +303,19 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string_view
     }
   }
   return best.empty() ? "" : "; did you mean " + Quote(best) + "?";
+}
+
+void TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first) {
+  auto begin = diagnostics->begin() + static_cast<std::ptrdiff_t>(first);
+  std::stable_sort(begin, diagnostics->end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.location.line, a.location.column) <
+           std::tie(b.location.line, b.location.column);
+  });
+  std::set<std::tuple<int, int, bool, std::string>> seen;
+  auto end = std::remove_if(begin, diagnostics->end(), [&](const Diagnostic& d) {
+    return !seen.emplace(d.location.line, d.location.column, d.warning, d.message).second;
+  });
+  diagnostics->erase(end, diagnostics->end());
 }
 
 }  // namespace ladle::runner

@@ -110,6 +110,10 @@ std::string DescribeYaml(const YamlNode& node);
 // 'text', cut short and with line breaks escaped, for messages.
 std::string Quote(std::string_view text);
 
+// Orders the diagnostics from index `first` on by position and drops
+// repeats (a template merged into many places repeats its problems).
+void TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first);
+
 // "; did you mean 'X'?" for the candidate closest to `word` within edit
 // distance 2, or "".
 std::string DidYouMean(std::string_view word, const std::vector<std::string_view>& candidates);
