@@ -1020,5 +1020,7 @@ TEST_F(ServeTest, ServeZzRaceExperiment) {
   json jb = Run(rb);
   std::fprintf(stderr, "B: %s %s\nC: %s\nbuilt:\n%s\n", jb["status"].dump().c_str(), jb.value("message", "").c_str(),
                jc["status"].dump().c_str(), ReadFile(out_ / "built").c_str());
+  for (const std::string& l : Lines(ReadFile(root_ / "server.log")))
+    if (l.find("superseded") != std::string::npos || l.find("started") != std::string::npos || l.find("queued") != std::string::npos) std::fprintf(stderr, "%s\n", l.c_str());
 }
 }  // namespace
