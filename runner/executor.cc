@@ -337,6 +337,29 @@ std::set<std::string> Executor::SelectedSteps(const Stage& stage) const {
 }
 
 void Executor::RestoreNeededArtifacts(RunRecord* run) {
+  if (options_.artifacts_from != 0) {
+    // A rollback redeploys what that run built: its artifacts, as they were.
+    for (const Stage& stage : pipeline_.stages) {
+      if (stage.environment == options_.rollback_environment) break;
+      for (const Step& step : stage.steps) {
+        if (step.artifacts.empty()) continue;
+        std::string dir = ArtifactDir(options_.data_dir, options_.artifacts_from, stage.name,
+                                      step.name);
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec)) {
+          Notify("run " + std::to_string(options_.artifacts_from) + " kept no artifacts of " +
+                 stage.name + "/" + step.name + "; steps that need them may fail");
+          continue;
+        }
+        Status s = RestoreArtifacts(dir, run->workspace);
+        Notify(s.ok() ? "restored the artifacts of " + stage.name + "/" + step.name +
+                            " from run " + std::to_string(options_.artifacts_from)
+                      : "could not restore artifacts of " + stage.name + "/" + step.name + ": " +
+                            s.message());
+      }
+    }
+    return;
+  }
   if (options_.steps.empty() && !options_.from) return;
   for (const Stage& stage : pipeline_.stages) {
     std::string why;

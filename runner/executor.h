@@ -84,6 +84,9 @@ struct RunOptions {
   // script (a step named "rollback") or else its steps, with no gate, no
   // toggles sync and no approval; its deployment is recorded as a rollback.
   std::string rollback_environment;
+  // With rollback_environment: the run whose deployment is repeated; the
+  // artifacts it kept are restored into the workspace first.
+  int64_t artifacts_from = 0;
 };
 
 // DATA/locks/ENVIRONMENT.lock: held (flock) while a run deploys there, by

@@ -91,6 +91,10 @@ CREATE TABLE deployments (
 CREATE INDEX deployments_by_environment ON deployments (environment, id DESC);
 CREATE INDEX deployments_by_run ON deployments (run_id, id DESC);
 )sql",
+      // 3: a rollback run redeploys what an earlier run built.
+      R"sql(
+ALTER TABLE runs ADD COLUMN source_run INTEGER NOT NULL DEFAULT 0;
+)sql",
   };
   return kSteps;
 }
@@ -98,7 +102,7 @@ CREATE INDEX deployments_by_run ON deployments (run_id, id DESC);
 constexpr const char* kRunColumns =
     "id, repo, pipeline, file, commit_id, branch, status, created_at, started_at,"
     " finished_at, message, workspace, owner_pid, owner_start, trigger,"
-    " rollback_environment, resume_stage";
+    " rollback_environment, resume_stage, source_run";
 
 // Empty strings are stored as NULL (times), so "" and "not set" are one thing.
 std::optional<std::string> OrNull(const std::string& s) {
@@ -129,6 +133,7 @@ void ReadRun(const Statement& st, RunRecord* run) {
   run->trigger = st.ColumnText(14);
   run->rollback_environment = st.ColumnText(15);
   run->resume_stage = st.ColumnText(16);
+  run->source_run = st.ColumnInt64(17);
 }
 
 Status InsertStage(Database* db, int64_t run_id, int ordinal, const StageRecord& stage) {
@@ -157,12 +162,13 @@ Status InsertRun(Database* db, RunRecord* run) {
   Status s = Exec(db,
                   "INSERT INTO runs (repo, pipeline, file, commit_id, branch, status,"
                   " created_at, started_at, finished_at, message, workspace, owner_pid,"
-                  " owner_start, trigger, rollback_environment, resume_stage)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                  " owner_start, trigger, rollback_environment, resume_stage, source_run)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                  " ?17)",
                   run->repo, run->pipeline, run->file, run->commit, run->branch, run->status,
                   run->created_at, OrNull(run->started_at), OrNull(run->finished_at),
                   run->message, run->workspace, run->owner_pid, run->owner_start, run->trigger,
-                  run->rollback_environment, run->resume_stage);
+                  run->rollback_environment, run->resume_stage, run->source_run);
   if (s.ok()) run->id = db->last_insert_rowid();
   return s;
 }
@@ -750,6 +756,7 @@ nlohmann::json RunToJson(const RunRecord& run) {
   };
   if (!run.message.empty()) j["message"] = run.message;
   if (!run.rollback_environment.empty()) j["rollback_environment"] = run.rollback_environment;
+  if (run.source_run != 0) j["source_run"] = run.source_run;
   return j;
 }
 

@@ -94,6 +94,7 @@ struct RunRecord {
   std::string trigger;
   std::string rollback_environment;  // a rollback run: the environment it redeploys
   std::string resume_stage;          // a queued run that resumes at this stage (approval)
+  int64_t source_run = 0;            // a rollback: the run whose deployment it repeats
   std::vector<StageRecord> stages;
   std::optional<DeploymentRecord> deployment;  // GetRun: the run's latest deployment
 };

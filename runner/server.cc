@@ -353,6 +353,7 @@ void Server::Execute(RunRecord run) {
   options.actor = "ladle serve";
   options.resume_stage = run.resume_stage;
   options.rollback_environment = run.rollback_environment;
+  options.artifacts_from = run.source_run;
   RunRecord result;
   s = executor.Run(options, &result);
   bool interrupted = false;
@@ -561,6 +562,7 @@ Status Server::Rollback(const std::string& environment, int64_t to_run, const st
   run.commit = target->commit;
   run.trigger = "rollback";
   run.rollback_environment = environment;
+  run.source_run = target->run_id;
   RunRecord source;
   if (store_->GetRun(target->run_id, &source).ok()) {
     run.pipeline = source.pipeline;

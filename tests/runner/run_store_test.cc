@@ -7,8 +7,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 #include "core/sqlite.h"
+#include "core/time_util.h"
+#include "runner/prune.h"
 
 namespace ladle::runner {
 namespace {
@@ -394,7 +398,7 @@ TEST_F(RunStoreTest, ZombieOwnerCountsAsGone) {
   waitpid(child, nullptr, 0);
 }
 
-TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsTwo) {
+TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsThree) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   Reopen();
@@ -406,7 +410,7 @@ TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsTwo) {
   ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
   int version = 0;
   ASSERT_TRUE(db->UserVersion(&version).ok());
-  EXPECT_EQ(2, version);
+  EXPECT_EQ(3, version);
 }
 
 TEST_F(RunStoreTest, IdsAreNotReusedAfterDelete) {
@@ -436,6 +440,461 @@ TEST_F(RunStoreTest, OpenNeedsAnExistingDataDir) {
   Status s = RunStore::Open(dir_ + "/missing", &store);
   EXPECT_EQ(Code::kIoError, s.code());
   EXPECT_EQ("open run store: data dir " + dir_ + "/missing is not a directory", s.message());
+}
+
+// ---- the server's queue, deployments and retention ----
+
+class RunStoreQueueTest : public RunStoreTest {
+ protected:
+  // A queued run as the server records it (no stages).
+  static RunRecord Queued(const std::string& repo, const std::string& branch,
+                          const std::string& commit) {
+    RunRecord run;
+    run.repo = repo;
+    run.branch = branch;
+    run.commit = commit;
+    run.trigger = "push";
+    return run;
+  }
+  int64_t Enqueue(RunRecord run, std::vector<int64_t>* superseded = nullptr) {
+    std::vector<int64_t> ignored;
+    Status s = store_->EnqueueRun(&run, superseded ? superseded : &ignored);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return run.id;
+  }
+  int64_t Deploy(const std::string& env, int64_t run_id, bool rollback = false) {
+    DeploymentRecord d;
+    d.environment = env;
+    d.run_id = run_id;
+    d.stage = env;
+    d.repo = "webshop";
+    d.commit = "c" + std::to_string(run_id);
+    d.branch = "main";
+    d.rollback = rollback;
+    Status s = store_->BeginDeployment(&d);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return d.id;
+  }
+  // "id" of each deployment listed, newest first.
+  std::string Deployments(const std::string& env, int limit = 0, int64_t before = 0) {
+    std::vector<DeploymentRecord> out;
+    Status s = store_->ListDeployments(env, limit, before, &out);
+    if (!s.ok()) return "error: " + s.ToString();
+    std::string ids;
+    for (const DeploymentRecord& d : out) ids += (ids.empty() ? "" : " ") + std::to_string(d.id);
+    return ids;
+  }
+  int64_t CountRows(const std::string& sql) {
+    std::unique_ptr<Database> db;
+    EXPECT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
+    Statement st;
+    EXPECT_TRUE(db->Prepare(sql, &st).ok()) << sql;
+    bool row = false;
+    EXPECT_TRUE(st.Step(&row).ok());
+    return row ? st.ColumnInt64(0) : -1;
+  }
+};
+
+TEST_F(RunStoreQueueTest, EnqueueRecordsAQueuedRunOwnedByThisProcess) {
+  RunRecord run = Queued("webshop", "main", "aaa");
+  std::vector<int64_t> superseded = {99};
+  ASSERT_TRUE(store_->EnqueueRun(&run, &superseded).ok());
+  EXPECT_NE(0, run.id);
+  EXPECT_TRUE(superseded.empty());
+  EXPECT_EQ(kQueued, run.status);
+  EXPECT_FALSE(run.created_at.empty());
+  RunRecord got = Get(run.id);
+  EXPECT_EQ(kQueued, got.status);
+  EXPECT_EQ("push", got.trigger);
+  EXPECT_EQ("aaa", got.commit);
+  EXPECT_EQ(getpid(), got.owner_pid);
+  EXPECT_EQ(ProcessStartTime(getpid()), got.owner_start);
+  EXPECT_TRUE(got.stages.empty());
+  EXPECT_EQ("", got.finished_at);
+}
+
+TEST_F(RunStoreQueueTest, EnqueueSupersedesOlderQueuedRunsOfTheSameRepoAndBranch) {
+  const int64_t old1 = Enqueue(Queued("webshop", "main", "a1"));
+  const int64_t old2 = Enqueue(Queued("webshop", "main", "a2"));
+  const int64_t other_branch = Enqueue(Queued("webshop", "dev", "b1"));
+  const int64_t other_repo = Enqueue(Queued("api", "main", "c1"));
+  RunRecord rollback = Queued("webshop", "main", "r1");
+  rollback.trigger = "rollback";
+  rollback.rollback_environment = "production";
+  const int64_t rollback_id = Enqueue(rollback);
+  RunRecord resuming = Queued("webshop", "main", "z1");
+  resuming.resume_stage = "production";
+  const int64_t resuming_id = Enqueue(resuming);
+  RunRecord running = SampleRun();  // running, same repo and branch
+  ASSERT_TRUE(store_->CreateRun(&running).ok());
+
+  std::vector<int64_t> superseded;
+  const int64_t newest = Enqueue(Queued("webshop", "main", "a3"), &superseded);
+  EXPECT_EQ((std::vector<int64_t>{old1, old2}), superseded);
+  for (int64_t id : {old1, old2}) {
+    RunRecord got = Get(id);
+    EXPECT_EQ(kSuperseded, got.status) << id;
+    EXPECT_FALSE(got.finished_at.empty()) << id;
+    EXPECT_NE(std::string::npos, got.message.find("superseded by run " + std::to_string(newest)))
+        << got.message;
+  }
+  for (int64_t id : {other_branch, other_repo, rollback_id, resuming_id, newest})
+    EXPECT_EQ(kQueued, Get(id).status) << id;
+  EXPECT_EQ(kRunning, Get(running.id).status);
+
+  // A rollback supersedes nothing either.
+  RunRecord rollback2 = Queued("webshop", "main", "r2");
+  rollback2.rollback_environment = "production";
+  Enqueue(rollback2, &superseded);
+  EXPECT_TRUE(superseded.empty());
+  EXPECT_EQ(kQueued, Get(newest).status);
+}
+
+TEST_F(RunStoreQueueTest, HasRunForCommitIgnoresRollbacks) {
+  Enqueue(Queued("webshop", "main", "aaa"));
+  RunRecord rollback = Queued("webshop", "main", "rrr");
+  rollback.rollback_environment = "production";
+  Enqueue(rollback);
+  RunRecord finished = SampleRun();
+  finished.status = kSuccess;
+  finished.commit = "fff";
+  ASSERT_TRUE(store_->CreateRun(&finished).ok());
+
+  auto has = [&](const std::string& repo, const std::string& branch, const std::string& commit) {
+    bool exists = true;  // must be overwritten
+    Status s = store_->HasRunForCommit(repo, branch, commit, &exists);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return exists;
+  };
+  EXPECT_TRUE(has("webshop", "main", "aaa"));
+  EXPECT_TRUE(has("webshop", "main", "fff"));  // any status
+  EXPECT_FALSE(has("webshop", "main", "rrr"));
+  EXPECT_FALSE(has("webshop", "dev", "aaa"));
+  EXPECT_FALSE(has("api", "main", "aaa"));
+  EXPECT_FALSE(has("webshop", "main", "bbb"));
+}
+
+TEST_F(RunStoreQueueTest, ListQueuedIsOldestFirstAndOnlyQueued) {
+  const int64_t a = Enqueue(Queued("webshop", "main", "a"));
+  const int64_t b = Enqueue(Queued("webshop", "dev", "b"));
+  RunRecord running = SampleRun();
+  ASSERT_TRUE(store_->CreateRun(&running).ok());
+  const int64_t c = Enqueue(Queued("api", "main", "c"));
+  const int64_t d = Enqueue(Queued("webshop", "main", "d"));  // supersedes a
+  std::vector<RunRecord> queued = {RunRecord()};
+  ASSERT_TRUE(store_->ListQueued(&queued).ok());
+  std::vector<int64_t> ids;
+  for (const RunRecord& r : queued) ids.push_back(r.id);
+  EXPECT_EQ((std::vector<int64_t>{b, c, d}), ids);
+  EXPECT_EQ(kSuperseded, Get(a).status);
+  EXPECT_EQ("b", queued[0].commit);
+  EXPECT_EQ("push", queued[0].trigger);
+}
+
+TEST_F(RunStoreQueueTest, StartRunReplacesStagesAndWritesTheRunFields) {
+  const int64_t id = Enqueue(Queued("webshop", "main", "aaa"));
+  RunRecord run = SampleRun();
+  run.id = id;
+  run.status = kRunning;
+  run.pipeline = "shop";
+  run.file = "/data/ws/1/ladle.yml";
+  run.started_at = "2026-11-29T11:00:00.000Z";
+  run.workspace = "/data/workspaces/1";
+  ASSERT_TRUE(store_->StartRun(&run).ok());
+  EXPECT_EQ(getpid(), run.owner_pid);
+  RunRecord got = Get(id);
+  EXPECT_EQ(kRunning, got.status);
+  EXPECT_EQ("shop", got.pipeline);
+  EXPECT_EQ("/data/ws/1/ladle.yml", got.file);
+  EXPECT_EQ("2026-11-29T11:00:00.000Z", got.started_at);
+  EXPECT_EQ("/data/workspaces/1", got.workspace);
+  EXPECT_EQ("push", got.trigger);    // kept
+  EXPECT_EQ("aaa", got.commit);      // kept
+  EXPECT_EQ("build(running)[compile:running,lint:queued,] deploy(queued)[push:queued,] ",
+            Shape(got));
+
+  // Taken again (requeued after an interruption): the old records go.
+  RunRecord again;
+  again.id = id;
+  again.status = kRunning;
+  again.pipeline = "shop";
+  again.file = "/data/ws/1/ladle.yml";
+  again.resume_stage = "deploy";
+  StageRecord only{"deploy", kQueued, "staging", std::nullopt, "", {}};
+  only.steps.push_back(StepRecord{"push2", kQueued, std::nullopt, 0, "", "", "", false});
+  again.stages = {only};
+  ASSERT_TRUE(store_->StartRun(&again).ok());
+  got = Get(id);
+  EXPECT_EQ("deploy(queued)[push2:queued,] ", Shape(got));
+  EXPECT_EQ("deploy", got.resume_stage);
+  EXPECT_EQ(0, CountRows("SELECT count(*) FROM steps WHERE run_id = " + std::to_string(id) +
+                         " AND name = 'compile'"));
+
+  RunRecord missing;
+  missing.id = 999;
+  EXPECT_EQ(Code::kNotFound, store_->StartRun(&missing).code());
+}
+
+TEST_F(RunStoreQueueTest, RequeueRunPutsAFinishedRunBackInTheQueue) {
+  RunRecord run = SampleRun();
+  run.status = kInterrupted;
+  run.finished_at = "2026-11-29T12:00:00.000Z";
+  run.trigger = "push";
+  run.owner_pid = DeadPid();
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  ASSERT_TRUE(store_->RequeueRun(run.id, "").ok());
+  RunRecord got = Get(run.id);
+  EXPECT_EQ(kQueued, got.status);
+  EXPECT_EQ("", got.finished_at);
+  EXPECT_EQ("requeue", got.trigger);
+  EXPECT_EQ("", got.resume_stage);
+  EXPECT_EQ(getpid(), got.owner_pid);
+  EXPECT_EQ(ProcessStartTime(getpid()), got.owner_start);
+
+  // An approval resumes a waiting run at its stage; its trigger stays.
+  RunRecord waiting = SampleRun();
+  waiting.status = kWaiting;
+  waiting.finished_at = "2026-11-29T12:00:00.000Z";
+  waiting.trigger = "push";
+  ASSERT_TRUE(store_->CreateRun(&waiting).ok());
+  ASSERT_TRUE(store_->RequeueRun(waiting.id, "deploy").ok());
+  got = Get(waiting.id);
+  EXPECT_EQ(kQueued, got.status);
+  EXPECT_EQ("deploy", got.resume_stage);
+  EXPECT_EQ("push", got.trigger);
+  EXPECT_EQ("", got.finished_at);
+  std::vector<RunRecord> queued;
+  ASSERT_TRUE(store_->ListQueued(&queued).ok());
+  ASSERT_EQ(2u, queued.size());
+  EXPECT_EQ("deploy", queued[1].resume_stage);
+
+  EXPECT_EQ(Code::kNotFound, store_->RequeueRun(999, "").code());
+}
+
+TEST_F(RunStoreQueueTest, DeploymentsBeginFinishAndList) {
+  DeploymentRecord d;
+  d.environment = "production";
+  d.run_id = 7;
+  d.stage = "prod";
+  d.repo = "webshop";
+  d.commit = "abc";
+  d.branch = "main";
+  d.status = kSuccess;       // overwritten: a deployment begins running
+  d.finished_at = "stale";   // cleared
+  ASSERT_TRUE(store_->BeginDeployment(&d).ok());
+  EXPECT_EQ(1, d.id);
+  EXPECT_EQ(kRunning, d.status);
+  EXPECT_FALSE(d.started_at.empty());
+  EXPECT_EQ("", d.finished_at);
+
+  std::vector<DeploymentRecord> out;
+  ASSERT_TRUE(store_->ListDeployments("", 0, 0, &out).ok());
+  ASSERT_EQ(1u, out.size());
+  EXPECT_EQ(kRunning, out[0].status);
+  EXPECT_EQ("", out[0].finished_at);
+  EXPECT_EQ(7, out[0].run_id);
+  EXPECT_EQ("prod", out[0].stage);
+  EXPECT_EQ("abc", out[0].commit);
+  EXPECT_FALSE(out[0].rollback);
+
+  ASSERT_TRUE(store_->FinishDeployment(d.id, kFailed).ok());
+  ASSERT_TRUE(store_->ListDeployments("production", 0, 0, &out).ok());
+  ASSERT_EQ(1u, out.size());
+  EXPECT_EQ(kFailed, out[0].status);
+  EXPECT_FALSE(out[0].finished_at.empty());
+  EXPECT_EQ(Code::kNotFound, store_->FinishDeployment(99, kSuccess).code());
+
+  Deploy("staging", 8);                     // 2
+  Deploy("production", 8, true);            // 3
+  Deploy("staging", 9);                     // 4
+  Deploy("production", 9);                  // 5
+  EXPECT_EQ("5 4 3 2 1", Deployments(""));
+  EXPECT_EQ("5 3 1", Deployments("production"));
+  EXPECT_EQ("4 2", Deployments("staging"));
+  EXPECT_EQ("", Deployments("qa"));
+  EXPECT_EQ("5 3", Deployments("production", 2));
+  EXPECT_EQ("3 1", Deployments("production", 0, 5));
+  EXPECT_EQ("1", Deployments("production", 1, 3));
+  EXPECT_EQ("3 2", Deployments("", 2, 4));
+  ASSERT_TRUE(store_->ListDeployments("production", 0, 4, &out).ok());
+  ASSERT_EQ(2u, out.size());
+  EXPECT_TRUE(out[0].rollback);
+}
+
+TEST_F(RunStoreQueueTest, GetRunFillsTheRunsLatestDeployment) {
+  RunRecord run = SampleRun();
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  RunRecord other = SampleRun();
+  ASSERT_TRUE(store_->CreateRun(&other).ok());
+  EXPECT_FALSE(Get(run.id).deployment.has_value());
+
+  const int64_t first = Deploy("staging", run.id);
+  ASSERT_TRUE(store_->FinishDeployment(first, kSuccess).ok());
+  const int64_t second = Deploy("production", run.id, true);
+  Deploy("production", other.id);  // a later one, of another run
+  RunRecord got = Get(run.id);
+  ASSERT_TRUE(got.deployment.has_value());
+  EXPECT_EQ(second, got.deployment->id);
+  EXPECT_EQ("production", got.deployment->environment);
+  EXPECT_EQ(run.id, got.deployment->run_id);
+  EXPECT_EQ(kRunning, got.deployment->status);
+  EXPECT_TRUE(got.deployment->rollback);
+
+  nlohmann::json j = RunToJson(got);
+  EXPECT_EQ(DeploymentToJson(*got.deployment), j["deployment"]);
+  EXPECT_EQ(second, j["deployment"]["id"]);
+}
+
+TEST_F(RunStoreQueueTest, RunToJsonHasTriggerAndDeployment) {
+  RunRecord run = SampleRun();
+  run.id = 3;
+  EXPECT_TRUE(RunToJson(run)["trigger"].is_null());
+  EXPECT_TRUE(RunToJson(run).contains("deployment"));
+  EXPECT_TRUE(RunToJson(run)["deployment"].is_null());
+  EXPECT_FALSE(RunToJson(run).contains("rollback_environment"));
+  run.trigger = "rollback";
+  run.rollback_environment = "production";
+  DeploymentRecord d;
+  d.id = 4;
+  d.environment = "production";
+  d.run_id = 3;
+  d.stage = "prod";
+  d.repo = "webshop";
+  d.commit = "abc";
+  d.branch = "main";
+  d.status = kSuccess;
+  d.rollback = true;
+  d.started_at = "2026-11-29T10:00:00.000Z";
+  d.finished_at = "2026-11-29T10:01:00.000Z";
+  run.deployment = d;
+  nlohmann::json j = RunToJson(run);
+  EXPECT_EQ("rollback", j["trigger"]);
+  EXPECT_EQ("production", j["rollback_environment"]);
+  EXPECT_EQ(nlohmann::json::parse(R"({"id": 4, "environment": "production", "run_id": 3,
+      "stage": "prod", "repo": "webshop", "commit": "abc", "branch": "main",
+      "status": "success", "rollback": true, "started_at": "2026-11-29T10:00:00.000Z",
+      "finished_at": "2026-11-29T10:01:00.000Z"})"),
+            j["deployment"]);
+  d.finished_at.clear();
+  d.status = kRunning;
+  d.rollback = false;
+  nlohmann::json dj = DeploymentToJson(d);
+  EXPECT_TRUE(dj["finished_at"].is_null());
+  EXPECT_EQ(false, dj["rollback"]);
+  EXPECT_EQ("running", dj["status"]);
+}
+
+TEST_F(RunStoreQueueTest, DeleteFinishedBeforeKeepsUnfinishedRunsAndDeployments) {
+  auto make = [&](const std::string& status, const std::string& finished_at) {
+    RunRecord run = SampleRun();
+    run.status = status;
+    run.finished_at = finished_at;
+    EXPECT_TRUE(store_->CreateRun(&run).ok());
+    return run.id;
+  };
+  const int64_t old_ok = make(kSuccess, "2020-01-01T00:00:00.000Z");
+  const int64_t old_failed = make(kFailed, "2020-01-02T00:00:00.000Z");
+  const int64_t recent = make(kSuccess, "2026-11-29T00:00:00.000Z");
+  const int64_t old_waiting = make(kWaiting, "2020-01-01T00:00:00.000Z");
+  const int64_t running = make(kRunning, "");
+  const int64_t old_queued = make(kQueued, "2020-01-01T00:00:00.000Z");
+  const int64_t unfinished = make(kInterrupted, "");
+  const int64_t dep = Deploy("production", old_ok);
+  ASSERT_TRUE(store_->FinishDeployment(dep, kSuccess).ok());
+
+  std::vector<int64_t> ids = {42};
+  ASSERT_TRUE(store_->DeleteFinishedBefore("2025-01-01T00:00:00.000Z", &ids).ok());
+  EXPECT_EQ((std::vector<int64_t>{old_ok, old_failed}), ids);
+  RunRecord got;
+  EXPECT_EQ(Code::kNotFound, store_->GetRun(old_ok, &got).code());
+  EXPECT_EQ(Code::kNotFound, store_->GetRun(old_failed, &got).code());
+  for (int64_t id : {recent, old_waiting, running, old_queued, unfinished})
+    EXPECT_TRUE(store_->GetRun(id, &got).ok()) << id;
+  EXPECT_EQ(0, CountRows("SELECT count(*) FROM stages WHERE run_id IN (" +
+                         std::to_string(old_ok) + ", " + std::to_string(old_failed) + ")"));
+  EXPECT_EQ(0, CountRows("SELECT count(*) FROM steps WHERE run_id IN (" +
+                         std::to_string(old_ok) + ", " + std::to_string(old_failed) + ")"));
+  EXPECT_EQ(std::to_string(dep), Deployments("production"));  // the history stays
+
+  ASSERT_TRUE(store_->DeleteFinishedBefore("2025-01-01T00:00:00.000Z", &ids).ok());
+  EXPECT_TRUE(ids.empty());
+}
+
+TEST_F(RunStoreQueueTest, MarkInterruptedLeavesQueuedRunsAndInterruptsTheirDeployments) {
+  const int dead = DeadPid();
+  RunRecord queued = SampleRun();
+  queued.status = kQueued;
+  queued.stages.clear();
+  queued.owner_pid = dead;
+  queued.owner_start = 1;
+  RunRecord orphan = SampleRun();
+  orphan.owner_pid = dead;
+  orphan.owner_start = 1;
+  RunRecord live = SampleRun();
+  for (RunRecord* r : {&queued, &orphan, &live}) ASSERT_TRUE(store_->CreateRun(r).ok());
+  const int64_t finished = Deploy("staging", orphan.id);
+  ASSERT_TRUE(store_->FinishDeployment(finished, kSuccess).ok());
+  const int64_t running = Deploy("production", orphan.id);
+  const int64_t live_dep = Deploy("production", live.id);
+
+  std::vector<int64_t> ids;
+  ASSERT_TRUE(store_->MarkInterrupted(&ids).ok());
+  EXPECT_EQ(std::vector<int64_t>{orphan.id}, ids);
+  EXPECT_EQ(kQueued, Get(queued.id).status);
+  EXPECT_EQ("", Get(queued.id).finished_at);
+  EXPECT_EQ(kInterrupted, Get(orphan.id).status);
+
+  std::vector<DeploymentRecord> out;
+  ASSERT_TRUE(store_->ListDeployments("", 0, 0, &out).ok());
+  std::map<int64_t, DeploymentRecord> by_id;
+  for (const DeploymentRecord& d : out) by_id[d.id] = d;
+  EXPECT_EQ(kSuccess, by_id[finished].status);
+  EXPECT_EQ(kInterrupted, by_id[running].status);
+  EXPECT_FALSE(by_id[running].finished_at.empty());
+  EXPECT_EQ(kRunning, by_id[live_dep].status);
+  EXPECT_EQ("", by_id[live_dep].finished_at);
+  ASSERT_TRUE(Get(orphan.id).deployment.has_value());
+  EXPECT_EQ(kInterrupted, Get(orphan.id).deployment->status);
+}
+
+TEST_F(RunStoreQueueTest, PruneRunsDeletesThePrunedRunsDirectories) {
+  namespace fs = std::filesystem;
+  auto make = [&](const std::string& finished_at) {
+    RunRecord run = SampleRun();
+    run.status = kSuccess;
+    run.finished_at = finished_at;
+    EXPECT_TRUE(store_->CreateRun(&run).ok());
+    for (const char* d : {"logs", "artifacts", "workspaces"}) {
+      fs::create_directories(fs::path(dir_) / d / std::to_string(run.id) / "sub");
+      std::ofstream(fs::path(dir_) / d / std::to_string(run.id) / "sub" / "f") << "x";
+    }
+    return run.id;
+  };
+  const int64_t old_run = make(FormatRfc3339(std::chrono::system_clock::now() -
+                                             std::chrono::hours(24 * 40)));
+  const int64_t new_run = make(FormatRfc3339(std::chrono::system_clock::now() -
+                                             std::chrono::hours(24 * 2)));
+  RunRecord running = SampleRun();  // no finished_at: never pruned
+  ASSERT_TRUE(store_->CreateRun(&running).ok());
+  fs::create_directories(fs::path(dir_) / "logs" / std::to_string(running.id));
+
+  std::vector<int64_t> pruned;
+  Status s = PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), &pruned);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(std::vector<int64_t>{old_run}, pruned);
+  for (const char* d : {"logs", "artifacts", "workspaces"}) {
+    EXPECT_FALSE(fs::exists(fs::path(dir_) / d / std::to_string(old_run))) << d;
+    EXPECT_TRUE(fs::exists(fs::path(dir_) / d / std::to_string(new_run) / "sub" / "f")) << d;
+  }
+  EXPECT_TRUE(fs::exists(fs::path(dir_) / "logs" / std::to_string(running.id)));
+  RunRecord got;
+  EXPECT_EQ(Code::kNotFound, store_->GetRun(old_run, &got).code());
+  EXPECT_TRUE(store_->GetRun(new_run, &got).ok());
+  EXPECT_TRUE(store_->GetRun(running.id, &got).ok());
+
+  // Nothing left to prune: a second pass is a no-op.
+  ASSERT_TRUE(PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), &pruned).ok());
+  EXPECT_TRUE(pruned.empty());
 }
 
 }  // namespace
