@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include <spdlog/spdlog.h>
 
@@ -30,7 +31,10 @@ namespace ladle::runner {
 class Server::Observer : public RunObserver {
  public:
   explicit Observer(RunsApi* api) : api_(api) {}
+  // `lock` is released once the executor has recorded the run as started.
+  void ReleaseOnStart(std::unique_lock<std::mutex>* lock) { release_on_start_ = lock; }
   void RunStarted(const RunRecord& run) override {
+    if (release_on_start_ && release_on_start_->owns_lock()) release_on_start_->unlock();
     id_ = run.id;
     api_->PublishRun(run);
     spdlog::info("run {}: {} {} at {} started", run.id, run.repo, run.branch,
@@ -52,6 +56,7 @@ class Server::Observer : public RunObserver {
  private:
   RunsApi* api_;
   int64_t id_ = 0;
+  std::unique_lock<std::mutex>* release_on_start_ = nullptr;
 };
 
 namespace {
@@ -67,6 +72,28 @@ void EndBeforeStart(RunStore* store, RunsApi* api, RunRecord* run, const std::st
   if (!s.ok()) spdlog::error("run {}: {}", run->id, s.ToString());
   api->PublishRun(*run);
   spdlog::warn("run {}: {}: {}", run->id, status, message);
+}
+
+// Local steps outlive a server killed with SIGKILL (each runs in its own
+// process group). Ends those of the run whose workspace this is (found by the
+// LADLE_WORKSPACE their environment carries), so that they do not go on
+// beside the run's next attempt, or hold a deployment past its lock. Returns
+// how many processes it killed.
+int KillLeftoverSteps(const std::string& workspace) {
+  const std::string entry = "LADLE_WORKSPACE=" + workspace;
+  int killed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string pid = it->path().filename().string();
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(it->path() / "environ", std::ios::binary);
+    for (std::string var; std::getline(in, var, '\0');) {
+      if (var != entry) continue;
+      if (::kill(std::stoi(pid), SIGKILL) == 0) ++killed;
+      break;
+    }
+  }
+  return killed;
 }
 
 bool BranchWatched(const std::vector<std::string>& globs, const std::string& branch) {
@@ -175,6 +202,11 @@ void Server::Recover() {
   for (int64_t id : interrupted) {
     spdlog::warn("run {} was left running by a ladle that is gone: marked interrupted{}", id,
                  config_.requeue_interrupted ? ", queued again" : "");
+    RunRecord run;
+    if (store_->GetRun(id, &run).ok() && !run.workspace.empty()) {
+      if (int n = KillLeftoverSteps(run.workspace))
+        spdlog::warn("run {}: killed {} process(es) its steps left running", id, n);
+    }
     if (config_.requeue_interrupted) {
       s = store_->RequeueRun(id, "");
       if (!s.ok()) spdlog::error("requeue run {}: {}", id, s.ToString());
@@ -331,6 +363,23 @@ void Server::Execute(RunRecord run) {
 
   Observer observer(runs_api_.get());
   Executor executor(pipeline, store_.get(), engine.get(), &observer);
+  // OfferCommit supersedes queued runs under the repository's lock: holding
+  // it from this check until the executor has marked the run running means a
+  // run superseded (or cancelled) while its workspace was prepared is never
+  // started, and a started one is never marked superseded.
+  std::unique_lock<std::mutex> repo_lock(repo->mu);
+  RunRecord now;
+  if (store_->GetRun(run.id, &now).ok() && now.status != kQueued) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancelled_.erase(run.id);
+    }
+    spdlog::info("run {}: {} before it started", run.id, now.status);
+    std::error_code ec;
+    if (run.resume_stage.empty()) fs::remove_all(workspace, ec);
+    return;
+  }
+  observer.ReleaseOnStart(&repo_lock);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (cancelled_.erase(run.id)) {
@@ -356,6 +405,7 @@ void Server::Execute(RunRecord run) {
   options.artifacts_from = run.source_run;
   RunRecord result;
   s = executor.Run(options, &result);
+  if (repo_lock.owns_lock()) repo_lock.unlock();  // the run never started
   bool interrupted = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
