@@ -541,7 +541,7 @@ Status RunStore::EnqueueRun(RunRecord* run, std::vector<int64_t>* superseded) {
   if (s.ok() && run->rollback_environment.empty()) {
     s = db_->Prepare(
         "SELECT id FROM runs WHERE repo = ?1 AND branch = ?2 AND status = 'queued'"
-        " AND rollback_environment = '' AND resume_stage = '' AND id < ?3",
+        " AND rollback_environment = '' AND resume_stage = '' AND id < ?3 ORDER BY id",
         &st);
     if (s.ok()) s = st.BindAll(run->repo, run->branch, run->id);
     bool row = false;

@@ -99,6 +99,29 @@ std::string GithubSignature(const std::string& secret, const std::string& body) 
   return out;
 }
 
+// Pids of live processes (ours) whose environment holds `entry` ("K=V").
+std::vector<pid_t> ProcessesWithEnv(const std::string& entry) {
+  std::vector<pid_t> out;
+  for (const auto& d : fs::directory_iterator("/proc")) {
+    const std::string name = d.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string env = ReadFile(d.path() / "environ");
+    std::string stat = ReadFile(d.path() / "stat");
+    auto paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z') continue;
+    for (size_t at = 0; at < env.size();) {
+      size_t end = env.find('\0', at);
+      if (end == std::string::npos) end = env.size();
+      if (env.compare(at, end - at, entry) == 0) {
+        out.push_back(std::stoi(name));
+        break;
+      }
+      at = end + 1;
+    }
+  }
+  return out;
+}
+
 std::string GithubPush(const std::string& branch, const std::string& before,
                        const std::string& after, bool deleted = false) {
   return json{{"ref", "refs/heads/" + branch},
@@ -590,6 +613,55 @@ stages:
       << "exactly one of the two quick commits ran";
 }
 
+// Regression: a run superseded while a worker was checking it out still ran
+// (and its "superseded" turned into "success"), beside the newer run.
+TEST_F(ServeTest, ServeSupersededRunNeverStartsEvenWhenAWorkerHadTakenIt) {
+  std::string head = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: build
+    steps:
+      - {name: work, run: echo "$LADLE_RUN" >> "$OUT/ran"}
+)Y")}},
+                            "pipeline");
+  ServerOptions o;
+  o.workers = 2;
+  Start(o);
+  WaitRun(WaitRunOfCommit(head), {"success"});
+  std::vector<int64_t> ids;
+  for (int round = 0; round < 4; ++round) {
+    const std::string b = Commit({{"b.txt", std::to_string(round)}}, "b");
+    const std::string c = Commit({{"c.txt", std::to_string(round)}}, "c");
+    int64_t rb = 0;
+    std::thread older([&] { rb = PushRun("main", head, b); });
+    int64_t rc = PushRun("main", b, c);
+    older.join();
+    ASSERT_NE(0, rb);
+    ASSERT_NE(0, rc);
+    ids.push_back(rb);
+    ids.push_back(rc);
+    head = c;
+    for (int64_t id : {rb, rc}) WaitRun(id, {"success", "failed", "superseded"});
+  }
+  std::this_thread::sleep_for(300ms);
+  std::set<std::string> ran;
+  for (const std::string& id : Lines(ReadFile(out_ / "ran"))) ran.insert(id);
+  const std::string log = ReadFile(root_ / "server.log");
+  for (int64_t id : ids) {
+    json run = Run(id);
+    const bool did_run = ran.count(std::to_string(id)) > 0;
+    const bool announced = log.find("run " + std::to_string(id) + " superseded by run") != std::string::npos;
+    EXPECT_FALSE(announced && did_run) << "run " << id << " was superseded, yet it ran: " << run.dump(1);
+    if (run["status"] == "superseded") {
+      EXPECT_FALSE(did_run) << "run " << id << " is superseded, yet it ran: " << run.dump(1);
+      EXPECT_TRUE(run["started_at"].is_null()) << run.dump(1);
+    } else {
+      EXPECT_EQ("success", run["status"]) << run.dump(1);
+      EXPECT_TRUE(did_run) << run.dump(1);
+    }
+  }
+}
+
 TEST_F(ServeTest, ServeOneDeploymentPerEnvironmentAtATime) {
   Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
@@ -778,6 +850,41 @@ stages:
   EXPECT_EQ(2, Ladle({"approve", sid, "production"}).code);
 }
 
+// A stage waiting for approval runs nothing: restarting the server (an
+// upgrade) must not lose it.
+TEST_F(ServeTest, ServeApprovalSurvivesARestart) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: echo "$LADLE_RUN" >> "$OUT/builds"}
+  - name: production
+    environment: production
+    approval: manual
+    steps:
+      - {name: deploy, run: echo "$LADLE_RUN" > "$OUT/deployed"}
+)Y")}},
+                               "pipeline");
+  Start({});
+  int64_t id = WaitRunOfCommit(a);
+  ASSERT_EQ("waiting", WaitRun(id, {"waiting", "success", "failed"})["status"]);
+  const pid_t pid = ServerPid();
+  ::kill(pid, SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return ::kill(pid, 0) != 0; }, 15s));
+  EXPECT_EQ(0, server_->Wait().code);
+  server_.reset();
+  Start({});
+  json run = Run(id);
+  EXPECT_EQ("waiting", run["status"]) << run.dump(1);
+  Result r = Ladle({"approve", std::to_string(id), "production"});
+  ASSERT_EQ(0, r.code) << r.all();
+  run = WaitRun(id, {"success", "failed", "waiting", "cancelled", "interrupted"});
+  EXPECT_EQ("success", run["status"]) << run.dump(1);
+  EXPECT_EQ(std::to_string(id), Trim(ReadFile(out_ / "deployed")));
+  EXPECT_EQ(1u, Lines(ReadFile(out_ / "builds")).size());
+}
+
 // ---- toggles ----
 
 const char* kTogglesPipeline = R"Y(name: app
@@ -927,7 +1034,8 @@ TEST_F(ServeTest, ServeKill9RequeuesTheInterruptedRunAndFindsWhatWasPushedMeanwh
   Git({"switch", "-q", "main"});
 
   Start(o);
-  json run = WaitRun(id, {"success", "failed", "interrupted", "cancelled"});
+  // (interrupted for a moment at the restart, then queued again)
+  json run = WaitRun(id, {"success", "failed", "cancelled"});
   EXPECT_EQ("success", run["status"]) << run.dump(1);
   EXPECT_EQ("requeue", run["trigger"]);
   EXPECT_NE(std::string::npos,
@@ -941,6 +1049,13 @@ TEST_F(ServeTest, ServeKill9RequeuesTheInterruptedRunAndFindsWhatWasPushedMeanwh
   EXPECT_EQ("hotfix", hrun["branch"]);
   std::vector<std::string> starts = Lines(ReadFile(out_ / "starts"));
   EXPECT_EQ(2, std::count(starts.begin(), starts.end(), a));
+  // The first attempt's processes, orphaned by the kill -9, were ended at the
+  // restart: they must not go on beside the second attempt.
+  const std::string workspace = "LADLE_WORKSPACE=" + (data_ / "workspaces" / std::to_string(id)).string();
+  std::vector<pid_t> left;
+  WaitFor([&] { return (left = ProcessesWithEnv(workspace)).empty(); }, 5s);
+  EXPECT_TRUE(left.empty()) << left.size() << " process(es) of run " << id
+                            << "'s first attempt still run after the restart";
 }
 
 TEST_F(ServeTest, ServeKill9WithoutRequeueLeavesTheRunInterrupted) {
@@ -959,6 +1074,10 @@ TEST_F(ServeTest, ServeKill9WithoutRequeueLeavesTheRunInterrupted) {
   EXPECT_EQ("interrupted", Run(id)["status"]);
   EXPECT_EQ(1u, Lines(ReadFile(out_ / "starts")).size());
   EXPECT_EQ(1u, Runs().size());
+  const std::string workspace = "LADLE_WORKSPACE=" + (data_ / "workspaces" / std::to_string(id)).string();
+  std::vector<pid_t> left;
+  WaitFor([&] { return (left = ProcessesWithEnv(workspace)).empty(); }, 5s);
+  EXPECT_TRUE(left.empty()) << left.size() << " process(es) of interrupted run " << id << " still run";
 }
 
 TEST_F(ServeTest, ServeSigtermDrainsRunningRunsWithinTheGrace) {
@@ -983,11 +1102,15 @@ stages:
   ASSERT_TRUE(WaitFile(out_ / "polite"));
   ASSERT_TRUE(WaitFile(out_ / "stubborn"));
   const auto start = Clock::now();
-  ::kill(ServerPid(), SIGTERM);
-  // The stubborn step ignores TERM: KILL after its grace (5 s).
-  bool exited = server_->Pump(nullptr, Clock::now() + 15s);
+  const pid_t pid = ServerPid();
+  ::kill(pid, SIGTERM);
+  // The stubborn step ignores TERM: KILL after its grace (5 s). (Not Pump:
+  // it would end the leftovers itself.)
+  bool exited = WaitFor([&] { return ::kill(pid, 0) != 0; }, 15s);
   const auto took = Clock::now() - start;
   ASSERT_TRUE(exited) << "ladle serve still runs 15 s after SIGTERM";
+  const std::string workspace = "LADLE_WORKSPACE=" + (data_ / "workspaces" / std::to_string(id)).string();
+  EXPECT_TRUE(ProcessesWithEnv(workspace).empty()) << "the server left its steps running";
   ladle::env::ExitStatus status = server_->Wait();
   server_.reset();
   EXPECT_EQ(0, status.signal);
@@ -1004,23 +1127,3 @@ stages:
 
 }  // namespace
 
-namespace {
-TEST_F(ServeTest, ServeZzRaceExperiment) {
-  const std::string a = Commit({{"ladle.yml", Pipeline(kQuickPipeline)}}, "pipeline");
-  ServerOptions o;
-  o.workers = 2;
-  Start(o);
-  WaitRun(WaitRunOfCommit(a), {"success"});
-  const std::string b = Commit({{"b.txt", "b"}}, "b");
-  const std::string c = Commit({{"c.txt", "c"}}, "c");
-  int64_t rb = PushRun("main", a, b);
-  int64_t rc = PushRun("main", b, c);
-  json jc = WaitRun(rc, {"success", "failed"});
-  std::this_thread::sleep_for(1s);
-  json jb = Run(rb);
-  std::fprintf(stderr, "B: %s %s\nC: %s\nbuilt:\n%s\n", jb["status"].dump().c_str(), jb.value("message", "").c_str(),
-               jc["status"].dump().c_str(), ReadFile(out_ / "built").c_str());
-  for (const std::string& l : Lines(ReadFile(root_ / "server.log")))
-    if (l.find("superseded") != std::string::npos || l.find("started") != std::string::npos || l.find("queued") != std::string::npos) std::fprintf(stderr, "%s\n", l.c_str());
-}
-}  // namespace

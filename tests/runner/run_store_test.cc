@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -514,35 +515,53 @@ TEST_F(RunStoreQueueTest, EnqueueRecordsAQueuedRunOwnedByThisProcess) {
 }
 
 TEST_F(RunStoreQueueTest, EnqueueSupersedesOlderQueuedRunsOfTheSameRepoAndBranch) {
-  const int64_t old1 = Enqueue(Queued("webshop", "main", "a1"));
-  const int64_t old2 = Enqueue(Queued("webshop", "main", "a2"));
-  const int64_t other_branch = Enqueue(Queued("webshop", "dev", "b1"));
-  const int64_t other_repo = Enqueue(Queued("api", "main", "c1"));
+  // Runs that must survive: a rollback and a resuming run of the same
+  // branch, other branches and repos, a running run.
   RunRecord rollback = Queued("webshop", "main", "r1");
   rollback.trigger = "rollback";
   rollback.rollback_environment = "production";
   const int64_t rollback_id = Enqueue(rollback);
-  RunRecord resuming = Queued("webshop", "main", "z1");
-  resuming.resume_stage = "production";
-  const int64_t resuming_id = Enqueue(resuming);
-  RunRecord running = SampleRun();  // running, same repo and branch
+  RunRecord resuming = SampleRun();  // as RequeueRun leaves an approved run
+  resuming.status = kQueued;
+  resuming.resume_stage = "deploy";
+  ASSERT_TRUE(store_->CreateRun(&resuming).ok());
+  const int64_t other_branch = Enqueue(Queued("webshop", "dev", "b1"));
+  const int64_t other_repo = Enqueue(Queued("api", "main", "c1"));
+  RunRecord running = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&running).ok());
-
+  // Two queued runs of webshop/main (one left over from before).
+  RunRecord leftover = SampleRun();
+  leftover.status = kQueued;
+  leftover.stages.clear();
+  ASSERT_TRUE(store_->CreateRun(&leftover).ok());
   std::vector<int64_t> superseded;
+  const int64_t old_id = Enqueue(Queued("webshop", "main", "a1"), &superseded);
+  EXPECT_EQ(std::vector<int64_t>{leftover.id}, superseded);
+  // And one more queued behind it, as a crashed server may leave.
+  RunRecord leftover2 = SampleRun();
+  leftover2.status = kQueued;
+  leftover2.stages.clear();
+  ASSERT_TRUE(store_->CreateRun(&leftover2).ok());
+
   const int64_t newest = Enqueue(Queued("webshop", "main", "a3"), &superseded);
-  EXPECT_EQ((std::vector<int64_t>{old1, old2}), superseded);
-  for (int64_t id : {old1, old2}) {
+  std::sort(superseded.begin(), superseded.end());  // in no promised order
+  EXPECT_EQ((std::vector<int64_t>{old_id, leftover2.id}), superseded);
+  for (int64_t id : {leftover.id, old_id, leftover2.id}) {
     RunRecord got = Get(id);
     EXPECT_EQ(kSuperseded, got.status) << id;
     EXPECT_FALSE(got.finished_at.empty()) << id;
-    EXPECT_NE(std::string::npos, got.message.find("superseded by run " + std::to_string(newest)))
-        << got.message;
   }
-  for (int64_t id : {other_branch, other_repo, rollback_id, resuming_id, newest})
+  EXPECT_NE(std::string::npos,
+            Get(old_id).message.find("superseded by run " + std::to_string(newest)))
+      << Get(old_id).message;
+  EXPECT_NE(std::string::npos,
+            Get(leftover.id).message.find("superseded by run " + std::to_string(old_id)))
+      << Get(leftover.id).message;
+  for (int64_t id : {other_branch, other_repo, rollback_id, resuming.id, newest})
     EXPECT_EQ(kQueued, Get(id).status) << id;
   EXPECT_EQ(kRunning, Get(running.id).status);
 
-  // A rollback supersedes nothing either.
+  // A rollback supersedes nothing.
   RunRecord rollback2 = Queued("webshop", "main", "r2");
   rollback2.rollback_environment = "production";
   Enqueue(rollback2, &superseded);
