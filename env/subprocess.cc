@@ -231,24 +231,27 @@ int PidfdSendSignal(int pidfd, int signal) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
 }
 
+}  // namespace
+
 // The pidfd pins the process: if the pid was reused after the first look,
 // the second look (made after pinning) sees the newcomer's environment.
-void SignalProcessesWith(const std::string& marker, int signal) {
+int SignalProcessesWith(const std::string& marker, int signal) {
   std::string text;
+  int signalled = 0;
   ForEachProcess([&](pid_t pid) {
     if (!ReadEnviron(pid, &text) || !HasEntry(text, marker)) return true;
     int pidfd = PidfdOpen(pid);
     if (pidfd < 0) {
-      if (errno == ENOSYS) ::kill(pid, signal);  // kernel < 5.3: best effort
+      if (errno == ENOSYS && ::kill(pid, signal) == 0) ++signalled;  // kernel < 5.3: best effort
       return true;
     }
-    if (ReadEnviron(pid, &text) && HasEntry(text, marker)) PidfdSendSignal(pidfd, signal);
+    if (ReadEnviron(pid, &text) && HasEntry(text, marker) && PidfdSendSignal(pidfd, signal) == 0)
+      ++signalled;
     ::close(pidfd);
     return true;
   });
+  return signalled;
 }
-
-}  // namespace
 
 // --- Subprocess -----------------------------------------------------------
 

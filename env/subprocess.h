@@ -125,6 +125,12 @@ struct CommandResult {
   std::string err;
 };
 
+// Sends `signal` to every process (but this one) whose environment has an
+// entry starting with `marker` ("NAME=", or "NAME=VALUE\0" for an exact
+// entry); returns how many. Each is pinned with a pidfd before it is
+// signalled, so a reused pid is not hit.
+int SignalProcessesWith(const std::string& marker, int signal);
+
 // The most RunCommand keeps of each of stdout and stderr.
 constexpr size_t kMaxCommandOutput = 64u << 20;
 

@@ -16,6 +16,7 @@
 
 #include "core/time_util.h"
 #include "env/docker_engine.h"
+#include "env/subprocess.h"
 #include "runner/backend.h"
 #include "runner/executor.h"
 #include "runner/pipeline.h"
@@ -80,20 +81,8 @@ void EndBeforeStart(RunStore* store, RunsApi* api, RunRecord* run, const std::st
 // beside the run's next attempt, or hold a deployment past its lock. Returns
 // how many processes it killed.
 int KillLeftoverSteps(const std::string& workspace) {
-  const std::string entry = "LADLE_WORKSPACE=" + workspace;
-  int killed = 0;
-  std::error_code ec;
-  for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string pid = it->path().filename().string();
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(it->path() / "environ", std::ios::binary);
-    for (std::string var; std::getline(in, var, '\0');) {
-      if (var != entry) continue;
-      if (::kill(std::stoi(pid), SIGKILL) == 0) ++killed;
-      break;
-    }
-  }
-  return killed;
+  // The whole entry with its NUL, so ".../workspaces/1" does not match "/12".
+  return env::SignalProcessesWith("LADLE_WORKSPACE=" + workspace + std::string(1, '\0'), SIGKILL);
 }
 
 bool BranchWatched(const std::vector<std::string>& globs, const std::string& branch) {
@@ -177,11 +166,12 @@ Status Server::Start() {
     spdlog::debug("{} {} {} {} {:.3f} ms", l.remote, l.method, l.path, l.status,
                   std::chrono::duration<double, std::milli>(l.duration).count());
   };
+  // Before listening: nobody sees a dead server's runs as running.
+  Recover();
   http_ = std::make_unique<HttpServer>(router_, options);
   s = http_->Start();
   if (!s.ok()) return Status::Unavailable("listen on " + config_.listen + ": " + s.message());
 
-  Recover();
   const int workers = std::max(1, config_.workers);
   for (int i = 0; i < workers; ++i) workers_.emplace_back(&Server::WorkerLoop, this);
   poller_ = std::thread(&Server::PollLoop, this);
@@ -257,8 +247,8 @@ Status Server::OfferCommit(const RepositoryConfig& config, const std::string& br
   }
   std::string text;
   s = repo->mirror->ReadFile(commit, config.pipeline, &text, branch);
-  if (s.code() == Code::kNotFound) {
-    *why = "commit " + commit.substr(0, 12) + " has no " + config.pipeline;
+  if (s.code() == Code::kNotFound) {  // no such file, or no such commit
+    *why = s.message();
     return Status::OK();
   }
   if (!s.ok()) return s;
@@ -570,6 +560,9 @@ Status Server::Rollback(const std::string& environment, int64_t to_run, const st
   std::vector<DeploymentRecord> history;
   Status s = store_->ListDeployments(environment, 0, 0, &history);
   if (!s.ok()) return s;
+  // Newest first. The target is the deployment before the current one, as in
+  // GitLab: the newest good deployment of another commit, a rollback's too
+  // (after A, B, rollback to A, C: A; after A, B, rollback to A: B again).
   const DeploymentRecord* current = nullptr;
   const DeploymentRecord* target = nullptr;
   for (const DeploymentRecord& d : history) {
@@ -583,7 +576,7 @@ Status Server::Rollback(const std::string& environment, int64_t to_run, const st
     }
     if (current == nullptr) {
       current = &d;
-    } else if (!d.rollback && d.commit != current->commit) {
+    } else if (d.commit != current->commit) {
       target = &d;
       break;
     }
@@ -613,6 +606,10 @@ Status Server::Rollback(const std::string& environment, int64_t to_run, const st
   run.trigger = "rollback";
   run.rollback_environment = environment;
   run.source_run = target->run_id;
+  RunRecord redeploy;  // a rollback's own artifacts are those of the run it repeated
+  if (target->rollback && store_->GetRun(target->run_id, &redeploy).ok() &&
+      redeploy.source_run != 0)
+    run.source_run = redeploy.source_run;
   RunRecord source;
   if (store_->GetRun(target->run_id, &source).ok()) {
     run.pipeline = source.pipeline;
