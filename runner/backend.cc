@@ -6,13 +6,6 @@
 namespace ladle::runner {
 namespace {
 
-// The first step without an image ("stage/step"), or "" when all have one.
-std::string StepWithoutImage(const Pipeline& pipeline) {
-  for (const Stage& stage : pipeline.stages)
-    for (const Step& step : stage.steps)
-      if (step.image.empty()) return stage.name + "/" + step.name;
-  return "";
-}
 
 // A run is live while its owner (pid and start time) is: its containers stay.
 bool RunIsLive(RunStore* store, int64_t id) {
@@ -23,6 +16,16 @@ bool RunIsLive(RunStore* store, int64_t id) {
 }
 
 }  // namespace
+
+std::string StepWithoutImage(const Pipeline& pipeline) {
+  for (const Stage& stage : pipeline.stages) {
+    for (const Step& step : stage.steps)
+      if (step.image.empty()) return stage.name + "/" + step.name;
+    // A rollout's checks run in the pipeline's image (executor.cc, Plan).
+    if (stage.rollout && pipeline.image.empty()) return stage.name + "/check";
+  }
+  return "";
+}
 
 Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std::string& data_dir,
                   RunStore* store, std::unique_ptr<env::Engine>* engine,

@@ -27,6 +27,9 @@ Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std
                   RunStore* store, std::unique_ptr<env::Engine>* engine,
                   std::vector<std::string>* notes);
 
+// The first step without an image ("stage/step"), or "" when all have one.
+std::string StepWithoutImage(const Pipeline& pipeline);
+
 // Removes the containers that runs of this data dir left when they ended
 // (their owner gone); kept containers stay. What it did goes to *notes.
 void CleanupStaleContainers(env::DockerEngine* docker, RunStore* store,

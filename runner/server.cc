@@ -211,6 +211,10 @@ void Server::Recover() {
       std::vector<std::string> notes;
       CleanupStaleContainers(docker.get(), store_.get(), &notes);
       for (const std::string& note : notes) spdlog::info("{}", note);
+      docker->SetNoteCallback([](const std::string& line) { spdlog::info("docker: {}", line); });
+      spdlog::info("backend: docker ({}) for pipelines whose steps all have an image{}",
+                   docker->Describe(), config_.backend.empty() ? ", else local" : "");
+      docker_ = std::move(docker);
     }
   }
   std::vector<RunRecord> queued;
@@ -344,15 +348,23 @@ void Server::Execute(RunRecord run) {
     return EndBeforeStart(store_.get(), runs_api_.get(), &run, kFailed, message);
   }
   pipeline.file = repo->config->pipeline;  // as the repository names it, not the workspace path
-  std::unique_ptr<env::Engine> engine;
-  std::vector<std::string> notes;
-  s = PickEngine(config_.backend, pipeline, config_.data, store_.get(), &engine, &notes);
-  if (!s.ok())
-    return EndBeforeStart(store_.get(), runs_api_.get(), &run, kFailed, s.message());
-  for (const std::string& note : notes) spdlog::info("run {}: {}", run.id, note);
+  // The daemon connection opened at start serves every run (its start-up
+  // cleanup is done); PickEngine decides, and says why, for the others.
+  env::Engine* engine = nullptr;
+  std::unique_ptr<env::Engine> own_engine;
+  if (docker_ != nullptr && StepWithoutImage(pipeline).empty()) {
+    engine = docker_.get();
+  } else {
+    std::vector<std::string> notes;
+    s = PickEngine(config_.backend, pipeline, config_.data, store_.get(), &own_engine, &notes);
+    if (!s.ok())
+      return EndBeforeStart(store_.get(), runs_api_.get(), &run, kFailed, s.message());
+    for (const std::string& note : notes) spdlog::info("run {}: {}", run.id, note);
+    engine = own_engine.get();
+  }
 
   Observer observer(runs_api_.get());
-  Executor executor(pipeline, store_.get(), engine.get(), &observer);
+  Executor executor(pipeline, store_.get(), engine, &observer);
   // OfferCommit supersedes queued runs under the repository's lock: holding
   // it from this check until the executor has marked the run running means a
   // run superseded (or cancelled) while its workspace was prepared is never

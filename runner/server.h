@@ -38,6 +38,10 @@
 #include "toggles/store.h"
 #include "toggles/tokens.h"
 
+namespace ladle::env {
+class DockerEngine;
+}
+
 namespace ladle::runner {
 
 class Executor;
@@ -105,6 +109,7 @@ class Server : public RunControl {
   std::unique_ptr<toggles::ToggleStore> toggles_;
   std::unique_ptr<toggles::TokenStore> tokens_;
   std::unique_ptr<ToggleOps> toggle_ops_;
+  std::unique_ptr<env::DockerEngine> docker_;  // opened at start when a daemon answers
   std::map<std::string, std::unique_ptr<Repo>> repos_;
 
   MetricsRegistry metrics_;
