@@ -157,7 +157,7 @@ stages:
         run: 'true'
         volumes: ['$marks:/marks']
         network: none"
-  sed -i 's|run: .true.|run: touch /marks/$LADLE_COMMIT|' "$work/drepo/ladle.yml"
+  sed -i 's|run: .true.|run: date > /marks/$LADLE_COMMIT|' "$work/drepo/ladle.yml"
   git -C "$work/drepo" -c user.email=b@b -c user.name=b commit -qam docker
   sed -e 's/backend: local/backend: docker/' -e "s|url: $work/repo, poll: 1s|url: $work/drepo, webhook_secret_env: HOOK_SECRET|" \
       -e "s|data: $work/data|data: $work/ddata|" "$work/server.yml" > "$work/dserver.yml"
