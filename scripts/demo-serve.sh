@@ -95,4 +95,6 @@ say "deployments"
 say "production runs commit $(cut -c1-8 /tmp/ladle-demo/production/REVISION): $(/tmp/ladle-demo/production/app demo)"
 say "the toggles, as the production stage synced them: new ones are off (shipped dark)"
 LADLE_SERVER=$server "$ladle" --data "$data" toggles list
-say "turn one on when you are ready: LADLE_SERVER=$server ladle --data $data toggles on new-checkout"
+say "the server stops with this script; to go on by hand:"
+echo "  $ladle serve --config $base/server.yml &"
+echo "  LADLE_SERVER=$server $ladle --data $data toggles on new-checkout   # when you are ready"
