@@ -29,20 +29,20 @@ std::string StepWithoutImage(const Pipeline& pipeline) {
 
 Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std::string& data_dir,
                   RunStore* store, std::unique_ptr<env::Engine>* engine,
-                  std::vector<std::string>* notes) {
+                  std::vector<std::string>* notes, const std::string& setting) {
   auto use_local = [&](const std::string& why) {
     *engine = std::make_unique<env::LocalEngine>();
     notes->push_back("backend: local (" + why + ")");
     return Status::OK();
   };
-  if (wanted == "local") return use_local("--backend local");
+  if (wanted == "local") return use_local(setting + " local");
   if (!wanted.empty() && wanted != "docker")
-    return Status::Invalid("--backend '" + wanted + "': expected docker or local");
+    return Status::Invalid(setting + " '" + wanted + "': expected docker or local");
   const bool asked = wanted == "docker";
   std::string imageless = StepWithoutImage(pipeline);
   if (!imageless.empty()) {
     if (!asked) return use_local("step " + imageless + " has no image");
-    return Status::Invalid("--backend docker: step " + imageless +
+    return Status::Invalid(setting + " docker: step " + imageless +
                            " has no image (set image: on the step, its stage or the pipeline)");
   }
   env::DockerEngineOptions options;

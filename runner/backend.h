@@ -22,10 +22,11 @@ namespace ladle::runner {
 // removes the containers that ended runs of this data dir left (kept ones
 // stay). The lines for the person (which backend and why, cleanup) go to
 // *notes. Invalid for an unknown `wanted` or docker asked for a step
-// without an image; the daemon's error when docker was asked for.
+// without an image; the daemon's error when docker was asked for. `setting`
+// names where `wanted` came from in messages ("--backend", "backend:").
 Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std::string& data_dir,
                   RunStore* store, std::unique_ptr<env::Engine>* engine,
-                  std::vector<std::string>* notes);
+                  std::vector<std::string>* notes, const std::string& setting = "--backend");
 
 // The first step without an image ("stage/step"), or "" when all have one.
 std::string StepWithoutImage(const Pipeline& pipeline);

@@ -356,7 +356,8 @@ void Server::Execute(RunRecord run) {
     engine = docker_.get();
   } else {
     std::vector<std::string> notes;
-    s = PickEngine(config_.backend, pipeline, config_.data, store_.get(), &own_engine, &notes);
+    s = PickEngine(config_.backend, pipeline, config_.data, store_.get(), &own_engine, &notes,
+                   "backend (" + config_.file + "):");
     if (!s.ok())
       return EndBeforeStart(store_.get(), runs_api_.get(), &run, kFailed, s.message());
     for (const std::string& note : notes) spdlog::info("run {}: {}", run.id, note);
