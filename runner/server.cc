@@ -162,6 +162,10 @@ Status Server::Start() {
   s = ParseListenAddress(config_.listen, &options.host, &options.port);
   if (!s.ok()) return Status::Invalid("listen: " + s.message());
   options.metrics = &metrics_;
+  // A push webhook may wait for a fetch of a remote repository on its io
+  // thread (the 202 carries the queued run ids): two more threads keep
+  // OFREP and the API answering meanwhile.
+  options.threads = 4;
   options.on_request = [](const HttpRequestLog& l) {
     spdlog::debug("{} {} {} {} {:.3f} ms", l.remote, l.method, l.path, l.status,
                   std::chrono::duration<double, std::milli>(l.duration).count());
