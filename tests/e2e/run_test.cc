@@ -2,6 +2,9 @@
 // real pipelines in temp dirs, the local backend, real SQLite.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -363,6 +366,52 @@ TEST_F(RunTest, RunsListsNewestFirstAsJson) {
   EXPECT_EQ(1, runs[1]["id"]);
   EXPECT_NE(std::string::npos, Ladle({"runs"}).out.find("success"));
   EXPECT_EQ(2, Ladle({"show", "99"}).code);
+}
+
+TEST_F(RunTest, PruneDeletesFinishedRunsWithTheirLogs) {
+  Write("ladle.yml", "name: old\nstages:\n  - name: s\n    steps: [{name: a, run: 'echo hi'}]\n");
+  ASSERT_EQ(0, Ladle({"run"}).code);
+  ASSERT_TRUE(fs::exists(data_ / "logs" / "1"));
+  Result r = Ladle({"prune", "--older-than", "1h"});
+  ASSERT_EQ(0, r.code) << r.all();
+  EXPECT_EQ("pruned 0 run(s) that finished more than 1h ago\n", r.out);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  r = Ladle({"prune", "--older-than", "1s"});
+  ASSERT_EQ(0, r.code) << r.all();
+  EXPECT_EQ("pruned 1 run(s) that finished more than 1s ago\n", r.out);
+  EXPECT_FALSE(fs::exists(data_ / "logs" / "1"));
+  EXPECT_FALSE(fs::exists(data_ / "workspaces" / "1"));
+  EXPECT_EQ(2, Ladle({"show", "1"}).code);
+  r = Ladle({"prune", "--older-than", "soon"});
+  EXPECT_EQ(2, r.code);
+  EXPECT_NE(std::string::npos, r.err.find("--older-than 'soon'")) << r.err;
+}
+
+// SPEC 7: without $LADLE_SERVER the sync goes straight into the data dir's
+// store, and the run says so; the new toggle is off, an existing one is left.
+TEST_F(RunTest, TogglesSyncGoesToTheDataDirStoreWithoutAServer) {
+  Write("toggles.yml", "- {key: dark-one, type: release, description: shipped dark}\n");
+  Write("ladle.yml", R"(name: dark
+stages:
+  - name: production
+    environment: production
+    toggles: toggles.yml
+    steps: [{name: deploy, run: 'true'}]
+)");
+  Result r = Ladle({"run"}, {"LADLE_SERVER="});
+  ASSERT_EQ(0, r.code) << r.all();
+  EXPECT_NE(std::string::npos, r.all().find("toggles: the toggle store in")) << r.all();
+  EXPECT_NE(std::string::npos, r.all().find("1 created (off)")) << r.all();
+  EXPECT_TRUE(fs::exists(data_ / "toggles.db"));
+  r = Ladle({"--json", "deployments"});
+  ASSERT_EQ(0, r.code) << r.all();
+  json d = json::parse(r.out, nullptr, false)["deployments"];
+  ASSERT_EQ(1u, d.size()) << r.out;
+  EXPECT_EQ("production", d[0]["environment"]);
+  EXPECT_EQ("success", d[0]["status"]);
+  r = Ladle({"run"}, {"LADLE_SERVER="});
+  ASSERT_EQ(0, r.code) << r.all();
+  EXPECT_NE(std::string::npos, r.all().find("0 created (off), 0 updated, 1 unchanged")) << r.all();
 }
 
 }  // namespace
