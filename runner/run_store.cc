@@ -136,6 +136,18 @@ void ReadRun(const Statement& st, RunRecord* run) {
   run->source_run = st.ColumnInt64(17);
 }
 
+// Every row of a prepared SELECT of kRunColumns, in order.
+Status ReadRuns(Statement* st, std::vector<RunRecord>* runs) {
+  runs->clear();
+  bool row = false;
+  Status s;
+  while ((s = st->Step(&row)).ok() && row) {
+    runs->emplace_back();
+    ReadRun(*st, &runs->back());
+  }
+  return s;
+}
+
 Status InsertStage(Database* db, int64_t run_id, int ordinal, const StageRecord& stage) {
   return Exec(db,
               "INSERT INTO stages (run_id, name, ordinal, status, environment, tests_total,"
@@ -466,13 +478,7 @@ Status RunStore::ListRuns(const RunFilter& filter, std::vector<RunRecord>* runs)
   if (s.ok() && !filter.status.empty()) s = st.Bind(":status", filter.status);
   if (s.ok() && filter.before > 0) s = st.Bind(":before", filter.before);
   if (s.ok()) s = st.Bind(":limit", filter.limit > 0 ? filter.limit : -1);
-  runs->clear();
-  bool row = false;
-  while (s.ok() && (s = st.Step(&row)).ok() && row) {
-    runs->emplace_back();
-    ReadRun(st, &runs->back());
-  }
-  return s;
+  return s.ok() ? ReadRuns(&st, runs) : s;
 }
 
 Status RunStore::FindLastSuccessfulStep(const std::string& file, const std::string& stage,
@@ -583,13 +589,7 @@ Status RunStore::ListQueued(std::vector<RunRecord>* runs) {
   Statement st;
   Status s = db_->Prepare(
       std::string("SELECT ") + kRunColumns + " FROM runs WHERE status = 'queued' ORDER BY id", &st);
-  runs->clear();
-  bool row = false;
-  while (s.ok() && (s = st.Step(&row)).ok() && row) {
-    runs->emplace_back();
-    ReadRun(st, &runs->back());
-  }
-  return s;
+  return s.ok() ? ReadRuns(&st, runs) : s;
 }
 
 Status RunStore::StartRun(RunRecord* run) {
