@@ -1,0 +1,124 @@
+// `ladle serve` on the docker backend: a commit's steps run in containers,
+// and after a kill -9 the next start removes the containers the dead
+// server's run left (issue 5, restart safety). The real binary, a git
+// repository in a temp dir, the real daemon and the test image.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/docker/docker_test_util.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace ladle::docker_test {
+namespace {
+
+class DockerServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = root_.path() / "repo";
+    data_ = (root_.path() / "data").string();
+    LADLE_REQUIRE_DOCKER();
+    daemon_ = true;
+    port_ = 30000 + static_cast<int>(::getpid() % 20000);
+  }
+  void TearDown() override {
+    for (auto& server : servers_) ::kill(server->pid(), SIGKILL);
+    if (!daemon_) return;
+    for (const std::string& name : ContainersOf(data_)) Docker({"rm", "-f", name});
+  }
+
+  void Repository(const std::string& steps) {
+    WriteFile(repo_ / "ladle.yml", "name: served\nimage: " + std::string(kTestImage) +
+                                       "\nstages:\n  - name: s\n    network: none\n    steps:\n" +
+                                       steps);
+    CommandOutput r = docker_test::Run({"sh", "-c",
+                           "git init -q -b main && git add -A && "
+                           "git -c user.email=t@t -c user.name=t commit -qm one"},
+                          repo_.string());
+    ASSERT_EQ(0, r.code) << r.err;
+    WriteFile(root_.path() / "server.yml",
+              "listen: 127.0.0.1:" + std::to_string(port_) + "\ndata: " + data_ +
+                  "\nbackend: docker\nrepositories:\n  - {name: app, url: " + repo_.string() +
+                  "}\n");
+  }
+  // Starts `ladle serve` (env::Subprocess: its tree is ended with the
+  // object); its pid.
+  int StartServer() {
+    env::LaunchSpec spec;
+    spec.exe = "/bin/sh";
+    const std::string log = (root_.path() / "serve.log").string();
+    spec.args = {"-c", "exec \"$0\" \"$@\" >>'" + log + "' 2>&1", LADLE_BINARY, "serve",
+                 "--config", (root_.path() / "server.yml").string()};
+    spec.cwd = root_.str();
+    std::unique_ptr<env::Subprocess> server;
+    Status s = env::Subprocess::Start(spec, &server);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (!s.ok()) return -1;
+    servers_.push_back(std::move(server));
+    return servers_.back()->pid();
+  }
+  json Show(int run) {
+    CommandOutput r = docker_test::Run({LADLE_BINARY, "--data", data_, "--json", "show", std::to_string(run)});
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_object() ? j : json::object();  // not recorded yet
+  }
+  // Polls `done` every 100 ms for up to `seconds`.
+  static bool WaitFor(const std::function<bool()>& done, int seconds) {
+    for (int i = 0; i < seconds * 10; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return done();
+  }
+  std::string ServerLog() { return ReadFile(root_.path() / "serve.log"); }
+
+  TempDir root_;
+  fs::path repo_;
+  std::string data_;
+  int port_ = 0;
+  bool daemon_ = false;
+  std::vector<std::unique_ptr<env::Subprocess>> servers_;  // ended with the test
+};
+
+TEST_F(DockerServeTest, CommitRunsInContainersAndLeavesNone) {
+  Repository("      - {name: a, run: 'echo in-a-container; test -d /workspace/.git'}\n");
+  int pid = StartServer();
+  ASSERT_TRUE(WaitFor([&] { return Show(1).value("status", "") == "success"; }, 60))
+      << Show(1).dump() << ServerLog();
+  EXPECT_NE(std::string::npos,
+            ReadFile(fs::path(data_) / "logs" / "1" / "s" / "a.log").find("in-a-container"));
+  EXPECT_TRUE(ContainersOf(data_).empty());
+  ::kill(pid, SIGTERM);
+}
+
+TEST_F(DockerServeTest, RestartAfterKill9RemovesTheDeadRunsContainers) {
+  Repository("      - {name: a, run: 'echo started; sleep 1031'}\n");
+  int pid = StartServer();
+  ASSERT_TRUE(WaitFor([&] { return !ContainersOf(data_).empty(); }, 60)) << ServerLog();
+  ASSERT_TRUE(WaitFor([&] { return Show(1).value("status", "") == "running"; }, 10));
+  ::kill(pid, SIGKILL);
+  servers_.back()->Wait();
+  EXPECT_FALSE(ContainersOf(data_).empty()) << "the daemon keeps a dead server's container";
+
+  pid = StartServer();
+  EXPECT_TRUE(WaitFor([&] { return ContainersOf(data_).empty(); }, 30)) << ServerLog();
+  json run = Show(1);
+  EXPECT_EQ("interrupted", run["status"]) << run.dump();
+  EXPECT_NE(std::string::npos, ServerLog().find("run 1 was left running by a ladle that is gone"))
+      << ServerLog();
+  ::kill(pid, SIGTERM);
+}
+
+}  // namespace
+}  // namespace ladle::docker_test
