@@ -18,6 +18,12 @@ std::string Lower(std::string text) {
   return text;
 }
 
+// SHA-1 or SHA-256 object name, lowercase or not.
+bool IsObjectId(const std::string& text) {
+  return (text.size() == 40 || text.size() == 64) &&
+         text.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+}
+
 bool AllZeros(const std::string& sha) {
   return !sha.empty() && sha.find_first_not_of('0') == std::string::npos;
 }
@@ -63,6 +69,11 @@ Status ParseBody(std::string_view body, PushEvent* e) {
   e->ref = j["ref"].get<std::string>();
   std::string after = j["after"].get<std::string>();
   e->deleted = AllZeros(after) || (j.contains("deleted") && j["deleted"].is_boolean() && j["deleted"].get<bool>());
+  // The commit goes to git's command line: only an object id may get there
+  // (one starting with '-' would be read as an option).
+  if (!e->deleted && !IsObjectId(after))
+    return Status::Invalid("body: 'after' is not a commit id (40 or 64 hex digits): '" +
+                           after.substr(0, 80) + "'");
   e->commit = e->deleted ? "" : after;
   const std::string heads = "refs/heads/";
   if (e->ref.compare(0, heads.size(), heads) == 0) e->branch = e->ref.substr(heads.size());

@@ -112,6 +112,14 @@ TEST(WebhookTest, MalformedBodiesAreInvalid) {
     Hook h{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
     EXPECT_EQ(Code::kInvalid, ParsePushHook(h.Lookup(), body, "k", &e).code()) << body;
   }
+  // Only an object id reaches git's command line.
+  for (std::string after : {"--upload-pack=touch /tmp/x", "main", "2222", "g222222222222222222222222222222222222222"}) {
+    std::string body = R"({"ref": "refs/heads/main", "after": ")" + after + R"("})";
+    Hook h{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+    Status s = ParsePushHook(h.Lookup(), body, "k", &e);
+    EXPECT_EQ(Code::kInvalid, s.code()) << after;
+    EXPECT_EQ("body: 'after' is not a commit id (40 or 64 hex digits): '" + after + "'", s.message());
+  }
   Hook none{{{"Content-Type", "application/json"}}};
   EXPECT_EQ(Code::kInvalid, ParsePushHook(none.Lookup(), kPush, "k", &e).code());
 }
