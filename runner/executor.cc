@@ -195,13 +195,6 @@ void Executor::Plan() {
   }
 }
 
-std::string Executor::SecretValue(const std::string& name) const {
-  for (const auto& [key, value] : options_.secrets)
-    if (key == name) return value;
-  const char* value = std::getenv(name.c_str());
-  return value ? value : "";
-}
-
 // The record of a new run, or of the queued run (options_.run_id) a worker
 // takes, with the stages before resume_stage as they were.
 Status Executor::BeginRun(RunRecord* run) {
@@ -252,7 +245,7 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
   options_ = options;
   Plan();
   for (const std::string& name : pipeline_.secrets) {
-    std::string value = SecretValue(name);
+    std::string value = SecretValue(options_.secrets, name);
     if (value.empty())
       Notify("warning: secret " + name + " is not set; steps see it empty");
     else
@@ -716,7 +709,7 @@ env::StepSpec Executor::MakeSpec(const Stage& stage, const Step& step, int attem
   spec.resources = step.resources;
   for (const auto* layer : {&pipeline_.env, &stage.env, &step.env})
     spec.env.insert(spec.env.end(), layer->begin(), layer->end());
-  for (const std::string& name : pipeline_.secrets) spec.env.emplace_back(name, SecretValue(name));
+  for (const std::string& name : pipeline_.secrets) spec.env.emplace_back(name, SecretValue(options_.secrets, name));
   spec.env.insert(spec.env.end(), options_.extra_env.begin(), options_.extra_env.end());
   spec.env.emplace_back("LADLE_RUN", run_id);
   spec.env.emplace_back("LADLE_STAGE", stage.name);

@@ -149,7 +149,6 @@ class Executor {
   bool AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd);
   void SyncToggles(const Stage& stage, StageContext* ctx);
   bool RunRolloutStage(const Stage& stage, StageContext* ctx, std::string* message);
-  std::string SecretValue(const std::string& name) const;
   std::string AuditNote(const Stage& stage) const;
 
   Pipeline pipeline_;                 // a copy: Plan() adapts it to the run

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -902,7 +903,6 @@ bool TakeDurationPart(std::string_view* text, long long* ms, int* rank) {
 
 // ---- Files ----------------------------------------------------------------
 
-bool IsError(const Diagnostic& d) { return !d.warning; }
 
 }  // namespace
 
@@ -942,21 +942,25 @@ bool ParsePipeline(std::string_view text, const std::string& filename, Pipeline*
   }
   YamlChecker checker(filename, diagnostics, kMaxVisits);
   PipelineReader(&checker).Read(*root, pipeline);
-  TidyDiagnostics(diagnostics, first);
-  return parsed && std::none_of(diagnostics->begin() + static_cast<std::ptrdiff_t>(first),
-                                diagnostics->end(), IsError);
+  return TidyDiagnostics(diagnostics, first) && parsed;
 }
 
 bool LoadPipeline(const std::string& path, Pipeline* pipeline,
                   std::vector<Diagnostic>* diagnostics) {
-  std::string text, error;
-  if (!ReadTextFile(path, kLimits.max_bytes, &text, &error)) {
+  std::string text;
+  if (!ReadFileForDiagnostics(path, kLimits.max_bytes, &text, diagnostics)) {
     *pipeline = Pipeline();
     pipeline->file = path;
-    diagnostics->push_back(Diagnostic{path, Location{}, false, error});
     return false;
   }
   return ParsePipeline(text, path, pipeline, diagnostics);
+}
+
+std::string SecretValue(const Vars& secrets, const std::string& name) {
+  for (const auto& [key, value] : secrets)
+    if (key == name) return value;
+  const char* value = std::getenv(name.c_str());
+  return value ? value : "";
 }
 
 bool ParseDuration(std::string_view text, std::chrono::milliseconds* out) {

@@ -101,6 +101,10 @@ bool LoadPipeline(const std::string& path, Pipeline* pipeline,
 bool ParsePipeline(std::string_view text, const std::string& filename,
                    Pipeline* pipeline, std::vector<Diagnostic>* diagnostics);
 
+// A secret's value: from `secrets` (the server's secrets file) when it is
+// there, else from the process environment, else "".
+std::string SecretValue(const Vars& secrets, const std::string& name);
+
 // Parses "90s", "10m", "1h", "1h30m", "500ms"; false when malformed.
 bool ParseDuration(std::string_view text, std::chrono::milliseconds* out);
 

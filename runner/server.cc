@@ -134,13 +134,6 @@ Status Server::Open(const ServerConfig& config, std::unique_ptr<Server>* out) {
 
 std::string Server::address() const { return http_ ? http_->address() : ""; }
 
-std::string Server::SecretValue(const std::string& name) const {
-  for (const auto& [key, value] : secrets_)
-    if (key == name) return value;
-  const char* value = std::getenv(name.c_str());
-  return value ? value : "";
-}
-
 Server::Repo* Server::FindRepo(const std::string& name) {
   auto it = repos_.find(name);
   return it == repos_.end() ? nullptr : it->second.get();
@@ -649,7 +642,7 @@ Status Server::Push(const std::string& name, const HeaderLookup& header, std::st
   if (repo == nullptr) return Status::NotFound("no repository '" + name + "' in " + config_.file);
   const std::string secret = repo->config->webhook_secret_env.empty()
                                  ? ""
-                                 : SecretValue(repo->config->webhook_secret_env);
+                                 : SecretValue(secrets_, repo->config->webhook_secret_env);
   PushEvent event;
   Status s = ParsePushHook(header, body, secret, &event);
   if (!s.ok()) {

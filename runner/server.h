@@ -100,7 +100,6 @@ class Server : public RunControl {
   Status PrepareWorkspace(Repo* repo, const RunRecord& run, std::string* workspace);
   void PollLoop();
   void PruneOld();
-  std::string SecretValue(const std::string& name) const;
 
   ServerConfig config_;
   Vars secrets_;

@@ -403,18 +403,15 @@ bool ParseServerConfig(std::string_view text, const std::string& filename, Serve
     checker.Warning(Location{1, 1},
                     "the file is empty: the server runs with the defaults and no repositories");
   }
-  TidyDiagnostics(diagnostics, first);
-  return parsed && std::none_of(diagnostics->begin() + static_cast<std::ptrdiff_t>(first),
-                                diagnostics->end(), [](const Diagnostic& d) { return !d.warning; });
+  return TidyDiagnostics(diagnostics, first) && parsed;
 }
 
 bool LoadServerConfig(const std::string& path, ServerConfig* config,
                       std::vector<Diagnostic>* diagnostics) {
-  std::string text, error;
-  if (!ReadTextFile(path, kLimits.max_bytes, &text, &error)) {
+  std::string text;
+  if (!ReadFileForDiagnostics(path, kLimits.max_bytes, &text, diagnostics)) {
     *config = ServerConfig();
     config->file = path;
-    diagnostics->push_back(Diagnostic{path, Location{}, false, error});
     return false;
   }
   return ParseServerConfig(text, path, config, diagnostics);

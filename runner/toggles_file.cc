@@ -309,7 +309,6 @@ bool TogglesReader::ToJson(const YamlNode& node, json* out) {
   return false;
 }
 
-bool IsError(const Diagnostic& d) { return !d.warning; }
 
 }  // namespace
 
@@ -333,10 +332,7 @@ bool ParseTogglesFile(std::string_view text, const std::string& filename,
   YamlChecker checker(filename, diagnostics, kMaxVisits);
   std::vector<SyncEntry> read;
   TogglesReader(&checker).Read(*root, &read);
-  TidyDiagnostics(diagnostics, first);
-  if (std::any_of(diagnostics->begin() + static_cast<std::ptrdiff_t>(first), diagnostics->end(),
-                  IsError))
-    return false;
+  if (!TidyDiagnostics(diagnostics, first)) return false;
   *entries = std::move(read);
   return true;
 }
@@ -344,11 +340,8 @@ bool ParseTogglesFile(std::string_view text, const std::string& filename,
 bool LoadTogglesFile(const std::string& path, std::vector<SyncEntry>* entries,
                      std::vector<Diagnostic>* diagnostics) {
   entries->clear();
-  std::string text, error;
-  if (!ReadTextFile(path, kLimits.max_bytes, &text, &error)) {
-    diagnostics->push_back(Diagnostic{path, Location{}, false, error});
-    return false;
-  }
+  std::string text;
+  if (!ReadFileForDiagnostics(path, kLimits.max_bytes, &text, diagnostics)) return false;
   return ParseTogglesFile(text, path, entries, diagnostics);
 }
 

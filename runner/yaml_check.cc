@@ -1,5 +1,7 @@
 #include "runner/yaml_check.h"
 
+#include "runner/text_file.h"
+
 #include <algorithm>
 #include <set>
 #include <tuple>
@@ -305,7 +307,7 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string_view
   return best.empty() ? "" : "; did you mean " + Quote(best) + "?";
 }
 
-void TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first) {
+bool TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first) {
   auto begin = diagnostics->begin() + static_cast<std::ptrdiff_t>(first);
   std::stable_sort(begin, diagnostics->end(), [](const Diagnostic& a, const Diagnostic& b) {
     return std::tie(a.location.line, a.location.column) <
@@ -316,6 +318,16 @@ void TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first) {
     return !seen.emplace(d.location.line, d.location.column, d.warning, d.message).second;
   });
   diagnostics->erase(end, diagnostics->end());
+  return std::none_of(diagnostics->begin() + static_cast<std::ptrdiff_t>(first), diagnostics->end(),
+                      [](const Diagnostic& d) { return !d.warning; });
+}
+
+bool ReadFileForDiagnostics(const std::string& path, std::size_t limit, std::string* text,
+                            std::vector<Diagnostic>* diagnostics) {
+  std::string error;
+  if (ReadTextFile(path, limit, text, &error)) return true;
+  diagnostics->push_back(Diagnostic{path, Location{}, false, error});
+  return false;
 }
 
 }  // namespace ladle::runner

@@ -111,8 +111,14 @@ std::string DescribeYaml(const YamlNode& node);
 std::string Quote(std::string_view text);
 
 // Orders the diagnostics from index `first` on by position and drops
-// repeats (a template merged into many places repeats its problems).
-void TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first);
+// repeats (a template merged into many places repeats its problems). True
+// when none of them is an error.
+bool TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first);
+
+// Reads the file a loader is given (runner/text_file.h, at most `limit`
+// bytes); false with the reason as a diagnostic of `path` when it cannot.
+bool ReadFileForDiagnostics(const std::string& path, std::size_t limit, std::string* text,
+                            std::vector<Diagnostic>* diagnostics);
 
 // "; did you mean 'X'?" for the candidate closest to `word` within edit
 // distance 2, or "".
