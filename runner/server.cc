@@ -444,15 +444,22 @@ void Server::PollLoop() {
     for (const RepositoryConfig& repo : config_.repositories) {
       auto it = due.find(repo.name);
       if (it == due.end() || it->second > now) continue;
-      const bool first = listed.insert(repo.name).second;
-      if (repo.poll.count() > 0)
-        it->second = now + repo.poll;
-      else
-        due.erase(it);
       lock.unlock();
       std::map<std::string, std::string> heads;
       Status s = ListBranches(repo.url, &heads);
-      if (!s.ok()) spdlog::warn("poll {}: {}", repo.name, s.message());
+      const bool first = !listed.count(repo.name);
+      if (!s.ok()) {
+        spdlog::warn("poll {}: {}", repo.name, s.message());
+        // A webhook-only repository is listed again until its first listing
+        // works: what was pushed while the server was down must not be lost.
+        it->second = Clock::now() + (repo.poll.count() > 0 ? repo.poll : std::chrono::seconds(30));
+      } else if (repo.poll.count() > 0) {
+        listed.insert(repo.name);
+        it->second = Clock::now() + repo.poll;
+      } else {
+        listed.insert(repo.name);
+        due.erase(it);
+      }
       for (const auto& [branch, commit] : heads) {
         if (stopping_) return;
         int64_t id = 0;
