@@ -294,25 +294,46 @@ Status DockerEngine::PullMissing(const std::string& image, const Status& create_
   return Status::OK();
 }
 
-Status DockerEngine::CleanupStale(const std::function<bool(int64_t)>& run_is_live,
-                                  std::vector<std::string>* removed) {
-  if (data_dir_.empty()) return Status::Internal("DockerEngine::CleanupStale without a data dir");
+// Removes the containers of this data dir for which `remove(c, run, readable)`
+// says so; `run` is the ladle.run label's id, `readable` whether it has one.
+Status DockerEngine::RemoveContainersOfDataDir(
+    const std::function<bool(const ContainerSummary&, int64_t, bool)>& remove,
+    std::vector<std::string>* removed) {
+  if (data_dir_.empty()) return Status::Internal("DockerEngine: no data dir to look for");
   std::vector<ContainerSummary> containers;
   Status s = client_->ListContainers({{"label", {"ladle.data=" + data_dir_}}}, &containers);
-  if (!s.ok()) return s.WithContext("look for containers left by earlier runs");
+  if (!s.ok()) return s.WithContext("look for the containers of " + data_dir_);
   Status first;
   for (const ContainerSummary& c : containers) {
-    if (c.labels.count(kKeepLabel) || c.name.rfind(kKeptContainerPrefix, 0) == 0) continue;
     auto run = c.labels.find("ladle.run");
     char* end = nullptr;
     long long id = run == c.labels.end() ? 0 : std::strtoll(run->second.c_str(), &end, 10);
     bool readable = run != c.labels.end() && !run->second.empty() && end != nullptr && *end == '\0';
-    if (readable && run_is_live(id)) continue;
+    if (!remove(c, id, readable)) continue;
     Status r = client_->RemoveContainer(c.id);
     if (r.ok() && removed != nullptr) removed->push_back(c.name);
     if (!r.ok() && first.ok()) first = r.WithContext("remove container " + c.name);
   }
   return first;
+}
+
+Status DockerEngine::CleanupStale(const std::function<bool(int64_t)>& run_is_live,
+                                  std::vector<std::string>* removed) {
+  return RemoveContainersOfDataDir(
+      [&](const ContainerSummary& c, int64_t run, bool readable) {
+        if (c.labels.count(kKeepLabel) || c.name.rfind(kKeptContainerPrefix, 0) == 0) return false;
+        return !(readable && run_is_live(run));
+      },
+      removed);
+}
+
+Status DockerEngine::RemoveRunContainers(const std::set<int64_t>& runs,
+                                         std::vector<std::string>* removed) {
+  return RemoveContainersOfDataDir(
+      [&](const ContainerSummary&, int64_t run, bool readable) {
+        return readable && runs.count(run) > 0;
+      },
+      removed);
 }
 
 // --- DockerStep -------------------------------------------------------------

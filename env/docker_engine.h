@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,13 @@ class DockerEngine : public Engine {
   Status CleanupStale(const std::function<bool(int64_t run_id)>& run_is_live,
                       std::vector<std::string>* removed = nullptr);
 
+  // Removes every container of this data dir that belongs to one of `runs`,
+  // kept ones too (`ladle prune`). Goes on after a failed removal; returns
+  // the first error. Names of the removed containers go to `removed`.
+  // REQUIRES: options.data_dir was set.
+  Status RemoveRunContainers(const std::set<int64_t>& runs,
+                             std::vector<std::string>* removed = nullptr);
+
   // Where pull progress and keep problems are reported. REQUIRES: set
   // before the first Create (it is not guarded).
   void SetNoteCallback(NoteCallback notes) { notes_ = std::move(notes); }
@@ -105,6 +113,9 @@ class DockerEngine : public Engine {
   Status CreateContainer(const StepSpec& spec, const nlohmann::json& config, std::string* name,
                          std::string* id);
   Status PullMissing(const std::string& image, const Status& create_error);
+  Status RemoveContainersOfDataDir(
+      const std::function<bool(const ContainerSummary&, int64_t, bool)>& remove,
+      std::vector<std::string>* removed);
   void Note(const std::string& text) const {
     if (notes_) notes_(text);
   }

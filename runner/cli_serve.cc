@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "env/docker_engine.h"
 #include "runner/cli_commands.h"
 #include "runner/cli_remote.h"
 #include "runner/prune.h"
@@ -153,8 +154,15 @@ int CmdPrune(const GlobalFlags& g, const std::string& older_than) {
   std::unique_ptr<RunStore> store;
   Status s = RunStore::Open(g.data, &store);
   if (!s.ok()) return Fail(s.WithContext("open the run store in " + g.data));
+  // Containers are labelled with the data dir as `ladle run` spells it.
+  std::string data = fs::absolute(g.data).lexically_normal().string();
+  if (data.size() > 1 && data.back() == '/') data.pop_back();
+  env::DockerEngineOptions options;
+  options.data_dir = data;
+  std::unique_ptr<env::DockerEngine> docker;  // none answers: no containers to remove
+  if (!env::DockerEngine::Open(options, &docker).ok()) docker.reset();
   std::vector<int64_t> pruned;
-  s = PruneRuns(store.get(), g.data, age, &pruned);
+  s = PruneRuns(store.get(), g.data, age, docker.get(), &pruned);
   if (!s.ok()) return Fail(s);
   if (g.json) {
     std::printf("%s\n", json({{"pruned", pruned}}).dump().c_str());

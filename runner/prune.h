@@ -10,13 +10,18 @@
 #include "core/status.h"
 #include "runner/run_store.h"
 
+namespace ladle::env {
+class DockerEngine;
+}
+
 namespace ladle::runner {
 
 // Deletes the runs that finished more than `older_than` ago (queued, running
 // and waiting runs stay, whatever their age) with their logs, artifacts and
-// workspaces under `data_dir`. Their ids in *pruned. Deployment records stay.
+// workspaces under `data_dir`, and, when `docker` is given, their
+// containers, kept ones too. Their ids in *pruned. Deployment records stay.
 Status PruneRuns(RunStore* store, const std::string& data_dir, std::chrono::seconds older_than,
-                 std::vector<int64_t>* pruned);
+                 env::DockerEngine* docker, std::vector<int64_t>* pruned);
 
 }  // namespace ladle::runner
 

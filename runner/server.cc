@@ -477,7 +477,8 @@ void Server::PollLoop() {
     if (config_.retention.count() > 0 && Clock::now() >= next_prune) {
       next_prune = Clock::now() + std::chrono::hours(1);
       std::vector<int64_t> pruned;
-      Status ps = PruneRuns(store_.get(), config_.data, config_.retention, &pruned);
+      Status ps = PruneRuns(store_.get(), config_.data, config_.retention, docker_.get(),
+                            &pruned);
       if (!ps.ok()) spdlog::warn("{}", ps.ToString());
       if (!pruned.empty())
         spdlog::info("retention: pruned {} run(s) older than {}", pruned.size(),

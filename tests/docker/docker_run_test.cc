@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -183,6 +184,26 @@ TEST_F(DockerRunTest, SigtermMidStepCancelsAndLeavesNoContainer) {
   EXPECT_EQ("cancelled", StepOf(1, "s", "a")["status"]);
   EXPECT_TRUE(ContainersOf(data_).empty()) << ReadFile(src_ / "out.txt");
   EXPECT_NE(0, docker_test::Run({"pgrep", "-f", "sleep 101[34]"}).code);
+}
+
+// SPEC 1: `ladle prune` takes a pruned run's containers with it, kept ones too.
+TEST_F(DockerRunTest, PruneRemovesThePrunedRunsKeptContainers) {
+  Pipeline(R"yml(  - name: s
+    network: none
+    steps:
+      - {name: a, run: 'echo kept', keep: always}
+)yml");
+  CommandOutput r = Ladle({"run"});
+  ASSERT_EQ(0, r.code) << r.out << r.err;
+  ASSERT_FALSE(ContainersOf(data_).empty()) << "keep: always leaves the container";
+  r = Ladle({"prune", "--older-than", "1h"});
+  ASSERT_EQ(0, r.code) << r.err;
+  EXPECT_FALSE(ContainersOf(data_).empty()) << "a run younger than the age stays, and its container";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  r = Ladle({"prune", "--older-than", "1s"});
+  ASSERT_EQ(0, r.code) << r.err;
+  EXPECT_EQ("pruned 1 run(s) that finished more than 1s ago\n", r.out);
+  EXPECT_TRUE(ContainersOf(data_).empty());
 }
 
 TEST_F(DockerRunTest, KeptFailedContainerCanBeEnteredAndSurvivesTheNextStart) {

@@ -898,7 +898,7 @@ TEST_F(RunStoreQueueTest, PruneRunsDeletesThePrunedRunsDirectories) {
   fs::create_directories(fs::path(dir_) / "logs" / std::to_string(running.id));
 
   std::vector<int64_t> pruned;
-  Status s = PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), &pruned);
+  Status s = PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), nullptr, &pruned);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(std::vector<int64_t>{old_run}, pruned);
   for (const char* d : {"logs", "artifacts", "workspaces"}) {
@@ -912,7 +912,7 @@ TEST_F(RunStoreQueueTest, PruneRunsDeletesThePrunedRunsDirectories) {
   EXPECT_TRUE(store_->GetRun(running.id, &got).ok());
 
   // Nothing left to prune: a second pass is a no-op.
-  ASSERT_TRUE(PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), &pruned).ok());
+  ASSERT_TRUE(PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), nullptr, &pruned).ok());
   EXPECT_TRUE(pruned.empty());
 }
 
