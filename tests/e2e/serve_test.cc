@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "env/subprocess.h"
+#include "tests/proc_util.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -105,8 +106,8 @@ std::vector<pid_t> ProcessesWithEnv(const std::string& entry) {
   for (const auto& d : fs::directory_iterator("/proc")) {
     const std::string name = d.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string env = ReadFile(d.path() / "environ");
-    std::string stat = ReadFile(d.path() / "stat");
+    std::string env = ladle::testing::ReadProcFile(d.path() / "environ");
+    std::string stat = ladle::testing::ReadProcFile(d.path() / "stat");
     auto paren = stat.rfind(')');
     if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z') continue;
     for (size_t at = 0; at < env.size();) {

@@ -1,4 +1,5 @@
 #include "env/local_engine.h"
+#include "tests/proc_util.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -50,8 +51,7 @@ struct Proc {
 };
 
 bool ReadProc(pid_t pid, Proc* proc) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = ladle::testing::ReadProcFile(pid, "stat");
   size_t open = text.find('('), close = text.rfind(')');
   if (open == std::string::npos || close == std::string::npos) return false;
   proc->pid = pid;
@@ -73,8 +73,7 @@ std::vector<Proc> ProcessesWith(const std::string& entry) {
   for (const auto& dir : fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
     const std::string name = dir.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(dir.path() / "environ");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = ladle::testing::ReadProcFile(dir.path() / "environ");
     const std::string nul(1, '\0');
     if ((nul + text).find(nul + entry + nul) == std::string::npos) continue;
     Proc p;

@@ -1,4 +1,5 @@
 #include "env/reaper.h"
+#include "tests/proc_util.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -33,8 +34,7 @@ bool WaitUntil(const std::function<bool()>& done, milliseconds timeout) {
 
 // Fields of /proc/PID/stat after the command name: state is [0], ppid [1].
 std::vector<std::string> StatFields(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = ladle::testing::ReadProcFile(pid, "stat");
   std::vector<std::string> fields;
   size_t paren = text.rfind(')');
   if (paren == std::string::npos) return fields;
