@@ -22,6 +22,7 @@
 #include "runner/pipeline.h"
 #include "runner/prune.h"
 #include "runner/toggle_ops.h"
+#include "runner/web_ui.h"
 #include "runner/webhook.h"
 
 namespace fs = std::filesystem;
@@ -150,6 +151,7 @@ Status Server::Start() {
   toggle_api_->Register(&router_);
   runs_api_ = std::make_unique<RunsApi>(*store_, *tokens_, *this);
   runs_api_->Register(&router_);
+  RegisterWebUi(&router_);
 
   HttpServerOptions options;
   s = ParseListenAddress(config_.listen, &options.host, &options.port);

@@ -9,7 +9,7 @@ BUILD_PACKAGES="build-essential cmake ninja-build ccache pkg-config git curl ope
   libsqlite3-dev libcpp-httplib-dev libcurl4-openssl-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libpugixml-dev libssl-dev
   libmurmurhash-dev libcli11-dev libbenchmark-dev"
-TEST_PACKAGES="clang libclang-rt-14-dev sqlite3 busybox-static procps docker.io nodejs npm"
+TEST_PACKAGES="clang libclang-rt-14-dev sqlite3 busybox-static procps docker.io nodejs npm chromium"
 packages=$BUILD_PACKAGES
 [ "${1:-}" = "--test" ] && packages="$packages $TEST_PACKAGES"
 # A Node.js installed outside Debian (nodesource, nvm) conflicts with Debian's

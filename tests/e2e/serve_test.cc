@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "env/subprocess.h"
+#include "tests/node_util.h"
 #include "tests/proc_util.h"
 
 namespace fs = std::filesystem;
@@ -1124,6 +1125,119 @@ stages:
   json run = json::parse(r.out, nullptr, false);
   EXPECT_EQ("interrupted", run["status"]) << r.out;
   EXPECT_NE(std::string::npos, run.value("message", "").find("signal 15")) << r.out;
+}
+
+// ---- the web UI ----
+
+// GET / and its files need no token and are locked to this origin.
+TEST_F(ServeTest, ServeWebUiIsServedWithoutATokenAndLockedToItsOrigin) {
+  Start({});
+  httplib::Client c("127.0.0.1", port_);
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(200, page->status);
+  EXPECT_EQ("text/html; charset=utf-8", page->get_header_value("Content-Type"));
+  EXPECT_NE(std::string::npos, page->body.find("<script src=\"/ui/app.js\" defer></script>"));
+  EXPECT_NE(std::string::npos, page->get_header_value("Content-Security-Policy").find("default-src 'none'"));
+  EXPECT_EQ("nosniff", page->get_header_value("X-Content-Type-Options"));
+  for (const char* file : {"/ui/app.js", "/ui/app.css"}) {
+    auto r = c.Get(file);
+    ASSERT_TRUE(r) << file;
+    EXPECT_EQ(200, r->status) << file;
+    const std::string etag = r->get_header_value("ETag");
+    ASSERT_FALSE(etag.empty()) << file;
+    auto again = c.Get(file, {{"If-None-Match", etag}});
+    ASSERT_TRUE(again) << file;
+    EXPECT_EQ(304, again->status) << file;
+    EXPECT_EQ("", again->body) << file;
+  }
+  EXPECT_EQ("text/javascript; charset=utf-8", c.Get("/ui/app.js")->get_header_value("Content-Type"));
+  EXPECT_EQ("text/css; charset=utf-8", c.Get("/ui/app.css")->get_header_value("Content-Type"));
+  EXPECT_EQ(404, c.Get("/ui/missing.js")->status);
+  // The data behind the page still needs a token.
+  EXPECT_EQ(401, c.Get("/api/v1/runs")->status);
+}
+
+// The UI in a real browser (Debian's chromium driven by playwright-core):
+// a person without a token is asked for one, pastes it, opens the run, reads
+// a step's log, approves the waiting stage, and sees the run finish without
+// reloading; then the deployments.
+TEST_F(ServeTest, ServeWebUiInABrowserApprovesAWaitingRun) {
+  namespace t = ladle::testing;
+  const bool have_node = t::HaveCommand("node") && t::HaveCommand("npm");
+  const bool have_chromium = fs::exists("/usr/bin/chromium");
+  if (!have_node || !have_chromium) {
+    if (t::InCi()) FAIL() << "node, npm and chromium are needed (scripts/install-deps.sh --test)";
+    GTEST_SKIP() << "node, npm or chromium missing";
+  }
+  const fs::path cache = "/tmp/ladle-web-ui";
+  ASSERT_EQ("", t::NpmInstall(fs::path(LADLE_SOURCE_DIR) / "tests/web/package.json", cache, "playwright-core"));
+
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: test
+    steps:
+      - {name: unit, run: 'echo "unit tests of <b>app</b> passed"; echo "a warning" >&2'}
+  - name: production
+    environment: production
+    approval: manual
+    steps:
+      - {name: deploy, run: echo "$LADLE_RUN" > "$OUT/deployed"}
+)Y")}},
+                               "pipeline");
+  Start({});
+  const int64_t id = WaitRunOfCommit(a);
+  ASSERT_EQ("waiting", WaitRun(id, {"waiting", "success", "failed"})["status"]);
+
+  // Through RunCommand, not popen: this process reaps its children itself.
+  Result r = Exec({"env", "NODE_PATH=" + (cache / "node_modules").string(), "node",
+                   std::string(LADLE_SOURCE_DIR) + "/tests/web/ui_browser.js",
+                   "http://127.0.0.1:" + std::to_string(port_), kToken, std::to_string(id), "test", "unit",
+                   "production"},
+                  root_);
+  ASSERT_EQ(0, r.code) << r.all();
+  const std::string out = r.out;
+  json seen = json::parse(out, nullptr, false);
+  ASSERT_TRUE(seen.is_object()) << out;
+  SCOPED_TRACE(seen.dump(1));
+  EXPECT_FALSE(seen.contains("failed_at")) << seen.value("failed_at", "");
+  EXPECT_EQ(json::array(), seen["page_errors"]);
+  // CSP violations and script errors show as console errors; the only ones
+  // expected are the 401s of the wrong token.
+  for (const json& e : seen["console_errors"]) {
+    const std::string text = e.get<std::string>();
+    EXPECT_TRUE(text.rfind("wrong token: ", 0) == 0 && text.find("401") != std::string::npos) << text;
+  }
+  EXPECT_EQ(json::array(), seen["requests_elsewhere"]);
+
+  EXPECT_EQ(true, seen["token_form_without_token"]);
+  EXPECT_NE(std::string::npos, seen.value("wrong_token_message", "").find("refused"));
+  EXPECT_EQ(true, seen["token_form_hidden"]);
+  const std::string row = seen.value("list_row", "");
+  EXPECT_NE(std::string::npos, row.find("#" + std::to_string(id))) << row;
+  EXPECT_NE(std::string::npos, row.find("waiting")) << row;
+  EXPECT_NE(std::string::npos, row.find(a.substr(0, 10))) << row;
+  EXPECT_EQ(true, seen["live"]);
+  EXPECT_EQ("Run " + std::to_string(id) + " waiting", seen.value("run_heading", ""));
+  EXPECT_EQ(json({"test", "production"}), seen["stages"]);
+  EXPECT_EQ(json({"unit", "deploy"}), seen["steps"]);
+  EXPECT_EQ("#/runs/" + std::to_string(id) + "/test/unit", seen.value("hash_after_step_click", ""));
+  EXPECT_EQ("Log of test/unit", seen.value("log_title", ""));
+  // The log is text, not markup: the <b> arrives as typed.
+  EXPECT_EQ("unit tests of <b>app</b> passed\na warning\n", seen.value("log", ""));
+  EXPECT_EQ("success", seen.value("status_after_approve", "")) << "the event stream updates the page";
+  EXPECT_EQ(0, seen.value("approve_buttons_left", -1));
+  EXPECT_EQ(1u, seen["environments"].size());
+  EXPECT_NE(std::string::npos, seen["environments"][0].get<std::string>().find("production"));
+  EXPECT_NE(std::string::npos, seen["environments"][0].get<std::string>().find("success"));
+  EXPECT_EQ(1, seen.value("rollback_buttons", 0));
+  EXPECT_EQ(true, seen["token_kept_after_reload"]);
+
+  // The click in the browser released the stage on the server.
+  json run = Run(id);
+  EXPECT_EQ("success", run["status"]);
+  EXPECT_EQ(std::to_string(id), Trim(ReadFile(out_ / "deployed")));
 }
 
 }  // namespace

@@ -28,6 +28,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/node_util.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -222,43 +224,15 @@ TEST_F(ToggleServerTest, AcknowledgedFlipsSurviveSigkill) {
 
 // ---- OpenFeature's JavaScript SDK with the OFREP provider (npm) ----
 
-bool HaveCommand(const std::string& name) {
-  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::string RunCapture(const std::string& cmd, int* rc) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  *rc = pclose(p);
-  return out;
-}
-
-// Installs the pinned packages into a cache dir once; "" or an error text.
-std::string InstallSdk(const fs::path& cache) {
-  fs::path src = fs::path(LADLE_SOURCE_DIR) / "tests/toggles/ofrep_sdk/package.json";
-  std::string want = ReadFile(src);
-  if (fs::exists(cache / "node_modules/@openfeature/ofrep-provider") && ReadFile(cache / "package.json") == want) {
-    return "";
-  }
-  fs::create_directories(cache);
-  fs::copy_file(src, cache / "package.json", fs::copy_options::overwrite_existing);
-  int rc = 0;
-  std::string out = RunCapture("cd '" + cache.string() + "' && npm install --no-audit --no-fund 2>&1", &rc);
-  return rc == 0 ? "" : "npm install failed: " + out;
-}
-
 TEST_F(ToggleServerTest, OpenFeatureJavaScriptSdk) {
-  if (!HaveCommand("node") || !HaveCommand("npm")) {
-    const char* ci = std::getenv("CI");
-    if (ci && std::string(ci) == "true") FAIL() << "node and npm are needed (scripts/install-deps.sh --test)";
+  using ladle::testing::RunCapture;
+  if (!ladle::testing::HaveCommand("node") || !ladle::testing::HaveCommand("npm")) {
+    if (ladle::testing::InCi()) FAIL() << "node and npm are needed (scripts/install-deps.sh --test)";
     GTEST_SKIP() << "node or npm missing";
   }
   fs::path cache = "/tmp/ladle-ofrep-sdk";
-  std::string err = InstallSdk(cache);
+  std::string err = ladle::testing::NpmInstall(fs::path(LADLE_SOURCE_DIR) / "tests/toggles/ofrep_sdk/package.json",
+                                               cache, "@openfeature/ofrep-provider");
   ASSERT_EQ("", err);
   Start();
   httplib::Client c = Client();

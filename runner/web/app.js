@@ -1,0 +1,780 @@
+// ladle's web UI (GET / of `ladle serve`): the runs, one run's stages,
+// steps and logs, the deployments, kept live by the runs API's event stream.
+// No framework and no build step: the server embeds this file as it is.
+//
+// Everything above "The page" is pure (no DOM, no network) and is tested by
+// tests/web/app_test.js under node; the page part wires it to the document.
+'use strict';
+
+(function (root) {
+
+const STATUSES = ['queued', 'running', 'waiting', 'success', 'failed', 'skipped',
+                  'cancelled', 'interrupted', 'superseded'];
+const ACTIVE = new Set(['queued', 'running', 'waiting']);
+const PAGE_SIZE = 50;
+
+// ---- Text ---------------------------------------------------------------
+
+function escapeHtml(value) {
+  return String(value === undefined || value === null ? '' : value).replace(/[&<>"']/g, (c) => ({
+    '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+  }[c]));
+}
+
+function shortCommit(commit) { return commit ? String(commit).slice(0, 10) : ''; }
+
+function parseTime(text) {
+  if (!text) return null;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+// "850 ms", "4.2 s", "42 s", "3 min 12 s", "2 h 5 min".
+function formatDuration(ms) {
+  if (ms === null || ms === undefined || !(ms >= 0)) return '';
+  if (ms < 1000) return Math.round(ms) + ' ms';
+  const s = ms / 1000;
+  if (s < 10) return s.toFixed(1) + ' s';
+  if (s < 60) return Math.round(s) + ' s';
+  const total = Math.round(s);
+  if (total < 3600) return Math.floor(total / 60) + ' min ' + (total % 60) + ' s';
+  return Math.floor(total / 3600) + ' h ' + Math.floor((total % 3600) / 60) + ' min';
+}
+
+// How long a run, stage or step took, or has taken so far; null before it started.
+function elapsed(item, now) {
+  const start = parseTime(item && item.started_at);
+  if (start === null) return null;
+  const end = parseTime(item.finished_at);
+  return (end === null ? now : end) - start;
+}
+
+// "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago".
+function relativeTime(text, now) {
+  const t = parseTime(text);
+  if (t === null) return '';
+  const s = Math.floor((now - t) / 1000);
+  if (s < 5) return 'just now';
+  if (s < 60) return s + ' s ago';
+  if (s < 3600) return Math.floor(s / 60) + ' min ago';
+  if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+  return Math.floor(s / 86400) + ' d ago';
+}
+
+function statusBadge(status) {
+  const known = STATUSES.includes(status) ? status : 'unknown';
+  return '<span class="status s-' + known + '">' + escapeHtml(status) + '</span>';
+}
+
+function timeCell(text, now) {
+  if (!text) return '';
+  return '<span title="' + escapeHtml(text) + '">' + escapeHtml(relativeTime(text, now)) + '</span>';
+}
+
+// ---- Routes (the part of the address after '#') -------------------------
+
+function parseQuery(text) {
+  const out = {};
+  if (!text) return out;
+  for (const part of text.split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    const key = decodeComponent(eq < 0 ? part : part.slice(0, eq));
+    const value = eq < 0 ? '' : decodeComponent(part.slice(eq + 1));
+    if (key !== null && value !== null && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+function decodeComponent(text) {
+  try { return decodeURIComponent(text.replace(/\+/g, ' ')); } catch (e) { return null; }
+}
+
+function queryString(params) {
+  const parts = [];
+  for (const key of Object.keys(params)) {
+    const value = params[key];
+    if (value === undefined || value === null || value === '') continue;
+    parts.push(encodeURIComponent(key) + '=' + encodeURIComponent(value));
+  }
+  return parts.length ? '?' + parts.join('&') : '';
+}
+
+// '#/?status=failed' -> {view: 'runs', filters: {status: 'failed'}};
+// '#/runs/12/test/unit' -> {view: 'run', id: 12, stage: 'test', step: 'unit'};
+// '#/deployments?environment=production' -> {view: 'deployments', environment: ...}.
+// Anything else is the runs list.
+function parseRoute(hash) {
+  let text = String(hash || '').replace(/^#/, '');
+  let query = '';
+  const q = text.indexOf('?');
+  if (q >= 0) { query = text.slice(q + 1); text = text.slice(0, q); }
+  const parts = text.split('/').filter((p) => p !== '').map(decodeComponent);
+  const params = parseQuery(query);
+  if (parts[0] === 'runs' && /^[1-9][0-9]*$/.test(parts[1] || '')) {
+    const route = {view: 'run', id: Number(parts[1])};
+    if (parts.length >= 4 && parts[2] && parts[3]) { route.stage = parts[2]; route.step = parts[3]; }
+    return route;
+  }
+  if (parts[0] === 'deployments') return {view: 'deployments', environment: params.environment || ''};
+  const filters = {};
+  for (const key of ['repo', 'branch', 'status']) if (params[key]) filters[key] = params[key];
+  return {view: 'runs', filters};
+}
+
+function routeHash(route) {
+  if (route.view === 'run') {
+    let hash = '#/runs/' + route.id;
+    if (route.stage && route.step) {
+      hash += '/' + encodeURIComponent(route.stage) + '/' + encodeURIComponent(route.step);
+    }
+    return hash;
+  }
+  if (route.view === 'deployments') return '#/deployments' + queryString({environment: route.environment});
+  return '#/' + queryString(route.filters || {});
+}
+
+// ---- API addresses --------------------------------------------------------
+
+function runsPath(filters, before, limit) {
+  const f = filters || {};
+  return '/api/v1/runs' + queryString({repo: f.repo, branch: f.branch, status: f.status,
+                                       limit: limit || PAGE_SIZE, before});
+}
+
+function logPath(id, stage, step, follow) {
+  return '/api/v1/runs/' + id + '/steps/' + encodeURIComponent(stage) + '/' +
+         encodeURIComponent(step) + '/log' + queryString({format: 'json', follow: follow ? 1 : ''});
+}
+
+function deploymentsPath(environment, before) {
+  return '/api/v1/deployments' + queryString({environment, limit: PAGE_SIZE, before});
+}
+
+// ---- Streams --------------------------------------------------------------
+
+// Splits Server-Sent Events text into complete events and the unfinished
+// rest: {events: [{id, event, data}], rest}. Comment lines are skipped;
+// several data lines join with '\n'; CRLF works as LF.
+function parseSse(text) {
+  const events = [];
+  const normal = text.replace(/\r\n?/g, '\n');
+  let start = 0;
+  for (;;) {
+    const end = normal.indexOf('\n\n', start);
+    if (end < 0) break;
+    const block = normal.slice(start, end);
+    start = end + 2;
+    const ev = {id: null, event: 'message', data: null};
+    for (const line of block.split('\n')) {
+      if (line === '' || line[0] === ':') continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value[0] === ' ') value = value.slice(1);
+      if (field === 'id') ev.id = value;
+      else if (field === 'event') ev.event = value;
+      else if (field === 'data') ev.data = ev.data === null ? value : ev.data + '\n' + value;
+    }
+    if (ev.data !== null || ev.id !== null) events.push(ev);
+  }
+  return {events, rest: normal.slice(start)};
+}
+
+// Splits newline-delimited JSON into parsed records and the unfinished rest.
+// A line that is not JSON becomes a stderr record saying so, not an exception.
+function parseNdjson(text) {
+  const records = [];
+  let start = 0;
+  for (;;) {
+    const end = text.indexOf('\n', start);
+    if (end < 0) break;
+    const line = text.slice(start, end);
+    start = end + 1;
+    if (line.trim() === '') continue;
+    try {
+      records.push(JSON.parse(line));
+    } catch (e) {
+      records.push({stream: 'stderr', text: '(ladle web UI: a log line that is not JSON: ' + line + ')'});
+    }
+  }
+  return {records, rest: text.slice(start)};
+}
+
+// ---- Keeping data current from events ----------------------------------------
+
+function matchesFilters(run, filters) {
+  const f = filters || {};
+  return (!f.repo || run.repo === f.repo) && (!f.branch || run.branch === f.branch) &&
+         (!f.status || run.status === f.status);
+}
+
+// The runs list after a `run` event: the run replaced where it is, a new run
+// that the filters take added on top, a run the filters no longer take
+// removed. Runs are newest (highest id) first; the list keeps its length
+// limit. Returns a new array.
+function applyRunEvent(runs, run, filters, limit) {
+  const max = limit || PAGE_SIZE;
+  const without = runs.filter((r) => r.id !== run.id);
+  if (!matchesFilters(run, filters)) return without;
+  const known = without.length !== runs.length;
+  const newest = runs.length ? runs[0].id : 0;
+  if (!known && run.id < newest && runs.length >= max) return without;  // belongs to an older page
+  const merged = without.concat([run]).sort((a, b) => b.id - a.id);
+  return merged.slice(0, Math.max(max, runs.length));
+}
+
+// Applies a `run`, `stage` or `step` event to one run's full JSON in place.
+// Returns false when the event names a stage or step the run does not have
+// yet (the caller fetches the run again).
+function applyDetailEvent(run, type, data) {
+  if (!run || data.run_id !== run.id && !(type === 'run' && data.id === run.id)) return true;
+  if (type === 'run') {
+    for (const key of Object.keys(data)) if (key !== 'stages' && key !== 'deployment') run[key] = data[key];
+    return true;
+  }
+  const stage = (run.stages || []).find((s) => s.name === (type === 'stage' ? data.name : data.stage));
+  if (!stage) return false;
+  if (type === 'stage') {
+    for (const key of Object.keys(data)) if (key !== 'run_id' && key !== 'steps') stage[key] = data[key];
+    return true;
+  }
+  if (type === 'step') {
+    const step = (stage.steps || []).find((s) => s.name === data.name);
+    if (!step) return false;
+    for (const key of Object.keys(data)) if (key !== 'run_id' && key !== 'stage') step[key] = data[key];
+    return true;
+  }
+  return true;
+}
+
+// ---- Views (HTML strings; every value from the server is escaped) -------------
+
+function runLink(id, label) {
+  return '<a href="#/runs/' + Number(id) + '">' + escapeHtml(label === undefined ? '#' + id : label) + '</a>';
+}
+
+function runsTableHtml(runs, now, filtered) {
+  if (!runs.length) {
+    return '<p class="empty">' + (filtered
+      ? 'No run matches these filters.'
+      : 'No runs yet. Push a commit to a watched branch (or send its webhook): its run appears here as it is queued.') +
+      '</p>';
+  }
+  let html = '<table class="runs"><thead><tr><th>run</th><th>status</th><th>repository</th>' +
+             '<th>branch</th><th>commit</th><th>trigger</th><th>created</th><th class="num">took</th>' +
+             '</tr></thead><tbody>';
+  for (const run of runs) {
+    html += '<tr data-run="' + Number(run.id) + '"><td>' + runLink(run.id) + '</td><td>' +
+            statusBadge(run.status) + '</td><td>' + escapeHtml(run.repo) + '</td><td>' +
+            escapeHtml(run.branch) + '</td><td class="mono" title="' + escapeHtml(run.commit) + '">' +
+            escapeHtml(shortCommit(run.commit)) + '</td><td>' + escapeHtml(run.trigger || '') +
+            (run.rollback_environment ? ' <span class="env">rollback of ' + escapeHtml(run.rollback_environment) +
+                                        '</span>' : '') +
+            '</td><td>' + timeCell(run.created_at, now) + '</td><td class="num">' +
+            escapeHtml(formatDuration(elapsed(run, now))) + '</td></tr>';
+    if (run.message) {
+      html += '<tr class="detail"><td></td><td colspan="7" class="muted">' + escapeHtml(run.message) + '</td></tr>';
+    }
+  }
+  return html + '</tbody></table>';
+}
+
+function testsText(tests) {
+  if (!tests) return '';
+  return tests.passed + ' passed, ' + tests.failed + ' failed, ' + tests.skipped + ' skipped of ' + tests.total;
+}
+
+function stepHtml(run, stage, step, now, selected) {
+  const href = '#/runs/' + Number(run.id) + '/' + encodeURIComponent(stage.name) + '/' +
+               encodeURIComponent(step.name);
+  const notes = [];
+  if (step.failure_reason) notes.push(step.failure_reason);
+  if (step.allow_failure) notes.push('allowed to fail');
+  if (step.attempts > 1) notes.push(step.attempts + ' attempts');
+  return '<tr' + (selected ? ' class="selected"' : '') + '><td><a href="' + escapeHtml(href) + '">' +
+         escapeHtml(step.name) + '</a></td><td>' + statusBadge(step.status) + '</td><td class="num">' +
+         (step.exit_code === null || step.exit_code === undefined ? '' : 'exit ' + escapeHtml(step.exit_code)) +
+         '</td><td class="num">' + escapeHtml(formatDuration(elapsed(step, now))) + '</td><td class="muted">' +
+         escapeHtml(notes.join(', ')) + '</td></tr>';
+}
+
+// One run with its stages and steps. `route` marks the step whose log shows.
+function runHtml(run, now, route) {
+  const r = route || {};
+  let html = '<h1>Run ' + Number(run.id) + ' ' + statusBadge(run.status) + '</h1>';
+  html += '<dl class="facts">';
+  const fact = (name, value) => { if (value) html += '<dt>' + name + '</dt><dd>' + value + '</dd>'; };
+  fact('repository', escapeHtml(run.repo));
+  fact('branch', escapeHtml(run.branch));
+  fact('commit', '<span class="mono">' + escapeHtml(run.commit) + '</span>');
+  fact('pipeline', escapeHtml(run.pipeline) + (run.file ? ' <span class="muted">(' + escapeHtml(run.file) + ')</span>' : ''));
+  fact('trigger', escapeHtml(run.trigger || ''));
+  if (run.rollback_environment) {
+    fact('rollback', 'of ' + escapeHtml(run.rollback_environment) +
+         (run.source_run ? ' to the commit of ' + runLink(run.source_run, 'run ' + run.source_run) : ''));
+  }
+  fact('created', timeCell(run.created_at, now));
+  fact('took', escapeHtml(formatDuration(elapsed(run, now))));
+  if (run.deployment) {
+    const d = run.deployment;
+    fact('deployment', '<span class="env">' + escapeHtml(d.environment) + '</span> ' + statusBadge(d.status) +
+         (d.rollback ? ' rollback' : ''));
+  }
+  html += '</dl>';
+  if (run.message) html += '<p class="message">' + escapeHtml(run.message) + '</p>';
+  if (ACTIVE.has(run.status)) {
+    html += '<div class="actions"><button type="button" class="danger" data-action="cancel" data-run="' +
+            Number(run.id) + '">Cancel run</button></div>';
+  }
+  const stages = run.stages || [];
+  if (!stages.length) html += '<p class="empty">No stages yet: the run has not started.</p>';
+  for (const stage of stages) {
+    html += '<section class="stage"><div class="title"><span class="name">' + escapeHtml(stage.name) +
+            '</span>' + statusBadge(stage.status);
+    if (stage.environment) html += '<span class="env">' + escapeHtml(stage.environment) + '</span>';
+    if (stage.tests) html += '<span class="muted">tests: ' + escapeHtml(testsText(stage.tests)) + '</span>';
+    if (stage.status === 'waiting') {
+      html += '<button type="button" class="primary" data-action="approve" data-run="' + Number(run.id) +
+              '" data-stage="' + escapeHtml(stage.name) + '">Approve ' + escapeHtml(stage.name) + '</button>';
+    }
+    html += '</div>';
+    if (stage.message) html += '<p class="message muted">' + escapeHtml(stage.message) + '</p>';
+    if ((stage.steps || []).length) {
+      html += '<table class="steps"><tbody>';
+      for (const step of stage.steps) {
+        html += stepHtml(run, stage, step, now, r.stage === stage.name && r.step === step.name);
+      }
+      html += '</tbody></table>';
+    }
+    html += '</section>';
+  }
+  return html;
+}
+
+// The newest deployment of each environment, in order of first appearance
+// (the list is newest first).
+function currentDeployments(deployments) {
+  const seen = new Map();
+  for (const d of deployments) if (!seen.has(d.environment)) seen.set(d.environment, d);
+  return Array.from(seen.values());
+}
+
+function deploymentsHtml(deployments, now, environment) {
+  if (!deployments.length) {
+    return '<p class="empty">' + (environment
+      ? 'No deployment to ' + escapeHtml(environment) + ' yet.'
+      : 'No deployments yet: a run records one when it reaches a stage with an environment.') + '</p>';
+  }
+  let html = '<h2>Environments</h2><table class="environments"><thead><tr><th>environment</th>' +
+             '<th>latest</th><th>run</th><th>commit</th><th>when</th><th></th></tr></thead><tbody>';
+  for (const d of currentDeployments(deployments)) {
+    html += '<tr><td><a href="#/deployments?environment=' + encodeURIComponent(d.environment) + '">' +
+            escapeHtml(d.environment) + '</a></td><td>' + statusBadge(d.status) + (d.rollback ? ' rollback' : '') +
+            '</td><td>' + runLink(d.run_id) + '</td><td class="mono" title="' + escapeHtml(d.commit) + '">' +
+            escapeHtml(shortCommit(d.commit)) + '</td><td>' + timeCell(d.started_at, now) + '</td><td>' +
+            '<button type="button" class="danger" data-action="rollback" data-environment="' +
+            escapeHtml(d.environment) + '">Roll back…</button></td></tr>';
+  }
+  html += '</tbody></table><h2>History</h2><table class="deployments"><thead><tr><th>environment</th>' +
+          '<th>status</th><th>run</th><th>stage</th><th>repository</th><th>branch</th><th>commit</th>' +
+          '<th>started</th><th class="num">took</th></tr></thead><tbody>';
+  for (const d of deployments) {
+    html += '<tr><td>' + escapeHtml(d.environment) + '</td><td>' + statusBadge(d.status) +
+            (d.rollback ? ' rollback' : '') + '</td><td>' + runLink(d.run_id) + '</td><td>' +
+            escapeHtml(d.stage) + '</td><td>' + escapeHtml(d.repo) + '</td><td>' + escapeHtml(d.branch) +
+            '</td><td class="mono" title="' + escapeHtml(d.commit) + '">' + escapeHtml(shortCommit(d.commit)) +
+            '</td><td>' + timeCell(d.started_at, now) + '</td><td class="num">' +
+            escapeHtml(formatDuration(elapsed(d, now))) + '</td></tr>';
+  }
+  return html + '</tbody></table>';
+}
+
+// The message of a failed API call: the server's {"error", "message"} when
+// it sent one.
+function errorMessage(status, bodyText, what) {
+  let message = '';
+  try {
+    const body = JSON.parse(bodyText);
+    if (body && typeof body.message === 'string') message = body.message;
+  } catch (e) { /* not JSON */ }
+  if (!message) message = bodyText && bodyText.length < 300 ? bodyText.trim() : 'HTTP ' + status;
+  return what + ': ' + message + ' (' + status + ')';
+}
+
+const pure = {
+  STATUSES, escapeHtml, shortCommit, formatDuration, elapsed, relativeTime, statusBadge,
+  parseRoute, routeHash, runsPath, logPath, deploymentsPath, parseSse, parseNdjson, matchesFilters,
+  applyRunEvent, applyDetailEvent, runsTableHtml, runHtml, deploymentsHtml, currentDeployments,
+  errorMessage, testsText,
+};
+
+if (typeof module !== 'undefined' && module.exports) {
+  module.exports = pure;
+  return;
+}
+
+// ---- The page ---------------------------------------------------------------------
+
+const TOKEN_KEY = 'ladle.token';
+const doc = root.document;
+const $ = (id) => doc.getElementById(id);
+
+const state = {
+  route: parseRoute(root.location.hash),
+  runs: [], nextBefore: null, run: null, deployments: [], deploymentsNext: null,
+  loaded: false, lastEventId: null, events: null, log: null, refetch: null,
+};
+
+function token() {
+  try { return root.localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+}
+
+function setToken(value) {
+  try {
+    if (value) root.localStorage.setItem(TOKEN_KEY, value);
+    else root.localStorage.removeItem(TOKEN_KEY);
+  } catch (e) { /* storage disabled: the token lasts for this page only */ }
+  state.memoryToken = value;
+}
+
+function currentToken() { return token() || state.memoryToken || ''; }
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path, options, what) {
+  const opts = options || {};
+  const headers = Object.assign({Authorization: 'Bearer ' + currentToken()}, opts.headers || {});
+  let response;
+  try {
+    response = await root.fetch(path, Object.assign({}, opts, {headers}));
+  } catch (e) {
+    throw new ApiError(0, (what || path) + ': the ladle server does not answer (' + e.message + ')');
+  }
+  if (opts.raw && response.ok) return response;
+  const text = await response.text();
+  if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, text, what || path));
+  return text ? JSON.parse(text) : null;
+}
+
+function showBanner(message, info) {
+  const banner = $('banner');
+  banner.textContent = message || '';
+  banner.className = info ? 'info' : '';
+  banner.hidden = !message;
+}
+
+function showTokenForm(why) {
+  $('token-why').textContent = why || 'The runs API answers only to a token of this server.';
+  $('token-form').hidden = false;
+  $('token-input').focus();
+}
+
+function failed(err) {
+  if (err && err.status === 401) {
+    showTokenForm(currentToken() ? 'The stored token was refused: ' + err.message
+                                 : 'The runs API answers only to a token of this server.');
+    showBanner('');
+    return;
+  }
+  showBanner(err && err.message ? err.message : String(err));
+}
+
+function render() {
+  const now = Date.now();
+  for (const a of doc.querySelectorAll('[data-nav]')) {
+    a.classList.toggle('current', a.dataset.nav === (state.route.view === 'deployments' ? 'deployments' : 'runs'));
+  }
+  if (!state.loaded) return;
+  const r = state.route;
+  if (r.view === 'runs') {
+    const filtered = Object.keys(r.filters).length > 0;
+    $('runs-table').innerHTML = runsTableHtml(state.runs, now, filtered);
+    $('runs-more').hidden = !state.nextBefore;
+  } else if (r.view === 'run' && state.run) {
+    $('run-body').innerHTML = runHtml(state.run, now, r);
+  } else if (r.view === 'deployments') {
+    $('deployments-body').innerHTML = deploymentsHtml(state.deployments, now, r.environment);
+    $('deployments-more').hidden = !state.deploymentsNext;
+  }
+  doc.title = r.view === 'run' && state.run ? 'ladle: run ' + state.run.id + ' ' + state.run.status : 'ladle';
+}
+
+function statusOptions(selected) {
+  let html = '<option value="">any status</option>';
+  for (const s of STATUSES) {
+    html += '<option' + (s === selected ? ' selected' : '') + '>' + s + '</option>';
+  }
+  return html;
+}
+
+// Lays out the view's frame (filters, containers), then loads its data.
+async function show() {
+  state.route = parseRoute(root.location.hash);
+  state.loaded = false;
+  stopLog();
+  const r = state.route;
+  const view = $('view');
+  if (r.view === 'runs') {
+    const f = r.filters;
+    view.innerHTML =
+        '<form class="filters" id="filters"><input name="repo" placeholder="repository" value="' +
+        escapeHtml(f.repo || '') + '"><input name="branch" placeholder="branch" value="' +
+        escapeHtml(f.branch || '') + '"><select name="status">' + statusOptions(f.status) +
+        '</select><button type="submit">Filter</button></form><div id="runs-table"></div>' +
+        '<div class="more"><button type="button" id="runs-more" hidden>Older runs</button></div>';
+    $('filters').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const form = e.target;
+      root.location.hash = routeHash({view: 'runs', filters: {
+        repo: form.repo.value.trim(), branch: form.branch.value.trim(), status: form.status.value}});
+    });
+    $('runs-more').addEventListener('click', () => loadRuns(true).catch(failed));
+  } else if (r.view === 'run') {
+    view.innerHTML = '<p><a href="#/">&larr; all runs</a></p><div id="run-body"></div>' +
+                     '<section id="log-box" hidden><h2 id="log-title"></h2><pre class="log" id="log"></pre></section>';
+  } else {
+    view.innerHTML =
+        '<form class="filters" id="env-filter"><input name="environment" placeholder="environment" value="' +
+        escapeHtml(r.environment || '') + '"><button type="submit">Filter</button></form>' +
+        '<div id="deployments-body"></div><div class="more"><button type="button" id="deployments-more" hidden>' +
+        'Older deployments</button></div>';
+    $('env-filter').addEventListener('submit', (e) => {
+      e.preventDefault();
+      root.location.hash = routeHash({view: 'deployments', environment: e.target.environment.value.trim()});
+    });
+    $('deployments-more').addEventListener('click', () => loadDeployments(true).catch(failed));
+  }
+  render();
+  if (!currentToken()) { showTokenForm(); return; }
+  try {
+    if (r.view === 'runs') await loadRuns(false);
+    else if (r.view === 'run') await loadRun();
+    else await loadDeployments(false);
+    $('token-form').hidden = true;
+    showBanner('');
+  } catch (err) {
+    failed(err);
+  }
+}
+
+async function loadRuns(more) {
+  const route = state.route;
+  const page = await api(runsPath(route.filters, more ? state.nextBefore : undefined), {}, 'runs');
+  if (state.route !== route) return;
+  state.runs = more ? state.runs.concat(page.runs) : page.runs;
+  state.nextBefore = page.next_before || null;
+  state.loaded = true;
+  render();
+}
+
+async function loadRun() {
+  const route = state.route;
+  const run = await api('/api/v1/runs/' + route.id, {}, 'run ' + route.id);
+  if (state.route !== route) return;
+  state.run = run;
+  state.loaded = true;
+  render();
+  if (route.stage && route.step && !state.log) startLog(route);
+}
+
+async function loadDeployments(more) {
+  const route = state.route;
+  const page = await api(deploymentsPath(route.environment, more ? state.deploymentsNext : undefined), {},
+                         'deployments');
+  if (state.route !== route) return;
+  state.deployments = more ? state.deployments.concat(page.deployments) : page.deployments;
+  state.deploymentsNext = page.next_before || null;
+  state.loaded = true;
+  render();
+}
+
+// ---- A step's log, followed while the step runs ----
+
+function stopLog() {
+  if (state.log) state.log.abort();
+  state.log = null;
+}
+
+async function startLog(route) {
+  const controller = new AbortController();
+  state.log = controller;
+  $('log-box').hidden = false;
+  $('log-title').textContent = 'Log of ' + route.stage + '/' + route.step;
+  const pre = $('log');
+  pre.textContent = '';
+  const append = (records) => {
+    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    const frag = doc.createDocumentFragment();
+    for (const rec of records) {
+      const line = doc.createElement('span');
+      if (rec.stream === 'stderr') line.className = 'stderr';
+      line.textContent = rec.text + '\n';
+      frag.appendChild(line);
+    }
+    pre.appendChild(frag);
+    if (atBottom) pre.scrollTop = pre.scrollHeight;
+  };
+  try {
+    const response = await api(logPath(route.id, route.stage, route.step, true),
+                               {raw: true, signal: controller.signal}, 'log of ' + route.stage + '/' + route.step);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let rest = '';
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      const parsed = parseNdjson(rest + decoder.decode(value, {stream: true}));
+      rest = parsed.rest;
+      append(parsed.records);
+    }
+    if (!pre.textContent) pre.textContent = '(no output)';
+  } catch (err) {
+    if (err.name !== 'AbortError') failed(err);
+  }
+}
+
+// ---- Live: the runs event stream ----
+
+function setLive(on, text) {
+  const live = $('live');
+  live.className = 'live ' + (on ? 'on' : 'off');
+  live.textContent = text;
+}
+
+function onEvent(ev) {
+  if (ev.id) state.lastEventId = ev.id;
+  if (ev.event === 'reset') { show(); return; }
+  if (!['run', 'stage', 'step'].includes(ev.event) || !ev.data) return;
+  let data;
+  try { data = JSON.parse(ev.data); } catch (e) { return; }
+  const r = state.route;
+  if (r.view === 'runs' && ev.event === 'run' && state.loaded) {
+    state.runs = applyRunEvent(state.runs, data, r.filters, PAGE_SIZE);
+    render();
+  } else if (r.view === 'run' && state.run) {
+    if (!applyDetailEvent(state.run, ev.event, data)) scheduleRefetch();
+    else render();
+    if (ev.event === 'run' && data.id === state.run.id && !ACTIVE.has(data.status)) scheduleRefetch();
+  } else if (r.view === 'deployments' && ev.event === 'stage' && data.environment) {
+    scheduleRefetch();
+  }
+}
+
+// Several events in a burst cause one fetch.
+function scheduleRefetch() {
+  if (state.refetch) return;
+  state.refetch = root.setTimeout(() => {
+    state.refetch = null;
+    const r = state.route;
+    const load = r.view === 'run' ? loadRun() : r.view === 'deployments' ? loadDeployments(false) : loadRuns(false);
+    load.catch(failed);
+  }, 250);
+}
+
+async function followEvents() {
+  let delay = 1000;
+  for (;;) {
+    if (!currentToken()) { setLive(false, 'no token'); await sleep(1000); continue; }
+    const controller = new AbortController();
+    state.events = controller;
+    try {
+      const headers = state.lastEventId ? {'Last-Event-ID': state.lastEventId} : {};
+      const response = await api('/api/v1/runs/stream', {raw: true, headers, signal: controller.signal},
+                                 'event stream');
+      setLive(true, 'live');
+      delay = 1000;
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let rest = '';
+      for (;;) {
+        const {value, done} = await reader.read();
+        if (done) break;
+        const parsed = parseSse(rest + decoder.decode(value, {stream: true}));
+        rest = parsed.rest;
+        for (const ev of parsed.events) onEvent(ev);
+      }
+      setLive(false, 'reconnecting');
+    } catch (err) {
+      setLive(false, err.status === 401 ? 'no valid token' : 'reconnecting');
+      if (err.status === 401) failed(err);
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 15000);
+  }
+}
+
+function sleep(ms) { return new Promise((resolve) => root.setTimeout(resolve, ms)); }
+
+// ---- Actions (admin token) ----
+
+async function act(button) {
+  const action = button.dataset.action;
+  try {
+    let answer;
+    if (action === 'cancel') {
+      const id = button.dataset.run;
+      if (!root.confirm('Cancel run ' + id + '? Its running steps are stopped.')) return;
+      answer = await api('/api/v1/runs/' + id + '/cancel', {method: 'POST'}, 'cancel run ' + id);
+    } else if (action === 'approve') {
+      const id = button.dataset.run, stage = button.dataset.stage;
+      answer = await api('/api/v1/runs/' + id + '/stages/' + encodeURIComponent(stage) + '/approve',
+                         {method: 'POST'}, 'approve ' + stage + ' of run ' + id);
+    } else if (action === 'rollback') {
+      const env = button.dataset.environment;
+      const to = root.prompt('Roll back ' + env + '.\nLeave empty to redeploy the deployment before the current ' +
+                             'one, or give the run whose commit to deploy:', '');
+      if (to === null) return;
+      const body = to.trim() ? JSON.stringify({to_run: Number(to.trim())}) : '';
+      if (to.trim() && !/^[1-9][0-9]*$/.test(to.trim())) {
+        showBanner('Roll back ' + env + ': "' + to.trim() + '" is not a run number.');
+        return;
+      }
+      answer = await api('/api/v1/environments/' + encodeURIComponent(env) + '/rollback',
+                         {method: 'POST', body, headers: {'Content-Type': 'application/json'}}, 'roll back ' + env);
+      if (answer && answer.run_id) { root.location.hash = '#/runs/' + answer.run_id; return; }
+    }
+    showBanner(answer && answer.message ? answer.message : 'done', true);
+    scheduleRefetch();
+  } catch (err) {
+    failed(err);
+  }
+}
+
+function start() {
+  $('token-entry').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const value = $('token-input').value.trim();
+    if (!value) return;
+    setToken(value);
+    $('token-input').value = '';
+    $('token-form').hidden = true;
+    if (state.events) state.events.abort();
+    show();
+  });
+  $('token-forget').addEventListener('click', () => {
+    setToken('');
+    if (state.events) state.events.abort();
+    showTokenForm('The token is forgotten.');
+  });
+  $('token-button').addEventListener('click', () => {
+    const form = $('token-form');
+    if (form.hidden) showTokenForm(); else form.hidden = true;
+  });
+  $('view').addEventListener('click', (e) => {
+    const button = e.target.closest('button[data-action]');
+    if (button) act(button);
+  });
+  root.addEventListener('hashchange', show);
+  // Durations of running runs and "5 s ago" grow by themselves.
+  root.setInterval(render, 1000);
+  show();
+  followEvents();
+}
+
+if (doc.readyState === 'loading') doc.addEventListener('DOMContentLoaded', start);
+else start();
+
+})(typeof window !== 'undefined' ? window : globalThis);
