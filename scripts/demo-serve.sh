@@ -97,4 +97,5 @@ say "the toggles, as the production stage synced them: new ones are off (shipped
 LADLE_SERVER=$server "$ladle" --data "$data" toggles list
 say "the server stops with this script; to go on by hand:"
 echo "  $ladle serve --config $base/server.yml &"
+echo "  open $server/ (the web UI) with the token in $data/admin.token"
 echo "  LADLE_SERVER=$server $ladle --data $data toggles on new-checkout   # when you are ready"

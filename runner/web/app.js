@@ -32,11 +32,12 @@ function parseTime(text) {
 // "850 ms", "4.2 s", "42 s", "3 min 12 s", "2 h 5 min".
 function formatDuration(ms) {
   if (ms === null || ms === undefined || !(ms >= 0)) return '';
-  if (ms < 1000) return Math.round(ms) + ' ms';
-  const s = ms / 1000;
-  if (s < 10) return s.toFixed(1) + ' s';
-  if (s < 60) return Math.round(s) + ' s';
-  const total = Math.round(s);
+  // Rounded first, then placed: 59.6 s is "1 min 0 s", not "60 s".
+  if (Math.round(ms) < 1000) return Math.round(ms) + ' ms';
+  const tenths = Math.round(ms / 100);
+  if (tenths < 100) return (tenths / 10).toFixed(1) + ' s';
+  const total = Math.round(ms / 1000);
+  if (total < 60) return total + ' s';
   if (total < 3600) return Math.floor(total / 60) + ' min ' + (total % 60) + ' s';
   return Math.floor(total / 3600) + ' h ' + Math.floor((total % 3600) / 60) + ' min';
 }
@@ -79,15 +80,16 @@ function parseQuery(text) {
   for (const part of text.split('&')) {
     if (!part) continue;
     const eq = part.indexOf('=');
-    const key = decodeComponent(eq < 0 ? part : part.slice(0, eq));
-    const value = eq < 0 ? '' : decodeComponent(part.slice(eq + 1));
+    const key = decodeComponent(eq < 0 ? part : part.slice(0, eq), true);
+    const value = eq < 0 ? '' : decodeComponent(part.slice(eq + 1), true);
     if (key !== null && value !== null && value !== '') out[key] = value;
   }
   return out;
 }
 
-function decodeComponent(text) {
-  try { return decodeURIComponent(text.replace(/\+/g, ' ')); } catch (e) { return null; }
+// '+' is a space in a query, itself in a path.
+function decodeComponent(text, query) {
+  try { return decodeURIComponent(query ? text.replace(/\+/g, ' ') : text); } catch (e) { return null; }
 }
 
 function queryString(params) {
@@ -109,7 +111,7 @@ function parseRoute(hash) {
   let query = '';
   const q = text.indexOf('?');
   if (q >= 0) { query = text.slice(q + 1); text = text.slice(0, q); }
-  const parts = text.split('/').filter((p) => p !== '').map(decodeComponent);
+  const parts = text.split('/').filter((p) => p !== '').map((p) => decodeComponent(p, false));
   const params = parseQuery(query);
   if (parts[0] === 'runs' && /^[1-9][0-9]*$/.test(parts[1] || '')) {
     const route = {view: 'run', id: Number(parts[1])};
@@ -158,7 +160,10 @@ function deploymentsPath(environment, before) {
 // several data lines join with '\n'; CRLF works as LF.
 function parseSse(text) {
   const events = [];
-  const normal = text.replace(/\r\n?/g, '\n');
+  // A chunk that ends in '\r' may end in the middle of a CRLF: that '\r'
+  // waits for the next chunk.
+  const held = text.endsWith('\r') ? '\r' : '';
+  const normal = (held ? text.slice(0, -1) : text).replace(/\r\n?/g, '\n');
   let start = 0;
   for (;;) {
     const end = normal.indexOf('\n\n', start);
@@ -178,7 +183,7 @@ function parseSse(text) {
     }
     if (ev.data !== null || ev.id !== null) events.push(ev);
   }
-  return {events, rest: normal.slice(start)};
+  return {events, rest: normal.slice(start) + held};
 }
 
 // Splits newline-delimited JSON into parsed records and the unfinished rest.
@@ -217,9 +222,8 @@ function applyRunEvent(runs, run, filters, limit) {
   const max = limit || PAGE_SIZE;
   const without = runs.filter((r) => r.id !== run.id);
   if (!matchesFilters(run, filters)) return without;
-  const known = without.length !== runs.length;
-  const newest = runs.length ? runs[0].id : 0;
-  if (!known && run.id < newest && runs.length >= max) return without;  // belongs to an older page
+  // Sorted in, then cut to the page: a run older than a full page's oldest
+  // falls off the end (it belongs to an older page).
   const merged = without.concat([run]).sort((a, b) => b.id - a.id);
   return merged.slice(0, Math.max(max, runs.length));
 }
@@ -307,7 +311,7 @@ function runHtml(run, now, route) {
   const fact = (name, value) => { if (value) html += '<dt>' + name + '</dt><dd>' + value + '</dd>'; };
   fact('repository', escapeHtml(run.repo));
   fact('branch', escapeHtml(run.branch));
-  fact('commit', '<span class="mono">' + escapeHtml(run.commit) + '</span>');
+  if (run.commit) fact('commit', '<span class="mono">' + escapeHtml(run.commit) + '</span>');
   fact('pipeline', escapeHtml(run.pipeline) + (run.file ? ' <span class="muted">(' + escapeHtml(run.file) + ')</span>' : ''));
   fact('trigger', escapeHtml(run.trigger || ''));
   if (run.rollback_environment) {
@@ -398,7 +402,8 @@ function errorMessage(status, bodyText, what) {
     const body = JSON.parse(bodyText);
     if (body && typeof body.message === 'string') message = body.message;
   } catch (e) { /* not JSON */ }
-  if (!message) message = bodyText && bodyText.length < 300 ? bodyText.trim() : 'HTTP ' + status;
+  const text = (bodyText || '').trim();
+  if (!message) message = text && text.length < 300 ? text : 'HTTP ' + status;
   return what + ': ' + message + ' (' + status + ')';
 }
 
