@@ -487,6 +487,12 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
     sr->rollout_check = i >= regular;
     ctx.steps.push_back(std::move(sr));
   }
+  {
+    // What the stage said while it waited (for approval, for the
+    // deployment lock) is over once it runs.
+    std::lock_guard<std::mutex> lock(mu_);
+    rec->message.clear();
+  }
   SetStage(rec, kRunning, "");
   if (!stage.toggles_file.empty()) SyncToggles(stage, &ctx);
   if (!ctx.sync_error.empty()) {
@@ -540,10 +546,6 @@ bool Executor::AcquireEnvironment(const Stage& stage, StageRecord* rec, int* loc
     }
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(50));
-  }
-  if (told) {
-    std::lock_guard<std::mutex> lock(mu_);
-    rec->message.clear();
   }
   *lock_fd = fd;
   return true;

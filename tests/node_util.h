@@ -4,18 +4,37 @@
 #ifndef LADLE_TESTS_NODE_UTIL_H_
 #define LADLE_TESTS_NODE_UTIL_H_
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <chrono>
 #include <string>
+#include <vector>
+
+#include "env/subprocess.h"
 
 namespace ladle {
 namespace testing {
 
+// Whether `name` is an executable on $PATH. Looked up, not run: the e2e
+// tests' processes reap their children themselves, which would take
+// std::system's exit status away.
 inline bool HaveCommand(const std::string& name) {
-  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string dir = end > start ? dirs.substr(start, end - start) : ".";
+    if (::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+    start = end + 1;
+  }
+  return false;
 }
 
 // Whether a missing tool fails the test (CI=true) rather than skipping it.
@@ -24,19 +43,23 @@ inline bool InCi() {
   return ci && std::string(ci) == "true";
 }
 
-// Runs `cmd` with sh; its standard output, and its wait status in *rc.
-inline std::string RunCapture(const std::string& cmd, int* rc) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    *rc = -1;
-    return out;
+// Runs argv (through PATH) in `cwd`: stdout in `out`, stdout and stderr
+// in the message when it fails. Through env::RunCommand, which works beside
+// the reaper of these test processes (popen/pclose would lose the status).
+inline bool Run(const std::vector<std::string>& argv, const std::string& cwd, std::string* out,
+                std::string* error, std::chrono::seconds timeout = std::chrono::seconds(300)) {
+  env::CommandResult r;
+  Status s = env::RunCommand(argv, cwd, &r, timeout);
+  if (out) *out = r.out;
+  if (!s.ok()) {
+    *error = argv[0] + ": " + s.ToString();
+    return false;
   }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  *rc = pclose(p);
-  return out;
+  if (r.exit_code != 0) {
+    *error = argv[0] + " exited with " + std::to_string(r.exit_code) + ": " + r.out + r.err;
+    return false;
+  }
+  return true;
 }
 
 inline std::string ReadWhole(const std::filesystem::path& p) {
@@ -58,9 +81,9 @@ inline std::string NpmInstall(const std::filesystem::path& package_json,
   }
   fs::create_directories(cache);
   fs::copy_file(package_json, cache / "package.json", fs::copy_options::overwrite_existing);
-  int rc = 0;
-  std::string out = RunCapture("cd '" + cache.string() + "' && npm install --no-audit --no-fund 2>&1", &rc);
-  return rc == 0 ? "" : "npm install failed: " + out;
+  std::string error;
+  if (Run({"npm", "install", "--no-audit", "--no-fund"}, cache.string(), nullptr, &error)) return "";
+  return "npm install failed: " + error;
 }
 
 }  // namespace testing

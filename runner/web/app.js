@@ -229,18 +229,21 @@ function applyRunEvent(runs, run, filters, limit) {
 }
 
 // Applies a `run`, `stage` or `step` event to one run's full JSON in place.
-// Returns false when the event names a stage or step the run does not have
+// An event carries the whole record (the server leaves out an empty
+// `message`, so a message the event lacks is gone). Returns false when the event names a stage or step the run does not have
 // yet (the caller fetches the run again).
 function applyDetailEvent(run, type, data) {
   if (!run || data.run_id !== run.id && !(type === 'run' && data.id === run.id)) return true;
   if (type === 'run') {
     for (const key of Object.keys(data)) if (key !== 'stages' && key !== 'deployment') run[key] = data[key];
+    if (!('message' in data)) delete run.message;
     return true;
   }
   const stage = (run.stages || []).find((s) => s.name === (type === 'stage' ? data.name : data.stage));
   if (!stage) return false;
   if (type === 'stage') {
     for (const key of Object.keys(data)) if (key !== 'run_id' && key !== 'steps') stage[key] = data[key];
+    if (!('message' in data)) delete stage.message;
     return true;
   }
   if (type === 'step') {
@@ -679,10 +682,16 @@ function scheduleRefetch() {
   }, 250);
 }
 
+// A new token ends the wait before the next attempt at once.
+function wakeEvents() {
+  if (state.events) state.events.abort();
+  if (state.wake) state.wake();
+}
+
 async function followEvents() {
   let delay = 1000;
   for (;;) {
-    if (!currentToken()) { setLive(false, 'no token'); await sleep(1000); continue; }
+    if (!currentToken()) { setLive(false, 'no token'); await pause(60000); continue; }
     const controller = new AbortController();
     state.events = controller;
     try {
@@ -706,12 +715,18 @@ async function followEvents() {
       setLive(false, err.status === 401 ? 'no valid token' : 'reconnecting');
       if (err.status === 401) failed(err);
     }
-    await sleep(delay);
-    delay = Math.min(delay * 2, 15000);
+    if (await pause(delay)) delay = 1000;
+    else delay = Math.min(delay * 2, 15000);
   }
 }
 
-function sleep(ms) { return new Promise((resolve) => root.setTimeout(resolve, ms)); }
+// Waits `ms`, or less when wakeEvents() is called; true when woken.
+function pause(ms) {
+  return new Promise((resolve) => {
+    const timer = root.setTimeout(() => { state.wake = null; resolve(false); }, ms);
+    state.wake = () => { root.clearTimeout(timer); state.wake = null; resolve(true); };
+  });
+}
 
 // ---- Actions (admin token) ----
 
@@ -756,12 +771,12 @@ function start() {
     setToken(value);
     $('token-input').value = '';
     $('token-form').hidden = true;
-    if (state.events) state.events.abort();
+    wakeEvents();
     show();
   });
   $('token-forget').addEventListener('click', () => {
     setToken('');
-    if (state.events) state.events.abort();
+    wakeEvents();
     showTokenForm('The token is forgotten.');
   });
   $('token-button').addEventListener('click', () => {

@@ -1228,6 +1228,7 @@ stages:
   EXPECT_EQ("unit tests of <b>app</b> passed\na warning\n", seen.value("log", ""));
   EXPECT_EQ("success", seen.value("status_after_approve", "")) << "the event stream updates the page";
   EXPECT_EQ(0, seen.value("approve_buttons_left", -1));
+  EXPECT_EQ(json::array(), seen["stage_messages_after_approve"]) << "'waits for approval' is over";
   EXPECT_EQ(1u, seen["environments"].size());
   EXPECT_NE(std::string::npos, seen["environments"][0].get<std::string>().find("production"));
   EXPECT_NE(std::string::npos, seen["environments"][0].get<std::string>().find("success"));

@@ -225,7 +225,6 @@ TEST_F(ToggleServerTest, AcknowledgedFlipsSurviveSigkill) {
 // ---- OpenFeature's JavaScript SDK with the OFREP provider (npm) ----
 
 TEST_F(ToggleServerTest, OpenFeatureJavaScriptSdk) {
-  using ladle::testing::RunCapture;
   if (!ladle::testing::HaveCommand("node") || !ladle::testing::HaveCommand("npm")) {
     if (ladle::testing::InCi()) FAIL() << "node and npm are needed (scripts/install-deps.sh --test)";
     GTEST_SKIP() << "node or npm missing";
@@ -247,12 +246,13 @@ TEST_F(ToggleServerTest, OpenFeatureJavaScriptSdk) {
     auto r = c.Post("/api/v1/toggles", t, "application/json");
     ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
   }
-  std::string cmd = "NODE_PATH='" + (cache / "node_modules").string() + "' node '" + LADLE_SOURCE_DIR +
-                    "/tests/toggles/ofrep_sdk/evaluate.js' http://127.0.0.1:" + std::to_string(port_) + " '" +
-                    token_ + "' alice on-flag:boolean off-flag:boolean users-flag:boolean colour:string missing:boolean 2>&1";
-  int rc = 0;
-  std::string out = RunCapture(cmd, &rc);
-  ASSERT_EQ(0, rc) << out;
+  std::string out, error;
+  ASSERT_TRUE(ladle::testing::Run({"env", "NODE_PATH=" + (cache / "node_modules").string(), "node",
+                                   std::string(LADLE_SOURCE_DIR) + "/tests/toggles/ofrep_sdk/evaluate.js",
+                                   "http://127.0.0.1:" + std::to_string(port_), token_, "alice", "on-flag:boolean",
+                                   "off-flag:boolean", "users-flag:boolean", "colour:string", "missing:boolean"},
+                                  "", &out, &error, std::chrono::seconds(60)))
+      << error;
   json j = json::parse(out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << out;
   EXPECT_EQ(json({{"value", true}, {"variant", "on"}, {"reason", "STATIC"}, {"errorCode", nullptr}}), j["on-flag"]);

@@ -300,6 +300,7 @@ TEST_F(ExecutorServeTest, ResumeStageKeepsEarlierStagesAndCountsAsApproved) {
   EXPECT_EQ(test_before.started_at, StepOf(stored, "test", "t").started_at);
   EXPECT_EQ(test_before.finished_at, StepOf(stored, "test", "t").finished_at);
   EXPECT_EQ(kSuccess, StageOf(stored, "production").status);
+  EXPECT_EQ("", StageOf(stored, "production").message) << "the approval note is over once it runs";
   EXPECT_EQ(kSuccess, StageOf(stored, "after").status);
   EXPECT_EQ("", stored.resume_stage);
   ASSERT_TRUE(stored.deployment.has_value());

@@ -632,6 +632,18 @@ describe('applyDetailEvent', () => {
     assert.equal(run.stages, stages);
   });
 
+  test('a message the event lacks is gone (the server leaves out empty ones)', () => {
+    const run = fixture();
+    run.message = 'queued behind run 6';
+    run.stages[1].message = 'waits for approval; to go on: ladle approve 7 deploy prod';
+    assert.equal(app.applyDetailEvent(run, 'stage', {run_id: 7, name: 'deploy prod', status: 'running'}), true);
+    assert.equal('message' in run.stages[1], false);
+    assert.equal(app.applyDetailEvent(run, 'run', {id: 7, status: 'running'}), true);
+    assert.equal('message' in run, false);
+    assert.equal(app.applyDetailEvent(run, 'stage', {run_id: 7, name: 'build', status: 'success', message: 'gate passed'}), true);
+    assert.equal(run.stages[0].message, 'gate passed');
+  });
+
   test('a stage event updates that stage, not its steps', () => {
     const run = fixture();
     const ok = app.applyDetailEvent(run, 'stage', {

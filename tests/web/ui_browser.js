@@ -4,6 +4,7 @@
 // the run finish without reloading, look at the deployments.
 //
 // Usage: node ui_browser.js BASE_URL TOKEN RUN_ID STAGE STEP APPROVE_STAGE
+// With LADLE_UI_SCREENSHOTS=DIR it also saves a screenshot of each view there.
 // Prints one JSON object of what the page showed; exit 0 even when the page
 // showed something unexpected (the C++ test judges), non-zero only when the
 // browser could not be driven at all. Started by tests/e2e/serve_test.cc.
@@ -38,10 +39,12 @@ async function main() {
     page.on('request', (r) => {
       if (!r.url().startsWith(base)) seen.requests_elsewhere.push(r.url());
     });
+    const shots = process.env.LADLE_UI_SCREENSHOTS;
     const step_ = async (name, fn) => {
       phase = name;
       try {
         await fn();
+        if (shots) await page.screenshot({path: shots + '/' + name.replace(/\W+/g, '-') + '.png', fullPage: true});
       } catch (e) {
         seen.failed_at = seen.failed_at || name + ': ' + String(e.message || e).split('\n')[0];
       }
@@ -107,6 +110,7 @@ async function main() {
       }, null, {timeout: 30000});
       seen.status_after_approve = await page.textContent('h1 .status');
       seen.approve_buttons_left = await page.locator('button[data-action="approve"]').count();
+      seen.stage_messages_after_approve = await page.$$eval('.stage .message', (els) => els.map((e) => e.textContent));
       seen.banner = await page.textContent('#banner');
     });
 
