@@ -219,6 +219,7 @@ ContainerSummary ParseSummary(const json& c) {
     if (!out.name.empty() && out.name[0] == '/') out.name.erase(0, 1);
   }
   out.state = Str(c, "State");
+  out.image_id = Str(c, "ImageID");
   if (c.contains("Labels") && c["Labels"].is_object())
     for (auto& [k, v] : c["Labels"].items())
       if (v.is_string()) out.labels[k] = v.get<std::string>();

@@ -101,6 +101,7 @@ struct ContainerSummary {
   std::string id;
   std::string name;   // without the leading '/'
   std::string state;  // "running", "exited", "created", ...
+  std::string image_id;  // "sha256:..." of the image it was created from
   std::map<std::string, std::string> labels;
 };
 

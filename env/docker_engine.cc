@@ -313,6 +313,14 @@ Status DockerEngine::RemoveContainersOfDataDir(
     Status r = client_->RemoveContainer(c.id);
     if (r.ok() && removed != nullptr) removed->push_back(c.name);
     if (!r.ok() && first.ok()) first = r.WithContext("remove container " + c.name);
+    // A kept container runs from the image ladle committed of its step
+    // (DockerStep::Keep): that image goes with it, unless something else
+    // (a container or image of the user's) was made from it (409).
+    if (r.ok() && c.labels.count(kKeepLabel) && !c.image_id.empty()) {
+      Status i = client_->RemoveImage(c.image_id);
+      if (!i.ok() && i.code() != Code::kConflict && first.ok())
+        first = i.WithContext("remove the image of kept container " + c.name);
+    }
   }
   return first;
 }

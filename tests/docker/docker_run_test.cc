@@ -196,6 +196,11 @@ TEST_F(DockerRunTest, PruneRemovesThePrunedRunsKeptContainers) {
   CommandOutput r = Ladle({"run"});
   ASSERT_EQ(0, r.code) << r.out << r.err;
   ASSERT_FALSE(ContainersOf(data_).empty()) << "keep: always leaves the container";
+  const std::string kept = ContainersOf(data_).front();
+  CommandOutput image = Docker({"inspect", "-f", "{{.Image}}", kept});
+  ASSERT_EQ(0, image.code) << image.err;
+  const std::string image_id = image.out.substr(0, image.out.find_last_not_of("\n") + 1);
+  ASSERT_EQ(0, Docker({"image", "inspect", image_id}).code) << "the committed image of the kept step";
   r = Ladle({"prune", "--older-than", "1h"});
   ASSERT_EQ(0, r.code) << r.err;
   EXPECT_FALSE(ContainersOf(data_).empty()) << "a run younger than the age stays, and its container";
@@ -204,6 +209,7 @@ TEST_F(DockerRunTest, PruneRemovesThePrunedRunsKeptContainers) {
   ASSERT_EQ(0, r.code) << r.err;
   EXPECT_EQ("pruned 1 run(s) that finished more than 1s ago\n", r.out);
   EXPECT_TRUE(ContainersOf(data_).empty());
+  EXPECT_NE(0, Docker({"image", "inspect", image_id}).code) << "the kept container's image goes with it";
 }
 
 TEST_F(DockerRunTest, KeptFailedContainerCanBeEnteredAndSurvivesTheNextStart) {
