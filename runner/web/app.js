@@ -67,9 +67,27 @@ function statusBadge(status) {
   return '<span class="status s-' + known + '">' + escapeHtml(status) + '</span>';
 }
 
+// "5 min ago", marked so that the page's clock can tick it in place.
 function timeCell(text, now) {
   if (!text) return '';
-  return '<span title="' + escapeHtml(text) + '">' + escapeHtml(relativeTime(text, now)) + '</span>';
+  return '<span class="ago" data-t="' + escapeHtml(text) + '" title="' + escapeHtml(text) + '">' +
+         escapeHtml(relativeTime(text, now)) + '</span>';
+}
+
+// How long it took, or has taken so far; one still running is marked so
+// that the page's clock can tick it in place.
+function tookCell(item, now) {
+  const text = escapeHtml(formatDuration(elapsed(item, now)));
+  if (!item || !item.started_at || item.finished_at) return text;
+  return '<span class="took" data-start="' + escapeHtml(item.started_at) + '">' + text + '</span>';
+}
+
+// What the clock changes in HTML already on the page: [{kind, time}] ->
+// the text each now shows. Pure, for the tests; the page applies it.
+function tickText(kind, time, now) {
+  if (kind === 'ago') return relativeTime(time, now);
+  const start = parseTime(time);
+  return start === null ? '' : formatDuration(now - start);
 }
 
 // ---- Routes (the part of the address after '#') -------------------------
@@ -279,7 +297,7 @@ function runsTableHtml(runs, now, filtered) {
             (run.rollback_environment ? ' <span class="env">rollback of ' + escapeHtml(run.rollback_environment) +
                                         '</span>' : '') +
             '</td><td>' + timeCell(run.created_at, now) + '</td><td class="num">' +
-            escapeHtml(formatDuration(elapsed(run, now))) + '</td></tr>';
+            tookCell(run, now) + '</td></tr>';
     if (run.message) {
       html += '<tr class="detail"><td></td><td colspan="7" class="muted">' + escapeHtml(run.message) + '</td></tr>';
     }
@@ -302,7 +320,7 @@ function stepHtml(run, stage, step, now, selected) {
   return '<tr' + (selected ? ' class="selected"' : '') + '><td><a href="' + escapeHtml(href) + '">' +
          escapeHtml(step.name) + '</a></td><td>' + statusBadge(step.status) + '</td><td class="num">' +
          (step.exit_code === null || step.exit_code === undefined ? '' : 'exit ' + escapeHtml(step.exit_code)) +
-         '</td><td class="num">' + escapeHtml(formatDuration(elapsed(step, now))) + '</td><td class="muted">' +
+         '</td><td class="num">' + tookCell(step, now) + '</td><td class="muted">' +
          escapeHtml(notes.join(', ')) + '</td></tr>';
 }
 
@@ -322,7 +340,7 @@ function runHtml(run, now, route) {
          (run.source_run ? ' to the commit of ' + runLink(run.source_run, 'run ' + run.source_run) : ''));
   }
   fact('created', timeCell(run.created_at, now));
-  fact('took', escapeHtml(formatDuration(elapsed(run, now))));
+  fact('took', tookCell(run, now));
   if (run.deployment) {
     const d = run.deployment;
     fact('deployment', '<span class="env">' + escapeHtml(d.environment) + '</span> ' + statusBadge(d.status) +
@@ -392,7 +410,7 @@ function deploymentsHtml(deployments, now, environment) {
             escapeHtml(d.stage) + '</td><td>' + escapeHtml(d.repo) + '</td><td>' + escapeHtml(d.branch) +
             '</td><td class="mono" title="' + escapeHtml(d.commit) + '">' + escapeHtml(shortCommit(d.commit)) +
             '</td><td>' + timeCell(d.started_at, now) + '</td><td class="num">' +
-            escapeHtml(formatDuration(elapsed(d, now))) + '</td></tr>';
+            tookCell(d, now) + '</td></tr>';
   }
   return html + '</tbody></table>';
 }
@@ -414,7 +432,7 @@ const pure = {
   STATUSES, escapeHtml, shortCommit, formatDuration, elapsed, relativeTime, statusBadge,
   parseRoute, routeHash, runsPath, logPath, deploymentsPath, parseSse, parseNdjson, matchesFilters,
   applyRunEvent, applyDetailEvent, runsTableHtml, runHtml, deploymentsHtml, currentDeployments,
-  errorMessage, testsText,
+  errorMessage, testsText, tickText,
 };
 
 if (typeof module !== 'undefined' && module.exports) {
@@ -508,6 +526,18 @@ function render() {
     $('deployments-more').hidden = !state.deploymentsNext;
   }
   doc.title = r.view === 'run' && state.run ? 'ladle: run ' + state.run.id + ' ' + state.run.status : 'ladle';
+}
+
+function tick() {
+  const now = Date.now();
+  for (const el of doc.querySelectorAll('#view .ago')) {
+    const text = tickText('ago', el.dataset.t, now);
+    if (el.textContent !== text) el.textContent = text;
+  }
+  for (const el of doc.querySelectorAll('#view .took')) {
+    const text = tickText('took', el.dataset.start, now);
+    if (el.textContent !== text) el.textContent = text;
+  }
 }
 
 function statusOptions(selected) {
@@ -788,8 +818,9 @@ function start() {
     if (button) act(button);
   });
   root.addEventListener('hashchange', show);
-  // Durations of running runs and "5 s ago" grow by themselves.
-  root.setInterval(render, 1000);
+  // "5 s ago" and the durations of what runs grow by themselves: their
+  // text changes in place, so a selection or a hovered button stays.
+  root.setInterval(tick, 1000);
   show();
   followEvents();
 }

@@ -728,7 +728,7 @@ describe('runsTableHtml', () => {
                  '<tr data-run="42"><td><a href="#/runs/42">#42</a></td>' +
                  '<td><span class="status s-success">success</span></td><td>acme/web</td><td>main</td>' +
                  '<td class="mono" title="0123456789abcdef0123456789abcdef01234567">0123456789</td>' +
-                 '<td>push</td><td><span title="' + r.created_at + '">5 min ago</span></td>' +
+                 '<td>push</td><td><span class="ago" data-t="' + r.created_at + '" title="' + r.created_at + '">5 min ago</span></td>' +
                  '<td class="num">3 min 12 s</td></tr></tbody></table>');
   });
 
@@ -761,7 +761,8 @@ describe('runsTableHtml', () => {
     const html = app.runsTableHtml([run({id: 2, status: 'running', finished_at: null, started_at: ago(42 * SEC)}),
                                     run({id: 1, status: 'queued', started_at: null, finished_at: null})],
                                    NOW, false);
-    assert.ok(html.includes('<td class="num">42 s</td></tr>'), html);
+    assert.ok(html.includes('<td class="num"><span class="took" data-start="' + ago(42 * SEC) + '">42 s</span></td></tr>'),
+              html);
     assert.ok(html.endsWith('<td class="num"></td></tr></tbody></table>'), html);
   });
 
@@ -806,7 +807,9 @@ describe('runHtml', () => {
                               '<dt>commit</dt><dd><span class="mono">0123456789abcdef0123456789abcdef01234567' +
                               '</span></dd><dt>pipeline</dt><dd>ci <span class="muted">(.ladle.yml)</span></dd>' +
                               '<dt>trigger</dt><dd>push</dd>'), html);
-    assert.ok(html.includes('<dt>took</dt><dd>10 min 0 s</dd></dl>'), html);
+    // Still running: the clock ticks the duration in place.
+    assert.ok(html.includes('<dt>took</dt><dd><span class="took" data-start="2024-05-01T11:50:00.000Z">10 min 0 s' +
+                            '</span></dd></dl>'), html);
   });
 
   test('every stage name and step is present, in order', () => {
@@ -952,7 +955,7 @@ describe('deploymentsHtml', () => {
                                     '<td><span class="status s-success">success</span></td>' +
                                     '<td><a href="#/runs/50">#50</a></td>' +
                                     '<td class="mono" title="fedcba9876543210fedcba9876543210fedcba98">fedcba9876</td>' +
-                                    '<td><span title="' + ago(HOUR) + '">1 h ago</span></td>' +
+                                    '<td><span class="ago" data-t="' + ago(HOUR) + '" title="' + ago(HOUR) + '">1 h ago</span></td>' +
                                     '<td><button type="button" class="danger" data-action="rollback" ' +
                                     'data-environment="production">Roll back…</button></td></tr>'), environments);
     assert.ok(!environments.includes('#/runs/30'), environments);
@@ -973,7 +976,7 @@ describe('deploymentsHtml', () => {
     assert.ok(history.includes('<tr><td>eu prod</td><td><span class="status s-success">success</span> rollback</td>' +
                                '<td><a href="#/runs/40">#40</a></td><td>deploy</td><td>acme/web</td><td>main</td>' +
                                '<td class="mono" title="fedcba9876543210fedcba9876543210fedcba98">fedcba9876</td>' +
-                               '<td><span title="' + ago(HOUR) + '">1 h ago</span></td>' +
+                               '<td><span class="ago" data-t="' + ago(HOUR) + '" title="' + ago(HOUR) + '">1 h ago</span></td>' +
                                '<td class="num">30 s</td></tr>'), history);
     assert.ok(history.endsWith('</tbody></table>'), history);
   });
@@ -1002,5 +1005,22 @@ describe('errorMessage', () => {
 
   test('a body of white space only gives HTTP and the status, not an empty message [bug]', () => {
     assert.equal(app.errorMessage(502, ' \n', 'runs'), 'runs: HTTP 502 (502)');
+  });
+});
+
+describe('tickText', () => {
+  test('"ago" cells and running durations as the clock moves', () => {
+    assert.equal(app.tickText('ago', ago(5 * MIN), NOW), '5 min ago');
+    assert.equal(app.tickText('ago', ago(5 * MIN), NOW + 60 * SEC), '6 min ago');
+    assert.equal(app.tickText('took', ago(42 * SEC), NOW), '42 s');
+    assert.equal(app.tickText('took', ago(42 * SEC), NOW + 30 * SEC), '1 min 12 s');
+    assert.equal(app.tickText('took', 'not a time', NOW), '');
+  });
+
+  test('a finished run\'s duration is plain text: the clock leaves it be', () => {
+    const html = app.runsTableHtml([{id: 3, status: 'success', repo: 'r', branch: 'b', commit: 'c',
+                                     started_at: ago(MIN), finished_at: ago(MIN - 5 * SEC)}], NOW, false);
+    assert.ok(html.includes('<td class="num">5.0 s</td>'), html);
+    assert.equal(html.includes('class="took"'), false, html);
   });
 });
