@@ -137,6 +137,7 @@ function parseRoute(hash) {
     return route;
   }
   if (parts[0] === 'deployments') return {view: 'deployments', environment: params.environment || ''};
+  if (parts[0] === 'toggles') return {view: 'toggles'};
   const filters = {};
   for (const key of ['repo', 'branch', 'status']) if (params[key]) filters[key] = params[key];
   return {view: 'runs', filters};
@@ -151,6 +152,7 @@ function routeHash(route) {
     return hash;
   }
   if (route.view === 'deployments') return '#/deployments' + queryString({environment: route.environment});
+  if (route.view === 'toggles') return '#/toggles';
   return '#/' + queryString(route.filters || {});
 }
 
@@ -415,6 +417,56 @@ function deploymentsHtml(deployments, now, environment) {
   return html + '</tbody></table>';
 }
 
+// One environment's strategies in a few words: "rollout 25%", "3 users",
+// "rollout 10%, 2 constraints"; "" when there are none (on for everyone).
+function strategiesText(strategies) {
+  const parts = [];
+  for (const st of strategies || []) {
+    const bits = [];
+    if (st.rollout && typeof st.rollout.percent === 'number') bits.push('rollout ' + st.rollout.percent + '%');
+    if (Array.isArray(st.users)) bits.push(st.users.length + (st.users.length === 1 ? ' user' : ' users'));
+    const c = Array.isArray(st.constraints) ? st.constraints.length : 0;
+    if (c) bits.push(c + (c === 1 ? ' constraint' : ' constraints'));
+    parts.push(bits.length ? bits.join(' with ') : 'a strategy');
+  }
+  return parts.join('; ');
+}
+
+// The environments the toggles name, production first, then by name.
+function toggleEnvironments(toggles) {
+  const names = new Set();
+  for (const t of toggles) for (const env of Object.keys(t.environments || {})) names.add(env);
+  return Array.from(names).sort((a, b) => (a === 'production' ? -1 : b === 'production' ? 1 : a < b ? -1 : a > b ? 1 : 0));
+}
+
+function togglesHtml(toggles) {
+  if (!toggles.length) {
+    return '<p class="empty">No toggles yet. A pipeline stage with <code>toggles: FILE</code> creates them, off; ' +
+           'or <code>ladle toggles create KEY</code>.</p>';
+  }
+  const envs = toggleEnvironments(toggles);
+  let html = '<table class="toggles"><thead><tr><th>toggle</th>';
+  for (const env of envs) html += '<th>' + escapeHtml(env) + '</th>';
+  html += '</tr></thead><tbody>';
+  for (const t of toggles) {
+    html += '<tr data-toggle="' + escapeHtml(t.key) + '"><td><span class="key">' + escapeHtml(t.key) + '</span> ' +
+            (t.type ? '<span class="env">' + escapeHtml(t.type) + '</span>' : '') +
+            (t.description ? '<div class="muted">' + escapeHtml(t.description) + '</div>' : '') + '</td>';
+    for (const env of envs) {
+      const e = (t.environments || {})[env];
+      if (!e) { html += '<td class="muted">-</td>'; continue; }
+      const detail = e.enabled ? strategiesText(e.strategies) : '';
+      html += '<td data-env="' + escapeHtml(env) + '"><span class="status ' + (e.enabled ? 's-success">on' : 's-skipped">off') +
+              '</span>' + (detail ? ' <span class="muted">' + escapeHtml(detail) + '</span>' : '') +
+              ' <button type="button" data-action="flip" data-key="' + escapeHtml(t.key) + '" data-environment="' +
+              escapeHtml(env) + '" data-to="' + (e.enabled ? 'off' : 'on') + '">' + (e.enabled ? 'Turn off' : 'Turn on') +
+              '</button></td>';
+    }
+    html += '</tr>';
+  }
+  return html + '</tbody></table>';
+}
+
 // The message of a failed API call: the server's {"error", "message"} when
 // it sent one.
 function errorMessage(status, bodyText, what) {
@@ -432,7 +484,7 @@ const pure = {
   STATUSES, escapeHtml, shortCommit, formatDuration, elapsed, relativeTime, statusBadge,
   parseRoute, routeHash, runsPath, logPath, deploymentsPath, parseSse, parseNdjson, matchesFilters,
   applyRunEvent, applyDetailEvent, runsTableHtml, runHtml, deploymentsHtml, currentDeployments,
-  errorMessage, testsText, tickText,
+  errorMessage, testsText, tickText, strategiesText, toggleEnvironments, togglesHtml,
 };
 
 if (typeof module !== 'undefined' && module.exports) {
@@ -448,7 +500,7 @@ const $ = (id) => doc.getElementById(id);
 
 const state = {
   route: parseRoute(root.location.hash),
-  runs: [], nextBefore: null, run: null, deployments: [], deploymentsNext: null,
+  runs: [], nextBefore: null, run: null, deployments: [], deploymentsNext: null, toggles: [],
   loaded: false, lastEventId: null, events: null, log: null, refetch: null,
 };
 
@@ -511,7 +563,7 @@ function failed(err) {
 function render() {
   const now = Date.now();
   for (const a of doc.querySelectorAll('[data-nav]')) {
-    a.classList.toggle('current', a.dataset.nav === (state.route.view === 'deployments' ? 'deployments' : 'runs'));
+    a.classList.toggle('current', a.dataset.nav === (state.route.view === 'run' ? 'runs' : state.route.view));
   }
   if (!state.loaded) return;
   const r = state.route;
@@ -524,6 +576,8 @@ function render() {
   } else if (r.view === 'deployments') {
     $('deployments-body').innerHTML = deploymentsHtml(state.deployments, now, r.environment);
     $('deployments-more').hidden = !state.deploymentsNext;
+  } else if (r.view === 'toggles') {
+    $('toggles-body').innerHTML = togglesHtml(state.toggles);
   }
   doc.title = r.view === 'run' && state.run ? 'ladle: run ' + state.run.id + ' ' + state.run.status : 'ladle';
 }
@@ -573,6 +627,9 @@ async function show() {
   } else if (r.view === 'run') {
     view.innerHTML = '<p><a href="#/">&larr; all runs</a></p><div id="run-body"></div>' +
                      '<section id="log-box" hidden><h2 id="log-title"></h2><pre class="log" id="log"></pre></section>';
+  } else if (r.view === 'toggles') {
+    view.innerHTML = '<p class="muted">Toggles of every environment; a change here is an audit event ' +
+                     'like any other (<code>ladle toggles history KEY</code>).</p><div id="toggles-body"></div>';
   } else {
     view.innerHTML =
         '<form class="filters" id="env-filter"><input name="environment" placeholder="environment" value="' +
@@ -590,6 +647,7 @@ async function show() {
   try {
     if (r.view === 'runs') await loadRuns(false);
     else if (r.view === 'run') await loadRun();
+    else if (r.view === 'toggles') await loadToggles();
     else await loadDeployments(false);
     $('token-form').hidden = true;
     showBanner('');
@@ -627,6 +685,21 @@ async function loadDeployments(more) {
   state.deploymentsNext = page.next_before || null;
   state.loaded = true;
   render();
+}
+
+// Toggles change outside the runs' event stream (the CLI, a pipeline's
+// sync): the view reads them again every few seconds while it is open.
+async function loadToggles() {
+  const route = state.route;
+  const list = await api('/api/v1/toggles', {}, 'toggles');
+  if (state.route !== route) return;
+  state.toggles = list.toggles || [];
+  state.loaded = true;
+  render();
+  root.clearTimeout(state.togglesTimer);
+  state.togglesTimer = root.setTimeout(() => {
+    if (state.route === route) loadToggles().catch(failed);
+  }, 5000);
 }
 
 // ---- A step's log, followed while the step runs ----
@@ -707,7 +780,10 @@ function scheduleRefetch() {
   state.refetch = root.setTimeout(() => {
     state.refetch = null;
     const r = state.route;
-    const load = r.view === 'run' ? loadRun() : r.view === 'deployments' ? loadDeployments(false) : loadRuns(false);
+    const load = r.view === 'run' ? loadRun()
+        : r.view === 'deployments' ? loadDeployments(false)
+        : r.view === 'toggles' ? loadToggles()
+        : loadRuns(false);
     load.catch(failed);
   }, 250);
 }
@@ -772,6 +848,12 @@ async function act(button) {
       const id = button.dataset.run, stage = button.dataset.stage;
       answer = await api('/api/v1/runs/' + id + '/stages/' + encodeURIComponent(stage) + '/approve',
                          {method: 'POST'}, 'approve ' + stage + ' of run ' + id);
+    } else if (action === 'flip') {
+      const key = button.dataset.key, env = button.dataset.environment, to = button.dataset.to;
+      if (!root.confirm('Turn ' + key + ' ' + to + ' in ' + env + '?')) return;
+      const toggle = await api('/api/v1/toggles/' + encodeURIComponent(key) + '/environments/' +
+                               encodeURIComponent(env) + '/' + to, {method: 'POST'}, 'turn ' + key + ' ' + to);
+      answer = {message: key + ' is ' + to + ' in ' + env + ' (revision ' + (toggle && toggle.revision) + ')'};
     } else if (action === 'rollback') {
       const env = button.dataset.environment;
       const to = root.prompt('Roll back ' + env + '.\nLeave empty to redeploy the deployment before the current ' +

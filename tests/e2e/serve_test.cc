@@ -1189,12 +1189,14 @@ stages:
   Start({});
   const int64_t id = WaitRunOfCommit(a);
   ASSERT_EQ("waiting", WaitRun(id, {"waiting", "success", "failed"})["status"]);
+  auto created = PostJson("/api/v1/toggles", R"({"key":"new-checkout","type":"release","description":"one-page checkout"})");
+  ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "no answer");
 
   // Through RunCommand, not popen: this process reaps its children itself.
   Result r = Exec({"env", "NODE_PATH=" + (cache / "node_modules").string(), "node",
                    std::string(LADLE_SOURCE_DIR) + "/tests/web/ui_browser.js",
                    "http://127.0.0.1:" + std::to_string(port_), kToken, std::to_string(id), "test", "unit",
-                   "production"},
+                   "production", "new-checkout"},
                   root_);
   ASSERT_EQ(0, r.code) << r.all();
   const std::string out = r.out;
@@ -1233,7 +1235,11 @@ stages:
   EXPECT_NE(std::string::npos, seen["environments"][0].get<std::string>().find("production"));
   EXPECT_NE(std::string::npos, seen["environments"][0].get<std::string>().find("success"));
   EXPECT_EQ(1, seen.value("rollback_buttons", 0));
+  EXPECT_EQ("off Turn on", seen.value("toggle_before", ""));
+  EXPECT_EQ("on Turn off", seen.value("toggle_after", ""));
+  EXPECT_EQ(json({"Turn new-checkout on in production?"}), seen["dialogs"]) << "a flip asks first";
   EXPECT_EQ(true, seen["token_kept_after_reload"]);
+  EXPECT_EQ(true, ToggleEnv("new-checkout")["enabled"]) << "the click turned it on on the server";
 
   // The click in the browser released the stage on the server.
   json run = Run(id);

@@ -1024,3 +1024,64 @@ describe('tickText', () => {
     assert.equal(html.includes('class="took"'), false, html);
   });
 });
+
+describe('toggles', () => {
+  const toggle = (fields) => Object.assign({
+    key: 'new-checkout', type: 'release', description: 'one-page checkout', revision: 3,
+    environments: {production: {enabled: false, strategies: []}},
+  }, fields);
+
+  test('strategies in a few words', () => {
+    assert.equal(app.strategiesText([]), '');
+    assert.equal(app.strategiesText(undefined), '');
+    assert.equal(app.strategiesText([{rollout: {percent: 25}}]), 'rollout 25%');
+    assert.equal(app.strategiesText([{users: ['alice']}]), '1 user');
+    assert.equal(app.strategiesText([{users: ['a', 'b', 'c']}, {rollout: {percent: 10}, constraints: [{}, {}]}]),
+                 '3 users; rollout 10% with 2 constraints');
+    assert.equal(app.strategiesText([{constraints: [{}]}]), '1 constraint');
+    assert.equal(app.strategiesText([{}]), 'a strategy');
+  });
+
+  test('environments: production first, then by name, each once', () => {
+    assert.deepEqual(app.toggleEnvironments([
+      toggle({environments: {staging: {}, dev: {}}}),
+      toggle({environments: {production: {}, staging: {}}}),
+    ]), ['production', 'dev', 'staging']);
+    assert.deepEqual(app.toggleEnvironments([]), []);
+  });
+
+  test('no toggles says where they come from', () => {
+    assert.ok(app.togglesHtml([]).startsWith('<p class="empty">No toggles yet.'));
+  });
+
+  test('an off toggle offers "Turn on", an on one "Turn off" with its strategies', () => {
+    const html = app.togglesHtml([
+      toggle(),
+      toggle({key: 'dark-mode', environments: {production: {enabled: true, strategies: [{rollout: {percent: 25}}]}}}),
+    ]);
+    assert.ok(html.includes('<td data-env="production"><span class="status s-skipped">off</span> ' +
+                            '<button type="button" data-action="flip" data-key="new-checkout" ' +
+                            'data-environment="production" data-to="on">Turn on</button></td>'), html);
+    assert.ok(html.includes('<td data-env="production"><span class="status s-success">on</span> ' +
+                            '<span class="muted">rollout 25%</span> <button type="button" data-action="flip" ' +
+                            'data-key="dark-mode" data-environment="production" data-to="off">Turn off</button></td>'),
+              html);
+  });
+
+  test('an environment a toggle lacks is a dash; keys and descriptions are escaped', () => {
+    const html = app.togglesHtml([
+      toggle({key: 'a"b', description: '<img src=x>', environments: {staging: {enabled: true, strategies: []}}}),
+      toggle(),
+    ]);
+    assert.ok(html.includes('<th>production</th><th>staging</th>'), html);
+    assert.ok(html.includes('<tr data-toggle="a&quot;b">'), html);
+    assert.ok(html.includes('<div class="muted">&lt;img src=x&gt;</div>'), html);
+    assert.ok(!html.includes('<img'), html);
+    assert.ok(html.includes('<td class="muted">-</td>'), html);
+  });
+
+  test('the toggles route', () => {
+    assert.deepEqual(app.parseRoute('#/toggles'), {view: 'toggles'});
+    assert.equal(app.routeHash({view: 'toggles'}), '#/toggles');
+  });
+});

@@ -1,9 +1,10 @@
 // Drives ladle's web UI in headless Chromium (playwright-core) against a
 // running `ladle serve`, as a person would: no token yet, then paste one,
 // find the run, open it, read a step's log, approve the waiting stage, watch
-// the run finish without reloading, look at the deployments.
+// the run finish without reloading, look at the deployments, turn a toggle
+// on in production.
 //
-// Usage: node ui_browser.js BASE_URL TOKEN RUN_ID STAGE STEP APPROVE_STAGE
+// Usage: node ui_browser.js BASE_URL TOKEN RUN_ID STAGE STEP APPROVE_STAGE TOGGLE
 // With LADLE_UI_SCREENSHOTS=DIR it also saves a screenshot of each view there.
 // Prints one JSON object of what the page showed; exit 0 even when the page
 // showed something unexpected (the C++ test judges), non-zero only when the
@@ -12,7 +13,7 @@
 
 const {chromium} = require('playwright-core');
 
-const [base, token, runId, stage, step, approveStage] = process.argv.slice(2);
+const [base, token, runId, stage, step, approveStage, toggle] = process.argv.slice(2);
 const WAIT = 15000;
 
 // Whatever happens, the script ends: a hung browser must not hang ctest.
@@ -31,6 +32,10 @@ async function main() {
   });
   try {
     const page = await browser.newPage();
+    page.on('dialog', (d) => {
+      seen.dialogs = (seen.dialogs || []).concat([d.message()]);
+      d.accept();
+    });
     let phase = '';
     page.on('console', (m) => {
       if (m.type() === 'error') seen.console_errors.push(phase + ': ' + m.text());
@@ -122,9 +127,22 @@ async function main() {
       seen.rollback_buttons = await page.locator('button[data-action="rollback"]').count();
     });
 
+    await step_('toggles', async () => {
+      await page.click('a[data-nav="toggles"]');
+      const cell = page.locator('tr[data-toggle="' + toggle + '"] td[data-env="production"]');
+      await cell.waitFor({timeout: WAIT});
+      seen.toggle_before = (await cell.innerText()).replace(/\s+/g, ' ').trim();
+      await cell.locator('button[data-action="flip"]').click();
+      await page.waitForFunction((key) => {
+        const c = document.querySelector('tr[data-toggle="' + key + '"] td[data-env="production"] .status');
+        return c && c.textContent === 'on';
+      }, toggle, {timeout: WAIT});
+      seen.toggle_after = (await cell.innerText()).replace(/\s+/g, ' ').trim();
+    });
+
     await step_('reload keeps the token', async () => {
       await page.reload({waitUntil: 'load'});
-      await page.locator('table.environments tbody tr').first().waitFor({timeout: WAIT});
+      await page.locator('table.toggles tbody tr').first().waitFor({timeout: WAIT});
       seen.token_kept_after_reload = await page.locator('#token-form').isHidden();
     });
   } finally {
