@@ -1,6 +1,7 @@
 #include "core/http.h"
 
 #include <cctype>
+#include <condition_variable>
 
 #include <nlohmann/json.hpp>
 
@@ -225,6 +226,56 @@ HttpResponse HttpResponse::Stream(std::function<void(std::shared_ptr<StreamWrite
                                   std::string_view content_type, StreamOptions options) {
   return Stream(std::make_shared<LambdaSource>(std::move(start)), content_type,
                 std::move(options));
+}
+
+HttpResponse HttpResponse::Deferred(std::function<void(std::shared_ptr<Responder>)> start) {
+  HttpResponse response;
+  response.deferred = std::move(start);
+  return response;
+}
+
+namespace {
+// Hands a deferred response's answer to AwaitResponse.
+class WaitingResponder : public Responder {
+ public:
+  void Complete(HttpResponse response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_) return;
+    done_ = true;
+    response_ = std::move(response);
+    cv_.notify_all();
+  }
+  bool Wait(std::chrono::milliseconds timeout, HttpResponse* out) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [this] { return done_; })) {
+      done_ = true;  // a late answer is dropped
+      return false;
+    }
+    *out = std::move(response_);
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  HttpResponse response_;
+};
+}  // namespace
+
+HttpResponse AwaitResponse(HttpResponse response, std::chrono::milliseconds timeout) {
+  if (!response.is_deferred()) return response;
+  auto responder = std::make_shared<WaitingResponder>();
+  try {
+    response.deferred(responder);
+  } catch (const std::exception& e) {
+    responder->Complete(HttpResponse::Error(500, "internal", std::string("internal error: ") + e.what()));
+  }
+  HttpResponse answer;
+  if (!responder->Wait(timeout, &answer)) {
+    return HttpResponse::Error(504, "timeout", "no answer within " + std::to_string(timeout.count()) + " ms");
+  }
+  return answer;
 }
 
 // ---- StringStreamWriter ----

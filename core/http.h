@@ -155,6 +155,17 @@ struct StreamOptions {
   std::string keep_alive_data;
 };
 
+struct HttpResponse;
+
+// Completes a deferred response (HttpResponse::Deferred) from any thread.
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  // The answer. Only the first call counts; one that comes after the
+  // client, the server or the wait's deadline has gone is dropped.
+  virtual void Complete(HttpResponse response) = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   // The server owns framing: it writes Content-Length, Transfer-Encoding,
@@ -165,6 +176,10 @@ struct HttpResponse {
   // Non-null: a streaming response; `body` is ignored.
   std::shared_ptr<StreamSource> stream;
   StreamOptions stream_options;
+  // Non-null: the handler answers later. The server calls it once, on the
+  // io thread, with the Responder to complete; it must not block (it hands
+  // the work to a thread of its own). Everything else here is ignored.
+  std::function<void(std::shared_ptr<Responder>)> deferred;
 
   // `body` serialized, Content-Type application/json.
   static HttpResponse Json(int status, const nlohmann::json& body);
@@ -183,8 +198,20 @@ struct HttpResponse {
   static HttpResponse Stream(std::function<void(std::shared_ptr<StreamWriter>)> start,
                              std::string_view content_type, StreamOptions options = {});
 
+  // An answer that takes slow work (a git fetch) off the io thread: the
+  // connection waits for Responder::Complete, up to the server's
+  // deferred_timeout (then 504), while its io thread serves others.
+  static HttpResponse Deferred(std::function<void(std::shared_ptr<Responder>)> start);
+
   bool is_stream() const { return stream != nullptr; }
+  bool is_deferred() const { return deferred != nullptr; }
 };
+
+// The response itself, or for a deferred one, what its Responder is given
+// (waiting up to `timeout`, else a 504 error): for tests and for callers of
+// a Router outside a server.
+HttpResponse AwaitResponse(HttpResponse response,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 

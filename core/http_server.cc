@@ -364,6 +364,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Executor executor() { return context_.get_executor(); }
   void Start() { ReadRequest(); }
   void Shutdown();
+  // A deferred response's answer (DeferredResponder::Complete posts it here).
+  void OnDeferred(uint64_t seq, HttpResponse response);
   void OnChannelReady() {
     if (state_ != State::kStreaming) return;
     if (!stream_writing_) FlushStream();
@@ -371,7 +373,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
-  enum class State { kReading, kWriting, kStreaming, kLingering, kClosed };
+  enum class State { kReading, kWaiting, kWriting, kStreaming, kLingering, kClosed };
 
   void ReadRequest();
   void ReadSome();
@@ -380,6 +382,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnParseError(beast::error_code ec);
   void Handle();
   HttpResponse Dispatch();
+  void Defer(Clock::time_point start, bool keep_alive);
+  void Answer(Clock::time_point start, bool keep_alive);
   void Respond(Clock::time_point start, bool keep_alive);
   void FormatHead(bool keep_alive);
   void OnWritten(beast::error_code ec);
@@ -418,6 +422,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool close_after_write_ = false;
   bool draining_ = false;  // a DrainPeer read is pending
   size_t drained_bytes_ = 0;
+
+  // A deferred response being waited for (state kWaiting): which one (a
+  // late answer to an earlier request must not answer this one), and what
+  // Answer needs when it comes.
+  uint64_t deferred_seq_ = 0;
+  Clock::time_point deferred_start_;
+  bool deferred_keep_alive_ = false;
 
   // Streaming.
   std::shared_ptr<StreamChannel> channel_;
@@ -530,7 +541,14 @@ void Connection::Handle() {
   } else {
     response_ = Dispatch();
   }
-  if (response_.status < 200 || response_.status > 599) {  // 1xx would need more than a head
+  if (response_.deferred) return Defer(start, keep_alive);
+  Answer(start, keep_alive);
+}
+
+// Writes response_ (or starts its stream).
+void Connection::Answer(Clock::time_point start, bool keep_alive) {
+  if (response_.status < 200 || response_.status > 599 || response_.deferred) {
+    // 1xx would need more than a head; a deferred answer must be final.
     response_ = HttpResponse::Error(500, "internal",
                                     "handler answered status " + std::to_string(response_.status));
   }
@@ -538,7 +556,71 @@ void Connection::Handle() {
     Record(start);
     return StartStream();
   }
-  Respond(start, keep_alive);
+  Respond(start, keep_alive && !shared_->stopping);
+}
+
+// ---- Deferred responses ----
+
+// Completes a deferred response from any thread by posting the answer to
+// the connection's io thread, while the server runs.
+class DeferredResponder final : public Responder {
+ public:
+  DeferredResponder(std::weak_ptr<Connection> connection, Executor executor,
+                    std::shared_ptr<ServerShared> shared, uint64_t seq)
+      : connection_(std::move(connection)), executor_(executor), shared_(std::move(shared)),
+        seq_(seq) {}
+
+  ~DeferredResponder() override {
+    if (!done_.load()) {
+      Complete(HttpResponse::Error(500, "internal", "internal error: the handler gave no answer"));
+    }
+  }
+
+  void Complete(HttpResponse response) override {
+    if (done_.exchange(true)) return;
+    std::shared_lock<std::shared_mutex> gate(shared_->gate_mu);
+    if (!shared_->gate_open) return;  // the server is gone: nobody to answer
+    auto answer = std::make_shared<HttpResponse>(std::move(response));
+    asio::post(executor_, [connection = connection_, seq = seq_, answer] {
+      if (auto c = connection.lock()) c->OnDeferred(seq, std::move(*answer));
+    });
+  }
+
+ private:
+  const std::weak_ptr<Connection> connection_;
+  const Executor executor_;
+  const std::shared_ptr<ServerShared> shared_;
+  const uint64_t seq_;
+  std::atomic<bool> done_{false};
+};
+
+// Waits for the handler's Responder without holding the io thread. The
+// connection's timer, armed for deferred_timeout, keeps it alive meanwhile
+// (and answers 504 when it fires first); Stop closes it like any other.
+void Connection::Defer(Clock::time_point start, bool keep_alive) {
+  state_ = State::kWaiting;
+  deferred_start_ = start;
+  deferred_keep_alive_ = keep_alive;
+  const uint64_t seq = ++deferred_seq_;
+  auto begin = std::move(response_.deferred);
+  response_ = HttpResponse();
+  Clock::time_point now = Clock::now();
+  deadline_ = now + shared_->options.deferred_timeout;
+  Arm(deadline_);
+  auto responder = std::make_shared<DeferredResponder>(weak_from_this(), executor(), shared_, seq);
+  try {
+    begin(responder);
+  } catch (const std::exception& e) {
+    responder->Complete(HttpResponse::Error(500, "internal", std::string("internal error: ") + e.what()));
+  } catch (...) {
+    responder->Complete(HttpResponse::Error(500, "internal", "internal error"));
+  }
+}
+
+void Connection::OnDeferred(uint64_t seq, HttpResponse response) {
+  if (state_ != State::kWaiting || seq != deferred_seq_) return;
+  response_ = std::move(response);
+  Answer(deferred_start_, deferred_keep_alive_);
 }
 
 HttpResponse Connection::Dispatch() {
@@ -633,6 +715,7 @@ void Connection::Shutdown() {
     case State::kStreaming:
       if (channel_) channel_->Close();  // the last chunk goes out, then we close
       return;
+    case State::kWaiting:  // a deferred answer within stop_grace is still written
     case State::kWriting:  // OnWritten closes
     case State::kClosed:
       return;
@@ -812,6 +895,13 @@ void Connection::OnTimer(beast::error_code ec) {
   if (ec == asio::error::operation_aborted || state_ == State::kClosed) return;
   Clock::time_point now = Clock::now();
   if (state_ == State::kStreaming) return StreamTick(now);
+  if (state_ == State::kWaiting && now >= deadline_) {
+    response_ = HttpResponse::Error(
+        504, "timeout",
+        "no answer within " + std::to_string(shared_->options.deferred_timeout.count() / 1000) +
+            " s; the work goes on, but its answer is lost");
+    return Answer(deferred_start_, false);
+  }
   if (now >= deadline_) return Close();  // idle, too slow to send or to read
   Arm(deadline_);
 }

@@ -51,6 +51,9 @@ struct HttpServerOptions {
   uint32_t header_limit = 16 << 10;
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds stop_grace{2000};  // how long Stop waits for responses in flight
+  // How long a deferred response (HttpResponse::Deferred) may take before
+  // the client gets a 504 instead; a later answer is dropped.
+  std::chrono::milliseconds deferred_timeout{120000};
   // When set (and outliving the server): requests by route, method and status
   // class as ladle_http_requests_total and ladle_http_request_duration_seconds,
   // and open connections and streams as gauges.

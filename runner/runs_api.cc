@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
 #include "runner/step_log.h"
@@ -310,9 +311,14 @@ RunsApi::RunsApi(RunStore& store, toggles::TokenStore& tokens, RunControl& contr
       options_(std::move(options)),
       last_id_(ClockSeed()),
       follower_(std::make_shared<Follower>(store_, options_)),
-      hub_(options_.sse, [this](uint64_t after, const SseHub::EmitFn& emit) { Replay(after, emit); }) {}
+      hub_(options_.sse, [this](uint64_t after, const SseHub::EmitFn& emit) { Replay(after, emit); }),
+      hooks_(static_cast<size_t>(std::max(1, options_.hook_threads))) {}
 
 RunsApi::~RunsApi() {
+  // Pushes in progress finish (they hold the server's state); queued ones
+  // are dropped, and their responders answer 503 to whoever still waits.
+  hooks_stopping_ = true;
+  hooks_.join();
   follower_->Stop();
   hub_.CloseAll();
 }
@@ -507,7 +513,34 @@ HttpResponse RunsApi::Rollback(const HttpRequest& r) {
 }
 
 // No token: the repository's webhook secret authenticates (RunControl::Push).
+namespace {
+// A push waiting for a hook thread. One that is dropped unrun (the server
+// stops) answers 503; a responder takes only its first answer, so after a
+// run this is a no-op.
+struct PushJob {
+  PushJob(std::shared_ptr<const HttpRequest> r, std::shared_ptr<Responder> responder)
+      : request(std::move(r)), responder(std::move(responder)) {}
+  ~PushJob() {
+    responder->Complete(HttpResponse::Error(503, "unavailable", "ladle serve is stopping; push again later"));
+  }
+  const std::shared_ptr<const HttpRequest> request;
+  const std::shared_ptr<Responder> responder;
+};
+}  // namespace
+
+// Deferred: the io thread hands the request to a hook thread and serves
+// others while a remote repository is fetched.
 HttpResponse RunsApi::Push(const HttpRequest& r) {
+  auto request = std::make_shared<const HttpRequest>(r);  // headers and body, kept
+  return HttpResponse::Deferred([this, request](std::shared_ptr<Responder> responder) {
+    auto job = std::make_shared<PushJob>(request, std::move(responder));
+    boost::asio::post(hooks_, [this, job] {
+      if (!hooks_stopping_) job->responder->Complete(HandlePush(*job->request));
+    });
+  });
+}
+
+HttpResponse RunsApi::HandlePush(const HttpRequest& r) {
   HeaderLookup header = [&r](std::string_view name) { return std::string(r.Header(name)); };
   std::vector<int64_t> runs;
   std::string note;

@@ -22,6 +22,7 @@
 #ifndef LADLE_RUNNER_RUNS_API_H_
 #define LADLE_RUNNER_RUNS_API_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +33,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/asio/thread_pool.hpp>
 
 #include "core/http.h"
 #include "core/sse.h"
@@ -76,6 +79,9 @@ struct RunsApiOptions {
   size_t stream_max_queued_bytes = 1 << 20;  // per log stream (StreamOptions)
   // A log bigger than this is streamed rather than answered in one body.
   uint64_t max_log_body = 8 << 20;
+  // Threads that handle push webhooks: a push may wait for a fetch of a
+  // remote repository, which must hold no HTTP io thread (OFREP, the API).
+  int hook_threads = 2;
 };
 
 class RunsApi {
@@ -85,7 +91,9 @@ class RunsApi {
   // REQUIRES: store, tokens and control outlive this object.
   RunsApi(RunStore& store, toggles::TokenStore& tokens, RunControl& control,
           Options options = {});
-  // Ends open log and event streams and joins the follower thread.
+  // Stops the hook threads (a push not yet started is answered 503 if its
+  // client still waits), ends open log and event streams and joins the
+  // follower thread.
   ~RunsApi();
   RunsApi(const RunsApi&) = delete;
   RunsApi& operator=(const RunsApi&) = delete;
@@ -122,7 +130,8 @@ class RunsApi {
   HttpResponse Approve(const HttpRequest& r);
   HttpResponse ListDeployments(const HttpRequest& r);
   HttpResponse Rollback(const HttpRequest& r);
-  HttpResponse Push(const HttpRequest& r);
+  HttpResponse Push(const HttpRequest& r);  // deferred to hooks_
+  HttpResponse HandlePush(const HttpRequest& r);
   HttpResponse Stream(const HttpRequest& r);
 
   // Adds an event to the ring and publishes it, under events_mu_ so that ids
@@ -141,6 +150,8 @@ class RunsApi {
 
   std::shared_ptr<Follower> follower_;
   SseHub hub_;  // after the ring: its replay reads it
+  std::atomic<bool> hooks_stopping_{false};  // set by ~RunsApi: queued pushes answer 503
+  boost::asio::thread_pool hooks_;           // runs HandlePush
 };
 
 }  // namespace ladle::runner

@@ -99,6 +99,9 @@ Server::Server(const ServerConfig& config) : config_(config) {}
 
 Server::~Server() {
   Drain(SIGTERM);
+  // Joins the hook threads while every member a push touches still exists
+  // (mu_, queue_ and the rest are declared after runs_api_).
+  runs_api_.reset();
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
@@ -157,10 +160,9 @@ Status Server::Start() {
   s = ParseListenAddress(config_.listen, &options.host, &options.port);
   if (!s.ok()) return Status::Invalid("listen: " + s.message());
   options.metrics = &metrics_;
-  // A push webhook may wait for a fetch of a remote repository on its io
-  // thread (the 202 carries the queued run ids): two more threads keep
-  // OFREP and the API answering meanwhile.
-  options.threads = 4;
+  // Two io threads (one per core here): nothing slow runs on them. A push
+  // webhook that waits for a fetch of a remote repository waits on a hook
+  // thread of the runs API (a deferred response), not on an io thread.
   options.on_request = [](const HttpRequestLog& l) {
     spdlog::debug("{} {} {} {} {:.3f} ms", l.remote, l.method, l.path, l.status,
                   std::chrono::duration<double, std::milli>(l.duration).count());

@@ -598,6 +598,134 @@ TEST_F(HttpServerTest, StopDropsAStreamStuckOnAClientThatDoesNotRead) {
   EXPECT_EQ(0, server_->stats().streams_open);
 }
 
+// ---- Deferred responses ----
+
+// Holds the responders of /later until the test completes them.
+class Parked {
+ public:
+  HttpHandler Handler() {
+    return [this](const HttpRequest&) {
+      return HttpResponse::Deferred([this](std::shared_ptr<Responder> r) {
+        std::lock_guard<std::mutex> lock(mu_);
+        waiting_.push_back(std::move(r));
+      });
+    };
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiting_.size();
+  }
+  std::shared_ptr<Responder> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (waiting_.empty()) return nullptr;
+    auto r = waiting_.front();
+    waiting_.erase(waiting_.begin());
+    return r;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::shared_ptr<Responder>> waiting_;
+};
+
+TEST_F(HttpServerTest, DeferredResponseLeavesTheIoThreadFreeAndIsAnsweredLater) {
+  Parked parked;
+  router_.Add("POST", "/later", parked.Handler());
+  options_.threads = 1;  // one io thread: a held one would stall /hello below
+  StartServer();
+  RawClient waiting(server_->port());
+  waiting.Send("POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(WaitFor([&] { return parked.count() == 1; }));
+  httplib::Client other = Client();
+  auto hello = other.Get("/hello");
+  ASSERT_TRUE(hello);
+  EXPECT_EQ("hello", hello->body) << "the io thread serves others meanwhile";
+  EXPECT_FALSE(waiting.ReadOnce(50)) << "nothing is answered before Complete";
+
+  std::thread worker([r = parked.Take()] { r->Complete(HttpResponse::Json(202, json{{"runs", {7}}})); });
+  worker.join();
+  ASSERT_TRUE(waiting.ReadUntil("{\"runs\":[7]}"));
+  EXPECT_EQ(0u, waiting.received().rfind("HTTP/1.1 202 Accepted\r\n", 0)) << waiting.received();
+
+  // The connection stays usable, and a second deferred answer on it is its own.
+  waiting.Send("POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(WaitFor([&] { return parked.count() == 1; }));
+  std::shared_ptr<Responder> second = parked.Take();
+  second->Complete(HttpResponse::Text(200, "second"));
+  second->Complete(HttpResponse::Text(200, "twice"));  // only the first call counts
+  ASSERT_TRUE(waiting.ReadUntil("second"));
+  EXPECT_FALSE(waiting.ReadUntil("twice", 200ms));
+}
+
+TEST_F(HttpServerTest, DeferredResponseTimesOutWith504AndALateAnswerIsDropped) {
+  Parked parked;
+  router_.Add("POST", "/later", parked.Handler());
+  options_.deferred_timeout = 200ms;
+  StartServer();
+  httplib::Client client = Client();
+  Clock::time_point start = Clock::now();
+  auto r = client.Post("/later", "", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(504, r->status);
+  EXPECT_GE(Clock::now() - start, 150ms);
+  EXPECT_NE(std::string::npos, r->body.find("no answer within")) << r->body;
+  std::shared_ptr<Responder> late = parked.Take();
+  ASSERT_TRUE(late);
+  late->Complete(HttpResponse::Text(200, "too late"));  // nobody waits: dropped, no crash
+  auto again = client.Get("/hello");
+  ASSERT_TRUE(again);
+  EXPECT_EQ("hello", again->body);
+}
+
+TEST_F(HttpServerTest, DeferredResponderDroppedWithoutAnAnswerGives500) {
+  router_.Add("POST", "/forgetful", [](const HttpRequest&) {
+    return HttpResponse::Deferred([](std::shared_ptr<Responder>) {});
+  });
+  router_.Add("POST", "/throws", [](const HttpRequest&) {
+    return HttpResponse::Deferred([](std::shared_ptr<Responder>) { throw std::runtime_error("start bug"); });
+  });
+  StartServer();
+  httplib::Client client = Client();
+  auto r = client.Post("/forgetful", "", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(500, r->status);
+  EXPECT_NE(std::string::npos, r->body.find("gave no answer")) << r->body;
+  r = client.Post("/throws", "", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(500, r->status);
+  EXPECT_NE(std::string::npos, r->body.find("start bug")) << r->body;
+}
+
+TEST_F(HttpServerTest, StopWhileADeferredResponseWaitsReturnsAndDropsItsAnswer) {
+  Parked parked;
+  router_.Add("POST", "/later", parked.Handler());
+  options_.stop_grace = 200ms;
+  StartServer();
+  RawClient waiting(server_->port());
+  waiting.Send("POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(WaitFor([&] { return parked.count() == 1; }));
+  Clock::time_point start = Clock::now();
+  server_->Stop();
+  EXPECT_LT(Clock::now() - start, 1500ms);
+  EXPECT_TRUE(waiting.ReadUntilClosed(2000ms));
+  parked.Take()->Complete(HttpResponse::Text(200, "after stop"));  // dropped quietly
+}
+
+TEST(AwaitResponseTest, ReturnsTheAnswerOrA504) {
+  HttpResponse plain = AwaitResponse(HttpResponse::Text(201, "now"));
+  EXPECT_EQ(201, plain.status);
+  HttpResponse later = AwaitResponse(HttpResponse::Deferred([](std::shared_ptr<Responder> r) {
+    std::thread([r] { r->Complete(HttpResponse::Text(202, "later")); }).detach();
+  }));
+  EXPECT_EQ(202, later.status);
+  EXPECT_EQ("later", later.body);
+  std::shared_ptr<Responder> kept;
+  HttpResponse never = AwaitResponse(
+      HttpResponse::Deferred([&kept](std::shared_ptr<Responder> r) { kept = std::move(r); }), 100ms);
+  EXPECT_EQ(504, never.status);
+  kept->Complete(HttpResponse::Text(200, "late"));  // dropped
+}
+
 TEST(ParseListenAddressTest, Forms) {
   std::string host;
   uint16_t port = 0;

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -48,14 +49,18 @@ class FakeRunControl : public RunControl {
   }
   Status Push(const std::string& repo, const HeaderLookup& header, std::string_view body,
               std::vector<int64_t>* runs, std::string* note) override {
+    if (push_gate.valid()) push_gate.wait();  // a slow fetch of a remote repository
     calls.push_back("push " + repo + " sig=" + header("x-hub-signature-256") + " body=" +
                     std::string(body));
+    push_thread = std::this_thread::get_id();
     *runs = push_runs;
     *note = push_note;
     return result;
   }
 
   Status result;
+  std::shared_future<void> push_gate;
+  std::thread::id push_thread;
   std::vector<int64_t> push_runs;
   std::string push_note;
   std::vector<std::string> calls;
@@ -106,7 +111,7 @@ class RunsApiTest : public ::testing::Test {
     std::string secret = token == "admin" ? admin_ : token == "client" ? client_ : token;
     if (!secret.empty()) r.headers.Add("Authorization", "Bearer " + secret);
     for (auto& [n, v] : headers) r.headers.Set(n, v);
-    return router_->Dispatch(r);
+    return AwaitResponse(router_->Dispatch(r));  // a push answers from a hook thread
   }
   static json Body(const HttpResponse& r) { return json::parse(r.body, nullptr, false); }
   static std::string Message(const HttpResponse& r) {
@@ -575,6 +580,66 @@ TEST_F(RunsApiTest, RunsApiPushMapsTheControlsAnswer) {
   EXPECT_EQ(404, Send("POST", "/api/v1/hooks/push/nope", "{}", "").status);
   control_.result = Status::Invalid("not a push payload");
   EXPECT_EQ(400, Send("POST", "/api/v1/hooks/push/webshop", "x", "").status);
+}
+
+// A push may wait for a git fetch: it runs on a hook thread, and the HTTP
+// server's only io thread keeps answering meanwhile.
+TEST_F(RunsApiTest, RunsApiPushWaitsOnAHookThreadNotOnTheIoThread) {
+  std::promise<void> release;
+  control_.push_gate = release.get_future().share();
+  control_.push_runs = {9};
+  HttpServerOptions options;
+  options.threads = 1;
+  HttpServer server(*router_, options);
+  ASSERT_TRUE(server.Start().ok());
+  toggles::ServerUrl url;
+  ASSERT_TRUE(toggles::ParseServerUrl("http://" + server.address(), &url).ok());
+  std::thread pusher([&] {
+    toggles::HttpClient hook(url, {""});
+    toggles::HttpResponse r;
+    ASSERT_TRUE(hook.Send("POST", "/api/v1/hooks/push/webshop", "{}", {}, &r).ok());
+    EXPECT_EQ(202, r.status);
+    EXPECT_EQ(json::array({9}), json::parse(r.body)["runs"]);
+  });
+  std::this_thread::sleep_for(100ms);  // the push is held in the control
+  toggles::HttpClient api(url, {admin_});
+  toggles::HttpResponse list;
+  ASSERT_TRUE(api.Send("GET", "/api/v1/runs", "", {}, &list).ok()) << "the io thread is held by the push";
+  EXPECT_EQ(200, list.status);
+  release.set_value();
+  pusher.join();
+  EXPECT_NE(std::this_thread::get_id(), control_.push_thread);
+  server.Stop();
+}
+
+TEST_F(RunsApiTest, RunsApiPushesNotStartedWhenTheApiGoesAreAnswered503) {
+  RunsApi::Options options;
+  options.hook_threads = 1;
+  MakeApi(options);
+  std::promise<void> release;
+  control_.push_gate = release.get_future().share();
+  control_.push_runs = {1};
+  // Two pushes: the first holds the only hook thread, the second waits in
+  // the queue.
+  std::vector<std::future<HttpResponse>> answers;
+  for (int i = 0; i < 2; ++i) {
+    HttpRequest r = HttpRequest::For("POST", "/api/v1/hooks/push/webshop", "{}");
+    HttpResponse deferred = router_->Dispatch(r);
+    ASSERT_TRUE(deferred.is_deferred());
+    answers.push_back(std::async(std::launch::async, [d = std::move(deferred)]() mutable {
+      return AwaitResponse(std::move(d), 10s);
+    }));
+  }
+  std::this_thread::sleep_for(100ms);
+  std::thread stopper([&] { api_.reset(); });  // waits for the running push
+  std::this_thread::sleep_for(100ms);
+  release.set_value();
+  stopper.join();
+  HttpResponse first = answers[0].get(), second = answers[1].get();
+  EXPECT_EQ(202, first.status) << first.body;
+  EXPECT_EQ(503, second.status) << second.body;
+  EXPECT_EQ("ladle serve is stopping; push again later", Message(second));
+  EXPECT_EQ(1u, control_.calls.size()) << "the queued push never ran";
 }
 
 // ---- deployments ----
