@@ -20,8 +20,6 @@
 #define BOOST_POSIX_HAS_VFORK 1
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
-#include <boost/process/env.hpp>
-#include <boost/process/environment.hpp>
 #include <boost/process/exe.hpp>
 #include <boost/process/extend.hpp>
 #include <boost/process/posix.hpp>
@@ -145,22 +143,46 @@ std::string NewMarkerName() {
   return name;
 }
 
-bp::environment MakeEnvironment(const LaunchSpec& spec, const std::string& marker_name) {
-  bp::environment env = boost::this_process::environment();
-  for (const auto& [name, value] : spec.env) env[name] = value;
-  env[marker_name] = "1";
-  return env;
+// The child's environment: ladle's, with spec.env and the marker set.
+// Built here rather than with bp::environment, whose lookup in Boost 1.74
+// compares past the end of shorter entries (AddressSanitizer:
+// heap-buffer-overflow in basic_environment_impl::find).
+struct ChildEnvironment {
+  std::vector<std::string> entries;  // "NAME=value"
+  std::vector<char*> pointers;       // into entries, then nullptr: execve's envp
+
+  void Set(const std::string& name, const std::string& value) {
+    const std::string prefix = name + "=";
+    for (std::string& e : entries) {
+      if (e.compare(0, prefix.size(), prefix) == 0) {
+        e = prefix + value;
+        return;
+      }
+    }
+    entries.push_back(prefix + value);
+  }
+};
+
+void MakeEnvironment(const LaunchSpec& spec, const std::string& marker_name,
+                     ChildEnvironment* env) {
+  for (char** e = environ; *e != nullptr; ++e) env->entries.emplace_back(*e);
+  for (const auto& [name, value] : spec.env) env->Set(name, value);
+  env->Set(marker_name, "1");
+  for (std::string& e : env->entries) env->pointers.push_back(e.data());
+  env->pointers.push_back(nullptr);
 }
 
 // Forks and execs; returns the pid, or -1 with *ec set.
-pid_t Spawn(const LaunchSpec& spec, bp::environment& env, const ChildSetup& setup,
+pid_t Spawn(const LaunchSpec& spec, ChildEnvironment& env, const ChildSetup& setup,
             std::error_code* ec) {
   try {
     // vfork: no page tables to copy and no copy-on-write faults in a parent
     // with many threads; forking cost ladle several ms per step. The child
     // only makes system calls before exec (ChildSetup allocates nothing;
     // Boost's error strings fit in the small-string buffer).
-    bp::child child(bp::exe = spec.exe, bp::args = spec.args, env,
+    char** envp = env.pointers.data();
+    bp::child child(bp::exe = spec.exe, bp::args = spec.args,
+                    bp::extend::on_setup([envp](auto& exec) { exec.env = envp; }),
                     bp::extend::on_exec_setup(setup), bp::posix::use_vfork, *ec);
     // The Reaper waits for it, never Boost; detached, ~child cannot kill it.
     child.detach();
@@ -268,7 +290,8 @@ Status Subprocess::Start(const LaunchSpec& spec, std::unique_ptr<Subprocess>* ou
   Status s = io.Open();
   if (!s.ok()) return s.WithContext("start " + spec.exe);
   const std::string marker_name = NewMarkerName();
-  bp::environment env = MakeEnvironment(spec, marker_name);
+  ChildEnvironment env;
+  MakeEnvironment(spec, marker_name, &env);
   const ChildSetup setup{io.null_in.get(), io.out_write.get(), io.err_write.get(),
                          spec.cwd.empty() ? nullptr : spec.cwd.c_str()};
   std::shared_ptr<ChildState> child;

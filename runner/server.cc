@@ -179,6 +179,9 @@ Status Server::Start() {
   spdlog::info("ladle serve listening on http://{} (data {}, {} worker(s), {} repositor{})",
                http_->address(), config_.data, workers, config_.repositories.size(),
                config_.repositories.size() == 1 ? "y" : "ies");
+  spdlog::info("web UI: http://{}/ (it asks for a token; `ladle toggles token create NAME "
+               "--role client` makes one)",
+               http_->address());
   return Status::OK();
 }
 
