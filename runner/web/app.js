@@ -656,15 +656,27 @@ async function show() {
   }
 }
 
-async function loadRuns(more) {
+// The paged lists: where a view's items and its next page's `before` are
+// kept, and the address of a page.
+const LISTS = {
+  runs: {next: 'nextBefore', path: (route, before) => runsPath(route.filters, before)},
+  deployments: {next: 'deploymentsNext', path: (route, before) => deploymentsPath(route.environment, before)},
+};
+
+// Loads the first page of a list view, or with `more` appends the next.
+async function loadList(view, more) {
+  const list = LISTS[view];
   const route = state.route;
-  const page = await api(runsPath(route.filters, more ? state.nextBefore : undefined), {}, 'runs');
+  const page = await api(list.path(route, more ? state[list.next] : undefined), {}, view);
   if (state.route !== route) return;
-  state.runs = more ? state.runs.concat(page.runs) : page.runs;
-  state.nextBefore = page.next_before || null;
+  state[view] = more ? state[view].concat(page[view]) : page[view];
+  state[list.next] = page.next_before || null;
   state.loaded = true;
   render();
 }
+
+const loadRuns = (more) => loadList('runs', more);
+const loadDeployments = (more) => loadList('deployments', more);
 
 async function loadRun() {
   const route = state.route;
@@ -674,17 +686,6 @@ async function loadRun() {
   state.loaded = true;
   render();
   if (route.stage && route.step && !state.log) startLog(route);
-}
-
-async function loadDeployments(more) {
-  const route = state.route;
-  const page = await api(deploymentsPath(route.environment, more ? state.deploymentsNext : undefined), {},
-                         'deployments');
-  if (state.route !== route) return;
-  state.deployments = more ? state.deployments.concat(page.deployments) : page.deployments;
-  state.deploymentsNext = page.next_before || null;
-  state.loaded = true;
-  render();
 }
 
 // Toggles change outside the runs' event stream (the CLI, a pipeline's
