@@ -49,6 +49,7 @@ class FakeRunControl : public RunControl {
   }
   Status Push(const std::string& repo, const HeaderLookup& header, std::string_view body,
               std::vector<int64_t>* runs, std::string* note) override {
+    ++pushes_entered;
     if (push_gate.valid()) push_gate.wait();  // a slow fetch of a remote repository
     calls.push_back("push " + repo + " sig=" + header("x-hub-signature-256") + " body=" +
                     std::string(body));
@@ -60,6 +61,7 @@ class FakeRunControl : public RunControl {
 
   Status result;
   std::shared_future<void> push_gate;
+  std::atomic<int> pushes_entered{0};
   std::thread::id push_thread;
   std::vector<int64_t> push_runs;
   std::string push_note;
@@ -601,7 +603,7 @@ TEST_F(RunsApiTest, RunsApiPushWaitsOnAHookThreadNotOnTheIoThread) {
     EXPECT_EQ(202, r.status);
     EXPECT_EQ(json::array({9}), json::parse(r.body)["runs"]);
   });
-  std::this_thread::sleep_for(100ms);  // the push is held in the control
+  ASSERT_TRUE(WaitFor([&] { return control_.pushes_entered == 1; }));  // held in the control
   toggles::HttpClient api(url, {admin_});
   toggles::HttpResponse list;
   ASSERT_TRUE(api.Send("GET", "/api/v1/runs", "", {}, &list).ok()) << "the io thread is held by the push";
@@ -621,18 +623,26 @@ TEST_F(RunsApiTest, RunsApiPushesNotStartedWhenTheApiGoesAreAnswered503) {
   control_.push_runs = {1};
   // Two pushes: the first holds the only hook thread, the second waits in
   // the queue.
+  // Started here, in order, so that the first is the one that runs.
+  struct Capture : Responder {
+    std::promise<HttpResponse> answer;
+    std::atomic<bool> done{false};
+    void Complete(HttpResponse r) override {
+      if (!done.exchange(true)) answer.set_value(std::move(r));
+    }
+  };
   std::vector<std::future<HttpResponse>> answers;
   for (int i = 0; i < 2; ++i) {
     HttpRequest r = HttpRequest::For("POST", "/api/v1/hooks/push/webshop", "{}");
     HttpResponse deferred = router_->Dispatch(r);
     ASSERT_TRUE(deferred.is_deferred());
-    answers.push_back(std::async(std::launch::async, [d = std::move(deferred)]() mutable {
-      return AwaitResponse(std::move(d), 10s);
-    }));
+    auto capture = std::make_shared<Capture>();
+    answers.push_back(capture->answer.get_future());
+    deferred.deferred(capture);
   }
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(WaitFor([&] { return control_.pushes_entered == 1; }));  // the second is queued
   std::thread stopper([&] { api_.reset(); });  // waits for the running push
-  std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(300ms);          // for the stopper to begin
   release.set_value();
   stopper.join();
   HttpResponse first = answers[0].get(), second = answers[1].get();
