@@ -432,6 +432,27 @@ function strategiesText(strategies) {
   return parts.join('; ');
 }
 
+// The strategies after a rollout to `percent`, as `ladle toggles rollout`
+// makes them: a lone rollout strategy keeps its stickiness, group and
+// constraints (users keep their buckets as the percentage grows); anything
+// else is replaced by one rollout.
+function rolloutStrategies(current, percent) {
+  if (Array.isArray(current) && current.length === 1 && current[0] && current[0].rollout) {
+    const next = JSON.parse(JSON.stringify(current));
+    next[0].rollout.percent = percent;
+    return next;
+  }
+  return [{rollout: {percent}}];
+}
+
+// "25", "25%" or " 25 % " -> 25; anything but a whole number 0-100 -> null.
+function parsePercent(text) {
+  const m = /^\s*(\d{1,3})\s*%?\s*$/.exec(String(text === undefined || text === null ? '' : text));
+  if (!m) return null;
+  const n = Number(m[1]);
+  return n <= 100 ? n : null;
+}
+
 // The environments the toggles name, production first, then by name.
 function toggleEnvironments(toggles) {
   const names = new Set();
@@ -460,7 +481,8 @@ function togglesHtml(toggles) {
               '</span>' + (detail ? ' <span class="muted">' + escapeHtml(detail) + '</span>' : '') +
               ' <button type="button" data-action="flip" data-key="' + escapeHtml(t.key) + '" data-environment="' +
               escapeHtml(env) + '" data-to="' + (e.enabled ? 'off' : 'on') + '">' + (e.enabled ? 'Turn off' : 'Turn on') +
-              '</button></td>';
+              '</button> <button type="button" data-action="rollout" data-key="' + escapeHtml(t.key) +
+              '" data-environment="' + escapeHtml(env) + '">Rollout…</button></td>';
     }
     html += '</tr>';
   }
@@ -485,6 +507,7 @@ const pure = {
   parseRoute, routeHash, runsPath, logPath, deploymentsPath, parseSse, parseNdjson, matchesFilters,
   applyRunEvent, applyDetailEvent, runsTableHtml, runHtml, deploymentsHtml, currentDeployments,
   errorMessage, testsText, tickText, strategiesText, toggleEnvironments, togglesHtml,
+  rolloutStrategies, parsePercent,
 };
 
 if (typeof module !== 'undefined' && module.exports) {
@@ -855,6 +878,18 @@ async function act(button) {
       const toggle = await api('/api/v1/toggles/' + encodeURIComponent(key) + '/environments/' +
                                encodeURIComponent(env) + '/' + to, {method: 'POST'}, 'turn ' + key + ' ' + to);
       answer = {message: key + ' is ' + to + ' in ' + env + ' (revision ' + (toggle && toggle.revision) + ')'};
+    } else if (action === 'rollout') {
+      const key = button.dataset.key, env = button.dataset.environment;
+      const text = root.prompt('Roll ' + key + ' out in ' + env + ' to what share of users (0-100 %)? ' +
+                               'It is turned on; users keep their buckets as the share grows.', '');
+      if (text === null) return;
+      const percent = parsePercent(text);
+      if (percent === null) {
+        showBanner('Rollout of ' + key + ': "' + text + '" is not a percentage from 0 to 100.');
+        return;
+      }
+      const toggle = await setRollout(key, env, percent);
+      answer = {message: key + ' is rolled out to ' + percent + '% in ' + env + ' (revision ' + toggle.revision + ')'};
     } else if (action === 'rollback') {
       const env = button.dataset.environment;
       const to = root.prompt('Roll back ' + env + '.\nLeave empty to redeploy the deployment before the current ' +
@@ -873,6 +908,25 @@ async function act(button) {
     scheduleRefetch();
   } catch (err) {
     failed(err);
+  }
+}
+
+// GET, then PUT with If-Match, so that a change made meanwhile is not
+// overwritten (412: read again and retry, three times at most).
+async function setRollout(key, env, percent) {
+  const path = '/api/v1/toggles/' + encodeURIComponent(key);
+  for (let attempt = 0; ; ++attempt) {
+    const toggle = await api(path, {}, 'toggle ' + key);
+    const current = ((toggle.environments || {})[env] || {}).strategies;
+    const body = JSON.stringify({enabled: true, strategies: rolloutStrategies(current, percent)});
+    try {
+      return await api(path + '/environments/' + encodeURIComponent(env),
+                       {method: 'PUT', body, headers: {'Content-Type': 'application/json',
+                                                       'If-Match': '"' + toggle.revision + '"'}},
+                       'roll out ' + key);
+    } catch (err) {
+      if (err.status !== 412 || attempt >= 2) throw err;
+    }
   }
 }
 

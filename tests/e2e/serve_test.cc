@@ -1236,11 +1236,17 @@ stages:
   EXPECT_NE(std::string::npos, seen["environments"][0].get<std::string>().find("production"));
   EXPECT_NE(std::string::npos, seen["environments"][0].get<std::string>().find("success"));
   EXPECT_EQ(1, seen.value("rollback_buttons", 0));
-  EXPECT_EQ("off Turn on", seen.value("toggle_before", ""));
-  EXPECT_EQ("on Turn off", seen.value("toggle_after", ""));
-  EXPECT_EQ(json({"Turn new-checkout on in production?"}), seen["dialogs"]) << "a flip asks first";
+  EXPECT_EQ("off Turn on Rollout…", seen.value("toggle_before", ""));
+  EXPECT_EQ("on Turn off Rollout…", seen.value("toggle_after", ""));
+  EXPECT_EQ("on rollout 25% Turn off Rollout…", seen.value("toggle_after_rollout", ""));
+  ASSERT_EQ(2u, seen["dialogs"].size());
+  EXPECT_EQ("Turn new-checkout on in production?", seen["dialogs"][0]) << "a flip asks first";
+  EXPECT_EQ(0u, seen["dialogs"][1].get<std::string>().rfind("Roll new-checkout out in production", 0));
   EXPECT_EQ(true, seen["token_kept_after_reload"]);
-  EXPECT_EQ(true, ToggleEnv("new-checkout")["enabled"]) << "the click turned it on on the server";
+  const json production = ToggleEnv("new-checkout");
+  EXPECT_EQ(true, production["enabled"]) << "the clicks turned it on on the server";
+  ASSERT_EQ(1u, production["strategies"].size()) << production.dump();
+  EXPECT_EQ(25, production["strategies"][0]["rollout"]["percent"]) << production.dump();
 
   // The click in the browser released the stage on the server.
   json run = Run(id);

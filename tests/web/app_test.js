@@ -1059,13 +1059,16 @@ describe('toggles', () => {
       toggle(),
       toggle({key: 'dark-mode', environments: {production: {enabled: true, strategies: [{rollout: {percent: 25}}]}}}),
     ]);
+    const rolloutButton = (key) => ' <button type="button" data-action="rollout" data-key="' + key +
+                                   '" data-environment="production">Rollout…</button></td>';
     assert.ok(html.includes('<td data-env="production"><span class="status s-skipped">off</span> ' +
                             '<button type="button" data-action="flip" data-key="new-checkout" ' +
-                            'data-environment="production" data-to="on">Turn on</button></td>'), html);
+                            'data-environment="production" data-to="on">Turn on</button>' +
+                            rolloutButton('new-checkout')), html);
     assert.ok(html.includes('<td data-env="production"><span class="status s-success">on</span> ' +
                             '<span class="muted">rollout 25%</span> <button type="button" data-action="flip" ' +
-                            'data-key="dark-mode" data-environment="production" data-to="off">Turn off</button></td>'),
-              html);
+                            'data-key="dark-mode" data-environment="production" data-to="off">Turn off</button>' +
+                            rolloutButton('dark-mode')), html);
   });
 
   test('an environment a toggle lacks is a dash; keys and descriptions are escaped', () => {
@@ -1078,6 +1081,27 @@ describe('toggles', () => {
     assert.ok(html.includes('<div class="muted">&lt;img src=x&gt;</div>'), html);
     assert.ok(!html.includes('<img'), html);
     assert.ok(html.includes('<td class="muted">-</td>'), html);
+  });
+
+  test('a rollout keeps a lone rollout strategy\'s other fields, else replaces the strategies', () => {
+    const lone = [{rollout: {percent: 10, stickiness: 'userId', group: 'g'}, constraints: [{attribute: 'country'}]}];
+    const next = app.rolloutStrategies(lone, 25);
+    assert.deepEqual(next, [{rollout: {percent: 25, stickiness: 'userId', group: 'g'}, constraints: [{attribute: 'country'}]}]);
+    assert.equal(lone[0].rollout.percent, 10, 'the current strategies are not changed');
+    assert.deepEqual(app.rolloutStrategies([{users: ['a']}], 5), [{rollout: {percent: 5}}]);
+    assert.deepEqual(app.rolloutStrategies([{rollout: {percent: 1}}, {users: ['a']}], 5), [{rollout: {percent: 5}}]);
+    assert.deepEqual(app.rolloutStrategies(undefined, 0), [{rollout: {percent: 0}}]);
+    assert.deepEqual(app.rolloutStrategies([], 100), [{rollout: {percent: 100}}]);
+  });
+
+  test('percentages: whole numbers from 0 to 100, with or without %', () => {
+    assert.equal(app.parsePercent('25'), 25);
+    assert.equal(app.parsePercent(' 25 % '), 25);
+    assert.equal(app.parsePercent('0'), 0);
+    assert.equal(app.parsePercent('100%'), 100);
+    for (const bad of ['', '101', '-1', '2.5', 'half', '25%%', null, undefined]) {
+      assert.equal(app.parsePercent(bad), null, String(bad));
+    }
   });
 
   test('the toggles route', () => {

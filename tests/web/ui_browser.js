@@ -2,7 +2,7 @@
 // running `ladle serve`, as a person would: no token yet, then paste one,
 // find the run, open it, read a step's log, approve the waiting stage, watch
 // the run finish without reloading, look at the deployments, turn a toggle
-// on in production.
+// on in production and roll it out to 25 %.
 //
 // Usage: node ui_browser.js BASE_URL TOKEN RUN_ID STAGE STEP APPROVE_STAGE TOGGLE
 // With LADLE_UI_SCREENSHOTS=DIR it also saves a screenshot of each view there.
@@ -34,7 +34,7 @@ async function main() {
     const page = await browser.newPage();
     page.on('dialog', (d) => {
       seen.dialogs = (seen.dialogs || []).concat([d.message()]);
-      d.accept();
+      d.accept(d.type() === 'prompt' ? '25%' : undefined);  // the rollout asks for a share
     });
     let phase = '';
     page.on('console', (m) => {
@@ -138,6 +138,12 @@ async function main() {
         return c && c.textContent === 'on';
       }, toggle, {timeout: WAIT});
       seen.toggle_after = (await cell.innerText()).replace(/\s+/g, ' ').trim();
+      await cell.locator('button[data-action="rollout"]').click();
+      await page.waitForFunction((key) => {
+        const c = document.querySelector('tr[data-toggle="' + key + '"] td[data-env="production"]');
+        return c && /rollout 25%/.test(c.textContent);
+      }, toggle, {timeout: WAIT});
+      seen.toggle_after_rollout = (await cell.innerText()).replace(/\s+/g, ' ').trim();
     });
 
     await step_('reload keeps the token', async () => {
