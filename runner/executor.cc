@@ -246,6 +246,7 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
   Plan();
   for (const std::string& name : pipeline_.secrets) {
     std::string value = SecretValue(options_.secrets, name);
+    secret_env_.emplace_back(name, value);
     if (value.empty())
       Notify("warning: secret " + name + " is not set; steps see it empty");
     else
@@ -568,13 +569,14 @@ void Executor::SyncToggles(const Stage& stage, StageContext* ctx) {
   std::vector<toggles::SyncEntry> entries;
   std::vector<Diagnostic> diagnostics;
   if (!LoadTogglesFile(path, &entries, &diagnostics)) {
-    std::string message = "toggles sync: " + stage.toggles_file + " is invalid";
-    for (const Diagnostic& d : diagnostics)
-      if (!d.warning) {
-        Notify(d.ToString());
-        if (message.find(':', 15) == std::string::npos) message += ": " + d.ToString();
-      }
-    ctx->sync_error = message;
+    std::string first_error;
+    for (const Diagnostic& d : diagnostics) {
+      if (d.warning) continue;
+      Notify(d.ToString());
+      if (first_error.empty()) first_error = d.ToString();
+    }
+    ctx->sync_error = "toggles sync: " + stage.toggles_file + " is invalid" +
+                      (first_error.empty() ? "" : ": " + first_error);
     return;
   }
   toggles::SyncResult result;
@@ -711,7 +713,7 @@ env::StepSpec Executor::MakeSpec(const Stage& stage, const Step& step, int attem
   spec.resources = step.resources;
   for (const auto* layer : {&pipeline_.env, &stage.env, &step.env})
     spec.env.insert(spec.env.end(), layer->begin(), layer->end());
-  for (const std::string& name : pipeline_.secrets) spec.env.emplace_back(name, SecretValue(options_.secrets, name));
+  spec.env.insert(spec.env.end(), secret_env_.begin(), secret_env_.end());
   spec.env.insert(spec.env.end(), options_.extra_env.begin(), options_.extra_env.end());
   spec.env.emplace_back("LADLE_RUN", run_id);
   spec.env.emplace_back("LADLE_STAGE", stage.name);

@@ -158,6 +158,7 @@ class Executor {
   RunOptions options_;
   RunRecord* run_ = nullptr;
   std::vector<std::string> secrets_;  // values to mask
+  Vars secret_env_;                   // the pipeline's secrets as the steps see them
 
   mutable std::mutex mu_;             // guards run_'s records and the step states
   std::condition_variable cv_;

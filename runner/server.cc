@@ -568,10 +568,7 @@ Status Server::Approve(int64_t id, const std::string& stage, const std::string& 
   if (run.status != kWaiting || rec->status != kWaiting)
     return Status::Conflict("stage " + stage + " of run " + std::to_string(id) + " is " +
                             rec->status + ", not waiting for approval");
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (draining_) return Status::Unavailable("ladle serve is stopping; approve after its restart");
-  }
+  if (stopping_) return Status::Unavailable("ladle serve is stopping; approve after its restart");
   s = store_->RequeueRun(id, stage);
   if (!s.ok()) return s;
   spdlog::info("run {}: stage {} approved by {}", id, stage, actor);
@@ -620,10 +617,7 @@ Status Server::Rollback(const std::string& environment, int64_t to_run, const st
   if (FindRepo(target->repo) == nullptr)
     return Status::Invalid("repository '" + target->repo + "' of run " +
                            std::to_string(target->run_id) + " is not in " + config_.file);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (draining_) return Status::Unavailable("ladle serve is stopping");
-  }
+  if (stopping_) return Status::Unavailable("ladle serve is stopping");
   RunRecord run;
   run.repo = target->repo;
   run.branch = target->branch;
@@ -631,14 +625,12 @@ Status Server::Rollback(const std::string& environment, int64_t to_run, const st
   run.trigger = "rollback";
   run.rollback_environment = environment;
   run.source_run = target->run_id;
-  RunRecord redeploy;  // a rollback's own artifacts are those of the run it repeated
-  if (target->rollback && store_->GetRun(target->run_id, &redeploy).ok() &&
-      redeploy.source_run != 0)
-    run.source_run = redeploy.source_run;
   RunRecord source;
   if (store_->GetRun(target->run_id, &source).ok()) {
     run.pipeline = source.pipeline;
     run.file = source.file;
+    // A rollback's own artifacts are those of the run it repeated.
+    if (target->rollback && source.source_run != 0) run.source_run = source.source_run;
   }
   std::vector<int64_t> superseded;
   s = store_->EnqueueRun(&run, &superseded);
@@ -669,10 +661,7 @@ Status Server::Push(const std::string& name, const HeaderLookup& header, std::st
                : repo->config->webhook_secret_env + " is not set"));
     return s;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (draining_) return Status::Unavailable("ladle serve is stopping; push again later");
-  }
+  if (stopping_) return Status::Unavailable("ladle serve is stopping; push again later");
   if (!event.is_push || event.deleted || event.branch.empty() || event.commit.empty()) {
     *note = event.note.empty() ? "nothing to build" : event.note;
     return Status::OK();

@@ -26,6 +26,8 @@ using toggles::SyncEntry;
 using toggles::SyncResult;
 using toggles::Toggle;
 using toggles::ToggleFields;
+using toggles::ConfigIn;
+using toggles::WithRollout;
 
 constexpr std::size_t kMaxNoteBytes = 200;  // what the server keeps of X-Ladle-Note
 constexpr int kAttempts = 3;                // read-modify-write rounds against concurrent edits
@@ -39,23 +41,6 @@ int RolloutPercent(const EnvironmentConfig& c) {
   return -1;
 }
 
-EnvironmentConfig ConfigIn(const Toggle& t, const std::string& environment) {
-  auto it = t.environments.find(environment);
-  return it == t.environments.end() ? EnvironmentConfig{} : it->second;
-}
-
-// What ToggleStore::SetRollout writes, for the HTTP side to PUT the same.
-EnvironmentConfig WithRollout(EnvironmentConfig config, int percent) {
-  config.enabled = true;
-  if (config.strategies.size() == 1 && config.strategies[0].rollout) {
-    config.strategies[0].rollout->percent = percent;
-    return config;
-  }
-  toggles::Strategy s;
-  s.rollout.emplace().percent = percent;
-  config.strategies = {s};
-  return config;
-}
 
 Status CheckEnvironment(const std::string& environment) {
   if (toggles::ValidateKey(environment).ok()) return Status::OK();
@@ -131,22 +116,6 @@ std::string ToggleTarget(const std::string& key) {
 
 std::string EnvTarget(const std::string& key, const std::string& environment) {
   return ToggleTarget(key) + "/environments/" + toggles::EncodePathSegment(environment);
-}
-
-// The same checks as ToggleStore::Sync, so that a bad file writes nothing.
-Status CheckEntries(const std::vector<SyncEntry>& entries) {
-  std::set<std::string> seen;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const std::string at = "toggles[" + std::to_string(i) + "]";
-    Toggle t;
-    t.key = entries[i].key;
-    if (entries[i].fields.variants) t.variants = *entries[i].fields.variants;
-    Status s = toggles::Validate(t);
-    if (!s.ok()) return Status::Invalid(at + "." + s.message());
-    if (!seen.insert(t.key).second)
-      return Status::Invalid(at + ".key: duplicate key \"" + t.key + "\"");
-  }
-  return Status::OK();
 }
 
 // The fields of `f` that differ from `t` (all given ones when t is null), as
@@ -243,7 +212,7 @@ Status HttpOps::Update(const Toggle& current, const SyncEntry& entry, const std:
 
 Status HttpOps::Sync(const std::vector<SyncEntry>& entries, const std::string& actor,
                      const std::string& note, SyncResult* out) {
-  Status s = CheckEntries(entries);
+  Status s = toggles::CheckSyncEntries(entries);  // a bad file writes nothing
   json list;
   if (s.ok()) s = Call("GET", "/api/v1/toggles", nullptr, "", &list);
   if (!s.ok()) return s;

@@ -584,4 +584,21 @@ bool ParseRfc3339(std::string_view s, int64_t* unix_micros) {
   return ladle::ParseRfc3339Micros(s, unix_micros);
 }
 
+EnvironmentConfig ConfigIn(const Toggle& t, const std::string& environment) {
+  auto it = t.environments.find(environment);
+  return it == t.environments.end() ? EnvironmentConfig{} : it->second;
+}
+
+EnvironmentConfig WithRollout(EnvironmentConfig config, int percent) {
+  config.enabled = true;
+  if (config.strategies.size() == 1 && config.strategies[0].rollout) {
+    config.strategies[0].rollout->percent = percent;
+    return config;
+  }
+  Strategy s;
+  s.rollout.emplace().percent = percent;
+  config.strategies = {s};
+  return config;
+}
+
 }  // namespace ladle::toggles

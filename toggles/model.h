@@ -94,6 +94,15 @@ struct Toggle {
   bool operator==(const Toggle& o) const;
 };
 
+// The toggle's configuration in `environment` (disabled when it has none).
+EnvironmentConfig ConfigIn(const Toggle& t, const std::string& environment);
+
+// `config` after a rollout to `percent`, as ToggleStore::SetRollout and
+// rollout stages write it: enabled; a lone rollout strategy keeps its
+// stickiness, group, users and constraints (users keep their buckets as the
+// percentage grows); any other strategies become [{rollout: {percent}}].
+EnvironmentConfig WithRollout(EnvironmentConfig config, int percent);
+
 // --- JSON (SPEC 7: {key, type, description, variants, revision,
 //     environments: {ENV: {enabled, strategies}}}) ---
 //

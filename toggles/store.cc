@@ -135,38 +135,6 @@ void ApplyFields(const ToggleFields& f, Toggle* t) {
   if (f.variants) t->variants = *f.variants;
 }
 
-EnvironmentConfig ConfigIn(const Toggle& t, const std::string& env) {
-  auto it = t.environments.find(env);
-  return it == t.environments.end() ? EnvironmentConfig{} : it->second;
-}
-
-// See SetRollout in store.h.
-EnvironmentConfig WithRollout(EnvironmentConfig config, int percent) {
-  config.enabled = true;
-  if (config.strategies.size() == 1 && config.strategies[0].rollout) {
-    config.strategies[0].rollout->percent = percent;
-    return config;
-  }
-  Strategy s;
-  s.rollout.emplace().percent = percent;
-  config.strategies = {s};
-  return config;
-}
-
-Status CheckSyncEntries(const std::vector<SyncEntry>& entries) {
-  std::set<std::string> seen;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const std::string at = "toggles[" + std::to_string(i) + "]";
-    Status s = Under(at, ValidateKey(entries[i].key));
-    if (s.ok()) s = Under(at, CheckFields(entries[i].fields));
-    if (s.ok() && !seen.insert(entries[i].key).second) {
-      s = Status::Invalid(at + ".key: duplicate key " + Quote(entries[i].key));
-    }
-    if (!s.ok()) return s;
-  }
-  return Status::OK();
-}
-
 // --- rows ---
 
 Status SaveToggle(Database* db, const Toggle& t, const std::string& now) {
@@ -280,6 +248,20 @@ struct EventInfo {
 };
 
 }  // namespace
+
+Status CheckSyncEntries(const std::vector<SyncEntry>& entries) {
+  std::set<std::string> seen;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string at = "toggles[" + std::to_string(i) + "]";
+    Status s = Under(at, ValidateKey(entries[i].key));
+    if (s.ok()) s = Under(at, CheckFields(entries[i].fields));
+    if (s.ok() && !seen.insert(entries[i].key).second) {
+      s = Status::Invalid(at + ".key: duplicate key " + Quote(entries[i].key));
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
 
 // --- state and one change ---
 

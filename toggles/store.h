@@ -101,6 +101,11 @@ struct SyncResult {
 // {created, updated, unchanged, removal_candidates, revision}
 nlohmann::json ToJson(const SyncResult& r);
 
+// What Sync checks before it writes anything: valid keys and variants, no
+// key twice; errors name "toggles[i].FIELD". For a client that sends a list
+// over HTTP one toggle at a time, so that a bad list writes nothing there too.
+Status CheckSyncEntries(const std::vector<SyncEntry>& entries);
+
 class ToggleStore {
  public:
   struct Options {

@@ -726,6 +726,22 @@ async function loadToggles() {
   }, 5000);
 }
 
+// Reads a streamed response to its end: `parse` (parseNdjson, parseSse)
+// splits what has arrived into complete pieces and the unfinished rest, and
+// `deliver` gets each batch of pieces.
+async function readChunks(response, parse, deliver) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let rest = '';
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) return;
+    const parsed = parse(rest + decoder.decode(value, {stream: true}));
+    rest = parsed.rest;
+    deliver(parsed);
+  }
+}
+
 // ---- A step's log, followed while the step runs ----
 
 function stopLog() {
@@ -755,16 +771,7 @@ async function startLog(route) {
   try {
     const response = await api(logPath(route.id, route.stage, route.step, true),
                                {raw: true, signal: controller.signal}, 'log of ' + route.stage + '/' + route.step);
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let rest = '';
-    for (;;) {
-      const {value, done} = await reader.read();
-      if (done) break;
-      const parsed = parseNdjson(rest + decoder.decode(value, {stream: true}));
-      rest = parsed.rest;
-      append(parsed.records);
-    }
+    await readChunks(response, parseNdjson, (parsed) => append(parsed.records));
     if (!pre.textContent) pre.textContent = '(no output)';
   } catch (err) {
     if (err.name !== 'AbortError') failed(err);
@@ -830,16 +837,7 @@ async function followEvents() {
                                  'event stream');
       setLive(true, 'live');
       delay = 1000;
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let rest = '';
-      for (;;) {
-        const {value, done} = await reader.read();
-        if (done) break;
-        const parsed = parseSse(rest + decoder.decode(value, {stream: true}));
-        rest = parsed.rest;
-        for (const ev of parsed.events) onEvent(ev);
-      }
+      await readChunks(response, parseSse, (parsed) => parsed.events.forEach(onEvent));
       setLive(false, 'reconnecting');
     } catch (err) {
       setLive(false, err.status === 401 ? 'no valid token' : 'reconnecting');
