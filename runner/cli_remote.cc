@@ -2,10 +2,7 @@
 // `ladle approve`, `ladle rollback`, `ladle cancel` of a server's run.
 #include "runner/cli_remote.h"
 
-#include <cctype>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "toggles/tokens.h"
 
@@ -23,12 +20,8 @@ Status ResolveToken(const GlobalFlags& g, const std::string& token, Token* out) 
     *out = {env, "LADLE_TOKEN"};
     return Status::OK();
   }
-  std::string path = toggles::AdminTokenPath(g.data);
-  std::ifstream in(path);
-  std::stringstream text;
-  if (in) text << in.rdbuf();
-  std::string secret = text.str();
-  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
+  const std::string path = toggles::AdminTokenPath(g.data);
+  const std::string secret = toggles::ReadAdminTokenFile(g.data);
   if (secret.empty()) {
     return Status::Invalid("no API token: pass --token, set LADLE_TOKEN, or start the server on this "
                            "data dir (`ladle toggles serve` or `ladle serve`), which writes " + path);

@@ -1,14 +1,11 @@
 #include "runner/toggle_ops.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -328,18 +325,12 @@ Status FindToggleToken(const std::string& data_dir, std::string* token) {
     *token = env;
     return Status::OK();
   }
-  std::string path = toggles::AdminTokenPath(data_dir);
-  std::ifstream in(path);
-  std::stringstream text;
-  if (in) text << in.rdbuf();
-  std::string secret = text.str();
-  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back())))
-    secret.pop_back();
+  std::string secret = toggles::ReadAdminTokenFile(data_dir);
   if (secret.empty()) {
     return Status::Invalid(
         "no token for the toggle server: set LADLE_TOKEN to an admin token, or "
         "run on the server's data dir, where it writes " +
-        path);
+        toggles::AdminTokenPath(data_dir));
   }
   *token = secret;
   return Status::OK();

@@ -6,10 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <unordered_map>
 
 #include "core/sqlite.h"
@@ -199,6 +202,15 @@ std::string TokenHash(std::string_view secret) {
 }
 
 std::string AdminTokenPath(const std::string& data_dir) { return data_dir + "/admin.token"; }
+
+std::string ReadAdminTokenFile(const std::string& data_dir) {
+  std::ifstream in(AdminTokenPath(data_dir));
+  std::stringstream text;
+  if (in) text << in.rdbuf();
+  std::string secret = text.str();
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
+  return secret;
+}
 
 // --- TokenStore ---
 

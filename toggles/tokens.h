@@ -65,6 +65,9 @@ std::string TokenHash(std::string_view secret);
 
 // Where the first start leaves the admin token's secret.
 std::string AdminTokenPath(const std::string& data_dir);  // DATA/admin.token
+// The secret in AdminTokenPath without trailing white space; "" when the
+// file is missing or empty (clients on the server's machine use it).
+std::string ReadAdminTokenFile(const std::string& data_dir);
 
 enum class AdminTokenSetup {
   kExisting,         // an admin token exists: nothing done
