@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "env/subprocess.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -31,8 +32,7 @@ struct Result {
 class RunTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ladle-e2e-XXXXXX";
-    root_ = mkdtemp(tmpl);
+    root_ = ladle::testing::MakeTempDir("/tmp/ladle-e2e-XXXXXX");
     src_ = root_ / "src";
     data_ = root_ / "data";
     fs::create_directories(src_);
@@ -47,12 +47,7 @@ class RunTest : public ::testing::Test {
     fs::create_directories(p.parent_path());
     std::ofstream(p) << text;
   }
-  static std::string Read(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  static std::string Read(const fs::path& p) { return ladle::testing::ReadFile(p); }
 
   // Runs `ladle --data DATA ARGS...` in the source dir, with extra variables.
   Result Ladle(std::vector<std::string> args, std::vector<std::string> env = {}) {

@@ -38,6 +38,7 @@
 #include "env/subprocess.h"
 #include "tests/node_util.h"
 #include "tests/proc_util.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -49,24 +50,8 @@ namespace {
 constexpr const char* kToken = "e2e-admin-token-0123456789abcdef";
 constexpr const char* kHookSecret = "e2e-hook-secret";
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ladle::testing::FreePort;
+using ladle::testing::ReadFile;
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out;
@@ -165,8 +150,7 @@ struct ServerOptions {
 class ServeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ladle-serve-e2e-XXXXXX";
-    root_ = mkdtemp(tmpl);
+    root_ = ladle::testing::MakeTempDir("/tmp/ladle-serve-e2e-XXXXXX");
     repo_ = root_ / "repo";
     data_ = root_ / "data";
     out_ = root_ / "out";
@@ -805,8 +789,9 @@ stages:
   EXPECT_EQ(2, Ladle({"rollback", "nowhere"}).code);
 }
 
-TEST_F(ServeTest, ServeManualApprovalResumesTheSameRun) {
-  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+// A build, then a production stage that waits for a manual approval; both
+// record $LADLE_RUN.
+const char* kApprovalPipeline = R"Y(name: app
 env: {OUT: "@OUT@"}
 stages:
   - name: build
@@ -817,8 +802,10 @@ stages:
     approval: manual
     steps:
       - {name: deploy, run: echo "$LADLE_RUN" > "$OUT/deployed"}
-)Y")}},
-                               "pipeline");
+)Y";
+
+TEST_F(ServeTest, ServeManualApprovalResumesTheSameRun) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(kApprovalPipeline)}}, "pipeline");
   Start({});
   int64_t id = WaitRunOfCommit(a);
   json run = WaitRun(id, {"waiting", "success", "failed"});
@@ -855,19 +842,7 @@ stages:
 // A stage waiting for approval runs nothing: restarting the server (an
 // upgrade) must not lose it.
 TEST_F(ServeTest, ServeApprovalSurvivesARestart) {
-  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
-env: {OUT: "@OUT@"}
-stages:
-  - name: build
-    steps:
-      - {name: compile, run: echo "$LADLE_RUN" >> "$OUT/builds"}
-  - name: production
-    environment: production
-    approval: manual
-    steps:
-      - {name: deploy, run: echo "$LADLE_RUN" > "$OUT/deployed"}
-)Y")}},
-                               "pipeline");
+  const std::string a = Commit({{"ladle.yml", Pipeline(kApprovalPipeline)}}, "pipeline");
   Start({});
   int64_t id = WaitRunOfCommit(a);
   ASSERT_EQ("waiting", WaitRun(id, {"waiting", "success", "failed"})["status"]);

@@ -29,37 +29,20 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/node_util.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
-// A port nothing listens on right now (the kernel's pick for port 0).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ladle::testing::FreePort;
+using ladle::testing::ReadFile;
 
 class ToggleServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ladle-serve-e2e-XXXXXX";
-    root_ = mkdtemp(tmpl);
+    root_ = ladle::testing::MakeTempDir("/tmp/ladle-serve-e2e-XXXXXX");
     data_ = root_ / "data";
     port_ = FreePort();
   }

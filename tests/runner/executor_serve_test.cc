@@ -122,6 +122,12 @@ class ExecutorServeTest : public ::testing::Test {
     return run;
   }
   RunRecord Run(const std::string& yaml) { return Run(yaml, Options()); }
+  // Runs `yaml` with the toggle service in the options.
+  RunRecord RunWithToggles(const std::string& yaml) {
+    RunOptions options = Options();
+    options.toggles = ops_.get();
+    return Run(yaml, options);
+  }
 
   int64_t EnqueuePush() {
     RunRecord queued;
@@ -134,6 +140,12 @@ class ExecutorServeTest : public ::testing::Test {
     Status s = store_->EnqueueRun(&queued, &superseded);
     EXPECT_TRUE(s.ok()) << s.ToString();
     return queued.id;
+  }
+  // Options that carry out the queued run `id`.
+  RunOptions QueuedOptions(int64_t id) {
+    RunOptions options = Options();
+    options.run_id = id;
+    return options;
   }
   RunRecord Stored(int64_t id) {
     RunRecord run;
@@ -151,6 +163,19 @@ class ExecutorServeTest : public ::testing::Test {
     Status s = ops_->GetRollout(key, env, &enabled, &percent);
     if (!s.ok()) return s.ToString();
     return std::string(enabled ? "enabled " : "disabled ") + std::to_string(percent);
+  }
+  // The code of looking `key` up in `env` (kNotFound: never synced).
+  Code RolloutCode(const std::string& key, const std::string& env = "production") {
+    bool enabled;
+    int percent;
+    return ops_->GetRollout(key, env, &enabled, &percent).code();
+  }
+  // The text of a step's log as a reader sees it.
+  std::string StepLog(int64_t run, const std::string& stage, const std::string& step) {
+    std::ifstream in(StepLogPath(root_.string(), run, stage, step));
+    std::stringstream log;
+    log << in.rdbuf();
+    return log.str();
   }
   // Ids of the steps the engine was asked to create, without the attempt.
   std::vector<std::string> Created() {
@@ -216,6 +241,23 @@ class ExecutorServeTest : public ::testing::Test {
     EXPECT_EQ(0, ::flock(fd, LOCK_EX | LOCK_NB));
     return fd;
   }
+  // Runs `yaml` with Options() on a thread of its own, so that a test can
+  // watch it wait; the test joins `worker`.
+  struct BackgroundRun {
+    BackgroundRun(ExecutorServeTest* test, const std::string& yaml)
+        : pipeline(test->Parse(yaml)),
+          executor(pipeline, test->store_.get(), &test->engine_, &test->recorder_),
+          worker([this, test] {
+            status = executor.Run(test->Options(), &run);
+            done = true;
+          }) {}
+    Pipeline pipeline;
+    Executor executor;
+    RunRecord run;
+    Status status;
+    std::atomic<bool> done{false};
+    std::thread worker;  // last: it uses the members above
+  };
 
   fs::path root_;
   std::unique_ptr<RunStore> store_;
@@ -239,8 +281,7 @@ stages:
 
 TEST_F(ExecutorServeTest, RunIdCarriesOutTheQueuedRun) {
   const int64_t id = EnqueuePush();
-  RunOptions options = Options();
-  options.run_id = id;
+  RunOptions options = QueuedOptions(id);
   RunRecord run = Run("name: shop\nstages:\n  - name: s\n    steps: [{name: x, run: 'true'}]\n",
                       options);
   EXPECT_EQ(id, run.id);
@@ -268,8 +309,7 @@ TEST_F(ExecutorServeTest, RunIdCarriesOutTheQueuedRun) {
 
 TEST_F(ExecutorServeTest, ResumeStageKeepsEarlierStagesAndCountsAsApproved) {
   const int64_t id = EnqueuePush();
-  RunOptions options = Options();
-  options.run_id = id;
+  RunOptions options = QueuedOptions(id);
   RunRecord first = Run(kApprovalPipeline, options);
   ASSERT_EQ(kWaiting, first.status);
   EXPECT_EQ(kWaiting, StageOf(first, "production").status);
@@ -313,8 +353,7 @@ TEST_F(ExecutorServeTest, ResumeDoesNotApproveALaterManualStage) {
                            "  - name: final\n    approval: manual\n"
                            "    steps: [{name: f, run: 'true'}]\n";
   const int64_t id = EnqueuePush();
-  RunOptions options = Options();
-  options.run_id = id;
+  RunOptions options = QueuedOptions(id);
   ASSERT_EQ(kWaiting, Run(yaml, options).status);
   ASSERT_TRUE(store_->RequeueRun(id, "production").ok());
   options.resume_stage = "production";
@@ -374,11 +413,7 @@ TEST_F(ExecutorServeTest, RollbackRunsOnlyTheEnvironmentsRollbackScript) {
         << other;
   }
   // No toggles sync: the file's toggle was not created.
-  EXPECT_EQ(Code::kNotFound, [&] {
-    bool enabled;
-    int percent;
-    return ops_->GetRollout("new-checkout", "production", &enabled, &percent).code();
-  }());
+  EXPECT_EQ(Code::kNotFound, RolloutCode("new-checkout"));
 
   std::vector<DeploymentRecord> deployments = Deployments();
   ASSERT_EQ(1u, deployments.size());
@@ -443,10 +478,7 @@ stages:
   ASSERT_EQ(1u, engine_.created().size());
   EXPECT_EQ("file-value-a", Env(engine_.created()[0], "LADLE_SERVE_SECRET_A"));
   EXPECT_EQ("env-value-b", Env(engine_.created()[0], "LADLE_SERVE_SECRET_B"));
-  std::ifstream in(StepLogPath(root_.string(), run.id, "s", "leak"));
-  std::stringstream log;
-  log << in.rdbuf();
-  EXPECT_EQ("o a=*** b=***\n", log.str());
+  EXPECT_EQ("o a=*** b=***\n", StepLog(run.id, "s", "leak"));
 }
 
 TEST_F(ExecutorServeTest, SecretOnlyInTheOptionsIsSetAndMasked) {
@@ -463,10 +495,7 @@ TEST_F(ExecutorServeTest, SecretOnlyInTheOptionsIsSetAndMasked) {
   ASSERT_EQ(1u, engine_.created().size());
   EXPECT_EQ("only-in-file", Env(engine_.created()[0], "LADLE_SERVE_SECRET_C"));
   EXPECT_EQ(std::string::npos, recorder_.AllNotes().find("LADLE_SERVE_SECRET_C is not set"));
-  std::ifstream in(StepLogPath(root_.string(), run.id, "s", "leak"));
-  std::stringstream log;
-  log << in.rdbuf();
-  EXPECT_EQ("o c=***\n", log.str());
+  EXPECT_EQ("o c=***\n", StepLog(run.id, "s", "leak"));
 }
 
 constexpr const char* kTogglesPipeline = R"(name: shop
@@ -485,9 +514,7 @@ TEST_F(ExecutorServeTest, TogglesSyncBeforeTheSteps) {
   recorder_.on_step_running = [&](const std::string& step) {
     if (step == "production/deploy") seen_at_deploy = Toggle("new-checkout");
   };
-  RunOptions options = Options();
-  options.toggles = ops_.get();
-  RunRecord run = Run(kTogglesPipeline, options);
+  RunRecord run = RunWithToggles(kTogglesPipeline);
   EXPECT_EQ(kSuccess, run.status) << recorder_.AllNotes();
   EXPECT_EQ("disabled 0", seen_at_deploy) << "the toggle exists before the step starts";
   EXPECT_EQ("disabled 0", Toggle("dark-mode"));
@@ -506,10 +533,8 @@ TEST_F(ExecutorServeTest, TogglesSyncBeforeTheSteps) {
 
 TEST_F(ExecutorServeTest, InvalidTogglesFileFailsTheStageBeforeAnyStep) {
   WriteWorkspaceFile("toggles.yml", "- key: new-checkout\n  type: bogus\n");
-  RunOptions options = Options();
-  options.toggles = ops_.get();
-  RunRecord run = Run(kTogglesPipeline + std::string("  - name: after\n    steps: [{name: a, run: 'true'}]\n"),
-                      options);
+  RunRecord run = RunWithToggles(kTogglesPipeline +
+                                 std::string("  - name: after\n    steps: [{name: a, run: 'true'}]\n"));
   EXPECT_EQ(kFailed, run.status);
   EXPECT_TRUE(engine_.created().empty()) << "no step may run";
   RunRecord stored = Stored(run.id);
@@ -518,11 +543,7 @@ TEST_F(ExecutorServeTest, InvalidTogglesFileFailsTheStageBeforeAnyStep) {
       << StageOf(stored, "production").message;
   EXPECT_EQ(kSkipped, StepOf(stored, "production", "deploy").status);
   EXPECT_EQ(kSkipped, StageOf(stored, "after").status);
-  EXPECT_EQ(Code::kNotFound, [&] {
-    bool enabled;
-    int percent;
-    return ops_->GetRollout("new-checkout", "production", &enabled, &percent).code();
-  }());
+  EXPECT_EQ(Code::kNotFound, RolloutCode("new-checkout"));
   // The deployment it began is recorded as failed.
   std::vector<DeploymentRecord> deployments = Deployments();
   ASSERT_EQ(1u, deployments.size());
@@ -530,9 +551,7 @@ TEST_F(ExecutorServeTest, InvalidTogglesFileFailsTheStageBeforeAnyStep) {
 }
 
 TEST_F(ExecutorServeTest, MissingTogglesFileFailsTheStageBeforeAnyStep) {
-  RunOptions options = Options();
-  options.toggles = ops_.get();
-  RunRecord run = Run(kTogglesPipeline, options);
+  RunRecord run = RunWithToggles(kTogglesPipeline);
   EXPECT_EQ(kFailed, run.status);
   EXPECT_TRUE(engine_.created().empty());
   EXPECT_EQ(kFailed, StageOf(run, "production").status);
@@ -582,9 +601,7 @@ TEST_F(ExecutorServeTest, RolloutRaisesStepByStepWithACheckAfterEach) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     --running_checks;
   };
-  RunOptions options = Options();
-  options.toggles = ops_.get();
-  RunRecord run = Run(kRolloutPipeline, options);
+  RunRecord run = RunWithToggles(kRolloutPipeline);
   EXPECT_EQ(kSuccess, run.status) << recorder_.AllNotes();
   EXPECT_EQ((std::vector<std::string>{"release/check-10 at enabled 10",
                                       "release/check-50 at enabled 50",
@@ -625,9 +642,7 @@ TEST_F(ExecutorServeTest, RolloutFailedCheckTurnsTheToggleOffAndFailsTheStage) {
   env::FakeOutcome bad;
   bad.exit_code = 1;
   engine_.AddRule("/release/check-50#", bad);
-  RunOptions options = Options();
-  options.toggles = ops_.get();
-  RunRecord run = Run(kRolloutPipeline, options);
+  RunRecord run = RunWithToggles(kRolloutPipeline);
   EXPECT_EQ(kFailed, run.status);
   RunRecord stored = Stored(run.id);
   EXPECT_EQ(kFailed, StageOf(stored, "release").status);
@@ -655,18 +670,12 @@ TEST_F(ExecutorServeTest, RolloutIsSkippedWhenTheRunDidNotDeployToItsEnvironment
   for (const char* check : {"check-10", "check-50", "check-100"})
     EXPECT_EQ(kSkipped, StepOf(stored, "release", check).status) << check;
   EXPECT_FALSE(CreatedStep("release/check-10"));
-  EXPECT_EQ(Code::kNotFound, [&] {
-    bool enabled;
-    int percent;
-    return ops_->GetRollout("new-checkout", "production", &enabled, &percent).code();
-  }()) << "neither synced nor raised";
+  EXPECT_EQ(Code::kNotFound, RolloutCode("new-checkout")) << "neither synced nor raised";
 }
 
 TEST_F(ExecutorServeTest, RolloutIsSkippedWhenTheRunDeployedOnlyElsewhere) {
   WriteWorkspaceFile("toggles.yml", "- key: new-checkout\n");
-  RunOptions options = Options();
-  options.toggles = ops_.get();
-  RunRecord run = Run(R"(name: shop
+  RunRecord run = RunWithToggles(R"(name: shop
 stages:
   - name: staging
     environment: staging
@@ -677,8 +686,7 @@ stages:
       environment: production
       percent: [10]
       check: {run: health}
-)",
-                      options);
+)");
   EXPECT_EQ(kSuccess, run.status);
   EXPECT_EQ(kSkipped, StageOf(run, "release").status);
   EXPECT_FALSE(CreatedStep("release/check-10"));
@@ -751,20 +759,12 @@ stages:
 
 TEST_F(ExecutorServeTest, DeploymentWaitsForTheEnvironmentLock) {
   int held = HoldDeploymentLock("production");
-  Pipeline p = Parse(kLockPipeline);
-  Executor executor(p, store_.get(), &engine_, &recorder_);
-  RunRecord run;
-  Status status;
-  std::atomic<bool> done{false};
-  std::thread worker([&] {
-    status = executor.Run(Options(), &run);
-    done = true;
-  });
+  BackgroundRun bg(this, kLockPipeline);
   const bool waiting = Eventually(
       [&] { return recorder_.SawStageChange("production:queued:waits for"); });
   EXPECT_TRUE(waiting) << "the stage says it waits";
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_FALSE(done.load());
+  EXPECT_FALSE(bg.done.load());
   EXPECT_TRUE(CreatedStep("build/b"));
   EXPECT_FALSE(CreatedStep("production/deploy")) << "deployed while another held the lock";
   EXPECT_TRUE(Deployments().empty()) << "no deployment is recorded before the lock is held";
@@ -778,13 +778,13 @@ TEST_F(ExecutorServeTest, DeploymentWaitsForTheEnvironmentLock) {
       << StageOf(mid, "production").message;
 
   ::close(held);  // the other deployment ends
-  EXPECT_TRUE(Eventually([&] { return done.load(); }));
-  worker.join();
-  ASSERT_TRUE(status.ok()) << status.ToString();
-  EXPECT_EQ(kSuccess, run.status);
+  EXPECT_TRUE(Eventually([&] { return bg.done.load(); }));
+  bg.worker.join();
+  ASSERT_TRUE(bg.status.ok()) << bg.status.ToString();
+  EXPECT_EQ(kSuccess, bg.run.status);
   EXPECT_TRUE(CreatedStep("production/deploy"));
   EXPECT_TRUE(CreatedStep("after/a"));
-  RunRecord stored = Stored(run.id);
+  RunRecord stored = Stored(bg.run.id);
   EXPECT_EQ(kSuccess, StageOf(stored, "production").status);
   EXPECT_EQ("", StageOf(stored, "production").message) << "the waiting message is cleared";
   std::vector<DeploymentRecord> deployments = Deployments("production");
@@ -805,44 +805,33 @@ TEST_F(ExecutorServeTest, WaitingMessageNamesTheRunThatDeploys) {
   d.stage = "production";
   ASSERT_TRUE(store_->BeginDeployment(&d).ok());
   int held = HoldDeploymentLock("production");
-  Pipeline p = Parse(kLockPipeline);
-  Executor executor(p, store_.get(), &engine_, &recorder_);
-  RunRecord run;
-  std::thread worker([&] { executor.Run(Options(), &run); });
+  BackgroundRun bg(this, kLockPipeline);
   EXPECT_TRUE(Eventually([&] {
     return recorder_.SawStageChange("waits for run " + std::to_string(other.id) +
                                     " to finish deploying to production");
   })) << recorder_.AllNotes();
   ::close(held);
-  worker.join();
-  EXPECT_EQ(kSuccess, run.status);
+  bg.worker.join();
+  EXPECT_EQ(kSuccess, bg.run.status);
 }
 
 TEST_F(ExecutorServeTest, CancelWhileWaitingForTheLockEndsTheRunCancelled) {
   int held = HoldDeploymentLock("production");
-  Pipeline p = Parse(kLockPipeline);
-  Executor executor(p, store_.get(), &engine_, &recorder_);
-  RunRecord run;
-  Status status;
-  std::atomic<bool> done{false};
-  std::thread worker([&] {
-    status = executor.Run(Options(), &run);
-    done = true;
-  });
+  BackgroundRun bg(this, kLockPipeline);
   ASSERT_TRUE(Eventually([&] { return recorder_.SawStageChange("production:queued:waits for"); }))
       << "the stage never waited";
-  executor.Cancel(SIGTERM);
-  const bool finished = Eventually([&] { return done.load(); });
+  bg.executor.Cancel(SIGTERM);
+  const bool finished = Eventually([&] { return bg.done.load(); });
   if (!finished) ::close(held), held = -1;  // let the run end rather than hang the test
-  worker.join();
+  bg.worker.join();
   EXPECT_TRUE(finished) << "Cancel does not end a wait for the lock";
   if (held >= 0) ::close(held);
-  ASSERT_TRUE(status.ok()) << status.ToString();
-  EXPECT_EQ(kCancelled, run.status);
-  EXPECT_EQ(SIGTERM, executor.cancel_signal());
+  ASSERT_TRUE(bg.status.ok()) << bg.status.ToString();
+  EXPECT_EQ(kCancelled, bg.run.status);
+  EXPECT_EQ(SIGTERM, bg.executor.cancel_signal());
   EXPECT_FALSE(CreatedStep("production/deploy"));
   EXPECT_FALSE(CreatedStep("after/a"));
-  RunRecord stored = Stored(run.id);
+  RunRecord stored = Stored(bg.run.id);
   EXPECT_EQ(kCancelled, stored.status);
   EXPECT_EQ(kCancelled, StageOf(stored, "production").status);
   EXPECT_NE(kSuccess, StepOf(stored, "production", "deploy").status);

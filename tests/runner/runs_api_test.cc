@@ -91,6 +91,7 @@ class RunsApiTest : public ::testing::Test {
     MakeApi(RunsApi::Options());
   }
   void TearDown() override {
+    server_.reset();
     api_.reset();
     store_.reset();
     tokens_.reset();
@@ -103,6 +104,26 @@ class RunsApiTest : public ::testing::Test {
     api_ = std::make_unique<RunsApi>(*store_, *tokens_, control_, options);
     api_->Register(router_.get());
     ASSERT_TRUE(router_->status().ok()) << router_->status().ToString();
+  }
+  // Remakes the API with log follows polling every `poll`.
+  void MakeApiWithFollowPoll(std::chrono::milliseconds poll) {
+    RunsApi::Options options;
+    options.follow_poll = poll;
+    MakeApi(options);
+  }
+  // Serves the router over a real socket on one io thread; its address is in url_.
+  void StartServer() {
+    HttpServerOptions options;
+    options.threads = 1;
+    server_ = std::make_unique<HttpServer>(*router_, options);
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_TRUE(toggles::ParseServerUrl("http://" + server_->address(), &url_).ok());
+  }
+  // Runs `sql` on a second connection: CreateRun one by one is slow for bulk inserts.
+  void ExecOnSecondConnection(const std::string& sql) {
+    std::unique_ptr<Database> db;
+    ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
+    ASSERT_TRUE(db->Exec(sql).ok());
   }
 
   // Sends a request with `token` ("admin", "client", "" for none, or a secret).
@@ -173,6 +194,20 @@ class RunsApiTest : public ::testing::Test {
     if (r.is_stream()) r.stream->Start(writer);
     return writer;
   }
+  // Starts the runs stream as admin, resuming after `last_event_id` if one is given.
+  std::shared_ptr<StringStreamWriter> StartStream(const std::string& last_event_id = "") {
+    if (last_event_id.empty()) return Start(Send("GET", "/api/v1/runs/stream"));
+    return Start(
+        Send("GET", "/api/v1/runs/stream", "", "admin", {{"Last-Event-ID", last_event_id}}));
+  }
+  // Publishes bare runs with the ids first to last.
+  void PublishRuns(int64_t first, int64_t last) {
+    RunRecord run;
+    for (int64_t i = first; i <= last; ++i) {
+      run.id = i;
+      api_->PublishRun(run);
+    }
+  }
 
   std::string dir_;
   std::unique_ptr<RunStore> store_;
@@ -180,6 +215,8 @@ class RunsApiTest : public ::testing::Test {
   FakeRunControl control_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<RunsApi> api_;
+  std::unique_ptr<HttpServer> server_;  // by StartServer
+  toggles::ServerUrl url_;
   std::string admin_, client_;
 };
 
@@ -264,13 +301,11 @@ TEST_F(RunsApiTest, RunsApiListPagesWithLimitAndBefore) {
 }
 
 TEST_F(RunsApiTest, RunsApiListDefaultLimitIs50AndMaxIs500) {
-  // Bulk-insert through a second connection: CreateRun one by one is slow.
-  std::unique_ptr<Database> db;
-  ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
-  ASSERT_TRUE(db->Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600)"
-                       " INSERT INTO runs (repo, pipeline, file, commit_id, branch, status, created_at)"
-                       " SELECT 'webshop', 'p', 'f', 'c', 'main', 'success', '2026-01-01T00:00:00Z'"
-                       " FROM n").ok());
+  ASSERT_NO_FATAL_FAILURE(ExecOnSecondConnection(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600)"
+      " INSERT INTO runs (repo, pipeline, file, commit_id, branch, status, created_at)"
+      " SELECT 'webshop', 'p', 'f', 'c', 'main', 'success', '2026-01-01T00:00:00Z'"
+      " FROM n"));
   HttpResponse r = Send("GET", "/api/v1/runs");
   EXPECT_EQ(50u, Body(r)["runs"].size());
   EXPECT_EQ(551, Body(r)["next_before"]);
@@ -302,13 +337,12 @@ TEST_F(RunsApiTest, RunsApiListBadParametersAre400NamingThem) {
 }
 
 TEST_F(RunsApiTest, RunsApiListStaysFastWith100000Runs) {
-  std::unique_ptr<Database> db;
-  ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
-  ASSERT_TRUE(db->Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)"
-                       " INSERT INTO runs (repo, pipeline, file, commit_id, branch, status, created_at)"
-                       " SELECT 'repo' || (i % 20), 'p', 'f', printf('%040d', i), 'branch' || (i % 7),"
-                       " CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'success' END,"
-                       " '2026-01-01T00:00:00Z' FROM n").ok());
+  ASSERT_NO_FATAL_FAILURE(ExecOnSecondConnection(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)"
+      " INSERT INTO runs (repo, pipeline, file, commit_id, branch, status, created_at)"
+      " SELECT 'repo' || (i % 20), 'p', 'f', printf('%040d', i), 'branch' || (i % 7),"
+      " CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'success' END,"
+      " '2026-01-01T00:00:00Z' FROM n"));
   auto start = std::chrono::steady_clock::now();
   for (const char* q : {"", "?repo=repo3", "?branch=branch2", "?status=failed",
                         "?repo=repo0&status=failed", "?limit=500&before=50000",
@@ -387,9 +421,7 @@ TEST_F(RunsApiTest, RunsApiLog404NamesTheRunStageOrStep) {
 }
 
 TEST_F(RunsApiTest, RunsApiLogFollowStreamsWhileItGrowsAndEndsWhenTheStepFinished) {
-  RunsApi::Options options;
-  options.follow_poll = 20ms;
-  MakeApi(options);
+  MakeApiWithFollowPoll(20ms);
   int64_t id = AddRun();
   AppendLog(id, "build", "compile", "o one\n");
   HttpResponse r = Send("GET", "/api/v1/runs/" + std::to_string(id) +
@@ -424,9 +456,7 @@ TEST_F(RunsApiTest, RunsApiLogFollowOfAFinishedStepSendsTheLogAndEnds) {
 }
 
 TEST_F(RunsApiTest, RunsApiLogFollowEndsWhenTheRunEndedWithoutTheStep) {
-  RunsApi::Options options;
-  options.follow_poll = 20ms;
-  MakeApi(options);
+  MakeApiWithFollowPoll(20ms);
   int64_t id = AddRun();
   HttpResponse r = Send("GET", "/api/v1/runs/" + std::to_string(id) + "/steps/deploy/push/log?follow=1");
   auto writer = Start(r);
@@ -448,9 +478,7 @@ class SlowWriter : public StringStreamWriter {
 };
 
 TEST_F(RunsApiTest, RunsApiLogFollowWaitsForASlowClientToDrain) {
-  RunsApi::Options options;
-  options.follow_poll = 10ms;
-  MakeApi(options);
+  MakeApiWithFollowPoll(10ms);
   int64_t id = AddRun();
   AppendLog(id, "build", "compile", "o hello\n");
   HttpResponse r = Send("GET", "/api/v1/runs/" + std::to_string(id) + "/steps/build/compile/log?follow=1");
@@ -590,28 +618,23 @@ TEST_F(RunsApiTest, RunsApiPushWaitsOnAHookThreadNotOnTheIoThread) {
   std::promise<void> release;
   control_.push_gate = release.get_future().share();
   control_.push_runs = {9};
-  HttpServerOptions options;
-  options.threads = 1;
-  HttpServer server(*router_, options);
-  ASSERT_TRUE(server.Start().ok());
-  toggles::ServerUrl url;
-  ASSERT_TRUE(toggles::ParseServerUrl("http://" + server.address(), &url).ok());
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   std::thread pusher([&] {
-    toggles::HttpClient hook(url, {""});
+    toggles::HttpClient hook(url_, {""});
     toggles::HttpResponse r;
     ASSERT_TRUE(hook.Send("POST", "/api/v1/hooks/push/webshop", "{}", {}, &r).ok());
     EXPECT_EQ(202, r.status);
     EXPECT_EQ(json::array({9}), json::parse(r.body)["runs"]);
   });
   ASSERT_TRUE(WaitFor([&] { return control_.pushes_entered == 1; }));  // held in the control
-  toggles::HttpClient api(url, {admin_});
+  toggles::HttpClient api(url_, {admin_});
   toggles::HttpResponse list;
   ASSERT_TRUE(api.Send("GET", "/api/v1/runs", "", {}, &list).ok()) << "the io thread is held by the push";
   EXPECT_EQ(200, list.status);
   release.set_value();
   pusher.join();
   EXPECT_NE(std::this_thread::get_id(), control_.push_thread);
-  server.Stop();
+  server_->Stop();
 }
 
 TEST_F(RunsApiTest, RunsApiPushesNotStartedWhenTheApiGoesAreAnswered503) {
@@ -732,20 +755,14 @@ TEST_F(RunsApiTest, RunsApiStreamPublishesRunStageAndStepEvents) {
 }
 
 TEST_F(RunsApiTest, RunsApiStreamReplaysFromLastEventId) {
-  auto first = Start(Send("GET", "/api/v1/runs/stream"));
-  RunRecord run;
-  for (int i = 1; i <= 3; ++i) {
-    run.id = i;
-    api_->PublishRun(run);
-  }
+  auto first = StartStream();
+  PublishRuns(1, 3);
   Events seen = Parse(first->data());
   ASSERT_EQ(3u, seen.list.size());
   // A client that saw the first event reconnects: it gets the other two, then live ones.
   uint64_t after_first = seen.last_id - 2;
-  auto again = Start(Send("GET", "/api/v1/runs/stream", "", "admin",
-                          {{"Last-Event-ID", std::to_string(after_first)}}));
-  run.id = 4;
-  api_->PublishRun(run);
+  auto again = StartStream(std::to_string(after_first));
+  PublishRuns(4, 4);
   Events got = Parse(again->data());
   ASSERT_EQ(3u, got.list.size()) << again->data();
   EXPECT_EQ(2, got.list[0].second["id"]);
@@ -753,8 +770,7 @@ TEST_F(RunsApiTest, RunsApiStreamReplaysFromLastEventId) {
   EXPECT_EQ(4, got.list[2].second["id"]);
   EXPECT_EQ(seen.last_id + 1, got.last_id);
   // Up to date: nothing replayed.
-  auto current = Start(Send("GET", "/api/v1/runs/stream", "", "admin",
-                            {{"Last-Event-ID", std::to_string(got.last_id)}}));
+  auto current = StartStream(std::to_string(got.last_id));
   EXPECT_EQ("", current->data());
 }
 
@@ -762,65 +778,49 @@ TEST_F(RunsApiTest, RunsApiStreamSendsResetWhenTheRingNoLongerHasTheEvents) {
   RunsApi::Options options;
   options.max_events = 2;
   MakeApi(options);
-  auto first = Start(Send("GET", "/api/v1/runs/stream"));
-  RunRecord run;
-  for (int i = 1; i <= 4; ++i) {
-    run.id = i;
-    api_->PublishRun(run);
-  }
+  auto first = StartStream();
+  PublishRuns(1, 4);
   Events seen = Parse(first->data());
   ASSERT_EQ(4u, seen.list.size());
   // Missed event 2, which the ring of 2 no longer holds.
-  auto behind = Start(Send("GET", "/api/v1/runs/stream", "", "admin",
-                           {{"Last-Event-ID", std::to_string(seen.last_id - 3)}}));
+  auto behind = StartStream(std::to_string(seen.last_id - 3));
   Events got = Parse(behind->data());
   ASSERT_EQ(1u, got.list.size()) << behind->data();
   EXPECT_EQ("reset", got.list[0].first);
   EXPECT_EQ(seen.last_id, got.last_id);
   // Still in the ring: replayed.
-  auto near = Start(Send("GET", "/api/v1/runs/stream", "", "admin",
-                         {{"Last-Event-ID", std::to_string(seen.last_id - 2)}}));
+  auto near = StartStream(std::to_string(seen.last_id - 2));
   EXPECT_EQ(2u, Parse(near->data()).list.size());
   // An id from an earlier server process (smaller: ids are seeded from the clock).
-  auto old = Start(Send("GET", "/api/v1/runs/stream", "", "admin", {{"Last-Event-ID", "5"}}));
+  auto old = StartStream("5");
   got = Parse(old->data());
   ASSERT_EQ(1u, got.list.size());
   EXPECT_EQ("reset", got.list[0].first);
-  run.id = 5;
-  api_->PublishRun(run);  // and live events follow the reset
+  PublishRuns(5, 5);  // and live events follow the reset
   got = Parse(old->data());
   ASSERT_EQ(2u, got.list.size());
   EXPECT_EQ(5, got.list[1].second["id"]);
 }
 
 TEST_F(RunsApiTest, RunsApiEventIdsGrowAcrossRestarts) {
-  auto writer = Start(Send("GET", "/api/v1/runs/stream"));
-  RunRecord run;
-  run.id = 1;
-  api_->PublishRun(run);
+  auto writer = StartStream();
+  PublishRuns(1, 1);
   uint64_t before = Parse(writer->data()).last_id;
   std::this_thread::sleep_for(2ms);
   MakeApi(RunsApi::Options());  // a new server process, as far as ids go
-  writer = Start(Send("GET", "/api/v1/runs/stream"));
-  api_->PublishRun(run);
+  writer = StartStream();
+  PublishRuns(1, 1);
   EXPECT_GT(Parse(writer->data()).last_id, before);
 }
 
 // ---- over a real socket ----
 
 TEST_F(RunsApiTest, RunsApiOverARealSocketFollowsALogToItsEnd) {
-  RunsApi::Options options;
-  options.follow_poll = 20ms;
-  MakeApi(options);
+  MakeApiWithFollowPoll(20ms);
   int64_t id = AddRun();
   AppendLog(id, "build", "compile", "o start\n");
-  HttpServerOptions server_options;
-  server_options.threads = 1;
-  HttpServer server(*router_, server_options);
-  ASSERT_TRUE(server.Start().ok());
-  toggles::ServerUrl url;
-  ASSERT_TRUE(toggles::ParseServerUrl("http://" + server.address(), &url).ok());
-  toggles::HttpClient client(url, {client_});
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  toggles::HttpClient client(url_, {client_});
 
   toggles::HttpResponse got;
   ASSERT_TRUE(client.Send("GET", "/api/v1/runs/" + std::to_string(id), "", {}, &got).ok());
@@ -846,7 +846,7 @@ TEST_F(RunsApiTest, RunsApiOverARealSocketFollowsALogToItsEnd) {
   EXPECT_EQ(200, status);
   EXPECT_EQ("start\nmiddle\nend\n", body);
   EXPECT_TRUE(WaitFor([&] { return api_->follower_count() == 0; }));
-  server.Stop();
+  server_->Stop();
 }
 
 }  // namespace

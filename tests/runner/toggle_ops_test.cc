@@ -20,6 +20,7 @@
 #include "core/http_server.h"
 #include "toggles/api.h"
 #include "toggles/tokens.h"
+#include "tests/test_util.h"
 
 namespace ladle::runner {
 namespace {
@@ -269,18 +270,7 @@ TEST(ToggleOpsStore, OpenStoreToggleOpsCreatesTheDataDir) {
   std::filesystem::remove_all(tmpl);
 }
 
-// A port nothing listens on right now (the kernel's pick for port 0).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+using ladle::testing::FreePort;
 
 TEST(ToggleOpsHttp, UnreachableServerIsUnavailable) {
   std::unique_ptr<ToggleOps> ops;
