@@ -10,13 +10,6 @@ namespace {
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Splits "a=1&b=2" into decoded pairs; "a" alone has an empty value.
 bool ParseQuery(std::string_view query, HttpFields* out) {
   std::string name, value;
@@ -109,25 +102,6 @@ void HttpFields::Remove(std::string_view name) {
 }
 
 // ---- HttpRequest ----
-
-bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%') {
-      if (i + 2 >= in.size()) return false;
-      int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      c = static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      c = ' ';
-    }
-    if (c == '\0') return false;
-    out->push_back(c);
-  }
-  return true;
-}
 
 HttpRequest HttpRequest::For(std::string method, std::string_view target, std::string body) {
   HttpRequest request;
@@ -304,22 +278,6 @@ bool StringStreamWriter::closed() const {
 std::string StringStreamWriter::data() const {
   std::lock_guard<std::mutex> lock(mu_);
   return data_;
-}
-
-std::string PercentEncode(std::string_view in) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(in.size());
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 }  // namespace ladle

@@ -22,7 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/base/text.h"
 
 namespace ladle {
 
@@ -275,14 +276,6 @@ class Router {
   std::vector<size_t> by_id_;   // route id -> index in routes_
   Status status_;
 };
-
-// Percent-decodes `in` into `*out` ('+' becomes a space when plus_is_space).
-// Returns false on a malformed escape or a NUL byte.
-bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out);
-
-// Percent-encodes everything but RFC 3986's unreserved characters
-// (A-Z a-z 0-9 - . _ ~): safe as a path segment and as a query value.
-std::string PercentEncode(std::string_view in);
 
 // A StreamWriter that keeps what is sent in memory: for tests of streaming
 // handlers and of SseHub without a socket.

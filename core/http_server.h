@@ -27,7 +27,7 @@
 
 #include "core/http.h"
 #include "core/metrics.h"
-#include "core/status.h"
+#include "core/base/status.h"
 
 namespace ladle {
 

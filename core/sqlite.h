@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/status.h"
+#include "core/base/status.h"
 
 struct sqlite3;
 struct sqlite3_stmt;

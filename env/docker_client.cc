@@ -1,4 +1,5 @@
 #include "env/docker_client.h"
+#include "core/base/text.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -23,17 +24,6 @@ constexpr std::chrono::milliseconds kConnectTimeout{10000};
 // a message or a few fields.
 constexpr size_t kMaxCollectedBody = 64u << 20;
 constexpr char kRunHint[] = "is dockerd running? start it, or use --backend local";
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
 
 // j[key] when j is an object and that is a string, else "": the daemon's
 // JSON is read without trusting its shape (json::value throws on a type).
@@ -69,7 +59,7 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
     auto sp = line.find(' ');
     ex->status = sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
   } else if (auto colon = line.find(':'); colon != std::string_view::npos) {
-    ex->headers[Lower(std::string(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
+    ex->headers[Lower(line.substr(0, colon))] = std::string(Trim(line.substr(colon + 1)));
   }
   return size * count;
 }
@@ -389,7 +379,7 @@ void LogDemuxer::Emit(std::string_view payload) {
 std::string DockerResponse::ErrorMessage() const {
   json j = json::parse(body, nullptr, false);
   if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>();
-  std::string text = Trim(body);
+  std::string text(Trim(body));
   return text.empty() ? "HTTP " + std::to_string(status) : text;
 }
 

@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/status.h"
+#include "core/base/status.h"
 #include "env/engine.h"
 
 namespace ladle::env {

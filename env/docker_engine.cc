@@ -1,4 +1,5 @@
 #include "env/docker_engine.h"
+#include "core/base/text.h"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -20,11 +21,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kMaxNameBody = 100;  // keeps names readable in `docker ps`
-
-bool IsDirectory(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();

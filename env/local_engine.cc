@@ -1,4 +1,5 @@
 #include "env/local_engine.h"
+#include "core/base/text.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -10,11 +11,6 @@ namespace ladle::env {
 namespace {
 
 constexpr char kShell[] = "/bin/sh";
-
-bool IsDirectory(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 // A name with '=' or a NUL byte, or any NUL in a value, would silently
 // become a different environment (or a cut script) at exec.

@@ -1,4 +1,5 @@
 #include "env/subprocess.h"
+#include "core/base/text.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -502,11 +503,6 @@ namespace {
 bool IsExecutableFile(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
-bool IsDirectory(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // Keeps the first kMaxCommandOutput bytes of each stream; reading goes on so

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/status.h"
+#include "core/base/status.h"
 #include "env/engine.h"
 #include "env/reaper.h"
 

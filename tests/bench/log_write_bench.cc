@@ -13,7 +13,7 @@
 #include <fstream>
 #include <string>
 
-#include "runner/step_log.h"
+#include "runner/store/step_log.h"
 
 namespace {
 

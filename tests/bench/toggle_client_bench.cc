@@ -1,4 +1,4 @@
-// The client library's evaluation (toggles/client.h): what an application
+// The client library's evaluation (toggles/client/client.h): what an application
 // pays per IsEnabled call. Target: < 200 ns for a rollout toggle; the engine
 // alone is the floor (BM_Engine_Rollout50).
 //
@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "toggles/client.h"
+#include "toggles/client/client.h"
 
 namespace ladle::toggles {
 namespace {

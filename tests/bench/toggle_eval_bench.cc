@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "toggles/evaluate.h"
+#include "toggles/eval/evaluate.h"
 
 namespace ladle::toggles {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/time_util.h"
+#include "core/base/time_util.h"
 
 #include <gtest/gtest.h>
 

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runner/step_log.h"
+#include "runner/store/step_log.h"
 #include "tests/docker/docker_test_util.h"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-// `ladle toggles ...` (runner/cli_toggles.cc): the table formatting, then the
+// `ladle toggles ...` (runner/cli/cli_toggles.cc): the table formatting, then the
 // real binary against a fake server (cpp-httplib on 127.0.0.1) for exit
 // codes and messages, then the real binary and the client library against
 // the real server (`ladle toggles serve`); those tests skip while the serve
@@ -22,9 +22,9 @@
 #include <nlohmann/json.hpp>
 
 #include "env/subprocess.h"
-#include "runner/cli_commands.h"
-#include "toggles/client.h"
-#include "toggles/http_client.h"
+#include "runner/cli/cli_commands.h"
+#include "toggles/client/client.h"
+#include "toggles/client/http_client.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

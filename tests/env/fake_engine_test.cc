@@ -1,4 +1,4 @@
-#include "env/fake_engine.h"
+#include "tests/fakes/fake_engine.h"
 
 #include <signal.h>
 

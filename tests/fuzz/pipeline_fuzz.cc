@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runner/pipeline.h"
+#include "runner/config/pipeline.h"
 
 namespace {
 

@@ -12,8 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "toggles/evaluate.h"
-#include "toggles/model.h"
+#include "toggles/eval/evaluate.h"
+#include "toggles/eval/model.h"
 
 namespace {
 

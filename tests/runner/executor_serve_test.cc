@@ -2,7 +2,7 @@
 // RunStore and a real ToggleStore: queued runs (run_id), resuming after an
 // approval, rollbacks, secrets, toggles sync, rollout stages, deployments and
 // the per-environment deployment lock.
-#include "runner/executor.h"
+#include "runner/exec/executor.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -21,9 +21,9 @@
 #include <sstream>
 #include <thread>
 
-#include "env/fake_engine.h"
-#include "runner/toggle_ops.h"
-#include "toggles/store.h"
+#include "tests/fakes/fake_engine.h"
+#include "runner/exec/toggle_ops.h"
+#include "toggles/server/store.h"
 
 namespace fs = std::filesystem;
 

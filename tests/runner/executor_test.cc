@@ -1,6 +1,6 @@
 // The executor's policy (order, needs, timeouts, cancel, retries, gates,
 // selection, approval, masking) against the FakeEngine and a real store.
-#include "runner/executor.h"
+#include "runner/exec/executor.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,7 +11,7 @@
 #include <sstream>
 #include <thread>
 
-#include "env/fake_engine.h"
+#include "tests/fakes/fake_engine.h"
 
 namespace fs = std::filesystem;
 

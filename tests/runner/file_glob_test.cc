@@ -1,4 +1,4 @@
-#include "runner/file_glob.h"
+#include "runner/exec/file_glob.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "runner/git_source.h"
+#include "runner/serve/git_source.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "runner/junit.h"
+#include "runner/exec/junit.h"
 
 #include <filesystem>
 #include <fstream>

@@ -1,6 +1,6 @@
 // Tests of the pipeline loader: the model it builds, and the exact text of
 // every kind of diagnostic (users read these, and tools parse FILE:LINE:COL).
-#include "runner/pipeline.h"
+#include "runner/config/pipeline.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

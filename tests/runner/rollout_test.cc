@@ -1,6 +1,6 @@
-// runner/rollout.h: rollout stages against a real ToggleStore in a temp dir,
+// runner/exec/rollout.h: rollout stages against a real ToggleStore in a temp dir,
 // with hooks that record what the executor would have been asked to do.
-#include "runner/rollout.h"
+#include "runner/exec/rollout.h"
 
 #include <unistd.h>
 

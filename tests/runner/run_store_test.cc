@@ -1,4 +1,4 @@
-#include "runner/run_store.h"
+#include "runner/store/run_store.h"
 
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
@@ -12,8 +12,8 @@
 #include <map>
 
 #include "core/sqlite.h"
-#include "core/time_util.h"
-#include "runner/prune.h"
+#include "core/base/time_util.h"
+#include "runner/exec/prune.h"
 
 namespace ladle::runner {
 namespace {

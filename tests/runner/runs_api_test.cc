@@ -1,6 +1,6 @@
 // The runs API through a Router, without a socket (one test over a real
 // HttpServer at the end): a real RunStore in a temp dir, a fake RunControl.
-#include "runner/runs_api.h"
+#include "runner/serve/runs_api.h"
 
 #include <unistd.h>
 
@@ -21,8 +21,8 @@
 
 #include "core/http_server.h"
 #include "core/sqlite.h"
-#include "runner/step_log.h"
-#include "toggles/http_client.h"
+#include "runner/store/step_log.h"
+#include "toggles/client/http_client.h"
 
 namespace ladle::runner {
 namespace {

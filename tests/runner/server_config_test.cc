@@ -1,7 +1,7 @@
 // Tests of the server.yml loader and the secrets file reader: the config they
 // build, and the exact text of their messages (users read them, tools parse
 // FILE:LINE:COL).
-#include "runner/server_config.h"
+#include "runner/config/server_config.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "runner/step_log.h"
+#include "runner/store/step_log.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// runner/toggle_ops.h: the same contract against a real ToggleStore in a temp
+// runner/exec/toggle_ops.h: the same contract against a real ToggleStore in a temp
 // dir and against the real toggle API served on a loopback port.
-#include "runner/toggle_ops.h"
+#include "runner/exec/toggle_ops.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,8 +18,8 @@
 #include <gtest/gtest.h>
 
 #include "core/http_server.h"
-#include "toggles/api.h"
-#include "toggles/tokens.h"
+#include "toggles/server/api.h"
+#include "toggles/server/tokens.h"
 #include "tests/test_util.h"
 
 namespace ladle::runner {

@@ -1,5 +1,5 @@
-// runner/toggles_file.h: toggles.yml into sync entries, and its messages.
-#include "runner/toggles_file.h"
+// runner/config/toggles_file.h: toggles.yml into sync entries, and its messages.
+#include "runner/config/toggles_file.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "runner/webhook.h"
+#include "runner/serve/webhook.h"
 
 #include <gtest/gtest.h>
 

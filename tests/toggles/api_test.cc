@@ -1,5 +1,5 @@
 // The toggle service's routes through a Router, without a socket.
-#include "toggles/api.h"
+#include "toggles/server/api.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "toggles/bucketing.h"
+#include "toggles/eval/bucketing.h"
 
 #include <string>
 

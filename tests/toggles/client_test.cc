@@ -1,7 +1,7 @@
-// toggles/client.h against a fake toggle server (cpp-httplib on 127.0.0.1,
+// toggles/client/client.h against a fake toggle server (cpp-httplib on 127.0.0.1,
 // an ephemeral port) that serves canned toggle sets with ETags and an SSE
 // stream whose events the test sends.
-#include "toggles/client.h"
+#include "toggles/client/client.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>

@@ -1,11 +1,11 @@
-#include "toggles/evaluate.h"
+#include "toggles/eval/evaluate.h"
 
 #include <map>
 #include <string>
 
 #include <gtest/gtest.h>
 
-#include "toggles/bucketing.h"
+#include "toggles/eval/bucketing.h"
 
 namespace ladle::toggles {
 namespace {

@@ -1,6 +1,6 @@
-// toggles/http_client.h: URL parsing, error mapping, the SSE parser, and the
+// toggles/client/http_client.h: URL parsing, error mapping, the SSE parser, and the
 // client against a cpp-httplib server on 127.0.0.1.
-#include "toggles/http_client.h"
+#include "toggles/client/http_client.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>

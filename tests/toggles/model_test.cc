@@ -1,4 +1,4 @@
-#include "toggles/model.h"
+#include "toggles/eval/model.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "toggles/semver.h"
+#include "toggles/eval/semver.h"
 
 #include <string>
 #include <vector>

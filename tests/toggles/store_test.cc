@@ -1,4 +1,4 @@
-#include "toggles/store.h"
+#include "toggles/server/store.h"
 
 #include <signal.h>
 #include <sys/wait.h>

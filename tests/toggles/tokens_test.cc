@@ -1,4 +1,4 @@
-#include "toggles/tokens.h"
+#include "toggles/server/tokens.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,7 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "core/sqlite.h"
-#include "toggles/store.h"
+#include "toggles/server/store.h"
 
 namespace ladle::toggles {
 namespace {

@@ -1,4 +1,4 @@
-// Unit tests of the pure part of ladle's web UI (runner/web/app.js: everything
+// Unit tests of the pure part of ladle's web UI (runner/serve/web/app.js: everything
 // above "The page"), with node's own test runner and nothing else:
 //
 //   node --test tests/web/app_test.js
@@ -13,7 +13,7 @@ const {describe, test} = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 
-const app = require(path.join(__dirname, '../../runner/web/app.js'));
+const app = require(path.join(__dirname, '../../runner/serve/web/app.js'));
 
 // A fixed "now" so that relative times and running durations are exact.
 const NOW = Date.parse('2024-05-01T12:00:00Z');

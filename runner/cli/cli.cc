@@ -1,0 +1,137 @@
+#include "runner/cli/cli.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include "runner/cli/cli_commands.h"
+
+namespace ladle::runner {
+
+std::string ResolveDataDir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* home = std::getenv("LADLE_HOME"); home && *home) return home;
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) return std::string(xdg) + "/ladle";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.local/share/ladle";
+}
+
+int Fail(const Status& status) {
+  std::fprintf(stderr, "ladle: %s\n", status.message().c_str());
+  return status.ExitCode();
+}
+
+namespace {
+
+void AddRun(CLI::App& app, RunFlags* f) {
+  CLI::App* run = app.add_subcommand("run", "Run a pipeline here, now");
+  run->add_option("file", f->file, "Pipeline file")->capture_default_str();
+  run->add_option("--stage", f->stages, "Run only this stage (repeatable)");
+  run->add_option("--step", f->steps, "Run only this step, STAGE/STEP (repeatable)");
+  run->add_option("--from", f->from, "Resume at this step: it, its dependents, later stages");
+  run->add_option("--backend", f->backend, "docker or local (default: docker when a daemon answers)")
+      ->check(CLI::IsMember({"docker", "local"}));
+  run->add_option("--jobs,-j", f->jobs, "Steps of a stage run at once")->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  run->add_option("--keep", f->keep, "Keep step containers: never, on-failure, always")
+      ->check(CLI::IsMember({"never", "on-failure", "always"}));
+  run->add_option("--env", f->env, "Set a variable for every step, K=V (repeatable)");
+  run->add_flag("--bind", f->bind, "Use the working tree in place instead of a copy");
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"ladle: continuous deployment with disposable step containers and toggles"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("ladle ") + LADLE_VERSION);
+  std::string data_flag;
+  GlobalFlags g;
+  app.add_option("--data", data_flag, "Data dir (default $LADLE_HOME, $XDG_DATA_HOME/ladle, ~/.local/share/ladle)");
+  app.add_flag("--json", g.json, "Print records as JSON");
+  app.add_flag("-q,--quiet", g.quiet, "Print less");
+  app.add_flag("-v,--verbose", g.verbose, "Print more");
+
+  RunFlags run_flags;
+  AddRun(app, &run_flags);
+  std::string validate_file = "ladle.yml";
+  app.add_subcommand("validate", "Check a pipeline file")
+      ->add_option("file", validate_file, "Pipeline file")->capture_default_str();
+  std::string status_filter;
+  int limit = 20;
+  CLI::App* runs = app.add_subcommand("runs", "Run history, newest first");
+  runs->add_option("--status", status_filter, "Only runs with this status");
+  runs->add_option("--limit,-n", limit, "How many")->capture_default_str();
+  int64_t run_id = 0;
+  CLI::App* show = app.add_subcommand("show", "One run's stages and steps");
+  show->add_option("run", run_id, "Run id")->required();
+  std::string step;
+  bool follow = false;
+  CLI::App* logs = app.add_subcommand("logs", "A run's logs, or one step's");
+  logs->add_option("run", run_id, "Run id")->required();
+  logs->add_option("step", step, "STAGE/STEP or a unique step name");
+  logs->add_flag("-f,--follow", follow, "Keep printing while the run goes on");
+  CLI::App* cancel = app.add_subcommand("cancel", "Cancel a running run");
+  cancel->add_option("run", run_id, "Run id")->required();
+  ServeFlags serve_flags;
+  CLI::App* serve = app.add_subcommand("serve", "The server: triggers, run queue, deployments, toggle and runs API");
+  serve->add_option("--config", serve_flags.config, "server.yml (SPEC 6); default: no repositories");
+  serve->add_option("--listen", serve_flags.listen, "ADDR:PORT (default the config's, else 127.0.0.1:7707)");
+  ServerFlags server_flags;
+  auto add_server_flags = [&](CLI::App* sub) {
+    sub->add_option("--server", server_flags.server, "Server URL (default $LADLE_SERVER, else http://127.0.0.1:7707)");
+    sub->add_option("--token", server_flags.token, "API token (default $LADLE_TOKEN, else DATA/admin.token)");
+  };
+  std::string environment;
+  int deploy_limit = 20;
+  CLI::App* deployments = app.add_subcommand("deployments", "Deployment history, newest first");
+  deployments->add_option("environment", environment, "Only this environment");
+  deployments->add_option("--limit,-n", deploy_limit, "How many")->capture_default_str();
+  std::string stage;
+  CLI::App* approve = app.add_subcommand("approve", "Release a stage waiting for manual approval");
+  approve->add_option("run", run_id, "Run id")->required();
+  approve->add_option("stage", stage, "Stage name")->required();
+  add_server_flags(approve);
+  int64_t to_run = 0;
+  CLI::App* rollback = app.add_subcommand("rollback", "Redeploy an environment's previous good commit");
+  rollback->add_option("environment", environment, "Environment")->required();
+  rollback->add_option("--to", to_run, "Redeploy what this run deployed");
+  add_server_flags(rollback);
+  std::string older_than = "30d";
+  CLI::App* prune = app.add_subcommand("prune", "Delete old runs with their logs, artifacts and workspaces");
+  prune->add_option("--older-than", older_than, "Age: 30d, 2w, 12h")->capture_default_str();
+  TogglesFlags toggles_flags;
+  CLI::App* toggles = AddTogglesCommands(app, &toggles_flags);
+  std::string serve_listen = "127.0.0.1:7707";
+  CLI::App* toggles_serve = toggles->add_subcommand("serve", "Serve the toggle API (SPEC 4.2) alone");
+  toggles_serve->add_option("--listen", serve_listen, "ADDR:PORT")->capture_default_str();
+  toggles_serve->fallthrough();
+  for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  g.data = ResolveDataDir(data_flag);
+  if (app.got_subcommand("run")) return CmdRun(g, run_flags);
+  if (app.got_subcommand("validate")) return CmdValidate(g, validate_file);
+  if (app.got_subcommand("runs")) return CmdRuns(g, status_filter, limit);
+  if (app.got_subcommand("show")) return CmdShow(g, run_id);
+  if (app.got_subcommand("logs")) return CmdLogs(g, run_id, step, follow);
+  if (app.got_subcommand("cancel")) return CmdCancel(g, run_id);
+  if (serve->parsed()) return CmdServe(g, serve_flags);
+  if (prune->parsed()) return CmdPrune(g, older_than);
+  if (deployments->parsed()) return CmdDeployments(g, environment, deploy_limit);
+  if (approve->parsed()) return CmdApprove(g, server_flags, run_id, stage);
+  if (rollback->parsed()) return CmdRollback(g, server_flags, environment, to_run);
+  if (toggles_serve->parsed()) return CmdTogglesServe(g, serve_listen);
+  if (app.got_subcommand("toggles")) return CmdToggles(g, toggles_flags);
+  return 2;
+}
+
+}  // namespace ladle::runner

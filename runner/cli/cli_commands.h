@@ -1,0 +1,106 @@
+// The subcommands behind runner/cli/cli.cc, one function each. Each returns the
+// process exit code and prints its own messages (stdout for results, stderr
+// for errors). Internal to the CLI.
+#ifndef LADLE_RUNNER_CLI_CLI_COMMANDS_H_
+#define LADLE_RUNNER_CLI_CLI_COMMANDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/base/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace ladle::runner {
+
+struct GlobalFlags {
+  std::string data;   // resolved data dir
+  bool json = false;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+struct RunFlags {
+  std::string file = "ladle.yml";
+  std::vector<std::string> stages, steps, env;
+  std::string from, backend, keep;
+  int jobs = 4;
+  bool bind = false;
+};
+
+int CmdRun(const GlobalFlags& g, const RunFlags& f);
+int CmdValidate(const GlobalFlags& g, const std::string& file);
+int CmdRuns(const GlobalFlags& g, const std::string& status, int limit);
+int CmdShow(const GlobalFlags& g, int64_t run);
+int CmdLogs(const GlobalFlags& g, int64_t run, const std::string& step, bool follow);
+int CmdCancel(const GlobalFlags& g, int64_t run);
+
+// --- `ladle serve` and its deployments (runner/cli/cli_serve.cc) ---
+
+struct ServeFlags {
+  std::string config;  // --config FILE; "" for the defaults (no repositories)
+  std::string listen;  // --listen, over the config's
+};
+// Until SIGINT/SIGTERM, then drains; exit 0. 2 for a bad config, 3 when the
+// address is taken or another server holds the data dir.
+int CmdServe(const GlobalFlags& g, const ServeFlags& f);
+
+// A client of the server's API: --server/$LADLE_SERVER, --token/$LADLE_TOKEN.
+struct ServerFlags {
+  std::string server, token;
+};
+int CmdDeployments(const GlobalFlags& g, const std::string& environment, int limit);
+int CmdApprove(const GlobalFlags& g, const ServerFlags& f, int64_t run, const std::string& stage);
+int CmdRollback(const GlobalFlags& g, const ServerFlags& f, const std::string& environment,
+                int64_t to_run);
+// `ladle prune --older-than AGE`: runs finished before now - AGE go, with
+// their logs, artifacts and workspaces.
+int CmdPrune(const GlobalFlags& g, const std::string& older_than);
+// `ladle cancel` of a run that `ladle serve` owns: asks the server.
+int CancelOnServer(const GlobalFlags& g, int64_t run);
+
+// Prints "ladle: MESSAGE" to stderr and returns the status's exit code.
+int Fail(const Status& status);
+
+// --- `ladle toggles ...` (runner/cli/cli_toggles.cc): a client of the toggle
+// server's HTTP API (SPEC 4.2). Exit 2 for a 4xx or a missing token, 3 when
+// the server is unreachable or answers 5xx. ---
+
+struct TogglesFlags {
+  std::string command;  // the leaf: "list", "get", ..., "token create", "token revoke"
+  std::string environment = "production";  // -e/--environment
+  bool environment_given = false;
+  std::string server;  // --server; "" means $LADLE_SERVER, else http://127.0.0.1:7707
+  std::string token;   // --token; "" means $LADLE_TOKEN, else DATA/admin.token
+  std::string key, type, description, percent;
+  std::string name, role;  // token create / revoke
+};
+
+// Registers `toggles` and its subcommands on `app` (parsed values land in
+// *f, which must outlive parsing); returns the `toggles` subcommand.
+CLI::App* AddTogglesCommands(CLI::App& app, TogglesFlags* f);
+int CmdToggles(const GlobalFlags& g, const TogglesFlags& f);
+
+// Table output, exposed for tests. FormatTable left-aligns columns two
+// spaces apart (the last one unpadded, no trailing blanks), one line each.
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows);
+// KEY TYPE ENABLED(ENV) STRATEGIES REVISION DESCRIPTION, for a JSON array of
+// toggles (SPEC 7 shape).
+std::string FormatToggleTable(const nlohmann::json& toggles, const std::string& environment);
+// "-" for none; else "rollout 25% & country in NL | users alice,bob".
+std::string SummarizeStrategies(const nlohmann::json& strategies);
+
+// `ladle toggles serve [--listen ADDR:PORT]` (runner/cli/cli_toggles_serve.cc):
+// the toggle service alone (SPEC 4.2) over DATA/toggles.db until SIGINT or
+// SIGTERM (exit 0). Exit 3 when the address is taken.
+int CmdTogglesServe(const GlobalFlags& g, const std::string& listen);
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_CLI_CLI_COMMANDS_H_

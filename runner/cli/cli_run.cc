@@ -1,0 +1,198 @@
+// `ladle run` and `ladle validate`.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "env/docker_engine.h"
+#include "runner/exec/backend.h"
+#include "runner/cli/cli_commands.h"
+#include "runner/exec/executor.h"
+#include "runner/config/pipeline.h"
+#include "runner/store/run_store.h"
+#include "runner/cli/signals.h"
+#include "runner/cli/terminal_view.h"
+#include "runner/exec/toggle_ops.h"
+#include "runner/exec/workspace.h"
+
+namespace fs = std::filesystem;
+
+namespace ladle::runner {
+namespace {
+
+// Prints every diagnostic; returns false when one of them is an error.
+bool Report(const std::vector<Diagnostic>& diagnostics) {
+  bool ok = true;
+  for (const Diagnostic& d : diagnostics) {
+    std::fprintf(stderr, "%s\n", d.ToString().c_str());
+    ok &= d.warning;
+  }
+  return ok;
+}
+
+Status ParseEnvFlags(const std::vector<std::string>& flags, Vars* vars) {
+  for (const std::string& kv : flags) {
+    auto eq = kv.find('=');
+    if (eq == 0 || eq == std::string::npos)
+      return Status::Invalid("--env '" + kv + "': expected KEY=VALUE");
+    vars->emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return Status::OK();
+}
+
+Status SelectSteps(const Pipeline& pipeline, const RunFlags& f, RunOptions* o) {
+  for (const std::string& name : f.stages) {
+    if (!pipeline.FindStage(name)) return Status::Invalid("--stage " + name + ": no such stage in " + pipeline.file);
+    o->stages.push_back(name);
+  }
+  for (const std::string& name : f.steps) {
+    StepRef ref;
+    Status s = ResolveStep(pipeline, name, &ref);
+    if (!s.ok()) return s.WithContext("--step");
+    o->steps.push_back(ref);
+  }
+  if (!f.from.empty()) {
+    StepRef ref;
+    Status s = ResolveStep(pipeline, f.from, &ref);
+    if (!s.ok()) return s.WithContext("--from");
+    o->from = ref;
+  }
+  if (!o->steps.empty() && o->from) return Status::Invalid("--step and --from cannot be combined");
+  return Status::OK();
+}
+
+bool UsesToggles(const Pipeline& pipeline) {
+  for (const Stage& stage : pipeline.stages)
+    if (!stage.toggles_file.empty() || stage.rollout) return true;
+  return false;
+}
+
+// SPEC 7: toggles sync under `ladle run` goes to $LADLE_SERVER when set,
+// else straight to the data dir's store; the note says which.
+Status OpenToggles(const std::string& data_dir, std::unique_ptr<ToggleOps>* ops,
+                   std::string* note) {
+  const char* server = std::getenv("LADLE_SERVER");
+  if (server != nullptr && *server != '\0') {
+    std::string token;
+    Status s = FindToggleToken(data_dir, &token);
+    if (s.ok()) s = HttpToggleOps(server, token, ops);
+    if (!s.ok()) return s.WithContext("toggles at LADLE_SERVER=" + std::string(server));
+  } else {
+    Status s = OpenStoreToggleOps(data_dir, ops);
+    if (!s.ok()) return s;
+  }
+  *note = "toggles: " + (*ops)->Describe() +
+          (server != nullptr && *server != '\0' ? " (LADLE_SERVER)" : " (set LADLE_SERVER to use a server)");
+  return Status::OK();
+}
+
+int ExitCodeFor(const RunRecord& run, const Executor& executor) {
+  if (run.status == kCancelled) return 128 + (executor.cancel_signal() ? executor.cancel_signal() : SIGINT);
+  if (run.status != kFailed) return 0;
+  return executor.outside_failure().ok() ? 1 : 3;
+}
+
+}  // namespace
+
+int CmdValidate(const GlobalFlags& g, const std::string& file) {
+  Pipeline pipeline;
+  std::vector<Diagnostic> diagnostics;
+  bool ok = LoadPipeline(file, &pipeline, &diagnostics);
+  Report(diagnostics);
+  if (!ok) return 2;
+  size_t steps = 0;
+  for (const Stage& stage : pipeline.stages) steps += stage.steps.size();
+  if (!g.quiet)
+    std::printf("%s: ok, pipeline '%s': %zu stages, %zu steps\n", file.c_str(),
+                pipeline.name.c_str(), pipeline.stages.size(), steps);
+  return 0;
+}
+
+int CmdRun(const GlobalFlags& g, const RunFlags& f) {
+  Executor* active = nullptr;
+  std::mutex active_mu;
+  int early_signal = 0;
+  InstallSignalHandler([&](int sig) {
+    std::lock_guard<std::mutex> lock(active_mu);
+    if (active) active->Cancel(sig);
+    else early_signal = sig;
+  });
+
+  Pipeline pipeline;
+  std::vector<Diagnostic> diagnostics;
+  bool ok = LoadPipeline(f.file, &pipeline, &diagnostics);
+  if (!Report(diagnostics) && !ok) return 2;
+  RunOptions options;
+  Status s = SelectSteps(pipeline, f, &options);
+  if (s.ok()) s = ParseEnvFlags(f.env, &options.extra_env);
+  if (!s.ok()) return Fail(s);
+
+  std::error_code ec;
+  fs::create_directories(g.data, ec);
+  if (ec) return Fail(Status::IoError("create data dir " + g.data + ": " + ec.message()));
+  std::unique_ptr<RunStore> store;
+  s = RunStore::Open(g.data, &store);
+  if (!s.ok()) return Fail(s.WithContext("open the run store in " + g.data));
+  std::vector<int64_t> interrupted;
+  store->MarkInterrupted(&interrupted);
+
+  SourceInfo source;
+  s = DescribeSource(f.file, &source);
+  if (!s.ok()) return Fail(s);
+  options.data_dir = fs::absolute(g.data).lexically_normal().string();
+  // One spelling per data dir: containers are found by it (label ladle.data).
+  if (options.data_dir.size() > 1 && options.data_dir.back() == '/') options.data_dir.pop_back();
+  std::unique_ptr<env::Engine> engine;
+  std::vector<std::string> backend_notes;
+  s = PickEngine(f.backend, pipeline, options.data_dir, store.get(), &engine, &backend_notes);
+  if (!s.ok()) return Fail(s);
+
+  std::unique_ptr<ToggleOps> toggle_ops;
+  if (UsesToggles(pipeline)) {
+    std::string note;
+    s = OpenToggles(options.data_dir, &toggle_ops, &note);
+    if (!s.ok()) return Fail(s);
+    backend_notes.push_back(note);
+    options.toggles = toggle_ops.get();
+  }
+  options.jobs = f.jobs;
+  options.keep = f.keep;
+  options.commit = source.commit;
+  options.branch = source.branch;
+  options.repo = source.root;
+  if (f.bind) {
+    options.workspace = source.root;
+  } else {
+    options.prepare_workspace = [&](int64_t id, std::string* path) {
+      *path = (fs::path(options.data_dir) / "workspaces" / std::to_string(id)).string();
+      return CopyWorkingTree(source, *path, options.data_dir);
+    };
+  }
+
+  auto view = MakeTerminalView(DetectViewOptions(g.quiet));
+  for (int64_t id : interrupted)
+    view->Note("run " + std::to_string(id) + " was left running by a ladle that is gone: marked interrupted");
+  for (const std::string& note : backend_notes) view->Note(note);
+  if (auto* docker = dynamic_cast<env::DockerEngine*>(engine.get()))
+    docker->SetNoteCallback([v = view.get()](const std::string& line) { v->Note(line); });
+  Executor executor(pipeline, store.get(), engine.get(), view.get());
+  {
+    std::lock_guard<std::mutex> lock(active_mu);
+    active = &executor;
+    if (early_signal) executor.Cancel(early_signal);
+  }
+  RunRecord run;
+  s = executor.Run(options, &run);
+  {
+    std::lock_guard<std::mutex> lock(active_mu);
+    active = nullptr;
+  }
+  SetSignalHandler(nullptr);
+  if (!s.ok()) return Fail(s);
+  return ExitCodeFor(run, executor);
+}
+
+}  // namespace ladle::runner

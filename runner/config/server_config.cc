@@ -1,0 +1,464 @@
+#include "runner/config/server_config.h"
+#include "core/base/text.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <system_error>
+#include <tuple>
+
+#include "core/http_server.h"
+#include "runner/config/text_file.h"
+#include "runner/config/yaml_check.h"
+#include "runner/config/yaml_tree.h"
+
+namespace ladle::runner {
+namespace {
+
+namespace fs = std::filesystem;
+using Kind = YamlNode::Kind;
+using Keys = std::vector<std::string_view>;
+
+// A server.yml is a few dozen lines; a secrets file a few hundred.
+constexpr YamlLimits kLimits{1 << 20, 64, 100000};
+constexpr std::size_t kMaxVisits = 100000;
+constexpr std::size_t kMaxSecretsBytes = 1 << 20;
+constexpr std::size_t kMaxRepositoryName = 64;
+
+const Keys kServerKeys = {"listen",    "data",         "workers",
+                          "backend",   "secrets_file", "requeue_interrupted",
+                          "retention", "repositories"};
+const Keys kRepositoryKeys = {"name", "url", "branches", "pipeline", "poll", "webhook_secret_env"};
+
+const char kVariableRule[] = "letters, digits and '_', not starting with a digit";
+
+// ---- Lexical rules -------------------------------------------------------
+
+bool AllOf(std::string_view s, std::string_view allowed) {
+  return s.find_first_not_of(allowed) == std::string_view::npos;
+}
+
+constexpr std::string_view kLowerDigits = "abcdefghijklmnopqrstuvwxyz0123456789";
+constexpr std::string_view kDigits = "0123456789";
+
+// Repository names appear in URLs (/api/v1/hooks/push/{repo}) and paths.
+bool IsRepositoryName(std::string_view s) {
+  return !s.empty() && s.size() <= kMaxRepositoryName && AllOf(s.substr(0, 1), kLowerDigits) &&
+         AllOf(s, "abcdefghijklmnopqrstuvwxyz0123456789._-");
+}
+
+bool IsVariableName(std::string_view s) {
+  constexpr std::string_view kFirst = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
+  return !s.empty() && AllOf(s.substr(0, 1), kFirst) &&
+         AllOf(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789");
+}
+
+bool HasControl(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+// The name a map gives itself, read without checks, to label messages about
+// it before it has been validated.
+std::string PeekName(const YamlNode& node) {
+  for (const auto& [key, value] : node.pairs())
+    if (key->kind == Kind::kScalar && key->value() == "name" && value->kind == Kind::kScalar)
+      return value->value();
+  return "";
+}
+
+// Git's own rule: "scheme://..." is a URL, "host:path" (a colon before any
+// slash) is scp-like, anything else is a path on this machine.
+bool IsLocalPath(std::string_view url) {
+  if (url.find("://") != std::string_view::npos) return false;
+  std::size_t colon = url.find(':');
+  return colon == std::string_view::npos || url.find('/') < colon;
+}
+
+bool HasDotDot(std::string_view path) {
+  for (std::size_t start = 0; start <= path.size();) {
+    std::size_t end = std::min(path.find('/', start), path.size());
+    if (path.substr(start, end - start) == "..") return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+// `path` made absolute against `base` (itself absolute), without "." and "..".
+std::string Resolve(const fs::path& base, const std::string& path) {
+  std::string out = (base / path).lexically_normal().string();
+  if (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
+// The absolute directory of `filename`, against the working directory.
+fs::path BaseDirectory(const std::string& filename) {
+  std::error_code ec;
+  fs::path dir = fs::absolute(fs::path(filename), ec).parent_path();
+  if (ec) dir = fs::path("/");  // no working directory: paths stay as written, under /
+  return dir;
+}
+
+// ---- Retention -------------------------------------------------------------
+
+struct PeriodUnit {
+  char suffix;
+  long long seconds;
+};
+constexpr PeriodUnit kPeriodUnits[] = {
+    {'w', 604800}, {'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+constexpr long long kMaxRetention = 100LL * 365 * 86400;
+constexpr std::size_t kMaxPeriodDigits = 9;
+
+// ---- Files -----------------------------------------------------------------
+
+// ---- server.yml ------------------------------------------------------------
+
+// Reads a YamlDocument into a ServerConfig against the schema of SPEC
+// section 6. Reading goes on after a problem, so one pass reports them all.
+class ConfigReader {
+ public:
+  ConfigReader(YamlChecker* checker, fs::path base) : c_(*checker), base_(std::move(base)) {}
+
+  void Read(const YamlNode& root, ServerConfig* config);
+
+ private:
+  void ReadServer(const YamlMap& m, ServerConfig* config);
+  void ReadRepositories(const YamlNode* key, const YamlNode* node, const YamlNode& root,
+                        ServerConfig* config);
+  void ReadRepository(const YamlNode& node, std::size_t index, RepositoryConfig* repo);
+  void ReadRepositoryOptions(const YamlMap& m, RepositoryConfig* repo);
+  void ReadUrl(const YamlNode& node, std::string* url);
+  void ReadPipelinePath(const YamlNode& node, std::string* path);
+  bool ReadNonEmpty(const YamlNode& node, std::string_view what, std::string* out);
+  void ReadLocalPath(const YamlNode& node, std::string_view what, std::string* out);
+
+  YamlChecker& c_;
+  fs::path base_;
+};
+
+void ConfigReader::Read(const YamlNode& root, ServerConfig* config) {
+  if (root.kind != Kind::kMap) {
+    c_.Error(root.location, "the top level must be a map, got " + DescribeYaml(root));
+    return;
+  }
+  YamlMap m = c_.Map(root, "at the top level", kServerKeys, YamlKeys::kKnownAndHidden);
+  ReadServer(m, config);
+  const YamlField* repositories = m.Find("repositories");
+  ReadRepositories(repositories ? repositories->key_node : nullptr,
+                   repositories ? repositories->value : nullptr, root, config);
+}
+
+void ConfigReader::ReadServer(const YamlMap& m, ServerConfig* config) {
+  if (const YamlNode* v = m.Get("listen"); v && c_.String(*v, "'listen'", &config->listen)) {
+    std::string host;
+    uint16_t port;
+    Status status = ParseListenAddress(config->listen, &host, &port);
+    if (!status.ok()) c_.Error(v->location, "'listen': " + status.message());
+  }
+  if (const YamlNode* v = m.Get("data")) ReadLocalPath(*v, "'data'", &config->data);
+  if (const YamlNode* v = m.Get("workers")) c_.Int(*v, "'workers'", 1, 64, &config->workers);
+  if (const YamlNode* v = m.Get("backend")) {
+    if (c_.String(*v, "'backend'", &config->backend) && config->backend != "docker" &&
+        config->backend != "local")
+      c_.Error(v->location, "'backend' must be 'docker' or 'local', got " + DescribeYaml(*v));
+  }
+  if (const YamlNode* v = m.Get("secrets_file"))
+    ReadLocalPath(*v, "'secrets_file'", &config->secrets_file);
+  if (const YamlNode* v = m.Get("requeue_interrupted"))
+    c_.Bool(*v, "'requeue_interrupted'", &config->requeue_interrupted);
+  if (const YamlNode* v = m.Get("retention")) {
+    if (v->kind != Kind::kScalar || !ParseRetention(v->value(), &config->retention))
+      c_.Error(v->location,
+               "'retention' must be a period like 30d, 2w, 12h or 1d12h, at most 100 years "
+               "(0 keeps every run), got " +
+                   DescribeYaml(*v));
+  }
+}
+
+void ConfigReader::ReadRepositories(const YamlNode* key, const YamlNode* node, const YamlNode& root,
+                                    ServerConfig* config) {
+  std::vector<const YamlNode*> items;
+  // `repositories:` with every entry commented out is an empty list.
+  if (node && node->kind != Kind::kNull && !c_.Items(*node, "'repositories'", false, &items))
+    return;
+  if (items.empty())
+    c_.Warning(key ? key->location : root.location,
+               "no repositories: the server starts no runs of its own (its toggle and run APIs "
+               "still work)");
+  std::map<std::string, int> first_line;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    RepositoryConfig& repo = config->repositories.emplace_back();
+    ReadRepository(*items[i], i, &repo);
+    if (repo.name.empty()) continue;
+    auto [first, fresh] = first_line.emplace(repo.name, repo.location.line);
+    if (!fresh)
+      c_.Error(repo.location, "duplicate repository name " + Quote(repo.name) + " (first at line " +
+                                  std::to_string(first->second) + ")");
+  }
+}
+
+void ConfigReader::ReadRepository(const YamlNode& node, std::size_t index, RepositoryConfig* repo) {
+  repo->location = node.location;
+  if (!c_.Expect(node, Kind::kMap, "each entry of 'repositories'")) return;
+  std::string peeked = PeekName(node);
+  std::string label =
+      "repository " + (peeked.empty() ? "#" + std::to_string(index + 1) : Quote(peeked));
+  YamlMap m = c_.Map(node, "in " + label, kRepositoryKeys);
+  if (const YamlNode* v = m.Get("name")) {
+    std::string name;
+    if (c_.String(*v, "'name'", &name) && IsRepositoryName(name))
+      repo->name = name;
+    else if (v->kind == Kind::kScalar)
+      c_.Error(v->location, "invalid repository name " + Quote(name) +
+                                ": use lowercase letters, digits, '.', '-' and '_', starting "
+                                "with a letter or digit, at most 64 characters");
+  } else {
+    c_.Error(node.location, "missing required key 'name' in " + label);
+  }
+  if (const YamlNode* v = m.Get("url"))
+    ReadUrl(*v, &repo->url);
+  else
+    c_.Error(node.location, "missing required key 'url' in " + label);
+  ReadRepositoryOptions(m, repo);
+  if (repo->poll.count() == 0 && !m.Get("webhook_secret_env"))
+    c_.Warning(node.location, label +
+                                  " has neither 'poll' nor 'webhook_secret_env': no push will "
+                                  "start a run");
+}
+
+void ConfigReader::ReadRepositoryOptions(const YamlMap& m, RepositoryConfig* repo) {
+  if (const YamlNode* v = m.Get("branches")) {
+    std::vector<const YamlNode*> items;
+    if (c_.Items(*v, "'branches'", true, &items) && items.empty())
+      c_.Error(v->location,
+               "'branches' must list at least one branch glob (leave it out for every branch "
+               "the pipeline accepts)");
+    for (const YamlNode* item : items) {
+      std::string glob;
+      if (ReadNonEmpty(*item, "'branches' entries", &glob)) repo->branches.push_back(glob);
+    }
+  }
+  if (const YamlNode* v = m.Get("pipeline")) ReadPipelinePath(*v, &repo->pipeline);
+  if (const YamlNode* v = m.Get("poll")) {
+    if (v->kind != Kind::kScalar || !ParseDuration(v->value(), &repo->poll))
+      c_.Error(v->location,
+               "'poll' must be a duration like 90s, 10m or 1h30m (0: webhooks "
+               "only), got " +
+                   DescribeYaml(*v));
+    else if (repo->poll.count() > 0 && repo->poll < std::chrono::seconds(1))
+      c_.Error(v->location,
+               "'poll' must be 0 (webhooks only) or at least 1s, got " + DescribeYaml(*v));
+  }
+  if (const YamlNode* v = m.Get("webhook_secret_env")) {
+    if (v->kind == Kind::kScalar && IsVariableName(v->value()))
+      repo->webhook_secret_env = v->value();
+    else
+      c_.Error(v->location, "'webhook_secret_env' must be a variable name (" +
+                                std::string(kVariableRule) + "), got " + DescribeYaml(*v));
+  }
+}
+
+void ConfigReader::ReadUrl(const YamlNode& node, std::string* url) {
+  std::string value;
+  if (!ReadNonEmpty(node, "'url'", &value)) return;
+  if (value[0] == '-') {
+    // git would take it for an option.
+    c_.Error(node.location, "'url' must not start with '-', got " + Quote(value));
+  } else if (HasControl(value)) {
+    c_.Error(node.location, "'url' must not contain control characters, got " + Quote(value));
+  } else if (IsLocalPath(value)) {
+    ReadLocalPath(node, "'url'", url);
+  } else {
+    *url = value;
+  }
+}
+
+void ConfigReader::ReadPipelinePath(const YamlNode& node, std::string* path) {
+  std::string value;
+  if (!ReadNonEmpty(node, "'pipeline'", &value)) return;
+  if (value[0] == '/')
+    c_.Error(node.location,
+             "'pipeline' must be a path relative to the repository's root, got " + Quote(value));
+  else if (HasDotDot(value))
+    c_.Error(node.location, "'pipeline' must not contain '..', got " + Quote(value));
+  else
+    *path = value;
+}
+
+bool ConfigReader::ReadNonEmpty(const YamlNode& node, std::string_view what, std::string* out) {
+  std::string value;
+  if (!c_.String(node, what, &value)) return false;
+  if (value.empty()) {
+    c_.Error(node.location, std::string(what) + " must not be empty");
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+// A path on this machine; a relative one is against the config's directory.
+void ConfigReader::ReadLocalPath(const YamlNode& node, std::string_view what, std::string* out) {
+  std::string value;
+  if (!ReadNonEmpty(node, what, &value)) return;
+  if (value[0] == '~')
+    c_.Error(node.location, std::string(what) +
+                                " must not start with '~' (ladle does not expand it), got " +
+                                Quote(value));
+  else
+    *out = Resolve(base_, value);
+}
+
+// ---- Secrets file ------------------------------------------------------------
+
+// Parses one line into *key and *value; "" or the problem. A problem never
+// quotes the line: it may hold a secret.
+std::string ParseSecretLine(std::string_view line, std::string* key, std::string* value) {
+  if (line.find('\0') != std::string_view::npos) return "contains a NUL byte";
+  if (line.substr(0, 6) == "export" && line.size() > 6 && (line[6] == ' ' || line[6] == '\t'))
+    line = Trim(line.substr(6));
+  std::size_t eq = line.find('=');
+  if (eq == std::string_view::npos) return "expected KEY=VALUE";
+  *key = std::string(Trim(line.substr(0, eq)));
+  if (!IsVariableName(*key))
+    return std::string("invalid variable name before '=': use ") + kVariableRule;
+  std::string_view v = Trim(line.substr(eq + 1));
+  if (!v.empty() && (v[0] == '"' || v[0] == '\'')) {
+    if (v.size() < 2 || v.back() != v[0])
+      return std::string("the value's opening ") + (v[0] == '"' ? "double" : "single") +
+             " quote is not closed at the end of the line";
+    v = v.substr(1, v.size() - 2);
+  }
+  *value = std::string(v);
+  return "";
+}
+
+Status ParseSecrets(const std::string& path, std::string_view text, Vars* vars) {
+  std::map<std::string, int> first_line;
+  int number = 0;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = std::min(text.find('\n', start), text.size());
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    line = Trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    std::string key, value;
+    std::string problem = ParseSecretLine(line, &key, &value);
+    if (problem.empty()) {
+      auto [first, fresh] = first_line.emplace(key, number);
+      if (!fresh)
+        problem = "duplicate variable " + Quote(key) + " (first at line " +
+                  std::to_string(first->second) + ")";
+    }
+    if (!problem.empty())
+      return Status::Invalid(path + ":" + std::to_string(number) + ": " + problem);
+    vars->emplace_back(std::move(key), std::move(value));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+// ---- Public ----------------------------------------------------------------
+
+const RepositoryConfig* ServerConfig::FindRepository(std::string_view name) const {
+  for (const RepositoryConfig& repo : repositories)
+    if (repo.name == name) return &repo;
+  return nullptr;
+}
+
+bool ParseServerConfig(std::string_view text, const std::string& filename, ServerConfig* config,
+                       std::vector<Diagnostic>* diagnostics) {
+  *config = ServerConfig();
+  config->file = filename;
+  std::size_t first = diagnostics->size();
+  YamlDocument doc;
+  YamlError error;
+  bool parsed = ParseYaml(text, kLimits, &doc, &error);
+  if (!parsed) {
+    diagnostics->push_back(Diagnostic{filename, error.location, false, error.message});
+    if (!error.document_complete) return false;
+  }
+  YamlChecker checker(filename, diagnostics, kMaxVisits);
+  ConfigReader reader(&checker, BaseDirectory(filename));
+  const YamlNode* root = doc.root();
+  if (root && root->kind != Kind::kNull) {
+    reader.Read(*root, config);
+  } else {
+    checker.Warning(Location{1, 1},
+                    "the file is empty: the server runs with the defaults and no repositories");
+  }
+  return TidyDiagnostics(diagnostics, first) && parsed;
+}
+
+bool LoadServerConfig(const std::string& path, ServerConfig* config,
+                      std::vector<Diagnostic>* diagnostics) {
+  std::string text;
+  if (!ReadFileForDiagnostics(path, kLimits.max_bytes, &text, diagnostics)) {
+    *config = ServerConfig();
+    config->file = path;
+    return false;
+  }
+  return ParseServerConfig(text, path, config, diagnostics);
+}
+
+bool ParseRetention(std::string_view text, std::chrono::seconds* out) {
+  if (text == "0") {
+    *out = std::chrono::seconds(0);
+    return true;
+  }
+  long long total = 0;
+  std::size_t next_unit = 0;  // units come largest first, each at most once
+  while (!text.empty()) {
+    std::size_t digits = std::min(text.find_first_not_of(kDigits), text.size());
+    if (digits == 0 || digits > kMaxPeriodDigits || digits == text.size()) return false;
+    long long value = std::stoll(std::string(text.substr(0, digits)));
+    while (next_unit < std::size(kPeriodUnits) && kPeriodUnits[next_unit].suffix != text[digits])
+      ++next_unit;
+    if (next_unit == std::size(kPeriodUnits)) return false;
+    total += value * kPeriodUnits[next_unit++].seconds;
+    text.remove_prefix(digits + 1);
+  }
+  if (total <= 0 || total > kMaxRetention) return false;
+  *out = std::chrono::seconds(total);
+  return true;
+}
+
+Status LoadSecretsFile(const std::string& path, Vars* vars) {
+  vars->clear();
+  struct stat st;
+  std::string error, text;
+  int errno_value;
+  int fd = OpenRegularFile(path, kMaxSecretsBytes, &error, &st, &errno_value);
+  if (fd < 0) {
+    if (errno_value == ENOENT) return Status::NotFound("secrets file " + path + " does not exist");
+    if (errno_value != 0) return Status::FromErrno("read secrets file " + path, errno_value);
+    return Status::Invalid("secrets file " + path + ": " + error);
+  }
+  if (st.st_mode & 077) {
+    close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Status::Invalid("secrets file " + path + " has mode " + mode +
+                           ", which lets group or others at it: run `chmod 600 " + path + "`");
+  }
+  if (!ReadOpenFile(fd, kMaxSecretsBytes, &text, &error))
+    return Status::IoError("secrets file " + path + ": " + error);
+  if (text.size() > kMaxSecretsBytes)
+    return Status::Invalid("secrets file " + path + ": the file is too large");
+  Status status = ParseSecrets(path, text, vars);
+  if (!status.ok()) vars->clear();
+  return status;
+}
+
+}  // namespace ladle::runner

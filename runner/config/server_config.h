@@ -1,0 +1,74 @@
+// The configuration of `ladle serve` (server.yml, SPEC section 6), and its
+// secrets file.
+//
+// LoadServerConfig validates every key the way LoadPipeline does: every
+// problem is a Diagnostic (FILE:LINE:COL: message), all of them in one pass.
+// A ServerConfig that loaded without errors is complete: defaults applied and
+// relative paths made absolute against the config file's directory, so the
+// server never consults the YAML again. Reading the secrets file is left to
+// the caller (LoadSecretsFile), when it starts serving.
+#ifndef LADLE_RUNNER_CONFIG_SERVER_CONFIG_H_
+#define LADLE_RUNNER_CONFIG_SERVER_CONFIG_H_
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/status.h"
+#include "runner/config/pipeline.h"
+
+namespace ladle::runner {
+
+// One repository the server watches.
+struct RepositoryConfig {
+  std::string name;                    // [a-z0-9][a-z0-9._-]*, at most 64, unique
+  Location location;                   // of its entry in server.yml
+  std::string url;                     // a URL git can fetch, or an absolute path
+  std::vector<std::string> branches;   // globs; empty: every branch the pipeline's on.push accepts
+  std::string pipeline = "ladle.yml";  // relative path inside the repository, no ".."
+  std::chrono::milliseconds poll{0};   // 0: webhooks only; otherwise at least 1s
+  std::string webhook_secret_env;      // "" = accepts no webhooks
+};
+
+struct ServerConfig {
+  std::string file;  // where it was loaded from; "" for the defaults
+  std::string listen = "127.0.0.1:7707";
+  std::string data;          // absolute; "" = the default data dir (SPEC 1)
+  int workers = 2;           // 1..64 runs at a time
+  std::string backend;       // "", "docker" or "local"; "" = docker when a daemon answers
+  std::string secrets_file;  // absolute; "" = none
+  bool requeue_interrupted = false;
+  std::chrono::seconds retention{0};  // 0 = keep every run
+  std::vector<RepositoryConfig> repositories;
+
+  const RepositoryConfig* FindRepository(std::string_view name) const;  // nullptr when absent
+};
+
+// Loads and validates `path` (at most 1 MB). Returns true when there are no
+// errors (warnings may be present). Never throws.
+bool LoadServerConfig(const std::string& path, ServerConfig* config,
+                      std::vector<Diagnostic>* diagnostics);
+
+// Same, from text already in memory: `filename` names it in diagnostics, and
+// its directory (made absolute against the working directory) is the base of
+// relative paths. An empty document gives the defaults.
+bool ParseServerConfig(std::string_view text, const std::string& filename, ServerConfig* config,
+                       std::vector<Diagnostic>* diagnostics);
+
+// A retention period: "30d", "2w", "12h", "90m", "1d12h" (units w, d, h, m, s,
+// largest first, each at most once), or "0" (keep forever). False when
+// malformed, zero with units ("0d"), or longer than 100 years.
+bool ParseRetention(std::string_view text, std::chrono::seconds* out);
+
+// Reads a secrets file: KEY=VALUE lines, blank lines and # comments ignored,
+// an optional `export ` prefix, a VALUE in single or double quotes has them
+// removed (no escapes), KEY is [A-Za-z_][A-Za-z0-9_]* and appears once.
+// NotFound when missing; Invalid when the mode gives any permission to group
+// or others (the message says `chmod 600 FILE`), or naming FILE:LINE for a
+// malformed line. Messages never quote a value. Replaces *vars.
+Status LoadSecretsFile(const std::string& path, Vars* vars);
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_CONFIG_SERVER_CONFIG_H_

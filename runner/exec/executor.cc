@@ -1,0 +1,880 @@
+#include "runner/exec/executor.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <cstring>
+
+#include "core/base/time_util.h"
+#include "runner/exec/junit.h"
+#include "runner/exec/rollout.h"
+#include "runner/exec/toggle_ops.h"
+#include "runner/config/toggles_file.h"
+#include "runner/store/step_log.h"
+#include "runner/exec/workspace.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace ladle::runner {
+
+std::string ArtifactDir(const std::string& data_dir, int64_t run, const std::string& stage,
+                        const std::string& step) {
+  return (fs::path(data_dir) / "artifacts" / std::to_string(run) / stage / step).string();
+}
+
+Status ResolveStep(const Pipeline& pipeline, const std::string& name, StepRef* ref) {
+  auto slash = name.find('/');
+  std::vector<StepRef> matches;
+  for (const Stage& stage : pipeline.stages) {
+    for (const Step& step : stage.steps) {
+      bool hit = slash == std::string::npos
+                     ? step.name == name
+                     : stage.name == name.substr(0, slash) && step.name == name.substr(slash + 1);
+      if (hit) matches.push_back({stage.name, step.name});
+    }
+  }
+  if (matches.size() == 1) {
+    *ref = matches[0];
+    return Status::OK();
+  }
+  if (matches.empty()) return Status::Invalid("no step '" + name + "' in " + pipeline.file);
+  std::string list;
+  for (const StepRef& m : matches) list += (list.empty() ? "" : ", ") + m.stage + "/" + m.step;
+  return Status::Invalid("step name '" + name + "' is ambiguous: " + list +
+                         "; name it as STAGE/STEP");
+}
+
+// One step of the stage being run: shared by its thread and the supervisor.
+struct Executor::StepRun {
+  const Step* step = nullptr;
+  StepRecord* rec = nullptr;       // inside run_->stages[i].steps, guarded by mu_
+  enum State { kPending, kRunning, kDone } state = kPending;
+  std::thread thread;
+  bool success = false;            // ended with exit 0 (after retries)
+  bool rollout_check = false;      // a rollout stage's check: run by the rollout, not scheduled
+
+  std::mutex mu;                   // guards the fields below (never take mu_ while holding it)
+  env::Step* current = nullptr;    // the attempt in flight, for Kill
+  Clock::time_point deadline;
+  Clock::time_point term_sent;     // zero until TERM was sent
+  bool timed_out = false;
+
+  // Written by the step thread before it reports kDone, read after.
+  bool has_reports = false;
+  TestCounts tests;
+  std::vector<std::string> report_notes;
+  std::vector<std::string> failures;
+  std::string report_error;        // a report that could not be read
+};
+
+struct Executor::StageContext {
+  const Stage* stage = nullptr;
+  StageRecord* rec = nullptr;
+  std::vector<std::unique_ptr<StepRun>> steps;
+  int running = 0;
+  std::string sync_error;          // the toggles sync failed: the stage fails, no step runs
+  bool rollout_failed = false;
+
+  StepRun* Find(const std::string& name) {
+    for (auto& sr : steps)
+      if (sr->step->name == name) return sr.get();
+    return nullptr;
+  }
+};
+
+Executor::Executor(const Pipeline& pipeline, RunStore* store, env::Engine* engine,
+                   RunObserver* observer)
+    : pipeline_(pipeline), store_(store), engine_(engine), observer_(observer) {}
+
+void Executor::Cancel(int signal) {
+  int expected = 0;
+  cancel_signal_.compare_exchange_strong(expected, signal);
+  std::lock_guard<std::mutex> lock(mu_);
+  cv_.notify_all();
+}
+
+Status Executor::outside_failure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return outside_failure_;
+}
+
+void Executor::Notify(const std::string& text) {
+  if (observer_) observer_->Note(text);
+}
+
+namespace {
+
+RunRecord PlanRecord(const Pipeline& pipeline) {
+  RunRecord run;
+  run.pipeline = pipeline.name;
+  run.file = pipeline.file;
+  for (const Stage& stage : pipeline.stages) {
+    StageRecord sr;
+    sr.name = stage.name;
+    sr.environment = stage.environment;
+    for (const Step& step : stage.steps) {
+      StepRecord st;
+      st.name = step.name;
+      sr.steps.push_back(st);
+    }
+    run.stages.push_back(sr);
+  }
+  return run;
+}
+
+bool Contains(const std::vector<std::string>& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+// Steps of `stage` that depend on `root`, directly or not, plus root itself.
+std::set<std::string> WithDependents(const Stage& stage, const std::string& root) {
+  std::set<std::string> out = {root};
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const Step& step : stage.steps) {
+      if (out.count(step.name)) continue;
+      for (const std::string& need : step.needs) {
+        if (out.count(need)) {
+          out.insert(step.name);
+          grew = true;
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string DeploymentLockPath(const std::string& data_dir, const std::string& environment) {
+  return (fs::path(data_dir) / "locks" / (environment + ".lock")).string();
+}
+
+void Executor::Plan() {
+  for (Stage& stage : pipeline_.stages) {
+    if (!options_.rollback_environment.empty() &&
+        stage.environment == options_.rollback_environment) {
+      stage.gate.reset();
+      stage.toggles_file.clear();
+      stage.manual_approval = false;
+      if (!stage.rollback.empty()) {
+        Step step;
+        step.name = "rollback";
+        step.run = stage.rollback;
+        step.image = stage.steps.empty() ? pipeline_.image : stage.steps.front().image;
+        if (!stage.steps.empty()) step.resources = stage.steps.front().resources;
+        stage.steps = {step};
+      }
+    }
+    if (stage.rollout) {
+      // Each check is a step of its own: its log, status and duration show
+      // like any other's.
+      for (int percent : stage.rollout->percent) {
+        Step step;
+        step.name = "check-" + std::to_string(percent);
+        while (std::any_of(stage.steps.begin(), stage.steps.end(),
+                           [&](const Step& s) { return s.name == step.name; }))
+          step.name += "_";
+        step.run = stage.rollout->check;
+        step.image = pipeline_.image;
+        stage.steps.push_back(step);
+      }
+    }
+  }
+}
+
+// The record of a new run, or of the queued run (options_.run_id) a worker
+// takes, with the stages before resume_stage as they were.
+Status Executor::BeginRun(RunRecord* run) {
+  RunRecord planned = PlanRecord(pipeline_);
+  if (options_.run_id == 0) {
+    *run = planned;
+    run->repo = options_.repo;
+    run->commit = options_.commit;
+    run->branch = options_.branch;
+    run->workspace = options_.workspace;
+    run->rollback_environment = options_.rollback_environment;
+    run->status = kRunning;
+    run->created_at = run->started_at = NowRfc3339();
+    run->owner_pid = getpid();
+    run->owner_start = ProcessStartTime(getpid());
+    Status s = store_->CreateRun(run);
+    return s.ok() ? s : s.WithContext("record the run");
+  }
+  RunRecord queued;
+  Status s = store_->GetRun(options_.run_id, &queued);
+  if (!s.ok()) return s.WithContext("take queued run " + std::to_string(options_.run_id));
+  std::map<std::string, StageRecord> kept;
+  if (!options_.resume_stage.empty()) {
+    for (const StageRecord& stage : queued.stages) {
+      if (stage.name == options_.resume_stage) break;
+      kept[stage.name] = stage;
+    }
+  }
+  *run = queued;
+  run->pipeline = planned.pipeline;
+  run->file = planned.file;
+  run->stages = planned.stages;
+  for (StageRecord& stage : run->stages) {
+    auto it = kept.find(stage.name);
+    if (it != kept.end()) stage = it->second;
+  }
+  run->deployment.reset();
+  run->status = kRunning;
+  if (options_.resume_stage.empty() || run->started_at.empty()) run->started_at = NowRfc3339();
+  run->finished_at.clear();
+  run->resume_stage.clear();
+  if (!options_.workspace.empty()) run->workspace = options_.workspace;
+  if (options_.resume_stage.empty()) run->message.clear();
+  return store_->StartRun(run);
+}
+
+Status Executor::Run(const RunOptions& options, RunRecord* run) {
+  options_ = options;
+  Plan();
+  for (const std::string& name : pipeline_.secrets) {
+    std::string value = SecretValue(options_.secrets, name);
+    secret_env_.emplace_back(name, value);
+    if (value.empty())
+      Notify("warning: secret " + name + " is not set; steps see it empty");
+    else
+      secrets_.push_back(value);
+  }
+  Status s = BeginRun(run);
+  if (!s.ok()) return s;
+  run_ = run;
+  if (observer_) observer_->RunStarted(*run);
+  if (options.prepare_workspace) {
+    s = options.prepare_workspace(run->id, &run->workspace);
+    if (!s.ok()) {
+      run->status = kFailed;
+      run->message = "could not prepare the workspace: " + s.message();
+      run->finished_at = NowRfc3339();
+      store_->UpdateRun(*run);
+      if (observer_) observer_->RunFinished(*run);
+      run_ = nullptr;
+      return s.WithContext("prepare the workspace");
+    }
+    store_->UpdateRun(*run);
+  }
+  RestoreNeededArtifacts(run);
+
+  size_t first = 0;
+  for (size_t i = 0; i < pipeline_.stages.size() && !options_.resume_stage.empty(); ++i)
+    if (pipeline_.stages[i].name == options_.resume_stage) first = i;
+  for (size_t i = first; i < pipeline_.stages.size(); ++i) RunStage(pipeline_.stages[i], i, run);
+
+  bool failed = false, waiting = false;
+  for (const StageRecord& stage : run->stages) {
+    failed |= stage.status == kFailed;
+    waiting |= stage.status == kWaiting;
+  }
+  run->status = cancel_signal_ ? kCancelled : failed ? kFailed : waiting ? kWaiting : kSuccess;
+  run->finished_at = NowRfc3339();
+  s = store_->UpdateRun(*run);
+  if (observer_) observer_->RunFinished(*run);
+  run_ = nullptr;
+  return s;
+}
+
+bool Executor::StageSelected(const Stage& stage, std::string* why) const {
+  if (!options_.rollback_environment.empty() &&
+      stage.environment != options_.rollback_environment) {
+    *why = "a rollback of " + options_.rollback_environment + " runs only its stage";
+    return false;
+  }
+  if (!options_.stages.empty() && !Contains(options_.stages, stage.name)) {
+    *why = "not selected by --stage";
+    return false;
+  }
+  if (!options_.steps.empty()) {
+    for (const StepRef& ref : options_.steps)
+      if (ref.stage == stage.name) return true;
+    *why = "not selected by --step";
+    return false;
+  }
+  if (options_.from) {
+    for (const Stage& s : pipeline_.stages) {
+      if (s.name == options_.from->stage) break;
+      if (&s == &stage) {
+        *why = "before --from " + options_.from->stage + "/" + options_.from->step;
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+std::set<std::string> Executor::SelectedSteps(const Stage& stage) const {
+  std::set<std::string> out;
+  if (!options_.steps.empty()) {
+    for (const StepRef& ref : options_.steps)
+      if (ref.stage == stage.name) out.insert(ref.step);
+    return out;
+  }
+  if (options_.from && options_.from->stage == stage.name)
+    return WithDependents(stage, options_.from->step);
+  for (const Step& step : stage.steps) out.insert(step.name);
+  return out;
+}
+
+void Executor::RestoreNeededArtifacts(RunRecord* run) {
+  if (options_.artifacts_from != 0) {
+    // A rollback redeploys what that run built: its artifacts, as they were.
+    for (const Stage& stage : pipeline_.stages) {
+      if (stage.environment == options_.rollback_environment) break;
+      for (const Step& step : stage.steps) {
+        if (step.artifacts.empty()) continue;
+        std::string dir = ArtifactDir(options_.data_dir, options_.artifacts_from, stage.name,
+                                      step.name);
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec)) {
+          Notify("run " + std::to_string(options_.artifacts_from) + " kept no artifacts of " +
+                 stage.name + "/" + step.name + "; steps that need them may fail");
+          continue;
+        }
+        Status s = RestoreArtifacts(dir, run->workspace);
+        Notify(s.ok() ? "restored the artifacts of " + stage.name + "/" + step.name +
+                            " from run " + std::to_string(options_.artifacts_from)
+                      : "could not restore artifacts of " + stage.name + "/" + step.name + ": " +
+                            s.message());
+      }
+    }
+    return;
+  }
+  if (options_.steps.empty() && !options_.from) return;
+  for (const Stage& stage : pipeline_.stages) {
+    std::string why;
+    bool stage_runs = StageSelected(stage, &why);
+    std::set<std::string> selected = stage_runs ? SelectedSteps(stage) : std::set<std::string>();
+    for (const Step& step : stage.steps) {
+      if (step.artifacts.empty() || selected.count(step.name)) continue;
+      int64_t from_run = 0;
+      Status s = store_->FindLastSuccessfulStep(pipeline_.file, stage.name, step.name, &from_run);
+      if (!s.ok() || from_run == 0) {
+        Notify("no earlier run has the artifacts of " + stage.name + "/" + step.name +
+               "; steps that need them may fail");
+        continue;
+      }
+      s = RestoreArtifacts(ArtifactDir(options_.data_dir, from_run, stage.name, step.name),
+                           run->workspace);
+      Notify(s.ok() ? "restored the artifacts of " + stage.name + "/" + step.name + " from run " +
+                          std::to_string(from_run)
+                    : "could not restore artifacts of " + stage.name + "/" + step.name + ": " +
+                          s.message());
+    }
+  }
+}
+
+void Executor::SetStage(StageRecord* rec, const std::string& status, const std::string& message) {
+  StageRecord copy;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rec->status = status;
+    if (!message.empty()) rec->message = message;
+    copy = *rec;
+  }
+  Status s = store_->UpdateStage(run_->id, copy);
+  if (!s.ok()) Notify("warning: could not record stage " + copy.name + ": " + s.message());
+  if (observer_) observer_->StageChanged(*run_, copy);
+}
+
+void Executor::SetStep(const Stage& stage, StepRecord* rec, const std::string& status) {
+  StepRecord copy;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rec->status = status;
+    if (status == kRunning && rec->started_at.empty()) rec->started_at = NowRfc3339();
+    if (status != kRunning && status != kQueued) rec->finished_at = NowRfc3339();
+    copy = *rec;
+  }
+  Status s = store_->UpdateStep(run_->id, stage.name, copy);
+  if (!s.ok()) Notify("warning: could not record step " + copy.name + ": " + s.message());
+  if (observer_) observer_->StepChanged(*run_, stage.name, copy);
+}
+
+void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
+  StageRecord* rec = &run->stages[index];
+  auto skip_all = [&](const std::string& status, const std::string& why) {
+    if (status != kWaiting)  // a waiting stage's steps stay queued until approved
+      for (StepRecord& step : rec->steps) SetStep(stage, &step, kSkipped);
+    SetStage(rec, status, why);
+  };
+  std::string blocker;
+  for (size_t i = 0; i < index && blocker.empty(); ++i) {
+    const StageRecord& earlier = run->stages[i];
+    if (earlier.status == kFailed) blocker = "stage '" + earlier.name + "' failed";
+    if (earlier.status == kWaiting) blocker = "stage '" + earlier.name + "' waits for approval";
+    if (earlier.status == kCancelled) blocker = "the run was cancelled";
+  }
+  if (cancel_signal_ && blocker.empty()) blocker = "the run was cancelled";
+  if (!blocker.empty()) return skip_all(kSkipped, blocker);
+  std::string why;
+  if (!StageSelected(stage, &why)) return skip_all(kSkipped, why);
+  if (!stage.when_branches.empty()) {
+    bool match = false;
+    for (const std::string& glob : stage.when_branches)
+      match |= !options_.branch.empty() && BranchMatches(glob, options_.branch);
+    if (!match)
+      return skip_all(kSkipped, options_.branch.empty()
+                                    ? "when: branch: the branch is unknown (not a git checkout?)"
+                                    : "when: branch '" + options_.branch + "' does not match");
+  }
+  if (stage.rollout) {
+    bool deployed = false;
+    for (size_t i = 0; i < index; ++i)
+      deployed |= run->stages[i].environment == stage.rollout->environment &&
+                  run->stages[i].status == kSuccess;
+    if (!deployed)
+      return skip_all(kSkipped, "rollout: this run did not deploy to " +
+                                    stage.rollout->environment);
+    if (options_.toggles == nullptr)
+      return skip_all(kSkipped, "rollout: no toggle service to act on");
+  }
+  if (stage.manual_approval && stage.name != options_.resume_stage &&
+      !(observer_ && observer_->Approve(stage.name))) {
+    std::string first = stage.steps.empty() ? "" : "/" + stage.steps.front().name;
+    std::string how = options_.run_id != 0
+                          ? "ladle approve " + std::to_string(run->id) + " " + stage.name
+                          : "ladle run " + pipeline_.file + " --from " + stage.name + first;
+    return skip_all(kWaiting, "waits for approval; to go on: " + how);
+  }
+
+  int lock_fd = -1;
+  if (!stage.environment.empty() && !AcquireEnvironment(stage, rec, &lock_fd))
+    return skip_all(kCancelled, "cancelled while waiting for " + stage.environment);
+  int64_t deployment_id = 0;
+  if (!stage.environment.empty()) {
+    DeploymentRecord d;
+    d.environment = stage.environment;
+    d.run_id = run->id;
+    d.stage = stage.name;
+    d.repo = run->repo;
+    d.commit = run->commit;
+    d.branch = run->branch;
+    d.rollback = !options_.rollback_environment.empty();
+    Status s = store_->BeginDeployment(&d);
+    if (!s.ok()) Notify("warning: " + s.message());
+    deployment_id = d.id;
+    std::lock_guard<std::mutex> lock(mu_);
+    run->deployment = d;
+  }
+
+  StageContext ctx;
+  ctx.stage = &stage;
+  ctx.rec = rec;
+  std::set<std::string> selected = SelectedSteps(stage);
+  const size_t regular = stage.steps.size() - (stage.rollout ? stage.rollout->percent.size() : 0);
+  for (size_t i = 0; i < stage.steps.size(); ++i) {
+    if (!selected.count(stage.steps[i].name)) {
+      SetStep(stage, &rec->steps[i], kSkipped);
+      continue;
+    }
+    auto sr = std::make_unique<StepRun>();
+    sr->step = &stage.steps[i];
+    sr->rec = &rec->steps[i];
+    sr->rollout_check = i >= regular;
+    ctx.steps.push_back(std::move(sr));
+  }
+  {
+    // What the stage said while it waited (for approval, for the
+    // deployment lock) is over once it runs.
+    std::lock_guard<std::mutex> lock(mu_);
+    rec->message.clear();
+  }
+  SetStage(rec, kRunning, "");
+  if (!stage.toggles_file.empty()) SyncToggles(stage, &ctx);
+  if (!ctx.sync_error.empty()) {
+    for (auto& sr : ctx.steps) SetStep(stage, sr->rec, kSkipped);
+    SetStage(rec, kFailed, ctx.sync_error);
+  } else {
+    ScheduleSteps(&ctx);
+    std::string rollout_message;
+    if (stage.rollout) RunRolloutStage(stage, &ctx, &rollout_message);
+    FinishStage(&ctx, rollout_message);
+  }
+
+  if (deployment_id != 0) {
+    Status s = store_->FinishDeployment(deployment_id, rec->status);
+    if (!s.ok()) Notify("warning: " + s.message());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (run->deployment) {
+      run->deployment->status = rec->status;
+      run->deployment->finished_at = NowRfc3339();
+    }
+  }
+  if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+}
+
+bool Executor::AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd) {
+  const std::string path = DeploymentLockPath(options_.data_dir, stage.environment);
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    Notify("warning: cannot open the deployment lock " + path + ": " + std::strerror(errno) +
+           "; deploying without it");
+    return true;
+  }
+  bool told = false;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (cancel_signal_) {
+      ::close(fd);
+      return false;
+    }
+    if (!told) {
+      told = true;
+      std::vector<DeploymentRecord> current;
+      std::string who = "another run";
+      if (store_->ListDeployments(stage.environment, 1, 0, &current).ok() && !current.empty() &&
+          current[0].status == kRunning)
+        who = "run " + std::to_string(current[0].run_id);
+      std::string message = "waits for " + who + " to finish deploying to " + stage.environment;
+      Notify("stage " + stage.name + " " + message);
+      SetStage(rec, kQueued, message);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(50));
+  }
+  *lock_fd = fd;
+  return true;
+}
+
+std::string Executor::AuditNote(const Stage& stage) const {
+  std::string note = "run " + std::to_string(run_->id);
+  if (!run_->repo.empty()) note += " of " + run_->repo;
+  if (!run_->commit.empty()) note += " at " + run_->commit.substr(0, 12);
+  return note + ", stage " + stage.name;
+}
+
+void Executor::SyncToggles(const Stage& stage, StageContext* ctx) {
+  if (options_.toggles == nullptr) {
+    Notify("stage " + stage.name + ": no toggle service; toggles sync of " + stage.toggles_file +
+           " skipped");
+    return;
+  }
+  const std::string path = (fs::path(run_->workspace) / stage.toggles_file).string();
+  std::vector<toggles::SyncEntry> entries;
+  std::vector<Diagnostic> diagnostics;
+  if (!LoadTogglesFile(path, &entries, &diagnostics)) {
+    std::string first_error;
+    for (const Diagnostic& d : diagnostics) {
+      if (d.warning) continue;
+      Notify(d.ToString());
+      if (first_error.empty()) first_error = d.ToString();
+    }
+    ctx->sync_error = "toggles sync: " + stage.toggles_file + " is invalid" +
+                      (first_error.empty() ? "" : ": " + first_error);
+    return;
+  }
+  toggles::SyncResult result;
+  Status s = options_.toggles->Sync(entries, options_.actor, AuditNote(stage), &result);
+  if (!s.ok()) {
+    ctx->sync_error = "toggles sync to " + options_.toggles->Describe() + " failed: " + s.message();
+    return;
+  }
+  std::string line = "stage " + stage.name + ": synced " + stage.toggles_file + " to " +
+                     options_.toggles->Describe() + ": " +
+                     std::to_string(result.created.size()) + " created (off), " +
+                     std::to_string(result.updated.size()) + " updated, " +
+                     std::to_string(result.unchanged.size()) + " unchanged";
+  Notify(line);
+  if (!result.removal_candidates.empty()) {
+    std::string list;
+    for (const std::string& key : result.removal_candidates)
+      list += (list.empty() ? "" : ", ") + key;
+    Notify("stage " + stage.name + ": toggles not in " + stage.toggles_file +
+           " (candidates for removal): " + list);
+  }
+}
+
+bool Executor::RunRolloutStage(const Stage& stage, StageContext* ctx, std::string* message) {
+  for (auto& sr : ctx->steps)
+    if (!sr->rollout_check && sr->rec->status == kFailed && !sr->step->allow_failure) {
+      *message = "rollout not started: step " + sr->step->name + " failed";
+      for (auto& check : ctx->steps)
+        if (check->rollout_check) SetStep(stage, check->rec, kSkipped);
+      return false;
+    }
+  std::vector<StepRun*> checks;
+  for (auto& sr : ctx->steps)
+    if (sr->rollout_check) checks.push_back(sr.get());
+  RolloutHooks hooks;
+  hooks.note = [&](const std::string& line) { Notify("stage " + stage.name + ": " + line); };
+  hooks.wait = [&](std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return !cv_.wait_for(lock, d, [&] { return cancel_signal_.load() != 0; });
+  };
+  hooks.check = [&](size_t index, int) {
+    if (index >= checks.size()) return false;
+    // Scheduled like any step (timeout, cancel), alone: the others are done.
+    checks[index]->rollout_check = false;
+    ScheduleSteps(ctx);
+    return checks[index]->success;
+  };
+  RolloutResult result;
+  Status s = RunRollout(*stage.rollout, options_.toggles, options_.actor, AuditNote(stage), hooks,
+                        &result);
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const std::string status = i < result.step_status.size() ? result.step_status[i] : kSkipped;
+    if (checks[i]->rec->status == kQueued)
+      SetStep(stage, checks[i]->rec, status == kSuccess ? kSkipped : status);
+  }
+  *message = s.ok() ? result.message : s.message();
+  ctx->rollout_failed = !s.ok();
+  return s.ok();
+}
+
+void Executor::ScheduleSteps(StageContext* ctx) {
+  const bool ignore_needs = !options_.steps.empty();
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    bool pending = false;
+    for (auto& sr : ctx->steps) {
+      if (sr->state != StepRun::kPending || sr->rollout_check) continue;
+      std::string blocked_by;
+      bool ready = true;
+      for (const std::string& need : ignore_needs ? std::vector<std::string>() : sr->step->needs) {
+        StepRun* dep = ctx->Find(need);
+        if (dep == nullptr) continue;  // not selected (--from): treated as done
+        if (dep->state != StepRun::kDone) ready = false;
+        else if (!dep->success && !dep->step->allow_failure) blocked_by = need;
+      }
+      if (!blocked_by.empty() || cancel_signal_) {
+        sr->state = StepRun::kDone;
+        sr->rec->failure_reason = cancel_signal_ ? "cancelled" : "needs";
+        lock.unlock();
+        SetStep(*ctx->stage, sr->rec, cancel_signal_ ? kCancelled : kSkipped);
+        lock.lock();
+        continue;
+      }
+      pending = true;
+      if (!ready || ctx->running >= std::max(1, options_.jobs)) continue;
+      sr->state = StepRun::kRunning;
+      ctx->running++;
+      sr->thread = std::thread(&Executor::RunStepThread, this, sr.get(), ctx);
+    }
+    if (!pending && ctx->running == 0) break;
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+    SuperviseRunning(ctx);
+    // Join finished threads now: their stacks would otherwise stay mapped,
+    // and every later fork would copy more page tables.
+    for (auto& sr : ctx->steps)
+      if (sr->state == StepRun::kDone && sr->thread.joinable()) {
+        lock.unlock();
+        sr->thread.join();
+        lock.lock();
+      }
+  }
+  lock.unlock();
+  for (auto& sr : ctx->steps)
+    if (sr->thread.joinable()) sr->thread.join();
+}
+
+// Timeouts and cancel: TERM first, KILL after the grace. REQUIRES: mu_ held.
+void Executor::SuperviseRunning(StageContext* ctx) {
+  const auto now = Clock::now();
+  for (auto& sr : ctx->steps) {
+    if (sr->state != StepRun::kRunning) continue;
+    std::lock_guard<std::mutex> lock(sr->mu);
+    if (sr->current == nullptr) continue;
+    bool expired = now >= sr->deadline;
+    if (sr->term_sent == Clock::time_point() && (expired || cancel_signal_)) {
+      sr->timed_out = expired && !cancel_signal_;
+      sr->term_sent = now;
+      sr->current->Kill(SIGTERM);
+    } else if (sr->term_sent != Clock::time_point() &&
+               now >= sr->term_sent + options_.kill_grace) {
+      sr->current->Kill(SIGKILL);
+    }
+  }
+}
+
+env::StepSpec Executor::MakeSpec(const Stage& stage, const Step& step, int attempt) const {
+  env::StepSpec spec;
+  std::string run_id = std::to_string(run_->id);
+  spec.id = run_id + "/" + stage.name + "/" + step.name + "#" + std::to_string(attempt);
+  spec.image = step.image;
+  spec.script = step.run;
+  spec.workspace = run_->workspace;
+  spec.workdir = step.workdir;
+  spec.resources = step.resources;
+  for (const auto* layer : {&pipeline_.env, &stage.env, &step.env})
+    spec.env.insert(spec.env.end(), layer->begin(), layer->end());
+  spec.env.insert(spec.env.end(), secret_env_.begin(), secret_env_.end());
+  spec.env.insert(spec.env.end(), options_.extra_env.begin(), options_.extra_env.end());
+  spec.env.emplace_back("LADLE_RUN", run_id);
+  spec.env.emplace_back("LADLE_STAGE", stage.name);
+  spec.env.emplace_back("LADLE_STEP", step.name);
+  spec.env.emplace_back("LADLE_COMMIT", options_.commit);
+  spec.env.emplace_back("LADLE_BRANCH", options_.branch);
+  spec.env.emplace_back("LADLE_WORKSPACE", engine_->Name() == "docker" ? "/workspace"
+                                                                       : run_->workspace);
+  if (!stage.environment.empty()) spec.env.emplace_back("LADLE_ENVIRONMENT", stage.environment);
+  spec.labels = {{"ladle.run", run_id},
+                 {"ladle.stage", stage.name},
+                 {"ladle.step", step.name},
+                 {"ladle.data", options_.data_dir}};
+  const std::string& keep = options_.keep.empty() ? step.keep : options_.keep;
+  spec.keep = keep == "always";
+  return spec;
+}
+
+void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
+  const Stage& stage = *ctx->stage;
+  const Step& step = *sr->step;
+  SecretMasker masker(secrets_);
+  const std::string& keep = options_.keep.empty() ? step.keep : options_.keep;
+  std::string failure;
+  env::ExitStatus exit;
+  const int attempts = step.retry + 1;
+  for (int attempt = 1; attempt <= attempts && !cancel_signal_; ++attempt) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sr->rec->attempts = attempt;
+    }
+    SetStep(stage, sr->rec, kRunning);
+    StepLogWriter log(&masker, [&](env::OutputStream stream, std::string_view line) {
+      if (observer_) observer_->StepOutput(stage.name, step.name, stream, line);
+    });
+    Status s = log.Open(StepLogPath(options_.data_dir, run_->id, stage.name, step.name));
+    if (attempt > 1) log.Note("attempt " + std::to_string(attempt) + " of " + std::to_string(attempts));
+    env::StepSpec spec = MakeSpec(stage, step, attempt);
+    std::unique_ptr<env::Step> proc;
+    if (s.ok()) s = engine_->Create(spec, &proc);
+    if (s.ok()) s = proc->Start();
+    if (s.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(sr->mu);
+        sr->current = proc.get();
+        sr->deadline = Clock::now() + step.timeout;
+        sr->term_sent = Clock::time_point();
+        sr->timed_out = false;
+      }
+      s = proc->Stream(&log);
+      if (s.ok()) s = proc->Wait(&exit);
+      std::lock_guard<std::mutex> lock(sr->mu);
+      sr->current = nullptr;
+    }
+    bool timed_out;
+    {
+      std::lock_guard<std::mutex> lock(sr->mu);
+      timed_out = sr->timed_out;
+    }
+    failure = !s.ok() ? "error" : timed_out ? "timeout" : cancel_signal_ ? "cancelled"
+              : exit.code != 0 ? "exit_code" : "";
+    if (!s.ok()) {
+      log.Note(s.message());
+      Notify(stage.name + "/" + step.name + ": " + s.message());
+      if (s.code() == Code::kUnavailable) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (outside_failure_.ok()) outside_failure_ = s;
+      }
+    }
+    if (timed_out) log.Note("timed out after " + FormatDuration(step.timeout));
+    if (failure == "exit_code") log.Note("exited with code " + std::to_string(exit.code));
+    if (!step.junit.empty()) {
+      sr->has_reports = true;
+      sr->tests = TestCounts();
+      sr->report_notes.clear();
+      sr->failures.clear();
+      Status rs = CollectJUnitReports(run_->workspace, step.junit, &sr->tests, &sr->failures,
+                                      &sr->report_notes);
+      sr->report_error = rs.ok() ? "" : rs.message();
+    }
+    bool last = failure.empty() || attempt == attempts || cancel_signal_;
+    bool keep_it = keep == "always" || (keep == "on-failure" && !failure.empty() && last);
+    if (proc && keep_it && !proc->ShellCommand().empty()) {
+      log.Note("container kept; open a shell in it with: " + proc->ShellCommand());
+      Notify(stage.name + "/" + step.name + ": container kept; open a shell in it with: " +
+             proc->ShellCommand());
+    } else if (proc) {
+      Status rs = proc->Remove();
+      if (!rs.ok()) log.Note("cleanup: " + rs.message());
+    }
+    log.Close();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sr->rec->exit_code = s.ok() ? std::optional<int>(exit.code) : std::nullopt;
+    }
+    if (failure.empty() || cancel_signal_) break;
+  }
+  if (failure.empty() && !step.artifacts.empty()) {
+    std::vector<std::string> missing;
+    Status s = SaveArtifacts(run_->workspace, step.artifacts,
+                             ArtifactDir(options_.data_dir, run_->id, stage.name, step.name),
+                             &missing);
+    if (!s.ok()) failure = "error", Notify(stage.name + "/" + step.name + ": " + s.message());
+    for (const std::string& m : missing)
+      Notify("warning: " + stage.name + "/" + step.name + ": artifact '" + m +
+             "' matched no file");
+  }
+  if (failure.empty() && cancel_signal_ && sr->rec->attempts == 0) failure = "cancelled";
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sr->rec->failure_reason = failure;
+    sr->rec->allow_failure = !failure.empty() && step.allow_failure;
+  }
+  SetStep(stage, sr->rec, failure.empty() ? kSuccess : failure == "cancelled" ? kCancelled : kFailed);
+  std::lock_guard<std::mutex> lock(mu_);
+  sr->success = failure.empty();
+  sr->state = StepRun::kDone;
+  ctx->running--;
+  cv_.notify_all();
+}
+
+void Executor::FinishStage(StageContext* ctx, const std::string& rollout_message) {
+  bool failed = false, has_reports = false;
+  TestCounts total;
+  std::vector<std::string> notes, report_errors;
+  for (auto& sr : ctx->steps) {
+    if (sr->rec->status == kFailed && !sr->step->allow_failure) failed = true;
+    if (!sr->has_reports) continue;
+    if (!sr->report_error.empty()) report_errors.push_back(sr->report_error);
+    has_reports = true;
+    total.total += sr->tests.total;
+    total.passed += sr->tests.passed;
+    total.failed += sr->tests.failed;
+    total.skipped += sr->tests.skipped;
+    notes.insert(notes.end(), sr->report_notes.begin(), sr->report_notes.end());
+  }
+  std::string message;
+  if (has_reports || ctx->stage->gate) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ctx->rec->tests = total;
+  }
+  if (ctx->stage->gate && !report_errors.empty()) {
+    // A report that cannot be read must not let a gate pass on zero counts.
+    failed = true;
+    message = "gate failed: unreadable test report: " + report_errors.front();
+  } else if (ctx->stage->gate && !failed && !cancel_signal_) {
+    GateResult gate = EvaluateGate(ctx->stage->gate->min_tests, total, notes);
+    message = gate.message;
+    failed = !gate.passed;
+  } else if (!notes.empty() || !report_errors.empty()) {
+    notes.insert(notes.end(), report_errors.begin(), report_errors.end());
+    for (const std::string& n : notes) message += (message.empty() ? "" : "; ") + n;
+  }
+  if (ctx->rollout_failed) failed = true;
+  if (!rollout_message.empty()) message += (message.empty() ? "" : "; ") + rollout_message;
+  if (failed && message.empty()) {
+    for (auto& sr : ctx->steps)
+      if (sr->rec->status == kFailed && !sr->step->allow_failure)
+        message += (message.empty() ? "failed: " : ", ") + sr->step->name;
+  }
+  SetStage(ctx->rec, cancel_signal_ ? kCancelled : failed ? kFailed : kSuccess, message);
+}
+
+}  // namespace ladle::runner

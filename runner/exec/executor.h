@@ -1,0 +1,171 @@
+// Executor: runs one pipeline run, stage after stage, on an env::Engine.
+//
+// Stages run in order; the steps of a stage run in parallel up to `jobs`,
+// ordered by `needs`. The executor owns the policy that engines do not:
+// timeouts and cancel (TERM, 5 s grace, KILL), retries, allow_failure, test
+// gates, artifacts, and the record of every state change in the RunStore.
+// What happens is reported to a RunObserver (the terminal view).
+#ifndef LADLE_RUNNER_EXEC_EXECUTOR_H_
+#define LADLE_RUNNER_EXEC_EXECUTOR_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/base/status.h"
+#include "env/engine.h"
+#include "runner/config/pipeline.h"
+#include "runner/store/run_store.h"
+#include "runner/store/step_log.h"
+
+namespace ladle::runner {
+
+class ToggleOps;
+
+// Told about a run as it happens. Called from several threads (one per running
+// step, and the executor's own): implementations synchronise themselves.
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual void RunStarted(const RunRecord& run) {}
+  virtual void Note(const std::string& text) {}  // a line from ladle to the person
+  virtual void StageChanged(const RunRecord& run, const StageRecord& stage) {}
+  virtual void StepChanged(const RunRecord& run, const std::string& stage, const StepRecord& step) {}
+  virtual void StepOutput(const std::string& stage, const std::string& step,
+                          env::OutputStream stream, std::string_view line) {}
+  virtual void RunFinished(const RunRecord& run) {}
+  // Asked before a stage with `approval: manual`; false leaves it waiting.
+  // The default (no person to ask) leaves it waiting.
+  virtual bool Approve(const std::string& stage) { return false; }
+};
+
+struct StepRef {
+  std::string stage;
+  std::string step;
+};
+
+struct RunOptions {
+  std::string data_dir;
+  std::vector<std::string> stages;  // --stage: only these stages; empty: all
+  std::vector<StepRef> steps;       // --step: only these steps, needs ignored
+  std::optional<StepRef> from;      // --from: this step, its dependents, later stages
+  int jobs = 4;
+  std::string keep;                 // --keep, overrides the steps' own
+  Vars extra_env;                   // --env
+  std::string workspace;            // the workspace, when the caller prepared it already
+  // Otherwise called once the run has its id, to make the workspace (a copy of
+  // the working tree under DATA/workspaces/RUN).
+  std::function<Status(int64_t run_id, std::string* workspace)> prepare_workspace;
+  std::string commit, branch, repo;
+  std::chrono::milliseconds kill_grace{std::chrono::seconds(5)};
+
+  // Secret values by name (the server's secrets file); a secret not listed
+  // here is read from the process environment.
+  Vars secrets;
+  // Where `toggles:` syncs and `rollout:` stages act; null: they are skipped
+  // with a note. Not owned. `actor` names the writer in the audit trail.
+  ToggleOps* toggles = nullptr;
+  std::string actor = "ladle run";
+
+  // --- ladle serve ---
+  // Carry out this queued run (RunStore::EnqueueRun) rather than record a new
+  // one; its trigger and created_at are kept.
+  int64_t run_id = 0;
+  // With run_id: resume at this stage, which was approved; the stages before
+  // it keep their records.
+  std::string resume_stage;
+  // A rollback (SPEC 7): only this environment's stage runs, its `rollback`
+  // script (a step named "rollback") or else its steps, with no gate, no
+  // toggles sync and no approval; its deployment is recorded as a rollback.
+  std::string rollback_environment;
+  // With rollback_environment: the run whose deployment is repeated; the
+  // artifacts it kept are restored into the workspace first.
+  int64_t artifacts_from = 0;
+};
+
+// DATA/locks/ENVIRONMENT.lock: held (flock) while a run deploys there, by
+// any ladle process on this data dir, so deployments to one environment
+// happen one at a time; released by the kernel when the holder dies.
+std::string DeploymentLockPath(const std::string& data_dir, const std::string& environment);
+
+// DATA/artifacts/RUN/STAGE/STEP: where a step's artifacts are kept.
+std::string ArtifactDir(const std::string& data_dir, int64_t run, const std::string& stage,
+                        const std::string& step);
+
+// Resolves a step name as the CLI takes it: "stage/step", or a bare step name
+// when it is unique (otherwise Invalid, listing the matches).
+Status ResolveStep(const Pipeline& pipeline, const std::string& name, StepRef* ref);
+
+class Executor {
+ public:
+  Executor(const Pipeline& pipeline, RunStore* store, env::Engine* engine,
+           RunObserver* observer);
+
+  // Runs the pipeline; fills `run` (its id is assigned when the run is
+  // recorded, before any step starts). Returns a non-ok Status only when the
+  // run could not be carried out at all (store or workspace failure); a failed
+  // step is run->status == "failed" with an ok Status.
+  Status Run(const RunOptions& options, RunRecord* run);
+
+  // Cancels the run: running steps get TERM, then KILL after the grace.
+  // Thread-safe; callable from a signal-handling thread. `signal` is recorded
+  // for the exit code (SIGINT: 130, SIGTERM: 143).
+  void Cancel(int signal);
+  int cancel_signal() const { return cancel_signal_.load(); }
+  // The first failure of an outside dependency (Unavailable: docker daemon
+  // down, image missing) that failed a step; ok when there was none. The CLI
+  // exits 3 for it rather than 1.
+  Status outside_failure() const;
+
+ private:
+  struct StepRun;
+  struct StageContext;
+
+  void RunStage(const Stage& stage, size_t index, RunRecord* run);
+  bool StageSelected(const Stage& stage, std::string* why) const;
+  std::set<std::string> SelectedSteps(const Stage& stage) const;
+  void ScheduleSteps(StageContext* ctx);
+  void RunStepThread(StepRun* sr, StageContext* ctx);
+  void SuperviseRunning(StageContext* ctx);
+  void FinishStage(StageContext* ctx, const std::string& rollout_message);
+  env::StepSpec MakeSpec(const Stage& stage, const Step& step, int attempt) const;
+  void RestoreNeededArtifacts(RunRecord* run);
+  void SetStep(const Stage& stage, StepRecord* rec, const std::string& status);
+  void SetStage(StageRecord* rec, const std::string& status, const std::string& message);
+  void Notify(const std::string& text);
+
+  // Prepares pipeline_ for options_: rollback substitution, rollout checks
+  // as steps "check-P".
+  void Plan();
+  Status BeginRun(RunRecord* run);
+  // Deployments: waits for the environment's lock (false: cancelled), then
+  // records the deployment.
+  bool AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd);
+  void SyncToggles(const Stage& stage, StageContext* ctx);
+  bool RunRolloutStage(const Stage& stage, StageContext* ctx, std::string* message);
+  std::string AuditNote(const Stage& stage) const;
+
+  Pipeline pipeline_;                 // a copy: Plan() adapts it to the run
+  RunStore* store_;
+  env::Engine* engine_;
+  RunObserver* observer_;
+  RunOptions options_;
+  RunRecord* run_ = nullptr;
+  std::vector<std::string> secrets_;  // values to mask
+  Vars secret_env_;                   // the pipeline's secrets as the steps see them
+
+  mutable std::mutex mu_;             // guards run_'s records and the step states
+  std::condition_variable cv_;
+  std::atomic<int> cancel_signal_{0};
+  Status outside_failure_;            // guarded by mu_
+};
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_EXEC_EXECUTOR_H_

@@ -1,0 +1,61 @@
+// Git repositories that `ladle serve` watches: their branch heads, and
+// checkouts of one commit into a run's workspace. Everything goes through the
+// git command line (env::RunCommand), so any URL git can fetch works, and a
+// local path needs no network.
+#ifndef LADLE_RUNNER_SERVE_GIT_SOURCE_H_
+#define LADLE_RUNNER_SERVE_GIT_SOURCE_H_
+
+#include <map>
+#include <string>
+
+#include "core/base/status.h"
+
+namespace ladle::runner {
+
+// Branch name -> commit of every branch of `url` (git ls-remote --heads).
+// Unavailable when git cannot reach the repository.
+Status ListBranches(const std::string& url, std::map<std::string, std::string>* heads);
+
+// A local mirror of one repository (DATA/repos/NAME.git), fetched on demand,
+// from which checkouts are made without touching the network again. A
+// repository that is a local directory needs no mirror: its own objects are
+// read and borrowed directly, so a commit there is seen without a fetch.
+// Not thread-safe: one caller at a time (ladle serve holds a lock per
+// repository).
+class GitMirror {
+ public:
+  GitMirror(std::string url, std::string mirror_dir);
+
+  // Clones the mirror the first time, fetches every branch after that (or
+  // only `branch` when given).
+  Status Fetch(const std::string& branch = "");
+  // Checks `commit` out into `dest` (created; must not exist): a repository
+  // that borrows the mirror's objects (git alternates, so the mirror must
+  // outlive it), detached at the commit. Fetches once when the commit is not
+  // in the mirror yet.
+  Status Checkout(const std::string& commit, const std::string& dest);
+
+  // The content of `path` at `commit` (fetching once when the commit is not
+  // in the mirror yet); NotFound when the commit has no such file.
+  // `branch`, when known, narrows that fetch.
+  Status ReadFile(const std::string& commit, const std::string& path, std::string* content,
+                  const std::string& branch = "");
+
+  const std::string& url() const { return url_; }
+
+ private:
+  // Decides once whether url_ is a local directory; if so, dir_ becomes its
+  // git directory.
+  void Resolve();
+  bool HasCommit(const std::string& commit);
+  Status EnsureCommit(const std::string& commit, const std::string& branch);
+
+  std::string url_;
+  std::string dir_;  // the mirror, or a local repository's own git directory
+  bool resolved_ = false;
+  bool local_ = false;
+};
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_SERVE_GIT_SOURCE_H_

@@ -1,0 +1,608 @@
+#include "runner/serve/runs_api.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <map>
+#include <thread>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include "runner/store/step_log.h"
+#include "toggles/server/api.h"
+
+namespace ladle::runner {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kDefaultLimit = 50;
+constexpr int kMaxLimit = 500;
+constexpr std::string_view kTextType = "text/plain; charset=utf-8";
+constexpr std::string_view kNdjsonType = "application/x-ndjson";
+
+bool IsStatus(std::string_view s) {
+  for (const char* known : {kQueued, kRunning, kWaiting, kSuccess, kFailed, kSkipped, kCancelled,
+                            kInterrupted, kSuperseded}) {
+    if (s == known) return true;
+  }
+  return false;
+}
+
+// A step whose log may still grow.
+bool StepActive(const std::string& status) { return status == kQueued || status == kRunning; }
+bool RunActive(const std::string& status) {
+  return status == kQueued || status == kRunning || status == kWaiting;
+}
+
+bool ParsePositive(std::string_view text, int64_t* out) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v <= 0) return false;
+  *out = v;
+  return true;
+}
+
+HttpResponse BadRequest(const std::string& message) {
+  return HttpResponse::Error(400, "bad_request", message);
+}
+
+// A positive integer query parameter (absent: *out unchanged), or a 400 naming it.
+std::optional<HttpResponse> QueryNumber(const HttpRequest& r, std::string_view name,
+                                        int64_t* out) {
+  if (!r.query.Has(name)) return std::nullopt;
+  if (ParsePositive(r.Query(name), out)) return std::nullopt;
+  return BadRequest(std::string(name) + ": expected a positive integer, got '" +
+                    std::string(r.Query(name)) + "'");
+}
+
+// `limit` (default 50, at most 500) and `before` of the list routes.
+std::optional<HttpResponse> PageQuery(const HttpRequest& r, int* limit, int64_t* before) {
+  int64_t n = kDefaultLimit;
+  if (auto e = QueryNumber(r, "limit", &n)) return e;
+  if (auto e = QueryNumber(r, "before", before)) return e;
+  *limit = static_cast<int>(std::min<int64_t>(n, kMaxLimit));
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> RunIdParam(const HttpRequest& r, int64_t* id) {
+  if (ParsePositive(r.Param("id"), id)) return std::nullopt;
+  return BadRequest("run id: expected a positive integer, got '" + std::string(r.Param("id")) +
+                    "'");
+}
+
+// The run's JSON for lists and events: no stages, and no deployment (a list
+// does not load it, and null would say "none").
+json RunSummaryJson(const RunRecord& run) {
+  json j = RunToJson(run);
+  j.erase("stages");
+  j.erase("deployment");
+  return j;
+}
+
+// Stage and step JSON as RunToJson writes them (one definition of the fields).
+json StageJson(const StageRecord& stage) {
+  RunRecord holder;
+  holder.stages.push_back(stage);
+  holder.stages.back().steps.clear();
+  json j = std::move(RunToJson(holder)["stages"][0]);
+  j.erase("steps");
+  return j;
+}
+
+json StepJson(const StepRecord& step) {
+  RunRecord holder;
+  holder.stages.emplace_back();
+  holder.stages.back().steps.push_back(step);
+  return std::move(RunToJson(holder)["stages"][0]["steps"][0]);
+}
+
+const StepRecord* FindStep(const RunRecord& run, std::string_view stage, std::string_view step,
+                           std::string* missing) {
+  for (const StageRecord& s : run.stages) {
+    if (s.name != stage) continue;
+    for (const StepRecord& t : s.steps) {
+      if (t.name == step) return &t;
+    }
+    *missing = "run " + std::to_string(run.id) + " has no step '" + std::string(stage) + "/" +
+               std::string(step) + "'";
+    return nullptr;
+  }
+  *missing = "run " + std::to_string(run.id) + " has no stage '" + std::string(stage) + "'";
+  return nullptr;
+}
+
+// One record as the log route sends it: the text, or a JSON line.
+void AppendRecord(const LogRecord& record, bool as_json, std::string* out) {
+  if (!as_json) {
+    out->append(record.text);
+    out->push_back('\n');
+    return;
+  }
+  json line = {{"stream", record.stream == env::OutputStream::kStdout ? "stdout" : "stderr"},
+               {"text", record.text}};
+  out->append(line.dump(-1, ' ', false, json::error_handler_t::replace));
+  out->push_back('\n');
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+uint64_t ClockSeed() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+}
+
+}  // namespace
+
+// ---- the follower thread ----
+
+// Every log stream (followed, or a big log paged out) is a Log polled by one
+// thread: each round it reads up to follow_chunk new bytes of each log whose
+// client has room, and every follow_poll it reads the steps' statuses. A log
+// ends once its step was seen finished and the file was then read to its end.
+class RunsApi::Follower {
+ public:
+  struct Log {
+    std::string path;
+    int64_t run_id = 0;
+    std::string stage, step;
+    bool as_json = false;
+    bool finished = false;  // the step was seen finished (or the log is not followed)
+    uint64_t offset = 0;
+    std::shared_ptr<StreamWriter> writer;  // set by Start
+  };
+
+  Follower(RunStore& store, const Options& options) : store_(store), options_(options) {}
+  ~Follower() { Stop(); }
+
+  void Add(std::shared_ptr<Log> log) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return log->writer->Close();
+    logs_.push_back(std::move(log));
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    kicked_ = true;
+    cv_.notify_one();
+  }
+
+  // A stream drained or closed: look at it now rather than at the next poll.
+  void Kick() {
+    std::lock_guard<std::mutex> lock(mu_);
+    kicked_ = true;
+    cv_.notify_one();
+  }
+
+  // Ends every stream and joins the thread. Idempotent.
+  void Stop() {
+    std::vector<std::shared_ptr<Log>> ending;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped_ = true;
+      cv_.notify_one();
+    }
+    if (thread_.joinable()) thread_.join();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ending.swap(logs_);
+    }
+    for (auto& log : ending) log->writer->Close();
+  }
+
+  size_t count() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return logs_.size();
+  }
+
+ private:
+  void Loop() {
+    auto next_check = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopped_) {
+      kicked_ = false;
+      std::vector<std::shared_ptr<Log>> batch = logs_;
+      auto now = std::chrono::steady_clock::now();
+      bool check = now >= next_check;
+      if (check) next_check = now + options_.follow_poll;
+      lock.unlock();
+      if (check) CheckSteps(batch);
+      bool more = false;
+      for (auto& log : batch) more = Pump(log.get()) || more;
+      lock.lock();
+      logs_.erase(std::remove_if(logs_.begin(), logs_.end(),
+                                 [](const auto& log) { return log->writer->closed(); }),
+                  logs_.end());
+      auto wake = [this] { return stopped_ || kicked_; };
+      if (logs_.empty()) cv_.wait(lock, wake);  // idle: no polling
+      else if (!more) cv_.wait_until(lock, next_check, wake);
+    }
+  }
+
+  // Reads the status of every followed step, one GetRun per run.
+  void CheckSteps(const std::vector<std::shared_ptr<Log>>& batch) {
+    std::map<int64_t, std::optional<RunRecord>> runs;
+    for (const auto& log : batch) {
+      if (log->finished) continue;
+      auto it = runs.find(log->run_id);
+      if (it == runs.end()) {
+        RunRecord run;
+        Status s = store_.GetRun(log->run_id, &run);
+        if (s.code() == Code::kNotFound) run.status = kCancelled;  // pruned: nothing more comes
+        it = runs.emplace(log->run_id, s.ok() || s.code() == Code::kNotFound
+                                           ? std::optional<RunRecord>(std::move(run))
+                                           : std::nullopt).first;
+      }
+      if (!it->second) continue;  // store busy: try again next poll
+      std::string missing;
+      const StepRecord* step = FindStep(*it->second, log->stage, log->step, &missing);
+      log->finished = !RunActive(it->second->status) || !step || !StepActive(step->status);
+    }
+  }
+
+  // Sends what the log has beyond the offset, up to a chunk, when the client
+  // has room. Closes the stream when the log is complete. Returns whether
+  // more could be read right away.
+  bool Pump(Log* log) {
+    if (log->writer->closed()) return false;
+    if (log->writer->queued_bytes() >= options_.follow_chunk) return false;  // OnDrained kicks
+    const uint64_t before = log->offset;
+    std::vector<LogRecord> records;
+    Status s = ReadLogRecords(log->path, &log->offset, &records, options_.follow_chunk);
+    if (!records.empty()) {
+      std::string data;
+      for (const LogRecord& r : records) AppendRecord(r, log->as_json, &data);
+      log->writer->Send(std::move(data));
+    }
+    bool at_end = log->offset == before;  // nothing new (or no file yet, or unreadable)
+    if (at_end && log->finished) log->writer->Close();
+    return !at_end && s.ok();
+  }
+
+  RunStore& store_;
+  const Options options_;
+  mutable std::mutex mu_;  // guards logs_, kicked_, stopped_, thread_
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<Log>> logs_;
+  bool kicked_ = false;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+namespace {
+
+// The stream of one log response: hands its writer to the follower on Start.
+class LogSource : public StreamSource {
+ public:
+  LogSource(std::weak_ptr<RunsApi::Follower> follower,
+            std::shared_ptr<RunsApi::Follower::Log> log)
+      : follower_(std::move(follower)), log_(std::move(log)) {}
+
+  void Start(std::shared_ptr<StreamWriter> writer) override {
+    log_->writer = writer;
+    if (auto f = follower_.lock()) return f->Add(log_);
+    writer->Close();
+  }
+  void OnDrained() override {
+    if (auto f = follower_.lock()) f->Kick();
+  }
+  void OnClosed() override {
+    if (auto f = follower_.lock()) f->Kick();
+  }
+
+ private:
+  std::weak_ptr<RunsApi::Follower> follower_;
+  std::shared_ptr<RunsApi::Follower::Log> log_;
+};
+
+}  // namespace
+
+// ---- RunsApi ----
+
+RunsApi::RunsApi(RunStore& store, toggles::TokenStore& tokens, RunControl& control,
+                 Options options)
+    : store_(store),
+      tokens_(tokens),
+      control_(control),
+      options_(std::move(options)),
+      last_id_(ClockSeed()),
+      follower_(std::make_shared<Follower>(store_, options_)),
+      hub_(options_.sse, [this](uint64_t after, const SseHub::EmitFn& emit) { Replay(after, emit); }),
+      hooks_(static_cast<size_t>(std::max(1, options_.hook_threads))) {}
+
+RunsApi::~RunsApi() {
+  // Pushes in progress finish (they hold the server's state); queued ones
+  // are dropped, and their responders answer 503 to whoever still waits.
+  hooks_stopping_ = true;
+  hooks_.join();
+  follower_->Stop();
+  hub_.CloseAll();
+}
+
+size_t RunsApi::follower_count() const { return follower_->count(); }
+
+void RunsApi::Add(Router* router, std::string_view method, std::string_view pattern, Handler h) {
+  router->Add(method, pattern, [this, h](const HttpRequest& r) { return (this->*h)(r); });
+}
+
+void RunsApi::Register(Router* router) {
+  Add(router, "POST", "/api/v1/hooks/push/{repo}", &RunsApi::Push);
+  Add(router, "GET", "/api/v1/runs", &RunsApi::ListRuns);
+  Add(router, "GET", "/api/v1/runs/stream", &RunsApi::Stream);
+  Add(router, "GET", "/api/v1/runs/{id}", &RunsApi::GetRun);
+  Add(router, "GET", "/api/v1/runs/{id}/steps/{stage}/{step}/log", &RunsApi::Log);
+  Add(router, "POST", "/api/v1/runs/{id}/cancel", &RunsApi::Cancel);
+  Add(router, "POST", "/api/v1/runs/{id}/stages/{stage}/approve", &RunsApi::Approve);
+  Add(router, "GET", "/api/v1/deployments", &RunsApi::ListDeployments);
+  Add(router, "POST", "/api/v1/environments/{env}/rollback", &RunsApi::Rollback);
+}
+
+// ---- reads ----
+
+HttpResponse RunsApi::ListRuns(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  RunFilter filter;
+  filter.repo = std::string(r.Query("repo"));
+  filter.branch = std::string(r.Query("branch"));
+  filter.status = std::string(r.Query("status"));
+  if (!filter.status.empty() && !IsStatus(filter.status)) {
+    return BadRequest("status: must be one of queued, running, waiting, success, failed, "
+                      "skipped, cancelled, interrupted, superseded; got '" + filter.status + "'");
+  }
+  int limit = kDefaultLimit;
+  if (auto e = PageQuery(r, &limit, &filter.before)) return *e;
+  filter.limit = limit + 1;  // one more tells whether a next page exists
+  std::vector<RunRecord> runs;
+  Status s = store_.ListRuns(filter, &runs);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  bool more = static_cast<int>(runs.size()) > limit;
+  if (more) runs.resize(limit);
+  json out = {{"runs", json::array()}};
+  for (const RunRecord& run : runs) out["runs"].push_back(RunSummaryJson(run));
+  if (more) out["next_before"] = runs.back().id;
+  return HttpResponse::Json(200, out);
+}
+
+HttpResponse RunsApi::GetRun(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  int64_t id = 0;
+  if (auto e = RunIdParam(r, &id)) return *e;
+  RunRecord run;
+  Status s = store_.GetRun(id, &run);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return HttpResponse::Json(200, RunToJson(run));
+}
+
+namespace {
+
+// ?format=text|json and ?follow=1|0 of the log route, or a 400 naming them.
+std::optional<HttpResponse> LogQuery(const HttpRequest& r, bool* as_json, bool* following) {
+  std::string_view format = r.Query("format");
+  if (!format.empty() && format != "text" && format != "json") {
+    return BadRequest("format: must be text or json, got '" + std::string(format) + "'");
+  }
+  std::string_view follow = r.Query("follow");
+  if (!follow.empty() && follow != "0" && follow != "1" && follow != "true" && follow != "false") {
+    return BadRequest("follow: must be 1 or 0, got '" + std::string(follow) + "'");
+  }
+  *as_json = format == "json";
+  *following = follow == "1" || follow == "true";
+  return std::nullopt;
+}
+
+// A log small enough for one body; no file yet is an empty log.
+HttpResponse WholeLog(const std::string& path, bool as_json, std::string_view type) {
+  std::vector<LogRecord> records;
+  uint64_t offset = 0;
+  Status s = ReadLogRecords(path, &offset, &records);
+  if (!s.ok() && s.code() != Code::kNotFound) return HttpResponse::FromStatus(s);
+  std::string body;
+  for (const LogRecord& record : records) AppendRecord(record, as_json, &body);
+  return HttpResponse::Text(200, std::move(body), type);
+}
+
+}  // namespace
+
+HttpResponse RunsApi::Log(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  int64_t id = 0;
+  if (auto e = RunIdParam(r, &id)) return *e;
+  bool as_json = false, following = false;
+  if (auto e = LogQuery(r, &as_json, &following)) return *e;
+  RunRecord run;
+  Status s = store_.GetRun(id, &run);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  std::string missing;
+  const StepRecord* step = FindStep(run, r.Param("stage"), r.Param("step"), &missing);
+  if (!step) return HttpResponse::Error(404, "not_found", missing);
+
+  auto log = std::make_shared<Follower::Log>();
+  log->run_id = id;
+  log->stage = std::string(r.Param("stage"));
+  log->step = std::string(r.Param("step"));
+  log->path = StepLogPath(store_.data_dir(), id, log->stage, log->step);
+  log->as_json = as_json;
+  // Read before any byte of the log: what the step wrote before it finished
+  // is in the file by then.
+  log->finished = !following || !RunActive(run.status) || !StepActive(step->status);
+  std::string_view type = as_json ? kNdjsonType : kTextType;
+  if (!following && FileSize(log->path) <= options_.max_log_body) {
+    return WholeLog(log->path, as_json, type);
+  }
+  StreamOptions stream;
+  stream.max_queued_bytes = options_.stream_max_queued_bytes;
+  HttpResponse response =
+      HttpResponse::Stream(std::make_shared<LogSource>(follower_, std::move(log)), type, stream);
+  response.headers.Add("Cache-Control", "no-cache");
+  response.headers.Add("X-Accel-Buffering", "no");  // nginx in front: do not buffer
+  return response;
+}
+
+HttpResponse RunsApi::ListDeployments(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  int limit = kDefaultLimit;
+  int64_t before = 0;
+  if (auto e = PageQuery(r, &limit, &before)) return *e;
+  std::vector<DeploymentRecord> list;
+  Status s = store_.ListDeployments(std::string(r.Query("environment")), limit + 1, before, &list);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  bool more = static_cast<int>(list.size()) > limit;
+  if (more) list.resize(limit);
+  json out = {{"deployments", json::array()}};
+  for (const DeploymentRecord& d : list) out["deployments"].push_back(DeploymentToJson(d));
+  if (more) out["next_before"] = list.back().id;
+  return HttpResponse::Json(200, out);
+}
+
+// ---- control ----
+
+HttpResponse RunsApi::Cancel(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::RequireAdminRequest(tokens_, r, &p)) return *e;
+  int64_t id = 0;
+  if (auto e = RunIdParam(r, &id)) return *e;
+  Status s = control_.Cancel(id, p.name);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return HttpResponse::Json(
+      202, {{"run_id", id}, {"message", "cancelling run " + std::to_string(id)}});
+}
+
+HttpResponse RunsApi::Approve(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::RequireAdminRequest(tokens_, r, &p)) return *e;
+  int64_t id = 0;
+  if (auto e = RunIdParam(r, &id)) return *e;
+  std::string stage(r.Param("stage"));
+  Status s = control_.Approve(id, stage, p.name);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return HttpResponse::Json(202, {{"run_id", id},
+                                  {"stage", stage},
+                                  {"message", "approved stage '" + stage + "' of run " +
+                                                  std::to_string(id) + " as " + p.name}});
+}
+
+HttpResponse RunsApi::Rollback(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::RequireAdminRequest(tokens_, r, &p)) return *e;
+  int64_t to_run = 0;
+  if (r.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+    json body = json::parse(r.body, nullptr, false);
+    if (body.is_discarded()) return BadRequest("invalid JSON in the request body");
+    if (!body.is_object()) return BadRequest("the request body must be a JSON object");
+    for (const auto& [field, value] : body.items()) {
+      if (field != "to_run") return BadRequest(field + ": unknown field (expected to_run)");
+      if (value.is_null()) continue;
+      if (!value.is_number_integer() || value.get<int64_t>() <= 0) {
+        return BadRequest("to_run: must be a positive integer run id");
+      }
+      to_run = value.get<int64_t>();
+    }
+  }
+  int64_t run_id = 0;
+  Status s = control_.Rollback(std::string(r.Param("env")), to_run, p.name, &run_id);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return HttpResponse::Json(202, {{"run_id", run_id}});
+}
+
+// No token: the repository's webhook secret authenticates (RunControl::Push).
+namespace {
+// A push waiting for a hook thread. One that is dropped unrun (the server
+// stops) answers 503; a responder takes only its first answer, so after a
+// run this is a no-op.
+struct PushJob {
+  PushJob(std::shared_ptr<const HttpRequest> r, std::shared_ptr<Responder> responder)
+      : request(std::move(r)), responder(std::move(responder)) {}
+  ~PushJob() {
+    responder->Complete(HttpResponse::Error(503, "unavailable", "ladle serve is stopping; push again later"));
+  }
+  const std::shared_ptr<const HttpRequest> request;
+  const std::shared_ptr<Responder> responder;
+};
+}  // namespace
+
+// Deferred: the io thread hands the request to a hook thread and serves
+// others while a remote repository is fetched.
+HttpResponse RunsApi::Push(const HttpRequest& r) {
+  auto request = std::make_shared<const HttpRequest>(r);  // headers and body, kept
+  return HttpResponse::Deferred([this, request](std::shared_ptr<Responder> responder) {
+    auto job = std::make_shared<PushJob>(request, std::move(responder));
+    boost::asio::post(hooks_, [this, job] {
+      if (!hooks_stopping_) job->responder->Complete(HandlePush(*job->request));
+    });
+  });
+}
+
+HttpResponse RunsApi::HandlePush(const HttpRequest& r) {
+  HeaderLookup header = [&r](std::string_view name) { return std::string(r.Header(name)); };
+  std::vector<int64_t> runs;
+  std::string note;
+  Status s = control_.Push(std::string(r.Param("repo")), header, r.body, &runs, &note);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  if (note.empty()) {
+    note = runs.empty() ? "no run started" : "queued " + std::to_string(runs.size()) + " run" +
+                                                 (runs.size() == 1 ? "" : "s");
+  }
+  return HttpResponse::Json(202, {{"runs", runs}, {"message", note}});
+}
+
+// ---- events ----
+
+HttpResponse RunsApi::Stream(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  return hub_.Subscribe(r);
+}
+
+void RunsApi::PublishRun(const RunRecord& run) {
+  Publish("run", RunSummaryJson(run).dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void RunsApi::PublishStage(int64_t run_id, const StageRecord& stage) {
+  json j = {{"run_id", run_id}};
+  j.update(StageJson(stage));
+  Publish("stage", j.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void RunsApi::PublishStep(int64_t run_id, const std::string& stage, const StepRecord& step) {
+  json j = {{"run_id", run_id}, {"stage", stage}};
+  j.update(StepJson(step));
+  Publish("step", j.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void RunsApi::Publish(std::string_view event, std::string data) {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  const uint64_t id = ++last_id_;
+  hub_.Publish(id, event, data);  // only queues: never waits for a client
+  events_.push_back(SseEvent{id, std::string(event), std::move(data)});
+  while (events_.size() > options_.max_events) events_.pop_front();
+}
+
+// From the ring; a client further behind than the ring (or from an earlier
+// process, whose ids are older than this one's seed) gets one `reset`.
+void RunsApi::Replay(uint64_t after, const SseHub::EmitFn& emit) {
+  std::vector<SseEvent> out;
+  {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    if (after == last_id_) return;
+    bool missed = after > last_id_ || events_.empty() || after + 1 < events_.front().id;
+    if (missed) {
+      json data = {{"last_id", last_id_}};
+      out.push_back(SseEvent{after < last_id_ ? last_id_ : 0, "reset", data.dump()});
+    } else {
+      for (const SseEvent& e : events_) {
+        if (e.id > after) out.push_back(e);
+      }
+    }
+  }
+  for (const SseEvent& e : out) emit(e);
+}
+
+}  // namespace ladle::runner

@@ -1,0 +1,43 @@
+// Push webhooks from GitHub, GitLab and Gitea (SPEC section 6).
+//
+// Webhooks carry no ladle token: a request is authentic when it proves the
+// repository's secret: an HMAC-SHA256 of the body (GitHub: X-Hub-Signature-256
+// "sha256=HEX"; Gitea: X-Gitea-Signature "HEX") or the secret itself (GitLab:
+// X-Gitlab-Token). A repository without a secret accepts no webhooks.
+#ifndef LADLE_RUNNER_SERVE_WEBHOOK_H_
+#define LADLE_RUNNER_SERVE_WEBHOOK_H_
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "core/base/status.h"
+
+namespace ladle::runner {
+
+struct PushEvent {
+  std::string provider;     // "github", "gitlab", "gitea"
+  bool is_push = false;     // false: another event (a ping): accepted, starts nothing
+  std::string ref;          // "refs/heads/main"
+  std::string branch;       // "main"; empty for a tag or another ref
+  std::string commit;       // the new head; empty when the branch was deleted
+  bool deleted = false;     // the push deleted the branch
+  std::string note;         // why the event starts nothing, for the response
+};
+
+// Returns a header's value ("" when absent); names are matched case-insensitively
+// by the caller's implementation.
+using HeaderLookup = std::function<std::string(std::string_view name)>;
+
+// Authenticates and parses a push hook. Unauthorized (401) when the secret is
+// empty, the signature or token is missing or wrong; Invalid (400) when the
+// body is not a push payload this provider sends. Never throws.
+Status ParsePushHook(const HeaderLookup& header, std::string_view body, const std::string& secret,
+                     PushEvent* event);
+
+// "sha256=" + lowercase hex HMAC-SHA256 of `body` with `secret` (GitHub's form).
+std::string HmacSha256Hex(std::string_view secret, std::string_view body);
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_SERVE_WEBHOOK_H_

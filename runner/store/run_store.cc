@@ -1,0 +1,777 @@
+#include "runner/store/run_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+
+#include "core/sqlite.h"
+#include "core/base/time_util.h"
+
+namespace ladle::runner {
+namespace {
+
+// Schema migrations, applied in order by PRAGMA user_version. Append only:
+// a released step is never edited, a change is a new step.
+const std::vector<std::string>& Migrations() {
+  static const std::vector<std::string> kSteps = {
+      // 1: runs, their stages and steps. AUTOINCREMENT so a pruned run's id
+      // (and its logs directory) is never reused. Empty times are NULL.
+      R"sql(
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  repo TEXT NOT NULL,
+  pipeline TEXT NOT NULL,
+  file TEXT NOT NULL,
+  commit_id TEXT NOT NULL,
+  branch TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  started_at TEXT,
+  finished_at TEXT,
+  message TEXT NOT NULL DEFAULT '',
+  workspace TEXT NOT NULL DEFAULT '',
+  owner_pid INTEGER NOT NULL DEFAULT 0,
+  owner_start INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_repo ON runs (repo, id DESC);
+CREATE INDEX runs_by_branch ON runs (branch, id DESC);
+CREATE INDEX runs_by_status ON runs (status, id DESC);
+CREATE INDEX runs_by_file ON runs (file, id DESC);
+CREATE TABLE stages (
+  run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  ordinal INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  environment TEXT NOT NULL DEFAULT '',
+  tests_total INTEGER,
+  tests_passed INTEGER,
+  tests_failed INTEGER,
+  tests_skipped INTEGER,
+  message TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE TABLE steps (
+  run_id INTEGER NOT NULL,
+  stage TEXT NOT NULL,
+  name TEXT NOT NULL,
+  ordinal INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  exit_code INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  started_at TEXT,
+  finished_at TEXT,
+  failure_reason TEXT NOT NULL DEFAULT '',
+  allow_failure INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, stage, name),
+  FOREIGN KEY (run_id, stage) REFERENCES stages (run_id, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+)sql",
+      // 2: the server's queue and deployments.
+      R"sql(
+ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN rollback_environment TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN resume_stage TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_by_commit ON runs (repo, commit_id);
+CREATE TABLE deployments (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  environment TEXT NOT NULL,
+  run_id INTEGER NOT NULL,
+  stage TEXT NOT NULL,
+  repo TEXT NOT NULL,
+  commit_id TEXT NOT NULL,
+  branch TEXT NOT NULL,
+  status TEXT NOT NULL,
+  rollback INTEGER NOT NULL DEFAULT 0,
+  started_at TEXT NOT NULL,
+  finished_at TEXT
+);
+CREATE INDEX deployments_by_environment ON deployments (environment, id DESC);
+CREATE INDEX deployments_by_run ON deployments (run_id, id DESC);
+)sql",
+      // 3: a rollback run redeploys what an earlier run built.
+      R"sql(
+ALTER TABLE runs ADD COLUMN source_run INTEGER NOT NULL DEFAULT 0;
+)sql",
+  };
+  return kSteps;
+}
+
+constexpr const char* kRunColumns =
+    "id, repo, pipeline, file, commit_id, branch, status, created_at, started_at,"
+    " finished_at, message, workspace, owner_pid, owner_start, trigger,"
+    " rollback_environment, resume_stage, source_run";
+
+// Empty strings are stored as NULL (times), so "" and "not set" are one thing.
+std::optional<std::string> OrNull(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
+
+// One counter of optional test counts, NULL when the stage has none.
+std::optional<int> Count(const std::optional<TestCounts>& tests, int TestCounts::*field) {
+  return tests ? std::optional<int>((*tests).*field) : std::nullopt;
+}
+
+
+void ReadRun(const Statement& st, RunRecord* run) {
+  run->id = st.ColumnInt64(0);
+  run->repo = st.ColumnText(1);
+  run->pipeline = st.ColumnText(2);
+  run->file = st.ColumnText(3);
+  run->commit = st.ColumnText(4);
+  run->branch = st.ColumnText(5);
+  run->status = st.ColumnText(6);
+  run->created_at = st.ColumnText(7);
+  run->started_at = st.ColumnText(8);
+  run->finished_at = st.ColumnText(9);
+  run->message = st.ColumnText(10);
+  run->workspace = st.ColumnText(11);
+  run->owner_pid = st.ColumnInt(12);
+  run->owner_start = st.ColumnInt64(13);
+  run->trigger = st.ColumnText(14);
+  run->rollback_environment = st.ColumnText(15);
+  run->resume_stage = st.ColumnText(16);
+  run->source_run = st.ColumnInt64(17);
+}
+
+// Every row of a prepared SELECT of kRunColumns, in order.
+Status ReadRuns(Statement* st, std::vector<RunRecord>* runs) {
+  runs->clear();
+  bool row = false;
+  Status s;
+  while ((s = st->Step(&row)).ok() && row) {
+    runs->emplace_back();
+    ReadRun(*st, &runs->back());
+  }
+  return s;
+}
+
+Status InsertStage(Database* db, int64_t run_id, int ordinal, const StageRecord& stage) {
+  return Exec(db,
+              "INSERT INTO stages (run_id, name, ordinal, status, environment, tests_total,"
+              " tests_passed, tests_failed, tests_skipped, message)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+              run_id, stage.name, ordinal, stage.status, stage.environment,
+              Count(stage.tests, &TestCounts::total), Count(stage.tests, &TestCounts::passed),
+              Count(stage.tests, &TestCounts::failed), Count(stage.tests, &TestCounts::skipped),
+              stage.message);
+}
+
+Status InsertStep(Database* db, int64_t run_id, const std::string& stage, int ordinal,
+                  const StepRecord& step) {
+  return Exec(db,
+              "INSERT INTO steps (run_id, stage, name, ordinal, status, exit_code, attempts,"
+              " started_at, finished_at, failure_reason, allow_failure)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+              run_id, stage, step.name, ordinal, step.status, step.exit_code, step.attempts,
+              OrNull(step.started_at), OrNull(step.finished_at), step.failure_reason,
+              step.allow_failure ? 1 : 0);
+}
+
+Status InsertRun(Database* db, RunRecord* run) {
+  Status s = Exec(db,
+                  "INSERT INTO runs (repo, pipeline, file, commit_id, branch, status,"
+                  " created_at, started_at, finished_at, message, workspace, owner_pid,"
+                  " owner_start, trigger, rollback_environment, resume_stage, source_run)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                  " ?17)",
+                  run->repo, run->pipeline, run->file, run->commit, run->branch, run->status,
+                  run->created_at, OrNull(run->started_at), OrNull(run->finished_at),
+                  run->message, run->workspace, run->owner_pid, run->owner_start, run->trigger,
+                  run->rollback_environment, run->resume_stage, run->source_run);
+  if (s.ok()) run->id = db->last_insert_rowid();
+  return s;
+}
+
+Status LoadStages(Database* db, RunRecord* run) {
+  Statement st;
+  Status s = db->Prepare(
+      "SELECT name, status, environment, tests_total, tests_passed, tests_failed,"
+      " tests_skipped, message FROM stages WHERE run_id = ?1 ORDER BY ordinal",
+      &st);
+  if (s.ok()) s = st.BindAll(run->id);
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    StageRecord stage;
+    stage.name = st.ColumnText(0);
+    stage.status = st.ColumnText(1);
+    stage.environment = st.ColumnText(2);
+    if (!st.ColumnIsNull(3)) {
+      stage.tests = TestCounts{st.ColumnInt(3), st.ColumnInt(4), st.ColumnInt(5),
+                               st.ColumnInt(6)};
+    }
+    stage.message = st.ColumnText(7);
+    run->stages.push_back(std::move(stage));
+  }
+  return s;
+}
+
+Status LoadSteps(Database* db, RunRecord* run) {
+  std::map<std::string, StageRecord*> by_name;
+  for (StageRecord& stage : run->stages) by_name[stage.name] = &stage;
+  Statement st;
+  Status s = db->Prepare(
+      "SELECT stage, name, status, exit_code, attempts, started_at, finished_at,"
+      " failure_reason, allow_failure FROM steps WHERE run_id = ?1 ORDER BY ordinal",
+      &st);
+  if (s.ok()) s = st.BindAll(run->id);
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    StepRecord step;
+    step.name = st.ColumnText(1);
+    step.status = st.ColumnText(2);
+    if (!st.ColumnIsNull(3)) step.exit_code = st.ColumnInt(3);
+    step.attempts = st.ColumnInt(4);
+    step.started_at = st.ColumnText(5);
+    step.finished_at = st.ColumnText(6);
+    step.failure_reason = st.ColumnText(7);
+    step.allow_failure = st.ColumnInt(8) != 0;
+    auto it = by_name.find(st.ColumnText(0));
+    if (it != by_name.end()) it->second->steps.push_back(std::move(step));
+  }
+  return s;
+}
+
+// Runs an UPDATE of one row; NotFound when it matched nothing.
+template <typename... Args>
+Status UpdateOne(Database* db, const std::string& what, const std::string& sql,
+                 const Args&... args) {
+  Status s = Exec(db, sql, args...);
+  if (s.ok() && db->changes() == 0) return Status::NotFound(what + " not found");
+  return s;
+}
+
+constexpr const char* kDeploymentColumns =
+    "id, environment, run_id, stage, repo, commit_id, branch, status, rollback, started_at,"
+    " finished_at";
+
+void ReadDeployment(const Statement& st, DeploymentRecord* d) {
+  d->id = st.ColumnInt64(0);
+  d->environment = st.ColumnText(1);
+  d->run_id = st.ColumnInt64(2);
+  d->stage = st.ColumnText(3);
+  d->repo = st.ColumnText(4);
+  d->commit = st.ColumnText(5);
+  d->branch = st.ColumnText(6);
+  d->status = st.ColumnText(7);
+  d->rollback = st.ColumnInt(8) != 0;
+  d->started_at = st.ColumnText(9);
+  d->finished_at = st.ColumnText(10);
+}
+
+Status LoadRunDeployment(Database* db, RunRecord* run) {
+  Statement st;
+  Status s = db->Prepare(std::string("SELECT ") + kDeploymentColumns +
+                             " FROM deployments WHERE run_id = ?1 ORDER BY id DESC LIMIT 1",
+                         &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(run->id);
+  if (s.ok()) s = st.Step(&row);
+  if (s.ok() && row) {
+    run->deployment.emplace();
+    ReadDeployment(st, &*run->deployment);
+  }
+  return s;
+}
+
+Status InsertStagesAndSteps(Database* db, const RunRecord& run) {
+  Status s;
+  for (size_t i = 0; s.ok() && i < run.stages.size(); ++i) {
+    const StageRecord& stage = run.stages[i];
+    s = InsertStage(db, run.id, static_cast<int>(i), stage);
+    for (size_t j = 0; s.ok() && j < stage.steps.size(); ++j) {
+      s = InsertStep(db, run.id, stage.name, static_cast<int>(j), stage.steps[j]);
+    }
+  }
+  return s;
+}
+
+bool OwnerAlive(int pid, int64_t start) {
+  const int64_t now_start = ProcessStartTime(pid);
+  return now_start != 0 && (start == 0 || now_start == start);
+}
+
+// The running/waiting runs whose owner is gone. Queued runs are the
+// server's queue: they wait for the next `ladle serve`, whoever queued them. A waiting run that has
+// finished_at was ended by `ladle run` on purpose (no one to approve): it
+// stays waiting, resumed by `ladle run --from`.
+Status FindOrphans(Database* db, std::vector<std::pair<int64_t, int>>* orphans) {
+  Statement st;
+  Status s = db->Prepare(
+      "SELECT id, owner_pid, owner_start FROM runs"
+      " WHERE status = 'running'"
+      " OR (status = 'waiting' AND (finished_at IS NULL OR finished_at = ''))"
+      " ORDER BY id",
+      &st);
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    if (!OwnerAlive(st.ColumnInt(1), st.ColumnInt64(2))) {
+      orphans->emplace_back(st.ColumnInt64(0), st.ColumnInt(1));
+    }
+  }
+  return s;
+}
+
+// What was under way becomes interrupted; what had not started, skipped.
+Status InterruptRun(Database* db, int64_t id, int pid, const std::string& now) {
+  const std::string message =
+      "interrupted: the ladle process that ran it (pid " + std::to_string(pid) + ") is gone";
+  Status s = Exec(db,
+                  "UPDATE runs SET status = 'interrupted', finished_at = ?2,"
+                  " message = CASE WHEN message = '' THEN ?3 ELSE message END WHERE id = ?1",
+                  id, now, message);
+  if (s.ok()) {
+    s = Exec(db,
+             "UPDATE stages SET status = CASE status WHEN 'queued' THEN 'skipped'"
+             " ELSE 'interrupted' END"
+             " WHERE run_id = ?1 AND status IN ('running', 'waiting', 'queued')",
+             id);
+  }
+  if (s.ok()) {
+    s = Exec(db,
+             "UPDATE steps SET"
+             " finished_at = CASE status WHEN 'queued' THEN finished_at ELSE ?2 END,"
+             " status = CASE status WHEN 'queued' THEN 'skipped' ELSE 'interrupted' END"
+             " WHERE run_id = ?1 AND status IN ('running', 'waiting', 'queued')",
+             id, now);
+  }
+  if (s.ok()) {
+    s = Exec(db,
+             "UPDATE deployments SET status = 'interrupted', finished_at = ?2"
+             " WHERE run_id = ?1 AND status = 'running'",
+             id, now);
+  }
+  return s;
+}
+
+// The fields of /proc/PID/stat after the command name, which may itself
+// hold spaces and parentheses: only the last ')' ends it.
+int64_t StartTimeFromStat(const std::string& stat) {
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  const char* p = stat.c_str() + paren + 1;
+  // Field 3 (state) is the first after ')'; field 22 (starttime) the 20th.
+  for (int field = 3; field <= 22; ++field) {
+    while (*p == ' ') ++p;
+    if (*p == '\0') return 0;
+    if (field == 3 && (*p == 'Z' || *p == 'X')) return 0;  // a zombie is gone
+    if (field == 22) return std::strtoll(p, nullptr, 10);
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int64_t ProcessStartTime(int pid) {
+  if (pid <= 0) return 0;
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  std::string stat;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) stat.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return StartTimeFromStat(stat);
+}
+
+RunStore::RunStore(std::string data_dir, std::unique_ptr<Database> db)
+    : data_dir_(std::move(data_dir)), db_(std::move(db)) {}
+
+RunStore::~RunStore() = default;
+
+Status RunStore::Open(const std::string& data_dir, std::unique_ptr<RunStore>* store) {
+  struct stat info;
+  if (::stat(data_dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return Status::IoError("open run store: data dir " + data_dir + " is not a directory");
+  }
+  std::unique_ptr<Database> db;
+  Status s = Database::Open(data_dir + "/ladle.db", &db);
+  if (s.ok()) s = db->Migrate(Migrations());
+  if (!s.ok()) return s.WithContext("open run store");
+  store->reset(new RunStore(data_dir, std::move(db)));
+  return Status::OK();
+}
+
+Status RunStore::CreateRun(RunRecord* run) {
+  if (run->created_at.empty()) run->created_at = NowRfc3339();
+  if (run->owner_pid == 0) {
+    run->owner_pid = static_cast<int>(::getpid());
+    run->owner_start = ProcessStartTime(run->owner_pid);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(db_.get());
+  Status s = txn.Begin();
+  if (s.ok()) s = InsertRun(db_.get(), run);
+  if (s.ok()) s = InsertStagesAndSteps(db_.get(), *run);
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) run->id = 0;
+  return s.WithContext("create run");
+}
+
+Status RunStore::UpdateRun(const RunRecord& run) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return UpdateOne(db_.get(), "run " + std::to_string(run.id),
+                   "UPDATE runs SET status = ?2, started_at = ?3, finished_at = ?4,"
+                   " message = ?5, workspace = ?6 WHERE id = ?1",
+                   run.id, run.status, OrNull(run.started_at), OrNull(run.finished_at),
+                   run.message, run.workspace);
+}
+
+Status RunStore::UpdateStage(int64_t run_id, const StageRecord& stage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return UpdateOne(db_.get(), "stage " + stage.name + " of run " + std::to_string(run_id),
+                   "UPDATE stages SET status = ?3, tests_total = ?4, tests_passed = ?5,"
+                   " tests_failed = ?6, tests_skipped = ?7, message = ?8"
+                   " WHERE run_id = ?1 AND name = ?2",
+                   run_id, stage.name, stage.status, Count(stage.tests, &TestCounts::total),
+                   Count(stage.tests, &TestCounts::passed),
+                   Count(stage.tests, &TestCounts::failed),
+                   Count(stage.tests, &TestCounts::skipped), stage.message);
+}
+
+Status RunStore::UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return UpdateOne(db_.get(),
+                   "step " + stage + "/" + step.name + " of run " + std::to_string(run_id),
+                   "UPDATE steps SET status = ?4, exit_code = ?5, attempts = ?6,"
+                   " started_at = ?7, finished_at = ?8, failure_reason = ?9,"
+                   " allow_failure = ?10 WHERE run_id = ?1 AND stage = ?2 AND name = ?3",
+                   run_id, stage, step.name, step.status, step.exit_code, step.attempts,
+                   OrNull(step.started_at), OrNull(step.finished_at), step.failure_reason,
+                   step.allow_failure ? 1 : 0);
+}
+
+Status RunStore::GetRun(int64_t id, RunRecord* run) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?1", &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(id);
+  if (s.ok()) s = st.Step(&row);
+  if (!s.ok()) return s;
+  if (!row) return Status::NotFound("run " + std::to_string(id) + " not found");
+  *run = RunRecord();
+  ReadRun(st, run);
+  s = LoadStages(db_.get(), run);
+  if (s.ok()) s = LoadSteps(db_.get(), run);
+  if (s.ok()) s = LoadRunDeployment(db_.get(), run);
+  return s;
+}
+
+Status RunStore::ListRuns(const RunFilter& filter, std::vector<RunRecord>* runs) {
+  std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE 1";
+  // Only the filters in use appear in the SQL, so sqlite can pick their index.
+  if (!filter.repo.empty()) sql += " AND repo = :repo";
+  if (!filter.branch.empty()) sql += " AND branch = :branch";
+  if (!filter.status.empty()) sql += " AND status = :status";
+  if (filter.before > 0) sql += " AND id < :before";
+  sql += " ORDER BY id DESC LIMIT :limit";
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(sql, &st);
+  if (s.ok() && !filter.repo.empty()) s = st.Bind(":repo", filter.repo);
+  if (s.ok() && !filter.branch.empty()) s = st.Bind(":branch", filter.branch);
+  if (s.ok() && !filter.status.empty()) s = st.Bind(":status", filter.status);
+  if (s.ok() && filter.before > 0) s = st.Bind(":before", filter.before);
+  if (s.ok()) s = st.Bind(":limit", filter.limit > 0 ? filter.limit : -1);
+  return s.ok() ? ReadRuns(&st, runs) : s;
+}
+
+Status RunStore::FindLastSuccessfulStep(const std::string& file, const std::string& stage,
+                                        const std::string& step, int64_t before,
+                                        int64_t* run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      "SELECT runs.id FROM runs JOIN steps ON steps.run_id = runs.id"
+      " AND steps.stage = ?2 AND steps.name = ?3"
+      " WHERE runs.file = ?1 AND steps.status = 'success' AND (?4 = 0 OR runs.id < ?4)"
+      " ORDER BY runs.id DESC LIMIT 1",
+      &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(file, stage, step, before);
+  if (s.ok()) s = st.Step(&row);
+  if (s.ok()) *run_id = row ? st.ColumnInt64(0) : 0;
+  return s;
+}
+
+Status RunStore::FindLastSuccessfulStep(const std::string& file, const std::string& stage,
+                                        const std::string& step, int64_t* run_id) {
+  return FindLastSuccessfulStep(file, stage, step, *run_id, run_id);
+}
+
+Status RunStore::MarkInterrupted(std::vector<int64_t>* ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ids->clear();
+  // Under the write lock, so two ladles starting at once do not both mark
+  // (or one mark what the other has just created).
+  Transaction txn(db_.get());
+  std::vector<std::pair<int64_t, int>> orphans;
+  Status s = txn.Begin();
+  if (s.ok()) s = FindOrphans(db_.get(), &orphans);
+  const std::string now = NowRfc3339();
+  for (size_t i = 0; s.ok() && i < orphans.size(); ++i) {
+    s = InterruptRun(db_.get(), orphans[i].first, orphans[i].second, now);
+  }
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) return s.WithContext("mark interrupted runs");
+  for (const auto& orphan : orphans) ids->push_back(orphan.first);
+  return Status::OK();
+}
+
+// ---- the server's queue ----
+
+namespace {
+
+void SetOwner(RunRecord* run) {
+  run->owner_pid = static_cast<int>(::getpid());
+  run->owner_start = ProcessStartTime(run->owner_pid);
+}
+
+}  // namespace
+
+Status RunStore::EnqueueRun(RunRecord* run, std::vector<int64_t>* superseded) {
+  run->status = kQueued;
+  if (run->created_at.empty()) run->created_at = NowRfc3339();
+  SetOwner(run);
+  superseded->clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(db_.get());
+  Status s = txn.Begin();
+  if (s.ok()) s = InsertRun(db_.get(), run);
+  Statement st;
+  if (s.ok() && run->rollback_environment.empty()) {
+    s = db_->Prepare(
+        "SELECT id FROM runs WHERE repo = ?1 AND branch = ?2 AND status = 'queued'"
+        " AND rollback_environment = '' AND resume_stage = '' AND id < ?3 ORDER BY id",
+        &st);
+    if (s.ok()) s = st.BindAll(run->repo, run->branch, run->id);
+    bool row = false;
+    while (s.ok() && (s = st.Step(&row)).ok() && row) superseded->push_back(st.ColumnInt64(0));
+  }
+  const std::string now = NowRfc3339();
+  for (size_t i = 0; s.ok() && i < superseded->size(); ++i) {
+    s = Exec(db_.get(),
+             "UPDATE runs SET status = 'superseded', finished_at = ?2, message = ?3 WHERE id = ?1",
+             (*superseded)[i], now,
+             "superseded by run " + std::to_string(run->id) + " (a newer commit of " +
+                 run->branch + ")");
+  }
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) {
+    run->id = 0;
+    superseded->clear();
+  }
+  return s.WithContext("queue a run");
+}
+
+Status RunStore::HasRunForCommit(const std::string& repo, const std::string& branch,
+                                 const std::string& commit, bool* exists) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      "SELECT 1 FROM runs WHERE repo = ?1 AND commit_id = ?3 AND branch = ?2"
+      " AND rollback_environment = '' LIMIT 1",
+      &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(repo, branch, commit);
+  if (s.ok()) s = st.Step(&row);
+  *exists = row;
+  return s;
+}
+
+Status RunStore::ListQueued(std::vector<RunRecord>* runs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      std::string("SELECT ") + kRunColumns + " FROM runs WHERE status = 'queued' ORDER BY id", &st);
+  return s.ok() ? ReadRuns(&st, runs) : s;
+}
+
+Status RunStore::StartRun(RunRecord* run) {
+  SetOwner(run);
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(db_.get());
+  Status s = txn.Begin();
+  if (s.ok()) s = Exec(db_.get(), "DELETE FROM steps WHERE run_id = ?1", run->id);
+  if (s.ok()) s = Exec(db_.get(), "DELETE FROM stages WHERE run_id = ?1", run->id);
+  if (s.ok()) {
+    s = UpdateOne(db_.get(), "run " + std::to_string(run->id),
+                  "UPDATE runs SET pipeline = ?2, file = ?3, status = ?4, started_at = ?5,"
+                  " finished_at = NULL, workspace = ?6, owner_pid = ?7, owner_start = ?8,"
+                  " resume_stage = ?9, message = ?10 WHERE id = ?1",
+                  run->id, run->pipeline, run->file, run->status, OrNull(run->started_at),
+                  run->workspace, run->owner_pid, run->owner_start, run->resume_stage,
+                  run->message);
+  }
+  if (s.ok()) s = InsertStagesAndSteps(db_.get(), *run);
+  if (s.ok()) s = txn.Commit();
+  return s.WithContext("start run " + std::to_string(run->id));
+}
+
+Status RunStore::RequeueRun(int64_t id, const std::string& resume_stage) {
+  RunRecord owner;
+  SetOwner(&owner);
+  std::lock_guard<std::mutex> lock(mu_);
+  return UpdateOne(db_.get(), "run " + std::to_string(id),
+                   "UPDATE runs SET status = 'queued', finished_at = NULL, owner_pid = ?2,"
+                   " owner_start = ?3, resume_stage = ?4,"
+                   " trigger = CASE WHEN ?4 = '' THEN 'requeue' ELSE trigger END"
+                   " WHERE id = ?1",
+                   id, owner.owner_pid, owner.owner_start, resume_stage);
+}
+
+Status RunStore::DeleteFinishedBefore(const std::string& cutoff, std::vector<int64_t>* ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ids->clear();
+  Transaction txn(db_.get());
+  Status s = txn.Begin();
+  Statement st;
+  if (s.ok())
+    s = db_->Prepare(
+        "SELECT id FROM runs WHERE status NOT IN ('queued', 'running', 'waiting')"
+        " AND finished_at IS NOT NULL AND finished_at < ?1 ORDER BY id",
+        &st);
+  if (s.ok()) s = st.BindAll(cutoff);
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) ids->push_back(st.ColumnInt64(0));
+  for (size_t i = 0; s.ok() && i < ids->size(); ++i) {
+    s = Exec(db_.get(), "DELETE FROM steps WHERE run_id = ?1", (*ids)[i]);
+    if (s.ok()) s = Exec(db_.get(), "DELETE FROM stages WHERE run_id = ?1", (*ids)[i]);
+    if (s.ok()) s = Exec(db_.get(), "DELETE FROM runs WHERE id = ?1", (*ids)[i]);
+  }
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) ids->clear();
+  return s.WithContext("prune runs");
+}
+
+// ---- deployments ----
+
+Status RunStore::BeginDeployment(DeploymentRecord* d) {
+  d->status = kRunning;
+  d->started_at = NowRfc3339();
+  d->finished_at.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  Status s = Exec(db_.get(),
+                  "INSERT INTO deployments (environment, run_id, stage, repo, commit_id, branch,"
+                  " status, rollback, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                  d->environment, d->run_id, d->stage, d->repo, d->commit, d->branch, d->status,
+                  d->rollback ? 1 : 0, d->started_at);
+  if (s.ok()) d->id = db_->last_insert_rowid();
+  return s.WithContext("record the deployment to " + d->environment);
+}
+
+Status RunStore::FinishDeployment(int64_t id, const std::string& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return UpdateOne(db_.get(), "deployment " + std::to_string(id),
+                   "UPDATE deployments SET status = ?2, finished_at = ?3 WHERE id = ?1", id,
+                   status, NowRfc3339());
+}
+
+Status RunStore::ListDeployments(const std::string& environment, int limit, int64_t before,
+                                 std::vector<DeploymentRecord>* out) {
+  std::string sql = std::string("SELECT ") + kDeploymentColumns + " FROM deployments WHERE 1";
+  if (!environment.empty()) sql += " AND environment = :environment";
+  if (before > 0) sql += " AND id < :before";
+  sql += " ORDER BY id DESC LIMIT :limit";
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(sql, &st);
+  if (s.ok() && !environment.empty()) s = st.Bind(":environment", environment);
+  if (s.ok() && before > 0) s = st.Bind(":before", before);
+  if (s.ok()) s = st.Bind(":limit", limit > 0 ? limit : -1);
+  out->clear();
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    out->emplace_back();
+    ReadDeployment(st, &out->back());
+  }
+  return s;
+}
+
+// ---- JSON ----
+
+namespace {
+
+nlohmann::json OrJsonNull(const std::string& s) {
+  return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+}
+
+nlohmann::json StepToJson(const StepRecord& step) {
+  nlohmann::json j = {
+      {"name", step.name},
+      {"status", step.status},
+      {"exit_code", step.exit_code ? nlohmann::json(*step.exit_code) : nlohmann::json(nullptr)},
+      {"attempts", step.attempts},
+      {"started_at", OrJsonNull(step.started_at)},
+      {"finished_at", OrJsonNull(step.finished_at)},
+      {"failure_reason", OrJsonNull(step.failure_reason)},
+  };
+  if (step.allow_failure) j["allow_failure"] = true;
+  return j;
+}
+
+nlohmann::json StageToJson(const StageRecord& stage) {
+  nlohmann::json tests = nullptr;
+  if (stage.tests) {
+    tests = {{"total", stage.tests->total},
+             {"passed", stage.tests->passed},
+             {"failed", stage.tests->failed},
+             {"skipped", stage.tests->skipped}};
+  }
+  nlohmann::json steps = nlohmann::json::array();
+  for (const StepRecord& step : stage.steps) steps.push_back(StepToJson(step));
+  nlohmann::json j = {{"name", stage.name},
+                      {"status", stage.status},
+                      {"environment", OrJsonNull(stage.environment)},
+                      {"tests", tests},
+                      {"steps", steps}};
+  if (!stage.message.empty()) j["message"] = stage.message;
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json RunToJson(const RunRecord& run) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (const StageRecord& stage : run.stages) stages.push_back(StageToJson(stage));
+  nlohmann::json j = {
+      {"id", run.id},
+      {"repo", run.repo},
+      {"pipeline", run.pipeline},
+      {"file", run.file},
+      {"commit", run.commit},
+      {"branch", run.branch},
+      {"status", run.status},
+      {"created_at", OrJsonNull(run.created_at)},
+      {"started_at", OrJsonNull(run.started_at)},
+      {"finished_at", OrJsonNull(run.finished_at)},
+      {"stages", stages},
+      {"deployment", run.deployment ? DeploymentToJson(*run.deployment) : nlohmann::json()},
+      {"trigger", OrJsonNull(run.trigger)},
+  };
+  if (!run.message.empty()) j["message"] = run.message;
+  if (!run.rollback_environment.empty()) j["rollback_environment"] = run.rollback_environment;
+  if (run.source_run != 0) j["source_run"] = run.source_run;
+  return j;
+}
+
+nlohmann::json DeploymentToJson(const DeploymentRecord& d) {
+  return {{"id", d.id},
+          {"environment", d.environment},
+          {"run_id", d.run_id},
+          {"stage", d.stage},
+          {"repo", d.repo},
+          {"commit", d.commit},
+          {"branch", d.branch},
+          {"status", d.status},
+          {"rollback", d.rollback},
+          {"started_at", OrJsonNull(d.started_at)},
+          {"finished_at", OrJsonNull(d.finished_at)}};
+}
+
+}  // namespace ladle::runner

@@ -1,0 +1,207 @@
+// RunStore: the history of runs, their stages and steps, in SQLite.
+//
+// One database file per data dir (DATA/ladle.db), WAL mode, schema tracked by
+// PRAGMA user_version. Every write is one short transaction, so a crashed ladle
+// leaves the last acknowledged state. Thread-safe: one connection guarded by a
+// mutex (writes are tiny; readers in other processes see them through WAL).
+#ifndef LADLE_RUNNER_STORE_RUN_STORE_H_
+#define LADLE_RUNNER_STORE_RUN_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/base/status.h"
+
+namespace ladle {
+class Database;
+}
+
+namespace ladle::runner {
+
+// Statuses, one vocabulary (SPEC section 7).
+inline constexpr const char* kQueued = "queued";
+inline constexpr const char* kRunning = "running";
+inline constexpr const char* kWaiting = "waiting";
+inline constexpr const char* kSuccess = "success";
+inline constexpr const char* kFailed = "failed";
+inline constexpr const char* kSkipped = "skipped";
+inline constexpr const char* kCancelled = "cancelled";
+inline constexpr const char* kInterrupted = "interrupted";
+inline constexpr const char* kSuperseded = "superseded";
+
+struct TestCounts {
+  int total = 0;
+  int passed = 0;
+  int failed = 0;
+  int skipped = 0;
+};
+
+struct StepRecord {
+  std::string name;
+  std::string status = kQueued;
+  std::optional<int> exit_code;
+  int attempts = 0;
+  std::string started_at;       // RFC 3339 UTC, empty when not started
+  std::string finished_at;
+  std::string failure_reason;   // "", "timeout", "exit_code", "cancelled", "needs", "error"
+  bool allow_failure = false;
+};
+
+struct StageRecord {
+  std::string name;
+  std::string status = kQueued;
+  std::string environment;
+  std::optional<TestCounts> tests;  // set when the stage has reports or a gate
+  std::string message;              // why it failed or was skipped, for people
+  std::vector<StepRecord> steps;
+};
+
+// A deployment: a stage with `environment` that ran (SPEC 6, 7).
+struct DeploymentRecord {
+  int64_t id = 0;
+  std::string environment;
+  int64_t run_id = 0;
+  std::string stage;
+  std::string repo, commit, branch;
+  std::string status = kRunning;  // running, success, failed, cancelled, interrupted
+  bool rollback = false;          // a rollback run's redeploy
+  std::string started_at, finished_at;
+};
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string repo;        // the repository name (serve) or the working tree's path (run)
+  std::string pipeline;    // the pipeline's name
+  std::string file;        // the pipeline file
+  std::string commit;
+  std::string branch;
+  std::string status = kQueued;
+  std::string created_at;
+  std::string started_at;
+  std::string finished_at;
+  std::string message;
+  std::string workspace;   // host path of the run's workspace
+  int owner_pid = 0;       // the process running it, with its start time (from /proc),
+  int64_t owner_start = 0; // so a dead owner is told apart from a live one
+  // Why the run exists: "" (ladle run), "push" (webhook), "poll", "start"
+  // (found at server start), "rollback", "requeue".
+  std::string trigger;
+  std::string rollback_environment;  // a rollback run: the environment it redeploys
+  std::string resume_stage;          // a queued run that resumes at this stage (approval)
+  int64_t source_run = 0;            // a rollback: the run whose deployment it repeats
+  std::vector<StageRecord> stages;
+  std::optional<DeploymentRecord> deployment;  // GetRun: the run's latest deployment
+};
+
+struct RunFilter {
+  std::string repo, branch, status;
+  int limit = 50;          // <= 0: no limit
+  int64_t before = 0;      // only ids below this; 0: no bound
+};
+
+class RunStore {
+ public:
+  // Opens or creates DATA/ladle.db and migrates it. `data_dir` must exist.
+  static Status Open(const std::string& data_dir, std::unique_ptr<RunStore>* store);
+  ~RunStore();
+
+  // Inserts the run with its stages and steps (statuses as given); sets run->id.
+  // An empty created_at becomes now; owner_pid 0 becomes this process (with
+  // its start time), both written back to *run.
+  Status CreateRun(RunRecord* run);
+  // Run-level fields: status, started_at, finished_at, message, workspace.
+  Status UpdateRun(const RunRecord& run);
+  // Stage-level fields (status, tests, message) of run_id's stage `stage.name`.
+  Status UpdateStage(int64_t run_id, const StageRecord& stage);
+  // Step-level fields of run_id's step `stage`/`step.name`.
+  Status UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step);
+
+  Status GetRun(int64_t id, RunRecord* run);  // NotFound when missing
+  Status ListRuns(const RunFilter& filter, std::vector<RunRecord>* runs);  // newest first, no stages
+  // Newest run id (below `before`, 0 for none) of the same file whose step
+  // `stage`/`step` succeeded; 0 when there is none.
+  Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
+                                const std::string& step, int64_t before, int64_t* run_id);
+  // The same with `before` read from *run_id on entry (0: no bound).
+  Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
+                                const std::string& step, int64_t* run_id);
+
+  // Marks `running`/`waiting` runs whose owner process is gone as
+  // (queued runs are the server's queue and stay queued)
+  // interrupted (their running steps and stages too). Returns their ids.
+  // Their running and waiting stages and steps become interrupted, queued
+  // ones skipped. An owner is alive when its pid exists, is not a zombie, and
+  // has the recorded start time (a reused pid does not count).
+  Status MarkInterrupted(std::vector<int64_t>* ids);
+
+  // --- the server's queue (ladle serve) ---
+
+  // Records a queued run (no stages yet: the pipeline is read from the
+  // commit when a worker takes it) and, in the same transaction, marks the
+  // older queued runs of the same repo and branch superseded by it (their
+  // ids in *superseded). Sets run->id.
+  Status EnqueueRun(RunRecord* run, std::vector<int64_t>* superseded);
+  // True when a run of this repo, branch and commit exists (any status but
+  // a rollback's): a commit seen twice is run once.
+  Status HasRunForCommit(const std::string& repo, const std::string& branch,
+                         const std::string& commit, bool* exists);
+  // The queued runs, oldest first.
+  Status ListQueued(std::vector<RunRecord>* runs);
+  // A worker takes a queued run: its stages and steps become `run`'s (the
+  // old ones, if any, are replaced), and pipeline, file, status, started_at,
+  // workspace, owner and resume_stage are written. REQUIRES: run->id set.
+  Status StartRun(RunRecord* run);
+  // Puts a finished (interrupted or waiting) run back in the queue: status
+  // queued, finished_at cleared, owner this process, `resume_stage` as given
+  // ("" runs it from the start), trigger "requeue" unless resuming.
+  Status RequeueRun(int64_t id, const std::string& resume_stage);
+
+  // Deletes the finished runs (not queued, running or waiting) that ended
+  // before `cutoff` (RFC 3339), with their stages and steps; their ids in
+  // *ids. Deployments stay: they are the environments' history.
+  Status DeleteFinishedBefore(const std::string& cutoff, std::vector<int64_t>* ids);
+
+  // --- deployments ---
+
+  // Records the start of a deployment (status running, started_at now);
+  // sets d->id.
+  Status BeginDeployment(DeploymentRecord* d);
+  // Sets status and finished_at of deployment `id`.
+  Status FinishDeployment(int64_t id, const std::string& status);
+  // Newest first; `environment` "" for all; limit <= 0 for no limit;
+  // before > 0: only ids below it.
+  Status ListDeployments(const std::string& environment, int limit, int64_t before,
+                         std::vector<DeploymentRecord>* out);
+
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  RunStore(std::string data_dir, std::unique_ptr<Database> db);
+  std::string data_dir_;
+  std::mutex mu_;  // guards db_
+  std::unique_ptr<Database> db_;
+};
+
+// The JSON of SPEC section 7 (`ladle show --json`, GET /api/v1/runs/{id}).
+// A field without a value is null, never "": times, exit_code, tests,
+// environment, failure_reason, deployment. Also "file", "trigger";
+// "message" (run, stage) only when non-empty; a step's "allow_failure" only
+// when true.
+nlohmann::json RunToJson(const RunRecord& run);
+// {id, environment, run_id, stage, repo, commit, branch, status, rollback,
+// started_at, finished_at}
+nlohmann::json DeploymentToJson(const DeploymentRecord& d);
+
+// Start time of process `pid` (field 22 of /proc/PID/stat, clock ticks since
+// boot), 0 when gone or a zombie.
+int64_t ProcessStartTime(int pid);
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_STORE_RUN_STORE_H_

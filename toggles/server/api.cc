@@ -1,0 +1,621 @@
+#include "toggles/server/api.h"
+#include "core/base/text.h"
+
+#include <charconv>
+#include <cstdio>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ladle::toggles {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kEnvironmentHeader = "X-Ladle-Environment";
+// Why a write happened ("run 12: rollout check failed"), for its audit event.
+constexpr std::string_view kNoteHeader = "X-Ladle-Note";
+constexpr size_t kMaxNoteBytes = 200;
+
+// The X-Ladle-Note header, trimmed and cut to kMaxNoteBytes (never inside a
+// UTF-8 sequence); "" when absent.
+std::string NoteOf(const HttpRequest& r) {
+  std::string_view note = Trim(r.Header(kNoteHeader));
+  if (note.size() > kMaxNoteBytes) {
+    size_t end = kMaxNoteBytes;
+    while (end > 0 && (static_cast<unsigned char>(note[end]) & 0xC0) == 0x80) --end;
+    note = Trim(note.substr(0, end));
+  }
+  return std::string(note);
+}
+
+// JSON string escaping for the hand-written OFREP bodies.
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out->append(buf);
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendValue(std::string* out, const json& v) {
+  if (v.is_boolean()) {
+    out->append(v.get<bool>() ? "true" : "false");
+  } else {
+    out->append(v.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+}
+
+// {"key":K,"value":V,"reason":R,"variant":X,"metadata":{}}
+void AppendSuccess(std::string* out, std::string_view key, const Evaluation& e) {
+  out->append("{\"key\":");
+  AppendJsonString(out, key);
+  out->append(",\"value\":");
+  AppendValue(out, *e.value);
+  out->append(",\"reason\":\"");
+  out->append(ToString(e.reason));
+  out->append("\",\"variant\":");
+  AppendJsonString(out, e.variant);
+  out->append(",\"metadata\":{}}");
+}
+
+// OFREP's evaluationFailure / flagNotFound: {"key","errorCode","errorDetails"}.
+void AppendFailure(std::string* out, std::string_view key, ErrorCode code,
+                   std::string_view details) {
+  out->append("{\"key\":");
+  AppendJsonString(out, key);
+  out->append(",\"errorCode\":\"");
+  out->append(ToString(code));
+  out->append("\",\"errorDetails\":");
+  AppendJsonString(out, details);
+  out->push_back('}');
+}
+
+HttpResponse JsonText(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.headers.Add("Content-Type", "application/json");
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse OfrepFailure(int status, std::string_view key, ErrorCode code,
+                          std::string_view details) {
+  std::string body;
+  AppendFailure(&body, key, code, details);
+  return JsonText(status, std::move(body));
+}
+
+std::string_view ErrorDetails(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kTargetingKeyMissing:
+      return "the toggle's rollout needs context.targetingKey";
+    default:
+      return "evaluation failed";
+  }
+}
+
+std::string Quoted(int64_t revision) { return "\"" + std::to_string(revision) + "\""; }
+
+HttpResponse ToggleResponse(int status, const Toggle& t) {
+  HttpResponse r = HttpResponse::Json(status, ToJson(t));
+  r.headers.Set("ETag", Quoted(t.revision));
+  return r;
+}
+
+// The request body as JSON, or a 400 naming the problem.
+std::optional<HttpResponse> ParseBody(const HttpRequest& r, json* out) {
+  *out = json::parse(r.body, nullptr, false);
+  if (out->is_discarded()) {
+    return HttpResponse::Error(400, "bad_request", "invalid JSON in the request body");
+  }
+  if (!out->is_object()) {
+    return HttpResponse::Error(400, "bad_request", "the request body must be a JSON object");
+  }
+  return std::nullopt;
+}
+
+// If-Match: "12", 12 or W/"12"; absent or "*" means unconditional.
+std::optional<HttpResponse> ParseIfMatch(const HttpRequest& r, std::optional<int64_t>* out) {
+  std::string_view v = Trim(r.Header("If-Match"));
+  out->reset();
+  if (v.empty() || v == "*") return std::nullopt;
+  if (StartsWithNoCase(v, "W/")) v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  int64_t rev = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), rev);
+  if (ec != std::errc() || end != v.data() + v.size()) {
+    return HttpResponse::Error(400, "bad_request", "If-Match: expected a revision, got " +
+                                                       std::string(r.Header("If-Match")));
+  }
+  *out = rev;
+  return std::nullopt;
+}
+
+// OFREP's request body {"context": {...}}; an empty body is an empty context.
+// Fills *canonical with the context's sorted compact JSON (for the ETag).
+std::optional<std::pair<ErrorCode, std::string>> ParseOfrepBody(
+    const std::string& body, EvaluationContext* ctx, std::string* canonical) {
+  if (Trim(body).empty()) return std::nullopt;
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) return std::make_pair(ErrorCode::kParseError, std::string("invalid JSON"));
+  if (!j.is_object()) {
+    return std::make_pair(ErrorCode::kInvalidContext, std::string("the body must be an object"));
+  }
+  auto it = j.find("context");
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  Status s = ContextFromJson(*it, ctx);
+  if (!s.ok()) return std::make_pair(ErrorCode::kInvalidContext, "context: " + s.message());
+  if (canonical) *canonical = it->dump(-1, ' ', false, json::error_handler_t::replace);
+  return std::nullopt;
+}
+
+uint64_t Fnv1a(uint64_t h, std::string_view s) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+int64_t ParseInt(std::string_view text, int64_t fallback, bool* ok) {
+  if (text.empty()) return fallback;
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  *ok = ec == std::errc() && end == text.data() + text.size();
+  return v;
+}
+
+int ReasonIndex(Reason r) { return static_cast<int>(r); }
+
+}  // namespace
+
+std::string BulkEtag(int64_t revision, std::string_view environment,
+                     std::string_view canonical_context) {
+  uint64_t h = 14695981039346656037ull;
+  h = Fnv1a(h, std::to_string(revision));
+  h = Fnv1a(h, std::string_view("\0", 1));
+  h = Fnv1a(h, environment);
+  h = Fnv1a(h, std::string_view("\0", 1));
+  h = Fnv1a(h, canonical_context);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "\"%lld-%016llx\"", static_cast<long long>(revision),
+                static_cast<unsigned long long>(h));
+  return buf;
+}
+
+ToggleApi::ToggleApi(ToggleStore& store, TokenStore& tokens, MetricsRegistry* metrics,
+                     Options options)
+    : store_(store),
+      tokens_(tokens),
+      metrics_(metrics),
+      options_(std::move(options)),
+      hub_(options_.sse, [this](uint64_t after, const SseHub::EmitFn& emit) { Replay(after, emit); }) {
+  if (metrics_) {
+    revision_gauge_ = &metrics_->GetGauge("ladle_toggles_revision",
+                                          "The toggle store's current global revision");
+    revision_gauge_->Set(store_.CurrentRevision());
+  }
+  listener_id_ = store_.OnChange([this](const AuditEvent& e) { OnStoreChange(e); });
+}
+
+ToggleApi::~ToggleApi() {
+  store_.RemoveListener(listener_id_);
+  hub_.CloseAll();
+}
+
+void ToggleApi::Add(Router* router, std::string_view method, std::string_view pattern,
+                    Handler h) {
+  router->Add(method, pattern, [this, h](const HttpRequest& r) { return (this->*h)(r); });
+}
+
+void ToggleApi::Register(Router* router) {
+  Add(router, "POST", "/ofrep/v1/evaluate/flags/{key}", &ToggleApi::EvaluateOne);
+  Add(router, "POST", "/ofrep/v1/evaluate/flags", &ToggleApi::EvaluateBulk);
+  Add(router, "GET", "/api/v1/toggles", &ToggleApi::ListToggles);
+  Add(router, "POST", "/api/v1/toggles", &ToggleApi::CreateToggle);
+  Add(router, "GET", "/api/v1/toggles/{key}", &ToggleApi::GetToggle);
+  Add(router, "PATCH", "/api/v1/toggles/{key}", &ToggleApi::PatchToggle);
+  Add(router, "DELETE", "/api/v1/toggles/{key}", &ToggleApi::DeleteToggle);
+  Add(router, "PUT", "/api/v1/toggles/{key}/environments/{env}", &ToggleApi::PutEnvironment);
+  Add(router, "POST", "/api/v1/toggles/{key}/environments/{env}/on", &ToggleApi::FlipOn);
+  Add(router, "POST", "/api/v1/toggles/{key}/environments/{env}/off", &ToggleApi::FlipOff);
+  Add(router, "GET", "/api/v1/toggles/{key}/history", &ToggleApi::History);
+  Add(router, "GET", "/api/v1/events", &ToggleApi::Events);
+  Add(router, "GET", "/api/v1/stream", &ToggleApi::Stream);
+  Add(router, "GET", "/api/v1/tokens", &ToggleApi::ListTokens);
+  Add(router, "POST", "/api/v1/tokens", &ToggleApi::CreateToken);
+  Add(router, "DELETE", "/api/v1/tokens/{name}", &ToggleApi::RevokeToken);
+  Add(router, "GET", "/healthz", &ToggleApi::Health);
+  Add(router, "GET", "/metrics", &ToggleApi::Metrics);
+}
+
+// ---- auth ----
+
+std::optional<HttpResponse> AuthenticateRequest(const TokenStore& tokens, const HttpRequest& r,
+                                                bool allow_api_key, Principal* p) {
+  std::string_view secret;
+  std::string_view auth = Trim(r.Header("Authorization"));
+  if (StartsWithNoCase(auth, "Bearer ")) secret = Trim(auth.substr(7));
+  if (secret.empty() && allow_api_key) secret = Trim(r.Header("X-API-Key"));
+  if (secret.empty()) {
+    return HttpResponse::Error(401, "unauthorized",
+                               allow_api_key
+                                   ? "missing token: send Authorization: Bearer TOKEN or X-API-Key"
+                                   : "missing token: send Authorization: Bearer TOKEN");
+  }
+  Status s = tokens.Authenticate(secret, p);
+  if (!s.ok()) return HttpResponse::Error(401, "unauthorized", s.message());
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> RequireAdminRequest(const TokenStore& tokens, const HttpRequest& r,
+                                                Principal* p) {
+  if (auto e = AuthenticateRequest(tokens, r, false, p)) return e;
+  if (p->role != Role::kAdmin) {
+    return HttpResponse::Error(403, "forbidden", "this needs an admin token; token '" + p->name +
+                                                     "' is a client token");
+  }
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> ToggleApi::Authenticate(const HttpRequest& r, bool ofrep,
+                                                    Principal* p) const {
+  return AuthenticateRequest(tokens_, r, ofrep, p);
+}
+
+std::optional<HttpResponse> ToggleApi::RequireAdmin(const HttpRequest& r, Principal* p) const {
+  return RequireAdminRequest(tokens_, r, p);
+}
+
+std::optional<HttpResponse> ToggleApi::EvaluationEnvironment(const HttpRequest& r,
+                                                             const Principal& p,
+                                                             std::string_view* env) const {
+  std::string_view named = Trim(r.Header(kEnvironmentHeader));
+  if (p.role == Role::kAdmin) {
+    *env = named.empty() ? kProduction : named;
+    return std::nullopt;
+  }
+  if (!named.empty() && named != p.environment) {
+    return HttpResponse::Error(403, "forbidden", "token '" + p.name + "' is bound to environment '" +
+                                                     p.environment + "'");
+  }
+  *env = p.environment;
+  return std::nullopt;
+}
+
+// ---- OFREP ----
+
+void ToggleApi::CountEvaluation(std::string_view key, Reason reason) {
+  if (!metrics_) return;
+  {
+    std::shared_lock<std::shared_mutex> lock(counters_mu_);
+    auto it = counters_.find(key);
+    if (it != counters_.end()) {
+      it->second[ReasonIndex(reason)]->Inc();
+      return;
+    }
+  }
+  // First evaluation of this key: create its series once, off the fast path.
+  ReasonCounters c{};
+  for (Reason x : {Reason::kStatic, Reason::kTargetingMatch, Reason::kSplit, Reason::kDefault,
+                   Reason::kDisabled, Reason::kError}) {
+    c[ReasonIndex(x)] = &metrics_->GetCounter(
+        "ladle_toggle_evaluations_total", "OFREP evaluations by toggle and reason",
+        {{"key", std::string(key)}, {"reason", std::string(ToString(x))}});
+  }
+  std::unique_lock<std::shared_mutex> lock(counters_mu_);
+  auto it = counters_.emplace(std::string(key), c).first;
+  it->second[ReasonIndex(reason)]->Inc();
+}
+
+HttpResponse ToggleApi::EvaluateOne(const HttpRequest& r) {
+  Principal p;
+  if (auto e = Authenticate(r, true, &p)) return *e;
+  std::string_view env;
+  if (auto e = EvaluationEnvironment(r, p, &env)) return *e;
+  std::string_view key = r.Param("key");
+  EvaluationContext ctx;
+  if (auto err = ParseOfrepBody(r.body, &ctx, nullptr)) {
+    return OfrepFailure(400, key, err->first, err->second);
+  }
+  std::shared_ptr<const Snapshot> snap = store_.GetSnapshot();
+  const CompiledToggle* t = snap->Find(key);
+  if (!t) {
+    return OfrepFailure(404, key, ErrorCode::kFlagNotFound,
+                        "no toggle '" + std::string(key) + "'");
+  }
+  Evaluation e = t->Evaluate(env, ctx);
+  CountEvaluation(key, e.reason);
+  if (e.error) return OfrepFailure(400, key, *e.error, ErrorDetails(*e.error));
+  std::string body;
+  body.reserve(96 + key.size());
+  AppendSuccess(&body, key, e);
+  return JsonText(200, std::move(body));
+}
+
+HttpResponse ToggleApi::EvaluateBulk(const HttpRequest& r) {
+  Principal p;
+  if (auto e = Authenticate(r, true, &p)) return *e;
+  std::string_view env;
+  if (auto e = EvaluationEnvironment(r, p, &env)) return *e;
+  EvaluationContext ctx;
+  std::string canonical = "{}";
+  if (auto err = ParseOfrepBody(r.body, &ctx, &canonical)) {
+    json body = {{"errorCode", ToString(err->first)}, {"errorDetails", err->second}};
+    return HttpResponse::Json(400, body);
+  }
+  std::shared_ptr<const Snapshot> snap = store_.GetSnapshot();
+  std::string etag = BulkEtag(snap->revision(), env, canonical);
+  if (Trim(r.Header("If-None-Match")) == etag) {
+    HttpResponse not_modified;
+    not_modified.status = 304;
+    not_modified.headers.Set("ETag", etag);
+    return not_modified;
+  }
+  std::string body = "{\"flags\":[";
+  bool first = true;
+  for (const CompiledToggle& t : snap->toggles()) {
+    if (!first) body.push_back(',');
+    first = false;
+    Evaluation e = t.Evaluate(env, ctx);
+    CountEvaluation(t.key(), e.reason);
+    if (e.error) AppendFailure(&body, t.key(), *e.error, ErrorDetails(*e.error));
+    else AppendSuccess(&body, t.key(), e);
+  }
+  body.append("]}");
+  HttpResponse resp = JsonText(200, std::move(body));
+  resp.headers.Set("ETag", etag);
+  resp.headers.Set("Cache-Control", "private, no-cache");
+  return resp;
+}
+
+// ---- toggles ----
+
+HttpResponse ToggleApi::ListToggles(const HttpRequest& r) {
+  Principal p;
+  if (auto e = Authenticate(r, false, &p)) return *e;
+  std::optional<std::string> env;
+  if (r.query.Has("environment")) env = std::string(r.Query("environment"));
+  if (p.role == Role::kClient) {
+    if (env && *env != p.environment) {
+      return HttpResponse::Error(403, "forbidden", "token '" + p.name +
+                                                       "' may only read environment '" +
+                                                       p.environment + "'");
+    }
+    env = p.environment;
+  }
+  // A client polling with the last ETag gets 304 while nothing changed. The
+  // revision is read before the list, so a change in between makes the ETag
+  // older than the body: the next poll fetches again rather than miss it.
+  int64_t rev = store_.CurrentRevision();
+  std::string etag = "\"" + std::to_string(rev) + "-" + (env ? *env : std::string("*")) + "\"";
+  std::vector<Toggle> list;
+  Status s = store_.List(env, &list);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  if (Trim(r.Header("If-None-Match")) == etag) {
+    HttpResponse not_modified;
+    not_modified.status = 304;
+    not_modified.headers.Set("ETag", etag);
+    return not_modified;
+  }
+  json out = {{"toggles", json::array()}, {"revision", rev}};
+  for (const Toggle& t : list) out["toggles"].push_back(ToJson(t));
+  HttpResponse resp = HttpResponse::Json(200, out);
+  resp.headers.Set("ETag", etag);
+  return resp;
+}
+
+HttpResponse ToggleApi::CreateToggle(const HttpRequest& r) {
+  Principal p;
+  if (auto e = RequireAdmin(r, &p)) return *e;
+  json body;
+  if (auto e = ParseBody(r, &body)) return *e;
+  Toggle t;
+  Status s = ParseToggle(body, &t);
+  WriteResult w;
+  if (s.ok()) s = store_.Create(t, p.name, &w, NoteOf(r));
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return ToggleResponse(201, w.toggle);
+}
+
+HttpResponse ToggleApi::GetToggle(const HttpRequest& r) {
+  Principal p;
+  if (auto e = Authenticate(r, false, &p)) return *e;
+  std::optional<std::string> env;
+  if (p.role == Role::kClient) env = p.environment;
+  Toggle t;
+  Status s = store_.Get(std::string(r.Param("key")), env, &t);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return ToggleResponse(200, t);
+}
+
+HttpResponse ToggleApi::PatchToggle(const HttpRequest& r) {
+  Principal p;
+  if (auto e = RequireAdmin(r, &p)) return *e;
+  std::optional<int64_t> match;
+  if (auto e = ParseIfMatch(r, &match)) return *e;
+  json body;
+  if (auto e = ParseBody(r, &body)) return *e;
+  ToggleFields fields;
+  Status s = ParseToggleFields(body, &fields);
+  WriteResult w;
+  if (s.ok()) {
+    s = store_.Patch(std::string(r.Param("key")), fields, match, p.name, &w, NoteOf(r));
+  }
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return ToggleResponse(200, w.toggle);
+}
+
+HttpResponse ToggleApi::DeleteToggle(const HttpRequest& r) {
+  Principal p;
+  if (auto e = RequireAdmin(r, &p)) return *e;
+  std::optional<int64_t> match;
+  if (auto e = ParseIfMatch(r, &match)) return *e;
+  Status s = store_.Delete(std::string(r.Param("key")), match, p.name, NoteOf(r));
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return HttpResponse::NoContent();
+}
+
+HttpResponse ToggleApi::PutEnvironment(const HttpRequest& r) {
+  Principal p;
+  if (auto e = RequireAdmin(r, &p)) return *e;
+  std::optional<int64_t> match;
+  if (auto e = ParseIfMatch(r, &match)) return *e;
+  json body;
+  if (auto e = ParseBody(r, &body)) return *e;
+  EnvironmentConfig config;
+  Status s = ParseEnvironmentConfig(body, &config);
+  WriteResult w;
+  if (s.ok()) {
+    s = store_.SetEnvironment(std::string(r.Param("key")), std::string(r.Param("env")), config,
+                              match, p.name, &w, NoteOf(r));
+  }
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return ToggleResponse(200, w.toggle);
+}
+
+HttpResponse ToggleApi::Flip(const HttpRequest& r, bool on) {
+  Principal p;
+  if (auto e = RequireAdmin(r, &p)) return *e;
+  std::optional<int64_t> match;
+  if (auto e = ParseIfMatch(r, &match)) return *e;
+  WriteResult w;
+  Status s = store_.Flip(std::string(r.Param("key")), std::string(r.Param("env")), on, match,
+                         p.name, &w, NoteOf(r));
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return ToggleResponse(200, w.toggle);
+}
+
+HttpResponse ToggleApi::History(const HttpRequest& r) {
+  Principal p;
+  if (auto e = Authenticate(r, false, &p)) return *e;
+  std::vector<AuditEvent> events;
+  Status s = store_.History(std::string(r.Param("key")), &events);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  json out = {{"events", json::array()}};
+  for (const AuditEvent& e : events) out["events"].push_back(ToJson(e));
+  return HttpResponse::Json(200, out);
+}
+
+HttpResponse ToggleApi::Events(const HttpRequest& r) {
+  Principal p;
+  if (auto e = Authenticate(r, false, &p)) return *e;
+  bool ok = true;
+  int64_t after = ParseInt(r.Query("after"), 0, &ok);
+  int64_t limit = ParseInt(r.Query("limit"), 0, &ok);
+  if (!ok || after < 0 || limit < 0) {
+    return HttpResponse::Error(400, "bad_request", "after, limit: expected non-negative integers");
+  }
+  std::vector<AuditEvent> events;
+  Status s = store_.Events(after, static_cast<int>(limit), &events);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  json out = {{"events", json::array()}, {"revision", store_.CurrentRevision()}};
+  for (const AuditEvent& e : events) out["events"].push_back(ToJson(e));
+  return HttpResponse::Json(200, out);
+}
+
+HttpResponse ToggleApi::Stream(const HttpRequest& r) {
+  Principal p;
+  if (auto e = Authenticate(r, false, &p)) return *e;
+  return hub_.Subscribe(r);
+}
+
+void ToggleApi::Replay(uint64_t after, const SseHub::EmitFn& emit) {
+  std::vector<AuditEvent> events;
+  Status s = store_.Events(static_cast<int64_t>(after), options_.max_replay + 1, &events);
+  if (!s.ok() || static_cast<int>(events.size()) > options_.max_replay) {
+    // Too far behind (or unreadable): tell the client to re-fetch everything.
+    json data = {{"revision", store_.CurrentRevision()}};
+    emit(SseEvent{static_cast<uint64_t>(store_.CurrentRevision()), "reset", data.dump()});
+    return;
+  }
+  for (const AuditEvent& e : events) {
+    emit(SseEvent{static_cast<uint64_t>(e.revision), "change", ToJson(e).dump()});
+  }
+}
+
+// Runs on the writing thread: only formats and queues (SseHub never blocks).
+void ToggleApi::OnStoreChange(const AuditEvent& e) {
+  if (revision_gauge_) revision_gauge_->Set(e.revision);
+  hub_.Publish(static_cast<uint64_t>(e.revision), "change",
+               ToJson(e).dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+// ---- tokens, health, metrics ----
+
+HttpResponse ToggleApi::ListTokens(const HttpRequest& r) {
+  Principal p;
+  if (auto e = RequireAdmin(r, &p)) return *e;
+  std::vector<TokenInfo> list;
+  Status s = tokens_.List(&list);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  json out = {{"tokens", json::array()}};
+  for (const TokenInfo& t : list) out["tokens"].push_back(ToJson(t));
+  return HttpResponse::Json(200, out);
+}
+
+HttpResponse ToggleApi::CreateToken(const HttpRequest& r) {
+  Principal p;
+  if (auto e = RequireAdmin(r, &p)) return *e;
+  json body;
+  if (auto e = ParseBody(r, &body)) return *e;
+  std::string name, role_text = "client", env;
+  for (const auto& [field, value] : body.items()) {
+    if (field != "name" && field != "role" && field != "environment") {
+      return HttpResponse::Error(400, "bad_request", field + ": unknown field");
+    }
+    if (!value.is_string()) return HttpResponse::Error(400, "bad_request", field + ": must be a string");
+  }
+  if (body.contains("name")) name = body["name"].get<std::string>();
+  if (body.contains("role")) role_text = body["role"].get<std::string>();
+  if (body.contains("environment")) env = body["environment"].get<std::string>();
+  if (name.empty()) return HttpResponse::Error(400, "bad_request", "name: required");
+  Role role;
+  Status s = ParseRole(role_text, &role);
+  std::string secret;
+  TokenInfo info;
+  if (s.ok()) s = tokens_.Create(name, role, env, &secret, &info);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  json out = ToJson(info);
+  out["secret"] = secret;
+  return HttpResponse::Json(201, out);
+}
+
+HttpResponse ToggleApi::RevokeToken(const HttpRequest& r) {
+  Principal p;
+  if (auto e = RequireAdmin(r, &p)) return *e;
+  Status s = tokens_.Revoke(std::string(r.Param("name")));
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return HttpResponse::NoContent();
+}
+
+HttpResponse ToggleApi::Health(const HttpRequest&) {
+  json out = {{"status", "ok"}, {"revision", store_.CurrentRevision()}};
+  return HttpResponse::Json(200, out);
+}
+
+// Unauthenticated, as Prometheus scrapes usually are: it shows counts only.
+HttpResponse ToggleApi::Metrics(const HttpRequest&) {
+  if (!metrics_) return HttpResponse::Text(200, "");
+  revision_gauge_->Set(store_.CurrentRevision());
+  return HttpResponse::Text(200, metrics_->Render(), kPrometheusContentType);
+}
+
+}  // namespace ladle::toggles
