@@ -187,7 +187,7 @@ struct HttpResponse {
   static HttpResponse Text(int status, std::string body,
                            std::string_view content_type = "text/plain; charset=utf-8");
   static HttpResponse NoContent();  // 204
-  // SPEC's error shape: {"error": CODE, "message": TEXT}.
+  // The error shape: {"error": CODE, "message": TEXT} (docs/design.md "HTTP API conventions").
   static HttpResponse Error(int status, std::string_view code, std::string_view message);
   // The error for a non-ok Status, with the HTTP status its code implies
   // (kInvalid 400, kNotFound 404, kTooLarge 413, kUnavailable 503, ...).
@@ -232,6 +232,15 @@ class Router {
   // error: it is recorded in status() (HttpServer::Start refuses such a
   // router) and the route is ignored.
   void Add(std::string_view method, std::string_view pattern, HttpHandler handler);
+  // The same with a member function of `api` as the handler, for an API
+  // class registering its routes:
+  //   router->Add("GET", "/api/v1/runs", this, &RunsApi::ListRuns);
+  // REQUIRES: `api` outlives the router's use.
+  template <typename Api>
+  void Add(std::string_view method, std::string_view pattern, Api* api,
+           HttpResponse (Api::*handler)(const HttpRequest&)) {
+    Add(method, pattern, [api, handler](const HttpRequest& r) { return (api->*handler)(r); });
+  }
 
   // Runs the handler for the request and fills request.params and route.
   // Unknown path: 404; known path, other method: 405 with Allow. HEAD runs

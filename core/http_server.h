@@ -47,7 +47,7 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";  // an IPv4 or IPv6 address, or a host name
   uint16_t port = 0;               // 0: a free port, see HttpServer::port()
   int threads = 0;                 // io threads; 0: 2, or 1 on a single core
-  size_t body_limit = 1 << 20;     // SPEC 4.2: 413 over 1 MiB
+  size_t body_limit = 1 << 20;     // 413 over 1 MiB (docs/design.md "HTTP API conventions")
   uint32_t header_limit = 16 << 10;
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds stop_grace{2000};  // how long Stop waits for responses in flight

@@ -13,8 +13,8 @@
 // those the replay already sent, so a client sees each id once, in order.
 //
 // Keep-alive: after keep_alive with nothing sent, the server sends the
-// comment ": keep-alive" (SPEC 4.2 says every 15 s), which also reveals
-// clients that went away.
+// comment ": keep-alive" every 15 s, which also reveals clients that went
+// away (docs/design.md "HTTP API conventions").
 //
 // Thread-safety: every method may be called from any thread. Publish must
 // be called in id order (ids only grow); id 0 means "no id" and is always

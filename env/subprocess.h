@@ -3,7 +3,7 @@
 // Shared by the local backend (one Subprocess per step) and by RunCommand
 // (git and other helpers), so that every child of ladle is started the same
 // way and reaped in one place (env/reaper.h). Boost.Process launches; waiting
-// and signalling are ladle's own (see NOTES.md, "Processes").
+// and signalling are ladle's own (docs/design.md "Processes: one reaper").
 #ifndef LADLE_ENV_SUBPROCESS_H_
 #define LADLE_ENV_SUBPROCESS_H_
 

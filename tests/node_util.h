@@ -1,6 +1,8 @@
-// Node.js and npm from the e2e tests: the OpenFeature SDK check and the web
-// UI's browser check install their pinned npm packages once into a cache
-// directory, then run a script with node.
+// Node.js from the e2e tests: the OpenFeature SDK check and the web UI's
+// browser check run a script with node. The npm packages a script needs are
+// pinned in the package.json next to it and installed into node_modules/
+// there by the test command's install step (scripts/install-deps.sh --test);
+// the tests run no npm and need no network.
 #ifndef LADLE_TESTS_NODE_UTIL_H_
 #define LADLE_TESTS_NODE_UTIL_H_
 
@@ -14,6 +16,8 @@
 #include <chrono>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "env/subprocess.h"
 
@@ -69,21 +73,34 @@ inline std::string ReadWhole(const std::filesystem::path& p) {
   return ss.str();
 }
 
-// Installs the packages of `package_json` into `cache` once: again only when
-// the package.json changed or node_modules/`installed` is missing. Returns ""
-// or what npm said.
-inline std::string NpmInstall(const std::filesystem::path& package_json,
-                              const std::filesystem::path& cache, const std::string& installed) {
-  namespace fs = std::filesystem;
-  const std::string want = ReadWhole(package_json);
-  if (fs::exists(cache / "node_modules" / installed) && ReadWhole(cache / "package.json") == want) {
-    return "";
+// "" when `dir`/node_modules holds every version that `dir`/package.json
+// pins, else which are missing and how to install them.
+inline std::string NodePackagesMissing(const std::filesystem::path& dir) {
+  const nlohmann::json want = nlohmann::json::parse(ReadWhole(dir / "package.json"), nullptr, false);
+  if (!want.is_object()) return "cannot read " + (dir / "package.json").string();
+  std::string missing;
+  for (const auto& [name, version] : want.value("dependencies", nlohmann::json::object()).items()) {
+    const nlohmann::json got =
+        nlohmann::json::parse(ReadWhole(dir / "node_modules" / name / "package.json"), nullptr, false);
+    const std::string have = got.is_object() ? got.value("version", "") : "";
+    const std::string pinned = version.is_string() ? version.get<std::string>() : version.dump();
+    if (have == pinned) continue;
+    missing += " " + name + "@" + pinned + (have.empty() ? "" : " (found " + have + ")");
   }
-  fs::create_directories(cache);
-  fs::copy_file(package_json, cache / "package.json", fs::copy_options::overwrite_existing);
-  std::string error;
-  if (Run({"npm", "install", "--no-audit", "--no-fund"}, cache.string(), nullptr, &error)) return "";
-  return "npm install failed: " + error;
+  if (missing.empty()) return "";
+  return "npm packages missing in " + (dir / "node_modules").string() + ":" + missing +
+         "; install them with scripts/install-deps.sh --test";
+}
+
+// "" when node (and with `chromium`, Debian's chromium) and the npm packages
+// of `dir` are there, else what is missing: a test fails with it under CI
+// (CI=true), else skips.
+inline std::string NodeTestMissing(const std::filesystem::path& dir, bool chromium) {
+  if (!HaveCommand("node")) return "node is not installed; install it with scripts/install-deps.sh --test";
+  if (chromium && !std::filesystem::exists("/usr/bin/chromium")) {
+    return "/usr/bin/chromium is not installed; install it with scripts/install-deps.sh --test";
+  }
+  return NodePackagesMissing(dir);
 }
 
 }  // namespace testing

@@ -57,7 +57,7 @@ class Status {
   // "ok", or the message (the code is implied by how the edge renders it).
   std::string ToString() const { return ok() ? "ok" : message_; }
 
-  // The process exit code the CLI uses for this status (SPEC section 1).
+  // The process exit code the CLI uses for this status (docs/design.md "Exit codes").
   int ExitCode() const;
 
  private:

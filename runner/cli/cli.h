@@ -1,4 +1,4 @@
-// The `ladle` command line (SPEC section 1): parses arguments, turns Status
+// The `ladle` command line (docs/design.md "Exit codes"): parses arguments, turns Status
 // values into messages and exit codes. Nothing below this layer prints to the
 // terminal on its own or exits the process.
 #ifndef LADLE_RUNNER_CLI_CLI_H_

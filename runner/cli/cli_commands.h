@@ -68,7 +68,7 @@ int CancelOnServer(const GlobalFlags& g, int64_t run);
 int Fail(const Status& status);
 
 // --- `ladle toggles ...` (runner/cli/cli_toggles.cc): a client of the toggle
-// server's HTTP API (SPEC 4.2). Exit 2 for a 4xx or a missing token, 3 when
+// server's HTTP API (docs/toggles.md "HTTP API"). Exit 2 for a 4xx or a missing token, 3 when
 // the server is unreachable or answers 5xx. ---
 
 struct TogglesFlags {
@@ -91,13 +91,13 @@ int CmdToggles(const GlobalFlags& g, const TogglesFlags& f);
 std::string FormatTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows);
 // KEY TYPE ENABLED(ENV) STRATEGIES REVISION DESCRIPTION, for a JSON array of
-// toggles (SPEC 7 shape).
+// toggles (docs/design.md "JSON shapes").
 std::string FormatToggleTable(const nlohmann::json& toggles, const std::string& environment);
 // "-" for none; else "rollout 25% & country in NL | users alice,bob".
 std::string SummarizeStrategies(const nlohmann::json& strategies);
 
 // `ladle toggles serve [--listen ADDR:PORT]` (runner/cli/cli_toggles_serve.cc):
-// the toggle service alone (SPEC 4.2) over DATA/toggles.db until SIGINT or
+// the toggle service alone (docs/toggles.md "HTTP API") over DATA/toggles.db until SIGINT or
 // SIGTERM (exit 0). Exit 3 when the address is taken.
 int CmdTogglesServe(const GlobalFlags& g, const std::string& listen);
 

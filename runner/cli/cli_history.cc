@@ -40,7 +40,7 @@ Status LoadRun(const GlobalFlags& g, int64_t id, std::unique_ptr<RunStore>* stor
   return s;
 }
 
-bool Finished(const std::string& status) {
+bool Finished(RunStatus status) {
   return status != kRunning && status != kQueued;
 }
 
@@ -126,7 +126,7 @@ int CmdRuns(const GlobalFlags& g, const std::string& status, int limit) {
     if (ParseRfc3339(run.started_at, &a) && ParseRfc3339(run.finished_at, &b))
       took = FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(b - a));
     std::printf("%-6lld %-12s %-20s %-16s %-9s %-20s %s\n", static_cast<long long>(run.id),
-                run.status.c_str(), run.pipeline.c_str(), run.branch.empty() ? "-" : run.branch.c_str(),
+                ToString(run.status), run.pipeline.c_str(), run.branch.empty() ? "-" : run.branch.c_str(),
                 run.commit.empty() ? "-" : Short(run.commit).c_str(), run.started_at.substr(0, 19).c_str(),
                 took.c_str());
   }
@@ -178,7 +178,7 @@ int CmdCancel(const GlobalFlags& g, int64_t id) {
   Status s = LoadRun(g, id, &store, &run);
   if (!s.ok()) return Fail(s);
   if (Finished(run.status) && run.status != kWaiting)
-    return Fail(Status::Invalid("run " + std::to_string(id) + " is not running (it is " + run.status + ")"));
+    return Fail(Status::Invalid("run " + std::to_string(id) + " is not running (it is " + ToString(run.status) + ")"));
   // A run of `ladle serve` is cancelled by the server, which owns many.
   if (!run.trigger.empty()) return CancelOnServer(g, id);
   if (run.owner_pid <= 0 || ProcessStartTime(run.owner_pid) != run.owner_start)

@@ -70,8 +70,9 @@ bool UsesToggles(const Pipeline& pipeline) {
   return false;
 }
 
-// SPEC 7: toggles sync under `ladle run` goes to $LADLE_SERVER when set,
-// else straight to the data dir's store; the note says which.
+// docs/design.md "Toggles in a run": toggles sync under `ladle run` goes to
+// $LADLE_SERVER when set, else straight to the data dir's store; the note
+// says which.
 Status OpenToggles(const std::string& data_dir, std::unique_ptr<ToggleOps>* ops,
                    std::string* note) {
   const char* server = std::getenv("LADLE_SERVER");

@@ -99,7 +99,7 @@ int CmdDeployments(const GlobalFlags& g, const std::string& environment, int lim
   std::vector<std::vector<std::string>> rows;
   for (const DeploymentRecord& d : list)
     rows.push_back({std::to_string(d.id), d.environment, std::to_string(d.run_id), d.repo,
-                    Dash(d.branch), Short(d.commit), d.status + (d.rollback ? " (rollback)" : ""),
+                    Dash(d.branch), Short(d.commit), ToString(d.status) + std::string(d.rollback ? " (rollback)" : ""),
                     d.started_at, Dash(d.finished_at)});
   std::printf("%s", FormatTable({"ID", "ENVIRONMENT", "RUN", "REPO", "BRANCH", "COMMIT", "STATUS",
                                  "STARTED", "FINISHED"},

@@ -1,5 +1,5 @@
 // `ladle toggles ...`: the toggle service's command line, a thin client of its
-// HTTP API (SPEC 1 and 4.2). Every command is one or two requests; --json
+// HTTP API (docs/toggles.md "Command line"). Every command is one or two requests; --json
 // prints what the server answered, otherwise a table or one line.
 #include <cstdio>
 #include <cstdlib>

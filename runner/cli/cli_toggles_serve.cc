@@ -1,5 +1,5 @@
 // `ladle toggles serve [--listen ADDR:PORT]`: the toggle service alone
-// (SPEC 4.2) on core's HttpServer, over the data dir's toggles.db.
+// (docs/toggles.md "HTTP API") on core's HttpServer, over the data dir's toggles.db.
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>

@@ -21,7 +21,7 @@ namespace {
 
 const char* kReset = "\x1b[0m";
 
-const char* StatusColor(const std::string& status) {
+const char* StatusColor(RunStatus status) {
   if (status == kSuccess) return "\x1b[32m";
   if (status == kFailed) return "\x1b[31m";
   if (status == kRunning) return "\x1b[36m";
@@ -30,7 +30,7 @@ const char* StatusColor(const std::string& status) {
   return "\x1b[2m";  // queued, skipped, superseded
 }
 
-const char* StatusIcon(const std::string& status) {
+const char* StatusIcon(RunStatus status) {
   if (status == kSuccess) return "✓";
   if (status == kFailed) return "✗";
   if (status == kRunning) return "●";
@@ -40,7 +40,7 @@ const char* StatusIcon(const std::string& status) {
   return "○";
 }
 
-std::string Paint(const std::string& text, const std::string& status, bool color) {
+std::string Paint(const std::string& text, RunStatus status, bool color) {
   return color ? StatusColor(status) + text + kReset : text;
 }
 
@@ -101,17 +101,17 @@ class PlainView : public RunObserver {
   void StageChanged(const RunRecord&, const StageRecord& stage) override {
     if (stage.status == kRunning) Print("[" + stage.name + "] running");
     else if (stage.status != kQueued)
-      Print("[" + stage.name + "] " + stage.status +
+      Print("[" + stage.name + "] " + ToString(stage.status) +
             (stage.message.empty() ? "" : ": " + stage.message));
   }
   void StepChanged(const RunRecord&, const std::string& stage, const StepRecord& step) override {
     if (step.status == kSkipped || step.status == kQueued) return;
-    std::string text = "[" + stage + "/" + step.name + "] " + step.status;
+    std::string text = "[" + stage + "/" + step.name + "] " + ToString(step.status);
     if (step.status != kRunning) {
       text += " in " + Elapsed(step.started_at, step.finished_at);
       if (step.exit_code && *step.exit_code != 0) text += " (exit " + std::to_string(*step.exit_code) + ")";
-      if (!step.failure_reason.empty() && step.failure_reason != "exit_code")
-        text += " (" + step.failure_reason + ")";
+      if (step.failure_reason != FailureReason::kNone && step.failure_reason != FailureReason::kExitCode)
+        text += std::string(" (") + ToString(step.failure_reason) + ")";
       if (step.allow_failure) text += " (allowed to fail)";
     } else if (step.attempts > 1) {
       text += " (attempt " + std::to_string(step.attempts) + ")";
@@ -252,7 +252,7 @@ class LiveView : public RunObserver {
     std::vector<std::string> lines;
     for (const StageRecord& stage : run_.stages) {
       std::string line = Paint(std::string(StatusIcon(stage.status)) + " " + Pad(stage.name, 14) +
-                                   Pad(stage.status, 11),
+                                   Pad(ToString(stage.status), 11),
                                stage.status, o_.color) +
                          Pad(Elapsed(FirstStart(stage), stage.status == kRunning ? "" : LastEnd(stage)), 9) +
                          TestsText(stage);
@@ -344,13 +344,13 @@ std::string FormatSummary(const RunRecord& run, bool color) {
         started = step.started_at;
       if (step.finished_at > finished) finished = step.finished_at;
     }
-  std::string out = Paint("run " + std::to_string(run.id) + " " + run.status, run.status, color);
+  std::string out = Paint("run " + std::to_string(run.id) + " " + ToString(run.status), run.status, color);
   std::string took = Elapsed(run.started_at, run.finished_at);
   if (!took.empty()) out += " in " + took;
   out += "\n";
   for (const StageRecord& stage : run.stages) {
     out += "  " + Paint(std::string(StatusIcon(stage.status)) + " " + Pad(stage.name, 14) +
-                            Pad(stage.status, 11),
+                            Pad(ToString(stage.status), 11),
                         stage.status, color);
     std::string detail = TestsText(stage);
     if (!stage.message.empty()) detail += (detail.empty() ? "" : "; ") + stage.message;
@@ -358,9 +358,9 @@ std::string FormatSummary(const RunRecord& run, bool color) {
     for (const StepRecord& step : stage.steps) {
       if (step.status == kSkipped && stage.status == kSkipped) continue;
       out += "      " + Paint(std::string(StatusIcon(step.status)) + " " + Pad(step.name, 16), step.status, color) +
-             Pad(step.status, 11) + Pad(Elapsed(step.started_at, step.finished_at), 9);
+             Pad(ToString(step.status), 11) + Pad(Elapsed(step.started_at, step.finished_at), 9);
       if (step.status == kFailed) {
-        if (step.failure_reason == "timeout") out += "timed out; ";
+        if (step.failure_reason == FailureReason::kTimeout) out += "timed out; ";
         else if (step.exit_code) out += "exit " + std::to_string(*step.exit_code) + "; ";
         if (step.allow_failure) out += "allowed to fail; ";
         out += "log: ladle logs " + std::to_string(run.id) + " " + stage.name + "/" + step.name;

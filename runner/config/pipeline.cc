@@ -14,8 +14,8 @@
 #include <set>
 #include <tuple>
 
-#include "runner/config/text_file.h"
 #include "runner/config/yaml_check.h"
+#include "runner/config/yaml_file.h"
 #include "runner/config/yaml_tree.h"
 
 namespace ladle::runner {
@@ -24,9 +24,13 @@ namespace {
 using Kind = YamlNode::Kind;
 using Keys = std::vector<std::string_view>;
 
-// Bounds on what one pipeline file may cost, whatever it holds.
-constexpr YamlLimits kLimits{};
-constexpr std::size_t kMaxVisits = 100000;
+// How a pipeline file is read; the default limits bound what one may cost,
+// whatever it holds.
+constexpr YamlFileRules kRules = [] {
+  YamlFileRules rules;
+  rules.empty_message = "the file is empty; a pipeline needs at least 'name' and 'stages'";
+  return rules;
+}();
 
 const Keys kPipelineKeys = {"name", "image", "env", "secrets", "on", "stages"};
 const Keys kStageKeys = {"name",    "steps",      "env",     "image",    "cpus",   "memory",
@@ -76,7 +80,7 @@ bool IsEnvironmentName(std::string_view s) {
   return !s.empty() && AllOf(s.substr(0, 1), alnum.c_str()) && AllOf(s, (alnum + "._-").c_str());
 }
 
-// Toggle keys as SPEC 4.1 defines them.
+// Toggle keys as docs/design.md "Toggle model and evaluation" defines them.
 bool IsToggleKey(std::string_view s) {
   std::string allowed = std::string(kLetters) + kDigits + "._-";
   return !s.empty() && s.size() <= 128 && AllOf(s, allowed.c_str());
@@ -185,7 +189,7 @@ struct StageMarks {
 
 using NeedsGraph = std::vector<std::vector<std::pair<std::size_t, const YamlNode*>>>;
 
-// Reads a YamlDocument into a Pipeline against the schema of SPEC section 2.
+// Reads a YamlDocument into a Pipeline against the schema of docs/pipeline.md.
 // Reading goes on after a problem, so one pass reports them all.
 class PipelineReader {
  public:
@@ -635,10 +639,8 @@ bool PipelineReader::ReadPath(const YamlNode& node, std::string_view what, std::
 
 bool PipelineReader::ReadDuration(const YamlNode& node, std::string_view what,
                                   std::chrono::milliseconds* out) {
-  if (node.kind == Kind::kScalar && ParseDuration(node.value(), out)) return true;
-  c_.Error(node.location, std::string(what) + " must be a duration like 90s, 10m or 1h30m, got " +
-                              DescribeYaml(node));
-  return false;
+  return c_.Scalar(node, what, "a duration like 90s, 10m or 1h30m",
+                   [out](const std::string& s) { return ParseDuration(s, out); });
 }
 
 bool PipelineReader::ReadNonEmpty(const YamlNode& node, std::string_view what, std::string* out) {
@@ -655,12 +657,11 @@ bool PipelineReader::ReadNonEmpty(const YamlNode& node, std::string_view what, s
 bool PipelineReader::ReadMatching(const YamlNode& node, std::string_view what,
                                   bool (*ok)(std::string_view), const std::string& rule,
                                   std::string* out) {
-  if (node.kind == Kind::kScalar && ok(node.value())) {
-    *out = node.value();
+  return c_.Scalar(node, what, rule, [ok, out](const std::string& s) {
+    if (!ok(s)) return false;
+    *out = s;
     return true;
-  }
-  c_.Error(node.location, std::string(what) + " must be " + rule + ", got " + DescribeYaml(node));
-  return false;
+  });
 }
 
 bool PipelineReader::SubMap(const YamlNode& node, std::string_view what, const std::string& where,
@@ -748,7 +749,7 @@ void PipelineReader::ReportCycle(const Stage& stage, const NeedsGraph& graph,
            "'needs' cycle in " + label + ": " + text + stage.steps[cycle[0].first].name);
 }
 
-// SPEC 2 and 7: a deployment or rollout that neither an earlier gate nor
+// docs/pipeline.md "Warnings": a deployment or rollout that neither an earlier gate nor
 // its own `when` protects ships what no test has let through.
 void PipelineReader::Warn(const Pipeline& p) {
   bool gated = false;
@@ -903,6 +904,15 @@ bool TakeDurationPart(std::string_view* text, long long* ms, int* rank) {
 
 // ---- Files ----------------------------------------------------------------
 
+// Empties *pipeline for the file `file` and returns what fills it in from
+// the file's document.
+YamlFileReader PipelineFiller(const std::string& file, Pipeline* pipeline) {
+  *pipeline = Pipeline();
+  pipeline->file = file;
+  return [pipeline](const YamlNode& root, YamlChecker* checker) {
+    PipelineReader(checker).Read(root, pipeline);
+  };
+}
 
 }  // namespace
 
@@ -916,37 +926,12 @@ const Stage* Pipeline::FindStage(std::string_view name) const {
 
 bool ParsePipeline(std::string_view text, const std::string& filename, Pipeline* pipeline,
                    std::vector<Diagnostic>* diagnostics) {
-  *pipeline = Pipeline();
-  pipeline->file = filename;
-  std::size_t first = diagnostics->size();
-  YamlDocument doc;
-  YamlError error;
-  bool parsed = ParseYaml(text, kLimits, &doc, &error);
-  if (!parsed) {
-    diagnostics->push_back(Diagnostic{filename, error.location, false, error.message});
-    if (!error.document_complete) return false;
-  }
-  const YamlNode* root = doc.root();
-  if (!root || root->kind == Kind::kNull) {
-    diagnostics->push_back(Diagnostic{filename, Location{1, 1}, false,
-                                      "the file is empty; a pipeline needs at least 'name' and "
-                                      "'stages'"});
-    return false;
-  }
-  YamlChecker checker(filename, diagnostics, kMaxVisits);
-  PipelineReader(&checker).Read(*root, pipeline);
-  return TidyDiagnostics(diagnostics, first) && parsed;
+  return ParseYamlFile(text, filename, kRules, PipelineFiller(filename, pipeline), diagnostics);
 }
 
 bool LoadPipeline(const std::string& path, Pipeline* pipeline,
                   std::vector<Diagnostic>* diagnostics) {
-  std::string text;
-  if (!ReadFileForDiagnostics(path, kLimits.max_bytes, &text, diagnostics)) {
-    *pipeline = Pipeline();
-    pipeline->file = path;
-    return false;
-  }
-  return ParsePipeline(text, path, pipeline, diagnostics);
+  return LoadYamlFile(path, kRules, PipelineFiller(path, pipeline), diagnostics);
 }
 
 std::string SecretValue(const Vars& secrets, const std::string& name) {

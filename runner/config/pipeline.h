@@ -1,4 +1,4 @@
-// The pipeline model of SPEC section 2, and its loader.
+// The pipeline model of docs/pipeline.md, and its loader.
 //
 // LoadPipeline parses a ladle.yml with yaml-cpp, validates every key, and
 // reports every problem as a Diagnostic (FILE:LINE:COL: message), not only

@@ -18,6 +18,7 @@
 #include "core/http_server.h"
 #include "runner/config/text_file.h"
 #include "runner/config/yaml_check.h"
+#include "runner/config/yaml_file.h"
 #include "runner/config/yaml_tree.h"
 
 namespace ladle::runner {
@@ -28,8 +29,13 @@ using Kind = YamlNode::Kind;
 using Keys = std::vector<std::string_view>;
 
 // A server.yml is a few dozen lines; a secrets file a few hundred.
-constexpr YamlLimits kLimits{1 << 20, 64, 100000};
-constexpr std::size_t kMaxVisits = 100000;
+constexpr YamlFileRules kRules = [] {
+  YamlFileRules rules;
+  rules.empty_message = "the file is empty: the server runs with the defaults and no repositories";
+  rules.empty_is_warning = true;
+  rules.limits = YamlLimits{1 << 20, 64, 100000};
+  return rules;
+}();
 constexpr std::size_t kMaxSecretsBytes = 1 << 20;
 constexpr std::size_t kMaxRepositoryName = 64;
 
@@ -122,8 +128,8 @@ constexpr std::size_t kMaxPeriodDigits = 9;
 
 // ---- server.yml ------------------------------------------------------------
 
-// Reads a YamlDocument into a ServerConfig against the schema of SPEC
-// section 6. Reading goes on after a problem, so one pass reports them all.
+// Reads a YamlDocument into a ServerConfig against the schema of
+// docs/server.md "server.yml". Reading goes on after a problem, so one pass reports them all.
 class ConfigReader {
  public:
   ConfigReader(YamlChecker* checker, fs::path base) : c_(*checker), base_(std::move(base)) {}
@@ -175,13 +181,10 @@ void ConfigReader::ReadServer(const YamlMap& m, ServerConfig* config) {
     ReadLocalPath(*v, "'secrets_file'", &config->secrets_file);
   if (const YamlNode* v = m.Get("requeue_interrupted"))
     c_.Bool(*v, "'requeue_interrupted'", &config->requeue_interrupted);
-  if (const YamlNode* v = m.Get("retention")) {
-    if (v->kind != Kind::kScalar || !ParseRetention(v->value(), &config->retention))
-      c_.Error(v->location,
-               "'retention' must be a period like 30d, 2w, 12h or 1d12h, at most 100 years "
-               "(0 keeps every run), got " +
-                   DescribeYaml(*v));
-  }
+  if (const YamlNode* v = m.Get("retention"))
+    c_.Scalar(*v, "'retention'",
+              "a period like 30d, 2w, 12h or 1d12h, at most 100 years (0 keeps every run)",
+              [&](const std::string& s) { return ParseRetention(s, &config->retention); });
 }
 
 void ConfigReader::ReadRepositories(const YamlNode* key, const YamlNode* node, const YamlNode& root,
@@ -249,21 +252,19 @@ void ConfigReader::ReadRepositoryOptions(const YamlMap& m, RepositoryConfig* rep
   }
   if (const YamlNode* v = m.Get("pipeline")) ReadPipelinePath(*v, &repo->pipeline);
   if (const YamlNode* v = m.Get("poll")) {
-    if (v->kind != Kind::kScalar || !ParseDuration(v->value(), &repo->poll))
-      c_.Error(v->location,
-               "'poll' must be a duration like 90s, 10m or 1h30m (0: webhooks "
-               "only), got " +
-                   DescribeYaml(*v));
-    else if (repo->poll.count() > 0 && repo->poll < std::chrono::seconds(1))
+    if (c_.Scalar(*v, "'poll'", "a duration like 90s, 10m or 1h30m (0: webhooks only)",
+                  [&](const std::string& s) { return ParseDuration(s, &repo->poll); }) &&
+        repo->poll.count() > 0 && repo->poll < std::chrono::seconds(1))
       c_.Error(v->location,
                "'poll' must be 0 (webhooks only) or at least 1s, got " + DescribeYaml(*v));
   }
   if (const YamlNode* v = m.Get("webhook_secret_env")) {
-    if (v->kind == Kind::kScalar && IsVariableName(v->value()))
-      repo->webhook_secret_env = v->value();
-    else
-      c_.Error(v->location, "'webhook_secret_env' must be a variable name (" +
-                                std::string(kVariableRule) + "), got " + DescribeYaml(*v));
+    c_.Scalar(*v, "'webhook_secret_env'",
+              "a variable name (" + std::string(kVariableRule) + ")", [&](const std::string& s) {
+                if (!IsVariableName(s)) return false;
+                repo->webhook_secret_env = s;
+                return true;
+              });
   }
 }
 
@@ -367,6 +368,16 @@ Status ParseSecrets(const std::string& path, std::string_view text, Vars* vars) 
   return Status::OK();
 }
 
+// Empties *config for the file `file` and returns what fills it in from the
+// file's document (relative paths in it are relative to the file).
+YamlFileReader ConfigFiller(const std::string& file, ServerConfig* config) {
+  *config = ServerConfig();
+  config->file = file;
+  return [config, file](const YamlNode& root, YamlChecker* checker) {
+    ConfigReader(checker, BaseDirectory(file)).Read(root, config);
+  };
+}
+
 }  // namespace
 
 // ---- Public ----------------------------------------------------------------
@@ -379,37 +390,12 @@ const RepositoryConfig* ServerConfig::FindRepository(std::string_view name) cons
 
 bool ParseServerConfig(std::string_view text, const std::string& filename, ServerConfig* config,
                        std::vector<Diagnostic>* diagnostics) {
-  *config = ServerConfig();
-  config->file = filename;
-  std::size_t first = diagnostics->size();
-  YamlDocument doc;
-  YamlError error;
-  bool parsed = ParseYaml(text, kLimits, &doc, &error);
-  if (!parsed) {
-    diagnostics->push_back(Diagnostic{filename, error.location, false, error.message});
-    if (!error.document_complete) return false;
-  }
-  YamlChecker checker(filename, diagnostics, kMaxVisits);
-  ConfigReader reader(&checker, BaseDirectory(filename));
-  const YamlNode* root = doc.root();
-  if (root && root->kind != Kind::kNull) {
-    reader.Read(*root, config);
-  } else {
-    checker.Warning(Location{1, 1},
-                    "the file is empty: the server runs with the defaults and no repositories");
-  }
-  return TidyDiagnostics(diagnostics, first) && parsed;
+  return ParseYamlFile(text, filename, kRules, ConfigFiller(filename, config), diagnostics);
 }
 
 bool LoadServerConfig(const std::string& path, ServerConfig* config,
                       std::vector<Diagnostic>* diagnostics) {
-  std::string text;
-  if (!ReadFileForDiagnostics(path, kLimits.max_bytes, &text, diagnostics)) {
-    *config = ServerConfig();
-    config->file = path;
-    return false;
-  }
-  return ParseServerConfig(text, path, config, diagnostics);
+  return LoadYamlFile(path, kRules, ConfigFiller(path, config), diagnostics);
 }
 
 bool ParseRetention(std::string_view text, std::chrono::seconds* out) {

@@ -1,4 +1,4 @@
-// The configuration of `ladle serve` (server.yml, SPEC section 6), and its
+// The configuration of `ladle serve` (docs/server.md "server.yml"), and its
 // secrets file.
 //
 // LoadServerConfig validates every key the way LoadPipeline does: every
@@ -34,7 +34,7 @@ struct RepositoryConfig {
 struct ServerConfig {
   std::string file;  // where it was loaded from; "" for the defaults
   std::string listen = "127.0.0.1:7707";
-  std::string data;          // absolute; "" = the default data dir (SPEC 1)
+  std::string data;          // absolute; "" = the default data dir (docs/design.md "The data dir")
   int workers = 2;           // 1..64 runs at a time
   std::string backend;       // "", "docker" or "local"; "" = docker when a daemon answers
   std::string secrets_file;  // absolute; "" = none

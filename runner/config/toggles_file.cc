@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runner/config/text_file.h"
 #include "runner/config/yaml_check.h"
+#include "runner/config/yaml_file.h"
 #include "runner/config/yaml_tree.h"
 #include "toggles/eval/model.h"
 
@@ -29,8 +29,15 @@ using toggles::SyncEntry;
 using toggles::ToggleFields;
 using toggles::ToggleType;
 
-constexpr YamlLimits kLimits{};
-constexpr std::size_t kMaxVisits = 100000;
+// A second document is an error that stops the reading: the first one is
+// not read either.
+constexpr YamlFileRules kRules = [] {
+  YamlFileRules rules;
+  rules.empty_message =
+      "the file is empty; list toggles as '- key: NAME', or write 'toggles: []' for none";
+  rules.read_before_second_document = false;
+  return rules;
+}();
 
 const Keys kTopKeys = {"toggles"};
 const Keys kToggleKeys = {"key", "type", "description", "variants"};
@@ -158,12 +165,9 @@ void TogglesReader::ReadToggle(const YamlNode& node, std::size_t index,
 }
 
 void TogglesReader::ReadKey(const YamlNode& node, std::string* key) {
-  if (node.kind != Kind::kScalar || !toggles::ValidateKey(node.value()).ok()) {
-    c_.Error(node.location,
-             "'key' must be letters, digits, '.', '_' and '-', up to 128 characters, got " +
-                 DescribeYaml(node));
+  if (!c_.Scalar(node, "'key'", "letters, digits, '.', '_' and '-', up to 128 characters",
+                 [](const std::string& s) { return toggles::ValidateKey(s).ok(); }))
     return;
-  }
   auto [first, fresh] = first_line_.emplace(node.value(), node.location.line);
   if (!fresh) {
     c_.Error(node.location, "duplicate toggle key " + Quote(node.value()) + " (first at line " +
@@ -309,40 +313,31 @@ bool TogglesReader::ToJson(const YamlNode& node, json* out) {
   return false;
 }
 
+// Empties *entries and returns what fills them in from the file's document.
+YamlFileReader EntriesFiller(std::vector<SyncEntry>* entries) {
+  entries->clear();
+  return [entries](const YamlNode& root, YamlChecker* checker) {
+    TogglesReader(checker).Read(root, entries);
+  };
+}
+
+// The entries are kept only when the file has no error: `valid`.
+bool KeepIfValid(bool valid, std::vector<SyncEntry>* entries) {
+  if (!valid) entries->clear();
+  return valid;
+}
 
 }  // namespace
 
 bool ParseTogglesFile(std::string_view text, const std::string& filename,
                       std::vector<SyncEntry>* entries, std::vector<Diagnostic>* diagnostics) {
-  entries->clear();
-  std::size_t first = diagnostics->size();
-  YamlDocument doc;
-  YamlError error;
-  if (!ParseYaml(text, kLimits, &doc, &error)) {
-    diagnostics->push_back(Diagnostic{filename, error.location, false, error.message});
-    return false;
-  }
-  const YamlNode* root = doc.root();
-  if (!root || root->kind == Kind::kNull) {
-    diagnostics->push_back(Diagnostic{
-        filename, Location{1, 1}, false,
-        "the file is empty; list toggles as '- key: NAME', or write 'toggles: []' for none"});
-    return false;
-  }
-  YamlChecker checker(filename, diagnostics, kMaxVisits);
-  std::vector<SyncEntry> read;
-  TogglesReader(&checker).Read(*root, &read);
-  if (!TidyDiagnostics(diagnostics, first)) return false;
-  *entries = std::move(read);
-  return true;
+  return KeepIfValid(
+      ParseYamlFile(text, filename, kRules, EntriesFiller(entries), diagnostics), entries);
 }
 
 bool LoadTogglesFile(const std::string& path, std::vector<SyncEntry>* entries,
                      std::vector<Diagnostic>* diagnostics) {
-  entries->clear();
-  std::string text;
-  if (!ReadFileForDiagnostics(path, kLimits.max_bytes, &text, diagnostics)) return false;
-  return ParseTogglesFile(text, path, entries, diagnostics);
+  return KeepIfValid(LoadYamlFile(path, kRules, EntriesFiller(entries), diagnostics), entries);
 }
 
 }  // namespace ladle::runner

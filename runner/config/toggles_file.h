@@ -1,5 +1,5 @@
-// toggles.yml: the toggles a repository declares (SPEC 4.4), read into the
-// entries that ToggleStore::Sync and ToggleOps::Sync take.
+// toggles.yml: the toggles a repository declares, read into the entries that
+// ToggleStore::Sync and ToggleOps::Sync take (docs/design.md "Toggles in a run").
 //
 // Two shapes are accepted, because both read naturally and neither is
 // ambiguous: a top-level list of toggles, or a map whose only key is

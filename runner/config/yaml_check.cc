@@ -1,7 +1,5 @@
 #include "runner/config/yaml_check.h"
 
-#include "runner/config/text_file.h"
-
 #include <algorithm>
 #include <set>
 #include <tuple>
@@ -252,6 +250,14 @@ bool YamlChecker::Bool(const YamlNode& node, std::string_view what, bool* out) {
   return true;
 }
 
+bool YamlChecker::Scalar(const YamlNode& node, std::string_view what, std::string_view rule,
+                         const std::function<bool(const std::string&)>& accept) {
+  if (node.kind == YamlNode::Kind::kScalar && accept(node.value())) return true;
+  Error(node.location, std::string(what) + " must be " + std::string(rule) + ", got " +
+                           DescribeYaml(node));
+  return false;
+}
+
 std::string DescribeYaml(const YamlNode& node) {
   switch (node.kind) {
     case YamlNode::Kind::kNull:
@@ -320,14 +326,6 @@ bool TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first) {
   diagnostics->erase(end, diagnostics->end());
   return std::none_of(diagnostics->begin() + static_cast<std::ptrdiff_t>(first), diagnostics->end(),
                       [](const Diagnostic& d) { return !d.warning; });
-}
-
-bool ReadFileForDiagnostics(const std::string& path, std::size_t limit, std::string* text,
-                            std::vector<Diagnostic>* diagnostics) {
-  std::string error;
-  if (ReadTextFile(path, limit, text, &error)) return true;
-  diagnostics->push_back(Diagnostic{path, Location{}, false, error});
-  return false;
 }
 
 }  // namespace ladle::runner

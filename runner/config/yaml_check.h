@@ -10,6 +10,7 @@
 #define LADLE_RUNNER_CONFIG_YAML_CHECK_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -86,6 +87,11 @@ class YamlChecker {
   bool String(const YamlNode& node, std::string_view what, std::string* out);  // any scalar
   bool Int(const YamlNode& node, std::string_view what, long long min, long long max, int* out);
   bool Bool(const YamlNode& node, std::string_view what, bool* out);
+  // A scalar that `accept` takes (it keeps what it needs of the value);
+  // otherwise reports "WHAT must be RULE, got ...":
+  //   Scalar(node, "'poll'", "a duration like 90s", [&](auto& s) { return Parse(s, &poll); })
+  bool Scalar(const YamlNode& node, std::string_view what, std::string_view rule,
+              const std::function<bool(const std::string&)>& accept);
 
  private:
   void AddPairs(const YamlNode& node, std::string_view where,
@@ -114,11 +120,6 @@ std::string Quote(std::string_view text);
 // repeats (a template merged into many places repeats its problems). True
 // when none of them is an error.
 bool TidyDiagnostics(std::vector<Diagnostic>* diagnostics, std::size_t first);
-
-// Reads the file a loader is given (runner/config/text_file.h, at most `limit`
-// bytes); false with the reason as a diagnostic of `path` when it cannot.
-bool ReadFileForDiagnostics(const std::string& path, std::size_t limit, std::string* text,
-                            std::vector<Diagnostic>* diagnostics);
 
 // "; did you mean 'X'?" for the candidate closest to `word` within edit
 // distance 2, or "".

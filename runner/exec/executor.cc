@@ -378,7 +378,7 @@ void Executor::RestoreNeededArtifacts(RunRecord* run) {
   }
 }
 
-void Executor::SetStage(StageRecord* rec, const std::string& status, const std::string& message) {
+void Executor::SetStage(StageRecord* rec, RunStatus status, const std::string& message) {
   StageRecord copy;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -391,7 +391,7 @@ void Executor::SetStage(StageRecord* rec, const std::string& status, const std::
   if (observer_) observer_->StageChanged(*run_, copy);
 }
 
-void Executor::SetStep(const Stage& stage, StepRecord* rec, const std::string& status) {
+void Executor::SetStep(const Stage& stage, StepRecord* rec, RunStatus status) {
   StepRecord copy;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -407,7 +407,7 @@ void Executor::SetStep(const Stage& stage, StepRecord* rec, const std::string& s
 
 void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
   StageRecord* rec = &run->stages[index];
-  auto skip_all = [&](const std::string& status, const std::string& why) {
+  auto skip_all = [&](RunStatus status, const std::string& why) {
     if (status != kWaiting)  // a waiting stage's steps stay queued until approved
       for (StepRecord& step : rec->steps) SetStep(stage, &step, kSkipped);
     SetStage(rec, status, why);
@@ -628,7 +628,7 @@ bool Executor::RunRolloutStage(const Stage& stage, StageContext* ctx, std::strin
   Status s = RunRollout(*stage.rollout, options_.toggles, options_.actor, AuditNote(stage), hooks,
                         &result);
   for (size_t i = 0; i < checks.size(); ++i) {
-    const std::string status = i < result.step_status.size() ? result.step_status[i] : kSkipped;
+    const RunStatus status = i < result.step_status.size() ? result.step_status[i] : kSkipped;
     if (checks[i]->rec->status == kQueued)
       SetStep(stage, checks[i]->rec, status == kSuccess ? kSkipped : status);
   }
@@ -654,7 +654,7 @@ void Executor::ScheduleSteps(StageContext* ctx) {
       }
       if (!blocked_by.empty() || cancel_signal_) {
         sr->state = StepRun::kDone;
-        sr->rec->failure_reason = cancel_signal_ ? "cancelled" : "needs";
+        sr->rec->failure_reason = cancel_signal_ ? FailureReason::kCancelled : FailureReason::kNeeds;
         lock.unlock();
         SetStep(*ctx->stage, sr->rec, cancel_signal_ ? kCancelled : kSkipped);
         lock.lock();
@@ -737,7 +737,7 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
   const Step& step = *sr->step;
   SecretMasker masker(secrets_);
   const std::string& keep = options_.keep.empty() ? step.keep : options_.keep;
-  std::string failure;
+  FailureReason failure = FailureReason::kNone;
   env::ExitStatus exit;
   const int attempts = step.retry + 1;
   for (int attempt = 1; attempt <= attempts && !cancel_signal_; ++attempt) {
@@ -773,8 +773,11 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
       std::lock_guard<std::mutex> lock(sr->mu);
       timed_out = sr->timed_out;
     }
-    failure = !s.ok() ? "error" : timed_out ? "timeout" : cancel_signal_ ? "cancelled"
-              : exit.code != 0 ? "exit_code" : "";
+    failure = !s.ok()           ? FailureReason::kError
+              : timed_out       ? FailureReason::kTimeout
+              : cancel_signal_  ? FailureReason::kCancelled
+              : exit.code != 0  ? FailureReason::kExitCode
+                                : FailureReason::kNone;
     if (!s.ok()) {
       log.Note(s.message());
       Notify(stage.name + "/" + step.name + ": " + s.message());
@@ -784,7 +787,7 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
       }
     }
     if (timed_out) log.Note("timed out after " + FormatDuration(step.timeout));
-    if (failure == "exit_code") log.Note("exited with code " + std::to_string(exit.code));
+    if (failure == FailureReason::kExitCode) log.Note("exited with code " + std::to_string(exit.code));
     if (!step.junit.empty()) {
       sr->has_reports = true;
       sr->tests = TestCounts();
@@ -794,8 +797,8 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
                                       &sr->report_notes);
       sr->report_error = rs.ok() ? "" : rs.message();
     }
-    bool last = failure.empty() || attempt == attempts || cancel_signal_;
-    bool keep_it = keep == "always" || (keep == "on-failure" && !failure.empty() && last);
+    bool last = failure == FailureReason::kNone || attempt == attempts || cancel_signal_;
+    bool keep_it = keep == "always" || (keep == "on-failure" && failure != FailureReason::kNone && last);
     if (proc && keep_it && !proc->ShellCommand().empty()) {
       log.Note("container kept; open a shell in it with: " + proc->ShellCommand());
       Notify(stage.name + "/" + step.name + ": container kept; open a shell in it with: " +
@@ -809,27 +812,30 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
       std::lock_guard<std::mutex> lock(mu_);
       sr->rec->exit_code = s.ok() ? std::optional<int>(exit.code) : std::nullopt;
     }
-    if (failure.empty() || cancel_signal_) break;
+    if (failure == FailureReason::kNone || cancel_signal_) break;
   }
-  if (failure.empty() && !step.artifacts.empty()) {
+  if (failure == FailureReason::kNone && !step.artifacts.empty()) {
     std::vector<std::string> missing;
     Status s = SaveArtifacts(run_->workspace, step.artifacts,
                              ArtifactDir(options_.data_dir, run_->id, stage.name, step.name),
                              &missing);
-    if (!s.ok()) failure = "error", Notify(stage.name + "/" + step.name + ": " + s.message());
+    if (!s.ok()) failure = FailureReason::kError, Notify(stage.name + "/" + step.name + ": " + s.message());
     for (const std::string& m : missing)
       Notify("warning: " + stage.name + "/" + step.name + ": artifact '" + m +
              "' matched no file");
   }
-  if (failure.empty() && cancel_signal_ && sr->rec->attempts == 0) failure = "cancelled";
+  if (failure == FailureReason::kNone && cancel_signal_ && sr->rec->attempts == 0)
+    failure = FailureReason::kCancelled;
   {
     std::lock_guard<std::mutex> lock(mu_);
     sr->rec->failure_reason = failure;
-    sr->rec->allow_failure = !failure.empty() && step.allow_failure;
+    sr->rec->allow_failure = failure != FailureReason::kNone && step.allow_failure;
   }
-  SetStep(stage, sr->rec, failure.empty() ? kSuccess : failure == "cancelled" ? kCancelled : kFailed);
+  SetStep(stage, sr->rec, failure == FailureReason::kNone        ? kSuccess
+                          : failure == FailureReason::kCancelled ? kCancelled
+                                                                 : kFailed);
   std::lock_guard<std::mutex> lock(mu_);
-  sr->success = failure.empty();
+  sr->success = failure == FailureReason::kNone;
   sr->state = StepRun::kDone;
   ctx->running--;
   cv_.notify_all();

@@ -80,7 +80,7 @@ struct RunOptions {
   // With run_id: resume at this stage, which was approved; the stages before
   // it keep their records.
   std::string resume_stage;
-  // A rollback (SPEC 7): only this environment's stage runs, its `rollback`
+  // A rollback (docs/server.md "Rollback"): only this environment's stage runs, its `rollback`
   // script (a step named "rollback") or else its steps, with no gate, no
   // toggles sync and no approval; its deployment is recorded as a rollback.
   std::string rollback_environment;
@@ -136,8 +136,8 @@ class Executor {
   void FinishStage(StageContext* ctx, const std::string& rollout_message);
   env::StepSpec MakeSpec(const Stage& stage, const Step& step, int attempt) const;
   void RestoreNeededArtifacts(RunRecord* run);
-  void SetStep(const Stage& stage, StepRecord* rec, const std::string& status);
-  void SetStage(StageRecord* rec, const std::string& status, const std::string& message);
+  void SetStep(const Stage& stage, StepRecord* rec, RunStatus status);
+  void SetStage(StageRecord* rec, RunStatus status, const std::string& message);
   void Notify(const std::string& text);
 
   // Prepares pipeline_ for options_: rollback substitution, rollout checks

@@ -1,4 +1,5 @@
-// JUnit XML reports and the stage gate they feed (SPEC sections 2 and 7).
+// JUnit XML reports and the stage gate they feed
+// (docs/design.md "Gates and test counts").
 //
 // Reports come from many tools that each bend the format: GoogleTest,
 // pytest, Maven Surefire, jest-junit, PHPUnit (suites nested in suites).

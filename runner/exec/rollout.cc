@@ -36,7 +36,7 @@ class RolloutRun {
   Status Raise(size_t i);
   Status TurnOff(size_t i);
   // Ends the rollout at step i: it and the steps after it get `status`.
-  Status Stop(size_t i, const char* status, Status s);
+  Status Stop(size_t i, RunStatus status, Status s);
 
   const Rollout& r_;
   ToggleOps* ops_;
@@ -119,7 +119,7 @@ Status RolloutRun::TurnOff(size_t i) {
                         " off");
 }
 
-Status RolloutRun::Stop(size_t i, const char* status, Status s) {
+Status RolloutRun::Stop(size_t i, RunStatus status, Status s) {
   for (size_t j = i; j < result_->step_status.size(); ++j) result_->step_status[j] = status;
   result_->message = s.message();
   return s;
@@ -131,20 +131,20 @@ Status RolloutRun::Run() {
     Status s = Examine(i, &skip);
     if (s.ok() && !skip && raised_) {
       s = Wait(i);
-      if (s.code() == Code::kCancelled) return Stop(i, "cancelled", s);
+      if (s.code() == Code::kCancelled) return Stop(i, kCancelled, s);
       if (s.ok()) s = Examine(i, &skip);  // it may have changed meanwhile
     }
-    if (!s.ok()) return Stop(i, "skipped", s);
+    if (!s.ok()) return Stop(i, kSkipped, s);
     if (skip) continue;
     if (s = Raise(i); !s.ok()) {
-      result_->step_status[i] = "failed";
-      return Stop(i + 1, "skipped", s);
+      result_->step_status[i] = kFailed;
+      return Stop(i + 1, kSkipped, s);
     }
     if (hooks_.check && !hooks_.check(i, r_.percent[i])) {
-      result_->step_status[i] = "failed";
-      return Stop(i + 1, "skipped", TurnOff(i));
+      result_->step_status[i] = kFailed;
+      return Stop(i + 1, kSkipped, TurnOff(i));
     }
-    result_->step_status[i] = "success";
+    result_->step_status[i] = kSuccess;
   }
   result_->message = raised_
                          ? what_ + " is at " + Percent(current_)
@@ -169,7 +169,7 @@ Status CheckPercents(const Rollout& rollout) {
 Status RunRollout(const Rollout& rollout, ToggleOps* ops, const std::string& actor,
                   const std::string& note, const RolloutHooks& hooks, RolloutResult* result) {
   *result = RolloutResult();
-  result->step_status.assign(rollout.percent.size(), "skipped");
+  result->step_status.assign(rollout.percent.size(), kSkipped);
   if (Status s = CheckPercents(rollout); !s.ok()) {
     result->message = s.message();
     return s;

@@ -1,5 +1,5 @@
-// RunRollout: a rollout stage (SPEC 2 `rollout:`, SPEC 7 "Rollout stages
-// only raise a percentage"): raises a toggle's rollout percentage step by
+// RunRollout: a rollout stage (docs/pipeline.md "`rollout`"; it only raises a
+// percentage: docs/design.md "Toggles in a run"): raises a toggle's rollout percentage step by
 // step in one environment, runs a check after each raise, and turns the
 // toggle off there when a check fails.
 //
@@ -21,6 +21,7 @@
 #include "core/base/status.h"
 #include "runner/config/pipeline.h"
 #include "runner/exec/toggle_ops.h"
+#include "runner/store/run_status.h"
 
 namespace ladle::runner {
 
@@ -40,7 +41,7 @@ struct RolloutResult {
   // (raised and its check failed, or the raise itself failed), "skipped" (not
   // raised: already at or above, or an earlier step ended the rollout),
   // "cancelled" (the run was cancelled before it).
-  std::vector<std::string> step_status;
+  std::vector<RunStatus> step_status;
   bool turned_off = false;  // a failed check turned the toggle off
   std::string message;      // one line on how it ended, for the stage
 };

@@ -1,7 +1,7 @@
-// ToggleOps: what a pipeline run does to toggles (SPEC 4.4 sync, rollout
-// stages), wherever they live: a ToggleStore in this process (`ladle serve`),
-// the data dir's toggles.db opened directly (`ladle run`), or a toggle server
-// over HTTP (`ladle run` with $LADLE_SERVER, SPEC 7).
+// ToggleOps: what a pipeline run does to toggles (sync, rollout stages:
+// docs/design.md "Toggles in a run"), wherever they live: a ToggleStore in
+// this process (`ladle serve`), the data dir's toggles.db opened directly
+// (`ladle run`), or a toggle server over HTTP (`ladle run` with $LADLE_SERVER).
 //
 // Every write carries `actor` (the audit trail's "who") and `note` (why, and
 // which run: "run 12"), so that the toggle's history names the run. Errors
@@ -31,11 +31,12 @@ class ToggleOps {
   // "the toggle store in DATA".
   virtual std::string Describe() const = 0;
 
-  // SPEC 4.4: creates missing toggles disabled in every environment, updates
-  // type, description and variants where given and different, never turns
-  // anything on or off, and lists the toggles not in `entries` as removal
-  // candidates (sorted). The store does it in one transaction; over HTTP the
-  // entries are all checked first, then written one request at a time.
+  // docs/design.md "Toggles in a run": creates missing toggles disabled in
+  // every environment, updates type, description and variants where given
+  // and different, never turns anything on or off, and lists the toggles not
+  // in `entries` as removal candidates (sorted). The store does it in one
+  // transaction; over HTTP the entries are all checked first, then written
+  // one request at a time.
   virtual Status Sync(const std::vector<toggles::SyncEntry>& entries, const std::string& actor,
                       const std::string& note, toggles::SyncResult* out) = 0;
 

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runner/store/step_log.h"
-#include "toggles/server/api.h"
+#include "toggles/server/auth.h"
 
 namespace ladle::runner {
 namespace {
@@ -26,16 +26,13 @@ constexpr std::string_view kTextType = "text/plain; charset=utf-8";
 constexpr std::string_view kNdjsonType = "application/x-ndjson";
 
 bool IsStatus(std::string_view s) {
-  for (const char* known : {kQueued, kRunning, kWaiting, kSuccess, kFailed, kSkipped, kCancelled,
-                            kInterrupted, kSuperseded}) {
-    if (s == known) return true;
-  }
-  return false;
+  RunStatus status;
+  return ParseRunStatus(s, &status);
 }
 
 // A step whose log may still grow.
-bool StepActive(const std::string& status) { return status == kQueued || status == kRunning; }
-bool RunActive(const std::string& status) {
+bool StepActive(RunStatus status) { return status == kQueued || status == kRunning; }
+bool RunActive(RunStatus status) {
   return status == kQueued || status == kRunning || status == kWaiting;
 }
 
@@ -325,20 +322,16 @@ RunsApi::~RunsApi() {
 
 size_t RunsApi::follower_count() const { return follower_->count(); }
 
-void RunsApi::Add(Router* router, std::string_view method, std::string_view pattern, Handler h) {
-  router->Add(method, pattern, [this, h](const HttpRequest& r) { return (this->*h)(r); });
-}
-
 void RunsApi::Register(Router* router) {
-  Add(router, "POST", "/api/v1/hooks/push/{repo}", &RunsApi::Push);
-  Add(router, "GET", "/api/v1/runs", &RunsApi::ListRuns);
-  Add(router, "GET", "/api/v1/runs/stream", &RunsApi::Stream);
-  Add(router, "GET", "/api/v1/runs/{id}", &RunsApi::GetRun);
-  Add(router, "GET", "/api/v1/runs/{id}/steps/{stage}/{step}/log", &RunsApi::Log);
-  Add(router, "POST", "/api/v1/runs/{id}/cancel", &RunsApi::Cancel);
-  Add(router, "POST", "/api/v1/runs/{id}/stages/{stage}/approve", &RunsApi::Approve);
-  Add(router, "GET", "/api/v1/deployments", &RunsApi::ListDeployments);
-  Add(router, "POST", "/api/v1/environments/{env}/rollback", &RunsApi::Rollback);
+  router->Add("POST", "/api/v1/hooks/push/{repo}", this, &RunsApi::Push);
+  router->Add("GET", "/api/v1/runs", this, &RunsApi::ListRuns);
+  router->Add("GET", "/api/v1/runs/stream", this, &RunsApi::Stream);
+  router->Add("GET", "/api/v1/runs/{id}", this, &RunsApi::GetRun);
+  router->Add("GET", "/api/v1/runs/{id}/steps/{stage}/{step}/log", this, &RunsApi::Log);
+  router->Add("POST", "/api/v1/runs/{id}/cancel", this, &RunsApi::Cancel);
+  router->Add("POST", "/api/v1/runs/{id}/stages/{stage}/approve", this, &RunsApi::Approve);
+  router->Add("GET", "/api/v1/deployments", this, &RunsApi::ListDeployments);
+  router->Add("POST", "/api/v1/environments/{env}/rollback", this, &RunsApi::Rollback);
 }
 
 // ---- reads ----

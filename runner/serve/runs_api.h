@@ -1,4 +1,4 @@
-// The runs API of `ladle serve` (SPEC 6): run history, step logs (followed
+// The runs API of `ladle serve` (docs/server.md "HTTP API: runs"): run history, step logs (followed
 // while they grow), cancel, approve, deployments, rollback, push webhooks and
 // the SSE stream of run, stage and step changes.
 //
@@ -69,7 +69,7 @@ class RunControl {
 
 // (Outside RunsApi so that `Options options = {}` compiles as a default argument.)
 struct RunsApiOptions {
-  SseHubOptions sse;            // keep-alive every 15 s, as SPEC 4.2's stream
+  SseHubOptions sse;            // keep-alive every 15 s (docs/design.md "HTTP API conventions")
   size_t max_events = 1000;     // events kept for Last-Event-ID replay
   // How often the follower thread looks at followed logs and their steps.
   std::chrono::milliseconds follow_poll{100};
@@ -98,7 +98,7 @@ class RunsApi {
   RunsApi(const RunsApi&) = delete;
   RunsApi& operator=(const RunsApi&) = delete;
 
-  // Adds every route of SPEC 6 but GET / (the UI) and the toggle routes
+  // Adds every route of docs/server.md "HTTP API: runs" but GET / (the UI) and the toggle routes
   // (toggles/server/api.h). Call once.
   void Register(Router* router);
 
@@ -120,9 +120,6 @@ class RunsApi {
   class Follower;  // runs_api.cc: the follower thread and its logs
 
  private:
-  using Handler = HttpResponse (RunsApi::*)(const HttpRequest&);
-  void Add(Router* router, std::string_view method, std::string_view pattern, Handler h);
-
   HttpResponse ListRuns(const HttpRequest& r);
   HttpResponse GetRun(const HttpRequest& r);
   HttpResponse Log(const HttpRequest& r);

@@ -52,7 +52,7 @@ class Server::Observer : public RunObserver {
   }
   void RunFinished(const RunRecord& run) override {
     api_->PublishRun(run);
-    spdlog::info("run {}: {}{}", run.id, run.status, run.message.empty() ? "" : ": " + run.message);
+    spdlog::info("run {}: {}{}", run.id, ToString(run.status), run.message.empty() ? "" : ": " + run.message);
   }
 
  private:
@@ -64,7 +64,7 @@ class Server::Observer : public RunObserver {
 namespace {
 
 // Marks a run that never reached the executor as failed (or cancelled).
-void EndBeforeStart(RunStore* store, RunsApi* api, RunRecord* run, const std::string& status,
+void EndBeforeStart(RunStore* store, RunsApi* api, RunRecord* run, RunStatus status,
                     const std::string& message) {
   run->status = status;
   run->message = message;
@@ -73,7 +73,7 @@ void EndBeforeStart(RunStore* store, RunsApi* api, RunRecord* run, const std::st
   Status s = store->UpdateRun(*run);
   if (!s.ok()) spdlog::error("run {}: {}", run->id, s.ToString());
   api->PublishRun(*run);
-  spdlog::warn("run {}: {}: {}", run->id, status, message);
+  spdlog::warn("run {}: {}: {}", run->id, ToString(status), message);
 }
 
 // Local steps outlive a server killed with SIGKILL (each runs in its own
@@ -381,7 +381,7 @@ void Server::Execute(RunRecord run) {
       std::lock_guard<std::mutex> lock(mu_);
       cancelled_.erase(run.id);
     }
-    spdlog::info("run {}: {} before it started", run.id, now.status);
+    spdlog::info("run {}: {} before it started", run.id, ToString(now.status));
     std::error_code ec;
     if (run.resume_stage.empty()) fs::remove_all(workspace, ec);
     return;
@@ -421,7 +421,7 @@ void Server::Execute(RunRecord run) {
   }
   if (!s.ok()) spdlog::error("run {}: {}", run.id, s.ToString());
   if (interrupted) {
-    // SPEC 7: a server stopped by SIGTERM leaves its runs interrupted.
+    // docs/design.md "Statuses": a server stopped by a signal leaves its runs interrupted.
     result.status = kInterrupted;
     result.message = "interrupted: ladle serve stopped (signal " +
                      std::to_string(drain_signal_) + ")";
@@ -547,7 +547,7 @@ Status Server::Cancel(int64_t id, const std::string& actor) {
     }
   }
   if (run.status != kQueued && run.status != kWaiting)
-    return Status::Conflict("run " + std::to_string(id) + " is " + run.status +
+    return Status::Conflict("run " + std::to_string(id) + " is " + ToString(run.status) +
                             ": only queued, running or waiting runs can be cancelled");
   EndBeforeStart(store_.get(), runs_api_.get(), &run, kCancelled, "cancelled by " + actor);
   return Status::OK();
@@ -567,7 +567,7 @@ Status Server::Approve(int64_t id, const std::string& stage, const std::string& 
                             "ladle serve; it " + rec->message);
   if (run.status != kWaiting || rec->status != kWaiting)
     return Status::Conflict("stage " + stage + " of run " + std::to_string(id) + " is " +
-                            rec->status + ", not waiting for approval");
+                            ToString(rec->status) + ", not waiting for approval");
   if (stopping_) return Status::Unavailable("ladle serve is stopping; approve after its restart");
   s = store_->RequeueRun(id, stage);
   if (!s.ok()) return s;

@@ -1,5 +1,5 @@
 // `ladle serve`: per-commit triggers, the run queue and its workers,
-// deployments, and the HTTP API (toggles and runs) in one process (SPEC 6).
+// deployments, and the HTTP API (toggles and runs) in one process (docs/server.md).
 //
 // A new commit on a watched branch (found by polling, by a push webhook, or
 // at start for what arrived while the server was down) becomes one queued

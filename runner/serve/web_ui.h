@@ -1,4 +1,4 @@
-// The web UI of `ladle serve` (SPEC 6, GET /): a page that lists the runs,
+// The web UI of `ladle serve` (GET /, docs/server.md "The web UI"): a page that lists the runs,
 // shows one run's stages, steps and logs, the deployments, and cancels,
 // approves and rolls back, all through the runs API with the browser's
 // token. Its three files live in runner/web/ and are embedded in the binary

@@ -1,4 +1,4 @@
-// Push webhooks from GitHub, GitLab and Gitea (SPEC section 6).
+// Push webhooks from GitHub, GitLab and Gitea (docs/server.md "From commit to production").
 //
 // Webhooks carry no ladle token: a request is authentic when it proves the
 // repository's secret: an HMAC-SHA256 of the body (GitHub: X-Hub-Signature-256

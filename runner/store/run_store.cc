@@ -115,14 +115,21 @@ std::optional<int> Count(const std::optional<TestCounts>& tests, int TestCounts:
 }
 
 
-void ReadRun(const Statement& st, RunRecord* run) {
+// A status column: the word back as the enum. A word this ladle does not
+// know means the database is not one it wrote.
+Status StatusColumn(const Statement& st, int column, const char* table, RunStatus* out) {
+  std::string word = st.ColumnText(column);
+  if (ParseRunStatus(word, out)) return Status::OK();
+  return Status::Internal(std::string("ladle.db: unknown status '") + word + "' in table " + table);
+}
+
+Status ReadRun(const Statement& st, RunRecord* run) {
   run->id = st.ColumnInt64(0);
   run->repo = st.ColumnText(1);
   run->pipeline = st.ColumnText(2);
   run->file = st.ColumnText(3);
   run->commit = st.ColumnText(4);
   run->branch = st.ColumnText(5);
-  run->status = st.ColumnText(6);
   run->created_at = st.ColumnText(7);
   run->started_at = st.ColumnText(8);
   run->finished_at = st.ColumnText(9);
@@ -134,6 +141,7 @@ void ReadRun(const Statement& st, RunRecord* run) {
   run->rollback_environment = st.ColumnText(15);
   run->resume_stage = st.ColumnText(16);
   run->source_run = st.ColumnInt64(17);
+  return StatusColumn(st, 6, "runs", &run->status);
 }
 
 // Every row of a prepared SELECT of kRunColumns, in order.
@@ -143,7 +151,7 @@ Status ReadRuns(Statement* st, std::vector<RunRecord>* runs) {
   Status s;
   while ((s = st->Step(&row)).ok() && row) {
     runs->emplace_back();
-    ReadRun(*st, &runs->back());
+    if (!(s = ReadRun(*st, &runs->back())).ok()) break;
   }
   return s;
 }
@@ -153,7 +161,7 @@ Status InsertStage(Database* db, int64_t run_id, int ordinal, const StageRecord&
               "INSERT INTO stages (run_id, name, ordinal, status, environment, tests_total,"
               " tests_passed, tests_failed, tests_skipped, message)"
               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-              run_id, stage.name, ordinal, stage.status, stage.environment,
+              run_id, stage.name, ordinal, ToString(stage.status), stage.environment,
               Count(stage.tests, &TestCounts::total), Count(stage.tests, &TestCounts::passed),
               Count(stage.tests, &TestCounts::failed), Count(stage.tests, &TestCounts::skipped),
               stage.message);
@@ -165,8 +173,8 @@ Status InsertStep(Database* db, int64_t run_id, const std::string& stage, int or
               "INSERT INTO steps (run_id, stage, name, ordinal, status, exit_code, attempts,"
               " started_at, finished_at, failure_reason, allow_failure)"
               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-              run_id, stage, step.name, ordinal, step.status, step.exit_code, step.attempts,
-              OrNull(step.started_at), OrNull(step.finished_at), step.failure_reason,
+              run_id, stage, step.name, ordinal, ToString(step.status), step.exit_code, step.attempts,
+              OrNull(step.started_at), OrNull(step.finished_at), ToString(step.failure_reason),
               step.allow_failure ? 1 : 0);
 }
 
@@ -177,7 +185,7 @@ Status InsertRun(Database* db, RunRecord* run) {
                   " owner_start, trigger, rollback_environment, resume_stage, source_run)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
                   " ?17)",
-                  run->repo, run->pipeline, run->file, run->commit, run->branch, run->status,
+                  run->repo, run->pipeline, run->file, run->commit, run->branch, ToString(run->status),
                   run->created_at, OrNull(run->started_at), OrNull(run->finished_at),
                   run->message, run->workspace, run->owner_pid, run->owner_start, run->trigger,
                   run->rollback_environment, run->resume_stage, run->source_run);
@@ -196,7 +204,7 @@ Status LoadStages(Database* db, RunRecord* run) {
   while (s.ok() && (s = st.Step(&row)).ok() && row) {
     StageRecord stage;
     stage.name = st.ColumnText(0);
-    stage.status = st.ColumnText(1);
+    if (!(s = StatusColumn(st, 1, "stages", &stage.status)).ok()) break;
     stage.environment = st.ColumnText(2);
     if (!st.ColumnIsNull(3)) {
       stage.tests = TestCounts{st.ColumnInt(3), st.ColumnInt(4), st.ColumnInt(5),
@@ -221,12 +229,15 @@ Status LoadSteps(Database* db, RunRecord* run) {
   while (s.ok() && (s = st.Step(&row)).ok() && row) {
     StepRecord step;
     step.name = st.ColumnText(1);
-    step.status = st.ColumnText(2);
+    if (!(s = StatusColumn(st, 2, "steps", &step.status)).ok()) break;
     if (!st.ColumnIsNull(3)) step.exit_code = st.ColumnInt(3);
     step.attempts = st.ColumnInt(4);
     step.started_at = st.ColumnText(5);
     step.finished_at = st.ColumnText(6);
-    step.failure_reason = st.ColumnText(7);
+    if (!ParseFailureReason(st.ColumnText(7), &step.failure_reason)) {
+      s = Status::Internal("ladle.db: unknown failure reason '" + st.ColumnText(7) + "'");
+      break;
+    }
     step.allow_failure = st.ColumnInt(8) != 0;
     auto it = by_name.find(st.ColumnText(0));
     if (it != by_name.end()) it->second->steps.push_back(std::move(step));
@@ -247,7 +258,7 @@ constexpr const char* kDeploymentColumns =
     "id, environment, run_id, stage, repo, commit_id, branch, status, rollback, started_at,"
     " finished_at";
 
-void ReadDeployment(const Statement& st, DeploymentRecord* d) {
+Status ReadDeployment(const Statement& st, DeploymentRecord* d) {
   d->id = st.ColumnInt64(0);
   d->environment = st.ColumnText(1);
   d->run_id = st.ColumnInt64(2);
@@ -255,10 +266,10 @@ void ReadDeployment(const Statement& st, DeploymentRecord* d) {
   d->repo = st.ColumnText(4);
   d->commit = st.ColumnText(5);
   d->branch = st.ColumnText(6);
-  d->status = st.ColumnText(7);
   d->rollback = st.ColumnInt(8) != 0;
   d->started_at = st.ColumnText(9);
   d->finished_at = st.ColumnText(10);
+  return StatusColumn(st, 7, "deployments", &d->status);
 }
 
 Status LoadRunDeployment(Database* db, RunRecord* run) {
@@ -271,7 +282,7 @@ Status LoadRunDeployment(Database* db, RunRecord* run) {
   if (s.ok()) s = st.Step(&row);
   if (s.ok() && row) {
     run->deployment.emplace();
-    ReadDeployment(st, &*run->deployment);
+    s = ReadDeployment(st, &*run->deployment);
   }
   return s;
 }
@@ -417,7 +428,7 @@ Status RunStore::UpdateRun(const RunRecord& run) {
   return UpdateOne(db_.get(), "run " + std::to_string(run.id),
                    "UPDATE runs SET status = ?2, started_at = ?3, finished_at = ?4,"
                    " message = ?5, workspace = ?6 WHERE id = ?1",
-                   run.id, run.status, OrNull(run.started_at), OrNull(run.finished_at),
+                   run.id, ToString(run.status), OrNull(run.started_at), OrNull(run.finished_at),
                    run.message, run.workspace);
 }
 
@@ -427,7 +438,7 @@ Status RunStore::UpdateStage(int64_t run_id, const StageRecord& stage) {
                    "UPDATE stages SET status = ?3, tests_total = ?4, tests_passed = ?5,"
                    " tests_failed = ?6, tests_skipped = ?7, message = ?8"
                    " WHERE run_id = ?1 AND name = ?2",
-                   run_id, stage.name, stage.status, Count(stage.tests, &TestCounts::total),
+                   run_id, stage.name, ToString(stage.status), Count(stage.tests, &TestCounts::total),
                    Count(stage.tests, &TestCounts::passed),
                    Count(stage.tests, &TestCounts::failed),
                    Count(stage.tests, &TestCounts::skipped), stage.message);
@@ -440,8 +451,8 @@ Status RunStore::UpdateStep(int64_t run_id, const std::string& stage, const Step
                    "UPDATE steps SET status = ?4, exit_code = ?5, attempts = ?6,"
                    " started_at = ?7, finished_at = ?8, failure_reason = ?9,"
                    " allow_failure = ?10 WHERE run_id = ?1 AND stage = ?2 AND name = ?3",
-                   run_id, stage, step.name, step.status, step.exit_code, step.attempts,
-                   OrNull(step.started_at), OrNull(step.finished_at), step.failure_reason,
+                   run_id, stage, step.name, ToString(step.status), step.exit_code, step.attempts,
+                   OrNull(step.started_at), OrNull(step.finished_at), ToString(step.failure_reason),
                    step.allow_failure ? 1 : 0);
 }
 
@@ -455,8 +466,8 @@ Status RunStore::GetRun(int64_t id, RunRecord* run) {
   if (!s.ok()) return s;
   if (!row) return Status::NotFound("run " + std::to_string(id) + " not found");
   *run = RunRecord();
-  ReadRun(st, run);
-  s = LoadStages(db_.get(), run);
+  s = ReadRun(st, run);
+  if (s.ok()) s = LoadStages(db_.get(), run);
   if (s.ok()) s = LoadSteps(db_.get(), run);
   if (s.ok()) s = LoadRunDeployment(db_.get(), run);
   return s;
@@ -604,7 +615,7 @@ Status RunStore::StartRun(RunRecord* run) {
                   "UPDATE runs SET pipeline = ?2, file = ?3, status = ?4, started_at = ?5,"
                   " finished_at = NULL, workspace = ?6, owner_pid = ?7, owner_start = ?8,"
                   " resume_stage = ?9, message = ?10 WHERE id = ?1",
-                  run->id, run->pipeline, run->file, run->status, OrNull(run->started_at),
+                  run->id, run->pipeline, run->file, ToString(run->status), OrNull(run->started_at),
                   run->workspace, run->owner_pid, run->owner_start, run->resume_stage,
                   run->message);
   }
@@ -659,17 +670,17 @@ Status RunStore::BeginDeployment(DeploymentRecord* d) {
   Status s = Exec(db_.get(),
                   "INSERT INTO deployments (environment, run_id, stage, repo, commit_id, branch,"
                   " status, rollback, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                  d->environment, d->run_id, d->stage, d->repo, d->commit, d->branch, d->status,
+                  d->environment, d->run_id, d->stage, d->repo, d->commit, d->branch, ToString(d->status),
                   d->rollback ? 1 : 0, d->started_at);
   if (s.ok()) d->id = db_->last_insert_rowid();
   return s.WithContext("record the deployment to " + d->environment);
 }
 
-Status RunStore::FinishDeployment(int64_t id, const std::string& status) {
+Status RunStore::FinishDeployment(int64_t id, RunStatus status) {
   std::lock_guard<std::mutex> lock(mu_);
   return UpdateOne(db_.get(), "deployment " + std::to_string(id),
                    "UPDATE deployments SET status = ?2, finished_at = ?3 WHERE id = ?1", id,
-                   status, NowRfc3339());
+                   ToString(status), NowRfc3339());
 }
 
 Status RunStore::ListDeployments(const std::string& environment, int limit, int64_t before,
@@ -688,7 +699,7 @@ Status RunStore::ListDeployments(const std::string& environment, int limit, int6
   bool row = false;
   while (s.ok() && (s = st.Step(&row)).ok() && row) {
     out->emplace_back();
-    ReadDeployment(st, &out->back());
+    if (!(s = ReadDeployment(st, &out->back())).ok()) break;
   }
   return s;
 }
@@ -709,7 +720,7 @@ nlohmann::json StepToJson(const StepRecord& step) {
       {"attempts", step.attempts},
       {"started_at", OrJsonNull(step.started_at)},
       {"finished_at", OrJsonNull(step.finished_at)},
-      {"failure_reason", OrJsonNull(step.failure_reason)},
+      {"failure_reason", step.failure_reason},
   };
   if (step.allow_failure) j["allow_failure"] = true;
   return j;

@@ -17,23 +17,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/status.h"
+#include "runner/store/run_status.h"
 
 namespace ladle {
 class Database;
 }
 
 namespace ladle::runner {
-
-// Statuses, one vocabulary (SPEC section 7).
-inline constexpr const char* kQueued = "queued";
-inline constexpr const char* kRunning = "running";
-inline constexpr const char* kWaiting = "waiting";
-inline constexpr const char* kSuccess = "success";
-inline constexpr const char* kFailed = "failed";
-inline constexpr const char* kSkipped = "skipped";
-inline constexpr const char* kCancelled = "cancelled";
-inline constexpr const char* kInterrupted = "interrupted";
-inline constexpr const char* kSuperseded = "superseded";
 
 struct TestCounts {
   int total = 0;
@@ -44,32 +34,32 @@ struct TestCounts {
 
 struct StepRecord {
   std::string name;
-  std::string status = kQueued;
+  RunStatus status = kQueued;
   std::optional<int> exit_code;
   int attempts = 0;
   std::string started_at;       // RFC 3339 UTC, empty when not started
   std::string finished_at;
-  std::string failure_reason;   // "", "timeout", "exit_code", "cancelled", "needs", "error"
+  FailureReason failure_reason = FailureReason::kNone;
   bool allow_failure = false;
 };
 
 struct StageRecord {
   std::string name;
-  std::string status = kQueued;
+  RunStatus status = kQueued;
   std::string environment;
   std::optional<TestCounts> tests;  // set when the stage has reports or a gate
   std::string message;              // why it failed or was skipped, for people
   std::vector<StepRecord> steps;
 };
 
-// A deployment: a stage with `environment` that ran (SPEC 6, 7).
+// A deployment: a stage with `environment` that ran (docs/server.md "Deployments").
 struct DeploymentRecord {
   int64_t id = 0;
   std::string environment;
   int64_t run_id = 0;
   std::string stage;
   std::string repo, commit, branch;
-  std::string status = kRunning;  // running, success, failed, cancelled, interrupted
+  RunStatus status = kRunning;  // running, success, failed, cancelled, interrupted
   bool rollback = false;          // a rollback run's redeploy
   std::string started_at, finished_at;
 };
@@ -81,7 +71,7 @@ struct RunRecord {
   std::string file;        // the pipeline file
   std::string commit;
   std::string branch;
-  std::string status = kQueued;
+  RunStatus status = kQueued;
   std::string created_at;
   std::string started_at;
   std::string finished_at;
@@ -173,7 +163,7 @@ class RunStore {
   // sets d->id.
   Status BeginDeployment(DeploymentRecord* d);
   // Sets status and finished_at of deployment `id`.
-  Status FinishDeployment(int64_t id, const std::string& status);
+  Status FinishDeployment(int64_t id, RunStatus status);
   // Newest first; `environment` "" for all; limit <= 0 for no limit;
   // before > 0: only ids below it.
   Status ListDeployments(const std::string& environment, int limit, int64_t before,
@@ -188,7 +178,8 @@ class RunStore {
   std::unique_ptr<Database> db_;
 };
 
-// The JSON of SPEC section 7 (`ladle show --json`, GET /api/v1/runs/{id}).
+// The run JSON of docs/design.md "JSON shapes" (`ladle show --json`,
+// GET /api/v1/runs/{id}).
 // A field without a value is null, never "": times, exit_code, tests,
 // environment, failure_reason, deployment. Also "file", "trigger";
 // "message" (run, stage) only when non-empty; a step's "allow_failure" only

@@ -139,6 +139,43 @@ TEST_F(RouterTest, HeadOnAStreamDropsTheStream) {
   EXPECT_FALSE(response.is_stream());
 }
 
+// An API class as ToggleApi and RunsApi are: its routes are member functions.
+class CounterApi {
+ public:
+  void Register(Router* router) {
+    router->Add("GET", "/count", this, &CounterApi::Get);
+    router->Add("POST", "/count/{by}", this, &CounterApi::Increment);
+  }
+  int count() const { return count_; }
+
+ private:
+  HttpResponse Get(const HttpRequest&) { return HttpResponse::Text(200, std::to_string(count_)); }
+  HttpResponse Increment(const HttpRequest& r) {
+    count_ += std::stoi(std::string(r.Param("by")));
+    return HttpResponse::NoContent();
+  }
+
+  int count_ = 0;
+};
+
+TEST(RouterMemberTest, RoutesCallTheObjectsMemberFunctions) {
+  CounterApi api;
+  Router router;
+  api.Register(&router);
+  ASSERT_TRUE(router.status().ok()) << router.status().ToString();
+  EXPECT_EQ(2u, router.route_count());
+  EXPECT_EQ("POST", router.method(1));
+  EXPECT_EQ("/count/{by}", router.pattern(1));
+  EXPECT_EQ("200 0", Body(router, "GET", "/count"));
+  EXPECT_EQ(204, router.Dispatch(HttpRequest::For("POST", "/count/5")).status);
+  EXPECT_EQ(5, api.count());
+  EXPECT_EQ("200 5", Body(router, "GET", "/count"));
+  EXPECT_EQ(405, router.Dispatch(HttpRequest::For("DELETE", "/count")).status);
+  // The member overload reports duplicates as the plain one does.
+  api.Register(&router);
+  EXPECT_EQ("duplicate route GET /count", router.status().ToString());
+}
+
 TEST(RouterErrors, ThrowingHandlerGives500) {
   Router router;
   router.Add("GET", "/boom", [](const HttpRequest&) -> HttpResponse {

@@ -186,7 +186,7 @@ TEST_F(DockerRunTest, SigtermMidStepCancelsAndLeavesNoContainer) {
   EXPECT_NE(0, docker_test::Run({"pgrep", "-f", "sleep 101[34]"}).code);
 }
 
-// SPEC 1: `ladle prune` takes a pruned run's containers with it, kept ones too.
+// docs/backends.md "keep": `ladle prune` takes a pruned run's containers with it, kept ones too.
 TEST_F(DockerRunTest, PruneRemovesThePrunedRunsKeptContainers) {
   Pipeline(R"yml(  - name: s
     network: none

@@ -382,8 +382,9 @@ TEST_F(RunTest, PruneDeletesFinishedRunsWithTheirLogs) {
   EXPECT_NE(std::string::npos, r.err.find("--older-than 'soon'")) << r.err;
 }
 
-// SPEC 7: without $LADLE_SERVER the sync goes straight into the data dir's
-// store, and the run says so; the new toggle is off, an existing one is left.
+// docs/design.md "Toggles in a run": without $LADLE_SERVER the sync goes
+// straight into the data dir's store, and the run says so; the new toggle is
+// off, an existing one is left.
 TEST_F(RunTest, TogglesSyncGoesToTheDataDirStoreWithoutAServer) {
   Write("toggles.yml", "- {key: dark-one, type: release, description: shipped dark}\n");
   Write("ladle.yml", R"(name: dark

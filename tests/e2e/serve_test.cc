@@ -1,4 +1,4 @@
-// End-to-end tests of `ladle serve` (SPEC 6 and 7): the real binary on a
+// End-to-end tests of `ladle serve` (docs/server.md): the real binary on a
 // loopback port and a temp data dir, real git repositories made with git
 // commands, the local backend, real HTTP (cpp-httplib). Triggers (push
 // webhooks, polling, what was pushed while the server was down), the queue
@@ -1140,14 +1140,12 @@ TEST_F(ServeTest, ServeWebUiIsServedWithoutATokenAndLockedToItsOrigin) {
 // reloading; then the deployments.
 TEST_F(ServeTest, ServeWebUiInABrowserApprovesAWaitingRun) {
   namespace t = ladle::testing;
-  const bool have_node = t::HaveCommand("node") && t::HaveCommand("npm");
-  const bool have_chromium = fs::exists("/usr/bin/chromium");
-  if (!have_node || !have_chromium) {
-    if (t::InCi()) FAIL() << "node, npm and chromium are needed (scripts/install-deps.sh --test)";
-    GTEST_SKIP() << "node, npm or chromium missing";
+  // playwright-core, in tests/web/node_modules (scripts/install-deps.sh --test).
+  const std::string missing = t::NodeTestMissing(fs::path(LADLE_SOURCE_DIR) / "tests/web", true);
+  if (!missing.empty()) {
+    if (t::InCi()) FAIL() << missing;
+    GTEST_SKIP() << missing;
   }
-  const fs::path cache = "/tmp/ladle-web-ui";
-  ASSERT_EQ("", t::NpmInstall(fs::path(LADLE_SOURCE_DIR) / "tests/web/package.json", cache, "playwright-core"));
 
   const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
 env: {OUT: "@OUT@"}
@@ -1169,8 +1167,7 @@ stages:
   ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "no answer");
 
   // Through RunCommand, not popen: this process reaps its children itself.
-  Result r = Exec({"env", "NODE_PATH=" + (cache / "node_modules").string(), "node",
-                   std::string(LADLE_SOURCE_DIR) + "/tests/web/ui_browser.js",
+  Result r = Exec({"node", std::string(LADLE_SOURCE_DIR) + "/tests/web/ui_browser.js",
                    "http://127.0.0.1:" + std::to_string(port_), kToken, std::to_string(id), "test", "unit",
                    "production", "new-checkout"},
                   root_);

@@ -6,7 +6,9 @@
 # 2. Starts dockerd when no daemon answers (and DOCKER_HOST is unset or the
 #    default socket): no bridge, no iptables, no masquerading, so containers
 #    have no network but "none" or "host" and nothing reaches other machines
-#    (see NOTES.md, "Docker"). Log: /tmp/ladle-dockerd.log. It is left running.
+#    (docs/design.md "Tests on this machine"). Log: /tmp/ladle-dockerd.log.
+#    It is left running for the next run, and says so (pid, log, how to stop
+#    it) here and in /tmp/ladle-dockerd.started, which scripts/test.sh prints.
 # 3. Builds the test image ladle-test-busybox:latest with `docker import` from
 #    a busybox-static root file system (no registry is reachable here).
 #
@@ -17,6 +19,8 @@ set -eu
 IMAGE=ladle-test-busybox:latest
 DEFAULT_HOST=unix:///var/run/docker.sock
 LOG=/tmp/ladle-dockerd.log
+STARTED=/tmp/ladle-dockerd.started
+PIDFILE=/var/run/docker.pid
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -63,6 +67,10 @@ start_dockerd() {
     [ "$i" -le 60 ] || { tail -20 "$LOG" >&2; die "dockerd did not answer within 30 s (log: $LOG)"; }
     sleep 0.5
   done
+  pid=$(cat "$PIDFILE" 2>/dev/null || echo "\$(cat $PIDFILE)")
+  note="docker_setup: started dockerd (pid $pid, no bridge, log: $LOG) and left it running for the next run; stop it with: ${SUDO:+$SUDO }kill $pid"
+  echo "$note"
+  echo "$note" > "$STARTED" 2>/dev/null || true
 }
 
 # A root file system of busybox and one symlink per applet it has.

@@ -46,7 +46,7 @@ class ServeRecorder : public RunObserver {
   }
   void StageChanged(const RunRecord&, const StageRecord& stage) override {
     std::lock_guard<std::mutex> lock(mu);
-    stage_changes.push_back(stage.name + ":" + stage.status + ":" + stage.message);
+    stage_changes.push_back(stage.name + ":" + ToString(stage.status) + ":" + stage.message);
   }
   void Note(const std::string& text) override {
     std::lock_guard<std::mutex> lock(mu);

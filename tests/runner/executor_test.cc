@@ -127,9 +127,9 @@ stages:
 )");
   EXPECT_EQ(kFailed, run.status);
   EXPECT_EQ(3, StepOf(run, "build", "bad").exit_code.value_or(-1));
-  EXPECT_EQ("exit_code", StepOf(run, "build", "bad").failure_reason);
+  EXPECT_EQ(FailureReason::kExitCode, StepOf(run, "build", "bad").failure_reason);
   EXPECT_EQ(kSkipped, StepOf(run, "build", "dep").status);
-  EXPECT_EQ("needs", StepOf(run, "build", "dep").failure_reason);
+  EXPECT_EQ(FailureReason::kNeeds, StepOf(run, "build", "dep").failure_reason);
   EXPECT_EQ(kSuccess, StepOf(run, "build", "free").status);
   EXPECT_EQ(kSkipped, StageOf(run, "deploy").status);
   EXPECT_EQ("stage 'build' failed", StageOf(run, "deploy").message);
@@ -147,7 +147,7 @@ stages:
 )");
   const StepRecord& step = StepOf(run, "s", "stubborn");
   EXPECT_EQ(kFailed, step.status);
-  EXPECT_EQ("timeout", step.failure_reason);
+  EXPECT_EQ(FailureReason::kTimeout, step.failure_reason);
   EXPECT_EQ((std::vector<env::FakeKill>{{"1/s/stubborn#1", SIGTERM}, {"1/s/stubborn#1", SIGKILL}}),
             engine_.kills());
 }
@@ -373,7 +373,7 @@ TEST_F(ExecutorTest, OutsideDependencyFailureIsReported) {
   engine_.AddRule("build", down);
   RunRecord run = Run("name: p\nstages:\n  - name: s\n    steps: [{name: build, run: make}]\n");
   EXPECT_EQ(kFailed, run.status);
-  EXPECT_EQ("error", StepOf(run, "s", "build").failure_reason);
+  EXPECT_EQ(FailureReason::kError, StepOf(run, "s", "build").failure_reason);
   EXPECT_EQ(Code::kUnavailable, outside_failure_.code());
   EXPECT_EQ(3, outside_failure_.ExitCode());
 }

@@ -27,6 +27,12 @@ std::string Join(const std::vector<std::string>& v, const char* sep = ",") {
   return out;
 }
 
+std::string Join(const std::vector<RunStatus>& v) {
+  std::string out;
+  for (RunStatus s : v) out += (out.empty() ? "" : ",") + std::string(ToString(s));
+  return out;
+}
+
 class RolloutTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -51,10 +51,10 @@ class RunStoreTest : public ::testing::Test {
     run.started_at = "2026-11-29T10:04:50.000Z";
     StageRecord build{"build", kRunning, "", std::nullopt, "", {}};
     build.steps.push_back(StepRecord{"compile", kRunning, std::nullopt, 1,
-                                     "2026-11-29T10:04:50.500Z", "", "", false});
-    build.steps.push_back(StepRecord{"lint", kQueued, std::nullopt, 0, "", "", "", true});
+                                     "2026-11-29T10:04:50.500Z", "", FailureReason::kNone, false});
+    build.steps.push_back(StepRecord{"lint", kQueued, std::nullopt, 0, "", "", FailureReason::kNone, true});
     StageRecord deploy{"deploy", kQueued, "staging", std::nullopt, "", {}};
-    deploy.steps.push_back(StepRecord{"push", kQueued, std::nullopt, 0, "", "", "", false});
+    deploy.steps.push_back(StepRecord{"push", kQueued, std::nullopt, 0, "", "", FailureReason::kNone, false});
     run.stages = {build, deploy};
     return run;
   }
@@ -73,7 +73,7 @@ class RunStoreTest : public ::testing::Test {
     if (!s.ok()) return "error: " + s.ToString();
     std::string out;
     for (const RunRecord& run : runs) {
-      out += (out.empty() ? "" : " ") + std::to_string(run.id) + ":" + run.status;
+      out += (out.empty() ? "" : " ") + std::to_string(run.id) + ":" + ToString(run.status);
       EXPECT_TRUE(run.stages.empty());
     }
     return out;
@@ -83,8 +83,8 @@ class RunStoreTest : public ::testing::Test {
   static std::string Shape(const RunRecord& run) {
     std::string out;
     for (const StageRecord& stage : run.stages) {
-      out += stage.name + "(" + stage.status + ")[";
-      for (const StepRecord& step : stage.steps) out += step.name + ":" + step.status + ",";
+      out += stage.name + "(" + ToString(stage.status) + ")[";
+      for (const StepRecord& step : stage.steps) out += step.name + ":" + ToString(step.status) + ",";
       out += "] ";
     }
     return out;
@@ -147,7 +147,7 @@ TEST_F(RunStoreTest, UpdatesRunStageAndStep) {
   step.exit_code = 2;
   step.attempts = 2;
   step.finished_at = "2026-11-29T10:05:00.000Z";
-  step.failure_reason = "timeout";
+  step.failure_reason = FailureReason::kTimeout;
   ASSERT_TRUE(store_->UpdateStep(run.id, "build", step).ok());
 
   StageRecord stage = run.stages[0];
@@ -175,13 +175,35 @@ TEST_F(RunStoreTest, UpdatesRunStageAndStep) {
   EXPECT_EQ(kFailed, s.status);
   EXPECT_EQ(std::optional<int>(2), s.exit_code);
   EXPECT_EQ(2, s.attempts);
-  EXPECT_EQ("timeout", s.failure_reason);
+  EXPECT_EQ(FailureReason::kTimeout, s.failure_reason);
   EXPECT_EQ("2026-11-29T10:05:00.000Z", s.finished_at);
 
   // Clearing optional fields stores NULL again.
   stage.tests.reset();
   ASSERT_TRUE(store_->UpdateStage(run.id, stage).ok());
   EXPECT_FALSE(Get(run.id).stages[0].tests.has_value());
+}
+
+TEST_F(RunStoreTest, StatusWordsInTheDatabaseAreReadBackOrRefused) {
+  RunRecord run = SampleRun();
+  run.stages[0].steps[0].failure_reason = FailureReason::kTimeout;
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  {  // the words as they are stored: the text of docs/design.md "Statuses"
+    std::unique_ptr<Database> db;
+    ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
+    Statement st;
+    ASSERT_TRUE(db->Prepare("SELECT status, failure_reason FROM steps WHERE name = 'compile'", &st).ok());
+    bool row = false;
+    ASSERT_TRUE(st.Step(&row).ok() && row);
+    EXPECT_EQ("running", st.ColumnText(0));
+    EXPECT_EQ("timeout", st.ColumnText(1));
+    // A word this ladle never writes: the read fails and names it.
+    ASSERT_TRUE(db->Exec("UPDATE stages SET status = 'paused' WHERE name = 'deploy'").ok());
+  }
+  RunRecord back;
+  Status s = store_->GetRun(run.id, &back);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string::npos, s.ToString().find("unknown status 'paused' in table stages")) << s.ToString();
 }
 
 TEST_F(RunStoreTest, UpdatesOfMissingThingsAreNotFound) {
@@ -214,7 +236,7 @@ TEST_F(RunStoreTest, ListFiltersAndPagesNewestFirst) {
   EXPECT_EQ("4:failed 3:success 1:success", List(RunFilter{"a", "", "", 50, 0}));
   EXPECT_EQ("4:failed 2:success 1:success", List(RunFilter{"", "main", "", 50, 0}));
   EXPECT_EQ("4:failed 1:success", List(RunFilter{"a", "main", "", 50, 0}));
-  EXPECT_EQ("4:failed", List(RunFilter{"", "", kFailed, 50, 0}));
+  EXPECT_EQ("4:failed", List(RunFilter{"", "", "failed", 50, 0}));
   EXPECT_EQ("", List(RunFilter{"c", "", "", 50, 0}));
   // Paging: two at a time, each page below the last id seen.
   EXPECT_EQ("5:success 4:failed", List(RunFilter{"", "", "", 2, 0}));
@@ -224,7 +246,7 @@ TEST_F(RunStoreTest, ListFiltersAndPagesNewestFirst) {
 }
 
 TEST_F(RunStoreTest, FindLastSuccessfulStep) {
-  for (const char* status : {kSuccess, kSuccess, kFailed}) {
+  for (RunStatus status : {kSuccess, kSuccess, kFailed}) {
     RunRecord run = SampleRun();
     run.stages[0].steps[0].status = status;
     ASSERT_TRUE(store_->CreateRun(&run).ok());
@@ -257,7 +279,7 @@ TEST_F(RunStoreTest, RunToJsonHasTheSpecShape) {
   run.stages[0].steps[0].finished_at = "2026-11-29T10:04:55.000Z";
   run.stages[0].steps[1].status = kFailed;
   run.stages[0].steps[1].exit_code = 1;
-  run.stages[0].steps[1].failure_reason = "exit_code";
+  run.stages[0].steps[1].failure_reason = FailureReason::kExitCode;
   EXPECT_EQ(nlohmann::json::parse(R"({
     "id": 12, "repo": "webshop", "pipeline": "webshop", "file": "/src/webshop/ladle.yml",
     "commit": "0123abcd", "branch": "main", "status": "running",
@@ -640,7 +662,7 @@ TEST_F(RunStoreQueueTest, StartRunReplacesStagesAndWritesTheRunFields) {
   again.file = "/data/ws/1/ladle.yml";
   again.resume_stage = "deploy";
   StageRecord only{"deploy", kQueued, "staging", std::nullopt, "", {}};
-  only.steps.push_back(StepRecord{"push2", kQueued, std::nullopt, 0, "", "", "", false});
+  only.steps.push_back(StepRecord{"push2", kQueued, std::nullopt, 0, "", "", FailureReason::kNone, false});
   again.stages = {only};
   ASSERT_TRUE(store_->StartRun(&again).ok());
   got = Get(id);
@@ -804,7 +826,7 @@ TEST_F(RunStoreQueueTest, RunToJsonHasTriggerAndDeployment) {
 }
 
 TEST_F(RunStoreQueueTest, DeleteFinishedBeforeKeepsUnfinishedRunsAndDeployments) {
-  auto make = [&](const std::string& status, const std::string& finished_at) {
+  auto make = [&](RunStatus status, const std::string& finished_at) {
     RunRecord run = SampleRun();
     run.status = status;
     run.finished_at = finished_at;

@@ -144,7 +144,7 @@ class RunsApiTest : public ::testing::Test {
 
   // A run with stages build (compile running, lint queued) and deploy (push queued).
   int64_t AddRun(const std::string& repo = "webshop", const std::string& branch = "main",
-                 const std::string& status = kRunning) {
+                 RunStatus status = kRunning) {
     RunRecord run;
     run.repo = repo;
     run.pipeline = "webshop";
@@ -153,10 +153,10 @@ class RunsApiTest : public ::testing::Test {
     run.branch = branch;
     run.status = status;
     StageRecord build{"build", kRunning, "", std::nullopt, "", {}};
-    build.steps.push_back(StepRecord{"compile", kRunning, std::nullopt, 1, "", "", "", false});
-    build.steps.push_back(StepRecord{"lint", kQueued, std::nullopt, 0, "", "", "", true});
+    build.steps.push_back(StepRecord{"compile", kRunning, std::nullopt, 1, "", "", FailureReason::kNone, false});
+    build.steps.push_back(StepRecord{"lint", kQueued, std::nullopt, 0, "", "", FailureReason::kNone, true});
     StageRecord deploy{"deploy", kQueued, "staging", std::nullopt, "", {}};
-    deploy.steps.push_back(StepRecord{"push", kQueued, std::nullopt, 0, "", "", "", false});
+    deploy.steps.push_back(StepRecord{"push", kQueued, std::nullopt, 0, "", "", FailureReason::kNone, false});
     run.stages = {build, deploy};
     Status s = store_->CreateRun(&run);
     EXPECT_TRUE(s.ok()) << s.ToString();
@@ -164,8 +164,8 @@ class RunsApiTest : public ::testing::Test {
   }
 
   void SetStep(int64_t run, const std::string& stage, const std::string& step,
-               const std::string& status) {
-    StepRecord rec{step, status, std::nullopt, 1, "", "", "", false};
+               RunStatus status) {
+    StepRecord rec{step, status, std::nullopt, 1, "", "", FailureReason::kNone, false};
     if (status != kRunning && status != kQueued) rec.exit_code = 0;
     Status s = store_->UpdateStep(run, stage, rec);
     ASSERT_TRUE(s.ok()) << s.ToString();

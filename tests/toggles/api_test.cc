@@ -182,6 +182,53 @@ TEST_F(ToggleApiTest, EveryWriteRouteNeedsAnAdminToken) {
   EXPECT_EQ(404, Send("GET", "/api/v1/toggles/b").status);
 }
 
+// Every admin write checks, in order: the token, then If-Match (the routes
+// that take one), then the JSON body (the routes that take one). A route
+// ignores the header or the body it does not take.
+TEST_F(ToggleApiTest, AdminWritesCheckTokenThenIfMatchThenBody) {
+  CreatePlain("a");
+  const std::string kBadIfMatch = "If-Match: expected a revision, got abc";
+  const std::string kBadJson = "invalid JSON in the request body";
+  const std::string kNotObject = "the request body must be a JSON object";
+  struct Route {
+    std::string method, target;
+    bool if_match, body;
+  };
+  const std::vector<Route> routes = {
+      {"POST", "/api/v1/toggles", false, true},
+      {"PATCH", "/api/v1/toggles/a", true, true},
+      {"PUT", "/api/v1/toggles/a/environments/production", true, true},
+      {"DELETE", "/api/v1/toggles/a", true, false},
+      {"POST", "/api/v1/toggles/a/environments/production/on", true, false},
+      {"POST", "/api/v1/toggles/a/environments/production/off", true, false},
+      {"POST", "/api/v1/tokens", false, true},
+  };
+  auto message = [](const HttpResponse& r) {
+    return std::to_string(r.status) + " " + Body(r).value("message", std::string());
+  };
+  for (const Route& route : routes) {
+    SCOPED_TRACE(route.method + " " + route.target);
+    HttpResponse r = Send(route.method, route.target, "{bad", "client", {{"If-Match", "abc"}});
+    EXPECT_EQ(403, r.status);
+    r = Send(route.method, route.target, "{bad", "admin", {{"If-Match", "abc"}});
+    if (route.if_match) {
+      EXPECT_EQ("400 " + kBadIfMatch, message(r));
+    } else {
+      EXPECT_EQ("400 " + kBadJson, message(r));
+    }
+    // Revision 9 never matches: a route that reaches the store answers 412.
+    r = Send(route.method, route.target, "{bad", "admin", {{"If-Match", "\"9\""}});
+    if (route.body) {
+      EXPECT_EQ("400 " + kBadJson, message(r));
+      EXPECT_EQ("400 " + kNotObject,
+                message(Send(route.method, route.target, "[1]", "admin", {{"If-Match", "9"}})));
+    } else {
+      EXPECT_EQ(412, r.status) << r.body;
+    }
+  }
+  EXPECT_EQ(1, store_->CurrentRevision());
+}
+
 TEST_F(ToggleApiTest, ClientTokensReadTheirEnvironmentOnly) {
   CreatePlain("a");
   HttpResponse r = Send("GET", "/api/v1/toggles", "", "client");

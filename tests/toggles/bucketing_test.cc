@@ -37,7 +37,8 @@ TEST(NormalizedBucketTest, MoreVectors) {
   EXPECT_EQ(63, NormalizedBucket("", "abc"));
 }
 
-// SPEC's 0-based bucket is Unleash's 1-based target minus one.
+// ladle's 0-based bucket is Unleash's 1-based target minus one
+// (docs/design.md "Toggle model and evaluation").
 TEST(VariantBucketTest, IsUnleashTargetMinusOne) {
   EXPECT_EQ(217, VariantBucket("my-feature", "user-123"));  // Unleash: 218
   EXPECT_EQ(164, VariantBucket("checkout-v2", "42"));       // 165

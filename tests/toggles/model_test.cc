@@ -9,7 +9,7 @@ namespace {
 
 using json = nlohmann::json;
 
-// A toggle using every field, in SPEC 7's shape.
+// A toggle using every field, in the shape of docs/design.md "JSON shapes".
 const char* kFullToggle = R"({
   "key": "new-checkout",
   "type": "experiment",

@@ -1,4 +1,4 @@
-// Client: feature toggles inside an application (SPEC 4.3).
+// Client: feature toggles inside an application (docs/toggles.md "Client library").
 //
 // Fetches one environment's toggles from a ladle toggle server, compiles them
 // with the server's own engine (evaluate.h) and answers IsEnabled/Variant in

@@ -1,15 +1,16 @@
 // Where the rollout hash lives: Unleash's bucketing, byte for byte, so that a
-// user lands in the same bucket in ladle as in Unleash (SPEC 4.1).
+// user lands in the same bucket in ladle as in Unleash
+// (docs/design.md "Toggle model and evaluation").
 //
 // Unleash (unleash-client-node util.ts, Yggdrasil) computes
 //   normalized_hash(group, id, modulus, seed) = murmur3_x86_32("GROUP:ID", seed) % modulus + 1
 // A rollout of P% holds when normalized_hash(group, id, 100, 0) <= P.
 // Variants: Unleash takes target = normalized_hash(group, id, total, 86028157)
 // (1..total) and picks the first variant whose running weight is >= target.
-// SPEC 4.1 writes the same rule 0-based: bucket = murmur3(.., 86028157) % 1000
+// ladle writes the same rule 0-based: bucket = murmur3(.., 86028157) % 1000
 // and the first variant whose running weight is > bucket. With weights summing
 // to 1000 the two pick the same variant (bucket = target - 1); VariantBucket
-// follows SPEC and returns the 0-based bucket.
+// follows ladle's form and returns the 0-based bucket.
 //
 // Ids are hashed as their UTF-8 bytes, as Yggdrasil does (Unleash's JS SDK
 // hashes the low byte of each UTF-16 unit and disagrees on non-ASCII ids).

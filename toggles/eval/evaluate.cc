@@ -262,7 +262,8 @@ Evaluation On(const CompiledToggle::Impl& t, Reason reason, const EvaluationCont
   if (variants.empty()) return Evaluation{true, &kTrue, "on", reason, std::nullopt};
   if (!ctx.has_targeting_key) return Failed(ErrorCode::kTargetingKeyMissing);
   const int bucket = t.variant_group.Variant(ctx.targeting_key);
-  // The first variant whose running total exceeds the bucket (SPEC 4.1).
+  // The first variant whose running total exceeds the bucket
+  // (docs/design.md "Toggle model and evaluation").
   auto it = std::upper_bound(t.running_weights.begin(), t.running_weights.end(), bucket);
   size_t i = std::min<size_t>(it - t.running_weights.begin(), variants.size() - 1);
   return Evaluation{true, &variants[i].value, variants[i].name, Reason::kSplit, std::nullopt};

@@ -1,5 +1,5 @@
 // The evaluation engine: is a toggle on for this context, with which value,
-// and why (SPEC 4.1 and 7, OFREP reasons and error codes).
+// and why: OFREP's reasons and error codes (docs/design.md "OFREP").
 //
 // Pure: no I/O, no clock, no locks. Toggles are compiled once per revision into
 // an immutable Snapshot (bucketing prefixes built, users and `in` lists sorted,
@@ -10,7 +10,7 @@
 // any number of threads may evaluate against one shared_ptr<const Snapshot>
 // while a writer builds the next one. An EvaluationContext is a plain value.
 //
-// Semantics, where the SPEC leaves a choice:
+// Semantics (docs/design.md "Toggle model and evaluation"):
 // - Within one strategy, constraints (all), users and rollout must all hold
 //   ("25% of users in NL" is one strategy); strategies are OR-ed in order.
 // - A missing attribute makes every operator false, not_in and neq included.
@@ -28,7 +28,7 @@
 //   value at all, so 100% is on even without a targeting key.
 // - Variants always bucket by the targeting key with the toggle key as group.
 // - Off answers (DISABLED, DEFAULT, errors) are false / "off" even for a
-//   toggle with variants: SPEC 7 says so, and OFREP needs some value.
+//   toggle with variants: OFREP needs some value (docs/design.md "OFREP").
 #ifndef LADLE_TOGGLES_EVAL_EVALUATE_H_
 #define LADLE_TOGGLES_EVAL_EVALUATE_H_
 

@@ -1,4 +1,5 @@
-// The toggle model: what a feature toggle is, and its JSON form (SPEC 4.1, 7).
+// The toggle model: what a feature toggle is, and its JSON form
+// (docs/design.md "Toggle model and evaluation" and "JSON shapes").
 //
 // Plain values, no behaviour beyond parsing, printing and validation; the
 // evaluation engine (evaluate.h) compiles them into an immutable Snapshot.
@@ -103,7 +104,7 @@ EnvironmentConfig ConfigIn(const Toggle& t, const std::string& environment);
 // percentage grows); any other strategies become [{rollout: {percent}}].
 EnvironmentConfig WithRollout(EnvironmentConfig config, int percent);
 
-// --- JSON (SPEC 7: {key, type, description, variants, revision,
+// --- JSON (docs/design.md "JSON shapes": {key, type, description, variants, revision,
 //     environments: {ENV: {enabled, strategies}}}) ---
 //
 // Parsing is strict: unknown fields, wrong JSON types, out-of-range numbers and

@@ -119,6 +119,23 @@ HttpResponse ToggleResponse(int status, const Toggle& t) {
   return r;
 }
 
+// 304 with the ETag when the client's If-None-Match is `etag`.
+std::optional<HttpResponse> NotModified(const HttpRequest& r, const std::string& etag) {
+  if (Trim(r.Header("If-None-Match")) != etag) return std::nullopt;
+  HttpResponse not_modified;
+  not_modified.status = 304;
+  not_modified.headers.Set("ETag", etag);
+  return not_modified;
+}
+
+// {"NAME": [each item's ToJson, ...]}: the body of the list routes.
+template <typename T>
+json JsonList(const char* name, const std::vector<T>& items) {
+  json out = {{name, json::array()}};
+  for (const T& item : items) out[name].push_back(ToJson(item));
+  return out;
+}
+
 // The request body as JSON, or a 400 naming the problem.
 std::optional<HttpResponse> ParseBody(const HttpRequest& r, json* out) {
   *out = json::parse(r.body, nullptr, false);
@@ -146,6 +163,38 @@ std::optional<HttpResponse> ParseIfMatch(const HttpRequest& r, std::optional<int
   }
   *out = rev;
   return std::nullopt;
+}
+
+// What an admin write brings besides its path: ReadAdminWrite fills it.
+struct AdminWrite {
+  Principal principal;
+  std::optional<int64_t> if_match;  // with kWithIfMatch; unset: unconditional
+  json body;                        // with kWithBody: a JSON object
+  std::string note;                 // the X-Ladle-Note header (NoteOf)
+};
+enum AdminWriteParts : unsigned { kWithIfMatch = 1, kWithBody = 2 };
+
+// The preamble of every admin write, in the order its errors take: an admin
+// token (401, 403), then If-Match and the JSON body when `parts` asks for
+// them (400). nullopt with *out filled, or the error response.
+std::optional<HttpResponse> ReadAdminWrite(const TokenStore& tokens, const HttpRequest& r,
+                                           unsigned parts, AdminWrite* out) {
+  if (auto e = RequireAdminRequest(tokens, r, &out->principal)) return e;
+  if (parts & kWithIfMatch) {
+    if (auto e = ParseIfMatch(r, &out->if_match)) return e;
+  }
+  if (parts & kWithBody) {
+    if (auto e = ParseBody(r, &out->body)) return e;
+  }
+  out->note = NoteOf(r);
+  return std::nullopt;
+}
+
+// A toggle write's answer: the toggle written (with its ETag) as `status`,
+// or the store's error.
+HttpResponse WrittenResponse(const Status& s, int status, const WriteResult& w) {
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  return ToggleResponse(status, w.toggle);
 }
 
 // OFREP's request body {"context": {...}}; an empty body is an empty context.
@@ -220,59 +269,25 @@ ToggleApi::~ToggleApi() {
   hub_.CloseAll();
 }
 
-void ToggleApi::Add(Router* router, std::string_view method, std::string_view pattern,
-                    Handler h) {
-  router->Add(method, pattern, [this, h](const HttpRequest& r) { return (this->*h)(r); });
-}
-
 void ToggleApi::Register(Router* router) {
-  Add(router, "POST", "/ofrep/v1/evaluate/flags/{key}", &ToggleApi::EvaluateOne);
-  Add(router, "POST", "/ofrep/v1/evaluate/flags", &ToggleApi::EvaluateBulk);
-  Add(router, "GET", "/api/v1/toggles", &ToggleApi::ListToggles);
-  Add(router, "POST", "/api/v1/toggles", &ToggleApi::CreateToggle);
-  Add(router, "GET", "/api/v1/toggles/{key}", &ToggleApi::GetToggle);
-  Add(router, "PATCH", "/api/v1/toggles/{key}", &ToggleApi::PatchToggle);
-  Add(router, "DELETE", "/api/v1/toggles/{key}", &ToggleApi::DeleteToggle);
-  Add(router, "PUT", "/api/v1/toggles/{key}/environments/{env}", &ToggleApi::PutEnvironment);
-  Add(router, "POST", "/api/v1/toggles/{key}/environments/{env}/on", &ToggleApi::FlipOn);
-  Add(router, "POST", "/api/v1/toggles/{key}/environments/{env}/off", &ToggleApi::FlipOff);
-  Add(router, "GET", "/api/v1/toggles/{key}/history", &ToggleApi::History);
-  Add(router, "GET", "/api/v1/events", &ToggleApi::Events);
-  Add(router, "GET", "/api/v1/stream", &ToggleApi::Stream);
-  Add(router, "GET", "/api/v1/tokens", &ToggleApi::ListTokens);
-  Add(router, "POST", "/api/v1/tokens", &ToggleApi::CreateToken);
-  Add(router, "DELETE", "/api/v1/tokens/{name}", &ToggleApi::RevokeToken);
-  Add(router, "GET", "/healthz", &ToggleApi::Health);
-  Add(router, "GET", "/metrics", &ToggleApi::Metrics);
-}
-
-// ---- auth ----
-
-std::optional<HttpResponse> AuthenticateRequest(const TokenStore& tokens, const HttpRequest& r,
-                                                bool allow_api_key, Principal* p) {
-  std::string_view secret;
-  std::string_view auth = Trim(r.Header("Authorization"));
-  if (StartsWithNoCase(auth, "Bearer ")) secret = Trim(auth.substr(7));
-  if (secret.empty() && allow_api_key) secret = Trim(r.Header("X-API-Key"));
-  if (secret.empty()) {
-    return HttpResponse::Error(401, "unauthorized",
-                               allow_api_key
-                                   ? "missing token: send Authorization: Bearer TOKEN or X-API-Key"
-                                   : "missing token: send Authorization: Bearer TOKEN");
-  }
-  Status s = tokens.Authenticate(secret, p);
-  if (!s.ok()) return HttpResponse::Error(401, "unauthorized", s.message());
-  return std::nullopt;
-}
-
-std::optional<HttpResponse> RequireAdminRequest(const TokenStore& tokens, const HttpRequest& r,
-                                                Principal* p) {
-  if (auto e = AuthenticateRequest(tokens, r, false, p)) return e;
-  if (p->role != Role::kAdmin) {
-    return HttpResponse::Error(403, "forbidden", "this needs an admin token; token '" + p->name +
-                                                     "' is a client token");
-  }
-  return std::nullopt;
+  router->Add("POST", "/ofrep/v1/evaluate/flags/{key}", this, &ToggleApi::EvaluateOne);
+  router->Add("POST", "/ofrep/v1/evaluate/flags", this, &ToggleApi::EvaluateBulk);
+  router->Add("GET", "/api/v1/toggles", this, &ToggleApi::ListToggles);
+  router->Add("POST", "/api/v1/toggles", this, &ToggleApi::CreateToggle);
+  router->Add("GET", "/api/v1/toggles/{key}", this, &ToggleApi::GetToggle);
+  router->Add("PATCH", "/api/v1/toggles/{key}", this, &ToggleApi::PatchToggle);
+  router->Add("DELETE", "/api/v1/toggles/{key}", this, &ToggleApi::DeleteToggle);
+  router->Add("PUT", "/api/v1/toggles/{key}/environments/{env}", this, &ToggleApi::PutEnvironment);
+  router->Add("POST", "/api/v1/toggles/{key}/environments/{env}/on", this, &ToggleApi::FlipOn);
+  router->Add("POST", "/api/v1/toggles/{key}/environments/{env}/off", this, &ToggleApi::FlipOff);
+  router->Add("GET", "/api/v1/toggles/{key}/history", this, &ToggleApi::History);
+  router->Add("GET", "/api/v1/events", this, &ToggleApi::Events);
+  router->Add("GET", "/api/v1/stream", this, &ToggleApi::Stream);
+  router->Add("GET", "/api/v1/tokens", this, &ToggleApi::ListTokens);
+  router->Add("POST", "/api/v1/tokens", this, &ToggleApi::CreateToken);
+  router->Add("DELETE", "/api/v1/tokens/{name}", this, &ToggleApi::RevokeToken);
+  router->Add("GET", "/healthz", this, &ToggleApi::Health);
+  router->Add("GET", "/metrics", this, &ToggleApi::Metrics);
 }
 
 std::optional<HttpResponse> ToggleApi::Authenticate(const HttpRequest& r, bool ofrep,
@@ -363,12 +378,7 @@ HttpResponse ToggleApi::EvaluateBulk(const HttpRequest& r) {
   }
   std::shared_ptr<const Snapshot> snap = store_.GetSnapshot();
   std::string etag = BulkEtag(snap->revision(), env, canonical);
-  if (Trim(r.Header("If-None-Match")) == etag) {
-    HttpResponse not_modified;
-    not_modified.status = 304;
-    not_modified.headers.Set("ETag", etag);
-    return not_modified;
-  }
+  if (auto e = NotModified(r, etag)) return *e;
   std::string body = "{\"flags\":[";
   bool first = true;
   for (const CompiledToggle& t : snap->toggles()) {
@@ -409,30 +419,22 @@ HttpResponse ToggleApi::ListToggles(const HttpRequest& r) {
   std::vector<Toggle> list;
   Status s = store_.List(env, &list);
   if (!s.ok()) return HttpResponse::FromStatus(s);
-  if (Trim(r.Header("If-None-Match")) == etag) {
-    HttpResponse not_modified;
-    not_modified.status = 304;
-    not_modified.headers.Set("ETag", etag);
-    return not_modified;
-  }
-  json out = {{"toggles", json::array()}, {"revision", rev}};
-  for (const Toggle& t : list) out["toggles"].push_back(ToJson(t));
+  if (auto e = NotModified(r, etag)) return *e;
+  json out = JsonList("toggles", list);
+  out["revision"] = rev;
   HttpResponse resp = HttpResponse::Json(200, out);
   resp.headers.Set("ETag", etag);
   return resp;
 }
 
 HttpResponse ToggleApi::CreateToggle(const HttpRequest& r) {
-  Principal p;
-  if (auto e = RequireAdmin(r, &p)) return *e;
-  json body;
-  if (auto e = ParseBody(r, &body)) return *e;
+  AdminWrite a;
+  if (auto e = ReadAdminWrite(tokens_, r, kWithBody, &a)) return *e;
   Toggle t;
-  Status s = ParseToggle(body, &t);
+  Status s = ParseToggle(a.body, &t);
   WriteResult w;
-  if (s.ok()) s = store_.Create(t, p.name, &w, NoteOf(r));
-  if (!s.ok()) return HttpResponse::FromStatus(s);
-  return ToggleResponse(201, w.toggle);
+  if (s.ok()) s = store_.Create(t, a.principal.name, &w, a.note);
+  return WrittenResponse(s, 201, w);
 }
 
 HttpResponse ToggleApi::GetToggle(const HttpRequest& r) {
@@ -447,60 +449,46 @@ HttpResponse ToggleApi::GetToggle(const HttpRequest& r) {
 }
 
 HttpResponse ToggleApi::PatchToggle(const HttpRequest& r) {
-  Principal p;
-  if (auto e = RequireAdmin(r, &p)) return *e;
-  std::optional<int64_t> match;
-  if (auto e = ParseIfMatch(r, &match)) return *e;
-  json body;
-  if (auto e = ParseBody(r, &body)) return *e;
+  AdminWrite a;
+  if (auto e = ReadAdminWrite(tokens_, r, kWithIfMatch | kWithBody, &a)) return *e;
   ToggleFields fields;
-  Status s = ParseToggleFields(body, &fields);
+  Status s = ParseToggleFields(a.body, &fields);
   WriteResult w;
   if (s.ok()) {
-    s = store_.Patch(std::string(r.Param("key")), fields, match, p.name, &w, NoteOf(r));
+    s = store_.Patch(std::string(r.Param("key")), fields, a.if_match, a.principal.name, &w,
+                     a.note);
   }
-  if (!s.ok()) return HttpResponse::FromStatus(s);
-  return ToggleResponse(200, w.toggle);
+  return WrittenResponse(s, 200, w);
 }
 
 HttpResponse ToggleApi::DeleteToggle(const HttpRequest& r) {
-  Principal p;
-  if (auto e = RequireAdmin(r, &p)) return *e;
-  std::optional<int64_t> match;
-  if (auto e = ParseIfMatch(r, &match)) return *e;
-  Status s = store_.Delete(std::string(r.Param("key")), match, p.name, NoteOf(r));
+  AdminWrite a;
+  if (auto e = ReadAdminWrite(tokens_, r, kWithIfMatch, &a)) return *e;
+  Status s = store_.Delete(std::string(r.Param("key")), a.if_match, a.principal.name, a.note);
   if (!s.ok()) return HttpResponse::FromStatus(s);
   return HttpResponse::NoContent();
 }
 
 HttpResponse ToggleApi::PutEnvironment(const HttpRequest& r) {
-  Principal p;
-  if (auto e = RequireAdmin(r, &p)) return *e;
-  std::optional<int64_t> match;
-  if (auto e = ParseIfMatch(r, &match)) return *e;
-  json body;
-  if (auto e = ParseBody(r, &body)) return *e;
+  AdminWrite a;
+  if (auto e = ReadAdminWrite(tokens_, r, kWithIfMatch | kWithBody, &a)) return *e;
   EnvironmentConfig config;
-  Status s = ParseEnvironmentConfig(body, &config);
+  Status s = ParseEnvironmentConfig(a.body, &config);
   WriteResult w;
   if (s.ok()) {
     s = store_.SetEnvironment(std::string(r.Param("key")), std::string(r.Param("env")), config,
-                              match, p.name, &w, NoteOf(r));
+                              a.if_match, a.principal.name, &w, a.note);
   }
-  if (!s.ok()) return HttpResponse::FromStatus(s);
-  return ToggleResponse(200, w.toggle);
+  return WrittenResponse(s, 200, w);
 }
 
 HttpResponse ToggleApi::Flip(const HttpRequest& r, bool on) {
-  Principal p;
-  if (auto e = RequireAdmin(r, &p)) return *e;
-  std::optional<int64_t> match;
-  if (auto e = ParseIfMatch(r, &match)) return *e;
+  AdminWrite a;
+  if (auto e = ReadAdminWrite(tokens_, r, kWithIfMatch, &a)) return *e;
   WriteResult w;
-  Status s = store_.Flip(std::string(r.Param("key")), std::string(r.Param("env")), on, match,
-                         p.name, &w, NoteOf(r));
-  if (!s.ok()) return HttpResponse::FromStatus(s);
-  return ToggleResponse(200, w.toggle);
+  Status s = store_.Flip(std::string(r.Param("key")), std::string(r.Param("env")), on,
+                         a.if_match, a.principal.name, &w, a.note);
+  return WrittenResponse(s, 200, w);
 }
 
 HttpResponse ToggleApi::History(const HttpRequest& r) {
@@ -509,9 +497,7 @@ HttpResponse ToggleApi::History(const HttpRequest& r) {
   std::vector<AuditEvent> events;
   Status s = store_.History(std::string(r.Param("key")), &events);
   if (!s.ok()) return HttpResponse::FromStatus(s);
-  json out = {{"events", json::array()}};
-  for (const AuditEvent& e : events) out["events"].push_back(ToJson(e));
-  return HttpResponse::Json(200, out);
+  return HttpResponse::Json(200, JsonList("events", events));
 }
 
 HttpResponse ToggleApi::Events(const HttpRequest& r) {
@@ -526,8 +512,8 @@ HttpResponse ToggleApi::Events(const HttpRequest& r) {
   std::vector<AuditEvent> events;
   Status s = store_.Events(after, static_cast<int>(limit), &events);
   if (!s.ok()) return HttpResponse::FromStatus(s);
-  json out = {{"events", json::array()}, {"revision", store_.CurrentRevision()}};
-  for (const AuditEvent& e : events) out["events"].push_back(ToJson(e));
+  json out = JsonList("events", events);
+  out["revision"] = store_.CurrentRevision();
   return HttpResponse::Json(200, out);
 }
 
@@ -566,16 +552,13 @@ HttpResponse ToggleApi::ListTokens(const HttpRequest& r) {
   std::vector<TokenInfo> list;
   Status s = tokens_.List(&list);
   if (!s.ok()) return HttpResponse::FromStatus(s);
-  json out = {{"tokens", json::array()}};
-  for (const TokenInfo& t : list) out["tokens"].push_back(ToJson(t));
-  return HttpResponse::Json(200, out);
+  return HttpResponse::Json(200, JsonList("tokens", list));
 }
 
 HttpResponse ToggleApi::CreateToken(const HttpRequest& r) {
-  Principal p;
-  if (auto e = RequireAdmin(r, &p)) return *e;
-  json body;
-  if (auto e = ParseBody(r, &body)) return *e;
+  AdminWrite a;
+  if (auto e = ReadAdminWrite(tokens_, r, kWithBody, &a)) return *e;
+  json& body = a.body;
   std::string name, role_text = "client", env;
   for (const auto& [field, value] : body.items()) {
     if (field != "name" && field != "role" && field != "environment") {

@@ -1,5 +1,6 @@
-// The toggle service's HTTP routes (SPEC 4.2): OFREP evaluation, the toggle
-// and token API, the audit trail, the SSE change stream, health and metrics.
+// The toggle service's HTTP routes (docs/toggles.md "HTTP API", "OFREP"):
+// OFREP evaluation, the toggle and token API, the audit trail, the SSE change
+// stream, health and metrics.
 //
 // Routes are plain handlers registered on a core Router: tests call them
 // through Router::Dispatch without a socket. The OFREP routes are the hot
@@ -28,6 +29,7 @@
 #include "core/sse.h"
 #include "toggles/eval/evaluate.h"
 #include "toggles/server/store.h"
+#include "toggles/server/auth.h"
 #include "toggles/server/tokens.h"
 
 namespace ladle::toggles {
@@ -38,19 +40,10 @@ namespace ladle::toggles {
 std::string BulkEtag(int64_t revision, std::string_view environment,
                      std::string_view canonical_context);
 
-// Bearer-token authentication, shared by the toggle API and the runs API of
-// `ladle serve`: nullopt with *p filled, or the error response (401 without
-// or with an unknown token; RequireAdminRequest: 403 for a client token).
-// allow_api_key also takes OFREP's X-API-Key header.
-std::optional<HttpResponse> AuthenticateRequest(const TokenStore& tokens, const HttpRequest& r,
-                                                bool allow_api_key, Principal* p);
-std::optional<HttpResponse> RequireAdminRequest(const TokenStore& tokens, const HttpRequest& r,
-                                                Principal* p);
-
 class ToggleApi {
  public:
   struct Options {
-    SseHubOptions sse;  // keep-alive every 15 s (SPEC 4.2)
+    SseHubOptions sse;  // keep-alive every 15 s (docs/design.md "HTTP API conventions")
     // Most events a Last-Event-ID replay sends; beyond it the client gets
     // one "reset" event and should re-fetch everything.
     int max_replay = 1000;
@@ -65,15 +58,12 @@ class ToggleApi {
   ToggleApi(const ToggleApi&) = delete;
   ToggleApi& operator=(const ToggleApi&) = delete;
 
-  // Adds every route of SPEC 4.2 to `router`. Call once.
+  // Adds every route of docs/toggles.md "HTTP API" to `router`. Call once.
   void Register(Router* router);
 
   SseHub& hub() { return hub_; }
 
  private:
-  using Handler = HttpResponse (ToggleApi::*)(const HttpRequest&);
-  void Add(Router* router, std::string_view method, std::string_view pattern, Handler h);
-
   // --- auth: an error response, or nullopt with *p filled ---
   std::optional<HttpResponse> Authenticate(const HttpRequest& r, bool ofrep,
                                            Principal* p) const;

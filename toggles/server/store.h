@@ -8,7 +8,7 @@
 // (SIGKILL), though not necessarily of the machine (power loss may lose the
 // last commits, never corrupt the file).
 //
-// Each write method is one HTTP route (SPEC 4.2); errors use core/base/status.h:
+// Each write method is one HTTP route (docs/toggles.md "HTTP API"); errors use core/base/status.h:
 // Invalid (400, the message names the field), NotFound (404), Conflict (409,
 // key exists), Precondition (412, stale If-Match). On any error nothing is
 // stored, no revision is used and no listener is called.
@@ -86,7 +86,7 @@ struct WriteResult {
   bool changed = false;  // false: nothing was written (no event, no revision)
 };
 
-// One entry of toggles.yml (SPEC 4.4).
+// One entry of toggles.yml (docs/design.md "Toggles in a run").
 struct SyncEntry {
   std::string key;
   ToggleFields fields;  // absent fields keep their value (a new toggle: the defaults)
@@ -182,7 +182,7 @@ class ToggleStore {
   // It does not refuse to lower a percentage: rollout stages check that.
   Status SetRollout(const std::string& key, const std::string& environment, int percent,
                     const std::string& actor, const std::string& note, WriteResult* out);
-  // SPEC 4.4, all or nothing: creates missing toggles disabled in every
+  // docs/design.md "Toggles in a run", all or nothing: creates missing toggles disabled in every
   // environment, updates the fields given, never enables or disables
   // anything. Invalid entries name "toggles[i].FIELD".
   Status Sync(const std::vector<SyncEntry>& entries, const std::string& actor,

@@ -1,4 +1,4 @@
-// TokenStore: the API tokens of the toggle service (SPEC 4.2), in
+// TokenStore: the API tokens of the toggle service (docs/toggles.md "Store"), in
 // DATA/toggles.db beside the toggles, and the in-memory table that
 // authenticates every request without touching the database.
 //

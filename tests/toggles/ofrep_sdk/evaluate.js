@@ -1,7 +1,8 @@
 // Evaluates flags through OpenFeature's OFREP provider against a ladle
 // server and prints one JSON object: {KEY: {value, variant, reason, errorCode}}.
 // Usage: node evaluate.js BASE_URL TOKEN TARGETING_KEY KEY:TYPE...
-//   TYPE is boolean or string. NODE_PATH points at the installed modules.
+//   TYPE is boolean or string. The modules are in node_modules/ next to this
+//   file (scripts/install-deps.sh --test installs them).
 const { OpenFeature } = require('@openfeature/server-sdk');
 const { OFREPProvider } = require('@openfeature/ofrep-provider');
 
