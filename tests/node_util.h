@@ -78,8 +78,9 @@ inline std::string ReadWhole(const std::filesystem::path& p) {
 inline std::string NodePackagesMissing(const std::filesystem::path& dir) {
   const nlohmann::json want = nlohmann::json::parse(ReadWhole(dir / "package.json"), nullptr, false);
   if (!want.is_object()) return "cannot read " + (dir / "package.json").string();
+  const nlohmann::json deps = want.value("dependencies", nlohmann::json::object());
   std::string missing;
-  for (const auto& [name, version] : want.value("dependencies", nlohmann::json::object()).items()) {
+  for (const auto& [name, version] : deps.items()) {
     const nlohmann::json got =
         nlohmann::json::parse(ReadWhole(dir / "node_modules" / name / "package.json"), nullptr, false);
     const std::string have = got.is_object() ? got.value("version", "") : "";

@@ -76,7 +76,7 @@ int RunCli(int argc, char** argv) {
   cancel->add_option("run", run_id, "Run id")->required();
   ServeFlags serve_flags;
   CLI::App* serve = app.add_subcommand("serve", "The server: triggers, run queue, deployments, toggle and runs API");
-  serve->add_option("--config", serve_flags.config, "server.yml (SPEC 6); default: no repositories");
+  serve->add_option("--config", serve_flags.config, "server.yml (docs/server.md); default: no repositories");
   serve->add_option("--listen", serve_flags.listen, "ADDR:PORT (default the config's, else 127.0.0.1:7707)");
   ServerFlags server_flags;
   auto add_server_flags = [&](CLI::App* sub) {
@@ -104,7 +104,7 @@ int RunCli(int argc, char** argv) {
   TogglesFlags toggles_flags;
   CLI::App* toggles = AddTogglesCommands(app, &toggles_flags);
   std::string serve_listen = "127.0.0.1:7707";
-  CLI::App* toggles_serve = toggles->add_subcommand("serve", "Serve the toggle API (SPEC 4.2) alone");
+  CLI::App* toggles_serve = toggles->add_subcommand("serve", "Serve the toggle API alone");
   toggles_serve->add_option("--listen", serve_listen, "ADDR:PORT")->capture_default_str();
   toggles_serve->fallthrough();
   for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();

@@ -72,32 +72,6 @@ std::optional<HttpResponse> RunIdParam(const HttpRequest& r, int64_t* id) {
                     "'");
 }
 
-// The run's JSON for lists and events: no stages, and no deployment (a list
-// does not load it, and null would say "none").
-json RunSummaryJson(const RunRecord& run) {
-  json j = RunToJson(run);
-  j.erase("stages");
-  j.erase("deployment");
-  return j;
-}
-
-// Stage and step JSON as RunToJson writes them (one definition of the fields).
-json StageJson(const StageRecord& stage) {
-  RunRecord holder;
-  holder.stages.push_back(stage);
-  holder.stages.back().steps.clear();
-  json j = std::move(RunToJson(holder)["stages"][0]);
-  j.erase("steps");
-  return j;
-}
-
-json StepJson(const StepRecord& step) {
-  RunRecord holder;
-  holder.stages.emplace_back();
-  holder.stages.back().steps.push_back(step);
-  return std::move(RunToJson(holder)["stages"][0]["steps"][0]);
-}
-
 const StepRecord* FindStep(const RunRecord& run, std::string_view stage, std::string_view step,
                            std::string* missing) {
   for (const StageRecord& s : run.stages) {
@@ -129,11 +103,6 @@ void AppendRecord(const LogRecord& record, bool as_json, std::string* out) {
 uint64_t FileSize(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-}
-
-uint64_t ClockSeed() {
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
 }
 
 }  // namespace
@@ -301,14 +270,13 @@ class LogSource : public StreamSource {
 // ---- RunsApi ----
 
 RunsApi::RunsApi(RunStore& store, toggles::TokenStore& tokens, RunControl& control,
-                 Options options)
+                 RunEvents& events, Options options)
     : store_(store),
       tokens_(tokens),
       control_(control),
+      events_(events),
       options_(std::move(options)),
-      last_id_(ClockSeed()),
       follower_(std::make_shared<Follower>(store_, options_)),
-      hub_(options_.sse, [this](uint64_t after, const SseHub::EmitFn& emit) { Replay(after, emit); }),
       hooks_(static_cast<size_t>(std::max(1, options_.hook_threads))) {}
 
 RunsApi::~RunsApi() {
@@ -317,7 +285,6 @@ RunsApi::~RunsApi() {
   hooks_stopping_ = true;
   hooks_.join();
   follower_->Stop();
-  hub_.CloseAll();
 }
 
 size_t RunsApi::follower_count() const { return follower_->count(); }
@@ -356,7 +323,7 @@ HttpResponse RunsApi::ListRuns(const HttpRequest& r) {
   bool more = static_cast<int>(runs.size()) > limit;
   if (more) runs.resize(limit);
   json out = {{"runs", json::array()}};
-  for (const RunRecord& run : runs) out["runs"].push_back(RunSummaryJson(run));
+  for (const RunRecord& run : runs) out["runs"].push_back(RunSummaryToJson(run));
   if (more) out["next_before"] = runs.back().id;
   return HttpResponse::Json(200, out);
 }
@@ -551,51 +518,7 @@ HttpResponse RunsApi::HandlePush(const HttpRequest& r) {
 HttpResponse RunsApi::Stream(const HttpRequest& r) {
   toggles::Principal p;
   if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
-  return hub_.Subscribe(r);
-}
-
-void RunsApi::PublishRun(const RunRecord& run) {
-  Publish("run", RunSummaryJson(run).dump(-1, ' ', false, json::error_handler_t::replace));
-}
-
-void RunsApi::PublishStage(int64_t run_id, const StageRecord& stage) {
-  json j = {{"run_id", run_id}};
-  j.update(StageJson(stage));
-  Publish("stage", j.dump(-1, ' ', false, json::error_handler_t::replace));
-}
-
-void RunsApi::PublishStep(int64_t run_id, const std::string& stage, const StepRecord& step) {
-  json j = {{"run_id", run_id}, {"stage", stage}};
-  j.update(StepJson(step));
-  Publish("step", j.dump(-1, ' ', false, json::error_handler_t::replace));
-}
-
-void RunsApi::Publish(std::string_view event, std::string data) {
-  std::lock_guard<std::mutex> lock(events_mu_);
-  const uint64_t id = ++last_id_;
-  hub_.Publish(id, event, data);  // only queues: never waits for a client
-  events_.push_back(SseEvent{id, std::string(event), std::move(data)});
-  while (events_.size() > options_.max_events) events_.pop_front();
-}
-
-// From the ring; a client further behind than the ring (or from an earlier
-// process, whose ids are older than this one's seed) gets one `reset`.
-void RunsApi::Replay(uint64_t after, const SseHub::EmitFn& emit) {
-  std::vector<SseEvent> out;
-  {
-    std::lock_guard<std::mutex> lock(events_mu_);
-    if (after == last_id_) return;
-    bool missed = after > last_id_ || events_.empty() || after + 1 < events_.front().id;
-    if (missed) {
-      json data = {{"last_id", last_id_}};
-      out.push_back(SseEvent{after < last_id_ ? last_id_ : 0, "reset", data.dump()});
-    } else {
-      for (const SseEvent& e : events_) {
-        if (e.id > after) out.push_back(e);
-      }
-    }
-  }
-  for (const SseEvent& e : out) emit(e);
+  return events_.Subscribe(r);
 }
 
 }  // namespace ladle::runner

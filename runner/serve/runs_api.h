@@ -5,20 +5,22 @@
 // Routes are plain handlers registered on a core Router, like the toggle API
 // (toggles/server/api.h): tests call them through Router::Dispatch without a socket.
 // What the routes ask of the running server (cancel a run, take a push) goes
-// through the RunControl interface, which `ladle serve` implements and tests
-// fake. Reads go straight to the RunStore.
+// through the RunControl interface, which the scheduler (scheduler.h)
+// implements and tests fake; the event stream is RunEvents', which the
+// scheduler publishes to. Reads go straight to the RunStore. Nothing here
+// calls back into the server that owns it.
 //
 // Log following costs no thread per client: one follower thread polls every
 // followed log (new bytes, and the step's status in the store) every
 // follow_poll and queues what it reads on the client's StreamWriter; a client
 // that stops reading is not read for (its queue bounds the memory).
 //
-// Ownership: RunsApi owns its SseHub, its event ring and the follower thread
-// (joined by the destructor, which ends open streams); it only refers to the
-// stores and the control, which must outlive it.
+// Ownership: RunsApi owns the follower thread and the hook threads (joined
+// by the destructor, which ends open log streams); it only refers to the
+// stores, the control and the events, which must outlive it.
 //
-// Thread-safety: Register once, before serving; the handlers and the
-// Publish* methods may then run on any number of threads at once.
+// Thread-safety: Register once, before serving; the handlers may then run
+// on any number of threads at once.
 #ifndef LADLE_RUNNER_SERVE_RUNS_API_H_
 #define LADLE_RUNNER_SERVE_RUNS_API_H_
 
@@ -26,7 +28,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,6 +40,7 @@
 #include "core/http.h"
 #include "core/sse.h"
 #include "core/base/status.h"
+#include "runner/serve/run_events.h"
 #include "runner/store/run_store.h"
 #include "runner/serve/webhook.h"
 #include "toggles/server/tokens.h"
@@ -69,8 +71,6 @@ class RunControl {
 
 // (Outside RunsApi so that `Options options = {}` compiles as a default argument.)
 struct RunsApiOptions {
-  SseHubOptions sse;            // keep-alive every 15 s (docs/design.md "HTTP API conventions")
-  size_t max_events = 1000;     // events kept for Last-Event-ID replay
   // How often the follower thread looks at followed logs and their steps.
   std::chrono::milliseconds follow_poll{100};
   // Bytes read per log per round; a stream whose queue holds more than this
@@ -88,8 +88,8 @@ class RunsApi {
  public:
   using Options = RunsApiOptions;
 
-  // REQUIRES: store, tokens and control outlive this object.
-  RunsApi(RunStore& store, toggles::TokenStore& tokens, RunControl& control,
+  // REQUIRES: store, tokens, control and events outlive this object.
+  RunsApi(RunStore& store, toggles::TokenStore& tokens, RunControl& control, RunEvents& events,
           Options options = {});
   // Stops the hook threads (a push not yet started is answered 503 if its
   // client still waits), ends open log and event streams and joins the
@@ -102,18 +102,6 @@ class RunsApi {
   // (toggles/server/api.h). Call once.
   void Register(Router* router);
 
-  // Called by the server on every run, stage and step change; published on
-  // GET /api/v1/runs/stream as SSE events `run` (the run's JSON without
-  // stages), `stage` ({"run_id", "name", "status", ...} without steps) and
-  // `step` ({"run_id", "stage", "name", "status", "exit_code", ...}). Event
-  // ids are a sequence seeded from the clock at construction, so they keep
-  // growing across restarts: a Last-Event-ID older than the ring (or from an
-  // earlier process) gets one `reset` event: re-fetch the runs.
-  void PublishRun(const RunRecord& run);
-  void PublishStage(int64_t run_id, const StageRecord& stage);
-  void PublishStep(int64_t run_id, const std::string& stage, const StepRecord& step);
-
-  SseHub& hub() { return hub_; }
   // Log streams being followed (for tests and metrics).
   size_t follower_count() const;
 
@@ -131,22 +119,13 @@ class RunsApi {
   HttpResponse HandlePush(const HttpRequest& r);
   HttpResponse Stream(const HttpRequest& r);
 
-  // Adds an event to the ring and publishes it, under events_mu_ so that ids
-  // reach the hub in order.
-  void Publish(std::string_view event, std::string data);
-  void Replay(uint64_t after, const SseHub::EmitFn& emit);
-
   RunStore& store_;
   toggles::TokenStore& tokens_;
   RunControl& control_;
+  RunEvents& events_;
   const Options options_;
 
-  std::mutex events_mu_;         // guards last_id_, events_; held while publishing
-  uint64_t last_id_ = 0;         // the newest id published (the seed before any)
-  std::deque<SseEvent> events_;  // the newest max_events, oldest first
-
   std::shared_ptr<Follower> follower_;
-  SseHub hub_;  // after the ring: its replay reads it
   std::atomic<bool> hooks_stopping_{false};  // set by ~RunsApi: queued pushes answer 503
   boost::asio::thread_pool hooks_;           // runs HandlePush
 };

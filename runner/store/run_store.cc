@@ -608,6 +608,19 @@ Status RunStore::StartRun(RunRecord* run) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction txn(db_.get());
   Status s = txn.Begin();
+  // Only a queued run starts: one superseded or cancelled since a worker
+  // took it stays as it is (the check and the start are one transaction).
+  if (s.ok()) {
+    Statement st;
+    bool row = false;
+    s = db_->Prepare("SELECT status FROM runs WHERE id = ?1", &st);
+    if (s.ok()) s = st.BindAll(run->id);
+    if (s.ok()) s = st.Step(&row);
+    if (s.ok() && !row) s = Status::NotFound("run " + std::to_string(run->id) + " not found");
+    if (s.ok() && st.ColumnText(0) != ToString(kQueued))
+      s = Status::Conflict("run " + std::to_string(run->id) + " is " + st.ColumnText(0) +
+                           ", no longer queued");
+  }
   if (s.ok()) s = Exec(db_.get(), "DELETE FROM steps WHERE run_id = ?1", run->id);
   if (s.ok()) s = Exec(db_.get(), "DELETE FROM stages WHERE run_id = ?1", run->id);
   if (s.ok()) {
@@ -712,6 +725,8 @@ nlohmann::json OrJsonNull(const std::string& s) {
   return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
 }
 
+}  // namespace
+
 nlohmann::json StepToJson(const StepRecord& step) {
   nlohmann::json j = {
       {"name", step.name},
@@ -745,8 +760,6 @@ nlohmann::json StageToJson(const StageRecord& stage) {
   return j;
 }
 
-}  // namespace
-
 nlohmann::json RunToJson(const RunRecord& run) {
   nlohmann::json stages = nlohmann::json::array();
   for (const StageRecord& stage : run.stages) stages.push_back(StageToJson(stage));
@@ -768,6 +781,13 @@ nlohmann::json RunToJson(const RunRecord& run) {
   if (!run.message.empty()) j["message"] = run.message;
   if (!run.rollback_environment.empty()) j["rollback_environment"] = run.rollback_environment;
   if (run.source_run != 0) j["source_run"] = run.source_run;
+  return j;
+}
+
+nlohmann::json RunSummaryToJson(const RunRecord& run) {
+  nlohmann::json j = RunToJson(run);
+  j.erase("stages");
+  j.erase("deployment");
   return j;
 }
 

@@ -145,7 +145,9 @@ class RunStore {
   Status ListQueued(std::vector<RunRecord>* runs);
   // A worker takes a queued run: its stages and steps become `run`'s (the
   // old ones, if any, are replaced), and pipeline, file, status, started_at,
-  // workspace, owner and resume_stage are written. REQUIRES: run->id set.
+  // workspace, owner and resume_stage are written. Conflict (and nothing
+  // written) when the run is no longer queued in the store: superseded or
+  // cancelled since the worker took it. REQUIRES: run->id set.
   Status StartRun(RunRecord* run);
   // Puts a finished (interrupted or waiting) run back in the queue: status
   // queued, finished_at cleared, owner this process, `resume_stage` as given
@@ -185,6 +187,12 @@ class RunStore {
 // "message" (run, stage) only when non-empty; a step's "allow_failure" only
 // when true.
 nlohmann::json RunToJson(const RunRecord& run);
+// The run's JSON for lists and events: RunToJson without "stages" and
+// without "deployment" (a list does not load it, and null would say "none").
+nlohmann::json RunSummaryToJson(const RunRecord& run);
+// One stage (with its steps) and one step, as RunToJson writes them.
+nlohmann::json StageToJson(const StageRecord& stage);
+nlohmann::json StepToJson(const StepRecord& step);
 // {id, environment, run_id, stage, repo, commit, branch, status, rollback,
 // started_at, finished_at}
 nlohmann::json DeploymentToJson(const DeploymentRecord& d);

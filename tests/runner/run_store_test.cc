@@ -664,6 +664,15 @@ TEST_F(RunStoreQueueTest, StartRunReplacesStagesAndWritesTheRunFields) {
   StageRecord only{"deploy", kQueued, "staging", std::nullopt, "", {}};
   only.steps.push_back(StepRecord{"push2", kQueued, std::nullopt, 0, "", "", FailureReason::kNone, false});
   again.stages = {only};
+  // Not queued: refused, nothing written.
+  Status refused = store_->StartRun(&again);
+  EXPECT_EQ(Code::kConflict, refused.code());
+  EXPECT_EQ("start run " + std::to_string(id) + ": run " + std::to_string(id) +
+                " is running, no longer queued",
+            refused.ToString());
+  EXPECT_EQ("build(running)[compile:running,lint:queued,] deploy(queued)[push:queued,] ",
+            Shape(Get(id)));
+  ASSERT_TRUE(store_->RequeueRun(id, "deploy").ok());
   ASSERT_TRUE(store_->StartRun(&again).ok());
   got = Get(id);
   EXPECT_EQ("deploy(queued)[push2:queued,] ", Shape(got));
@@ -674,6 +683,21 @@ TEST_F(RunStoreQueueTest, StartRunReplacesStagesAndWritesTheRunFields) {
   RunRecord missing;
   missing.id = 999;
   EXPECT_EQ(Code::kNotFound, store_->StartRun(&missing).code());
+}
+
+TEST_F(RunStoreQueueTest, ASupersededRunIsNeverStarted) {
+  // A worker took run `old` and prepares it while a newer commit arrives.
+  const int64_t old_id = Enqueue(Queued("webshop", "main", "aaa"));
+  std::vector<int64_t> superseded;
+  Enqueue(Queued("webshop", "main", "bbb"), &superseded);
+  ASSERT_EQ(std::vector<int64_t>{old_id}, superseded);
+  RunRecord run = SampleRun();
+  run.id = old_id;
+  run.status = kRunning;
+  EXPECT_EQ(Code::kConflict, store_->StartRun(&run).code());
+  RunRecord got = Get(old_id);
+  EXPECT_EQ(kSuperseded, got.status);
+  EXPECT_TRUE(got.stages.empty());
 }
 
 TEST_F(RunStoreQueueTest, RequeueRunPutsAFinishedRunBackInTheQueue) {

@@ -93,15 +93,18 @@ class RunsApiTest : public ::testing::Test {
   void TearDown() override {
     server_.reset();
     api_.reset();
+    events_.reset();
     store_.reset();
     tokens_.reset();
     std::filesystem::remove_all(dir_);
   }
 
-  void MakeApi(RunsApi::Options options) {
+  // A new API with new events (a new server process, as far as event ids go).
+  void MakeApi(RunsApi::Options options, RunEvents::Options events = {}) {
     api_.reset();
+    events_ = std::make_unique<RunEvents>(events);
     router_ = std::make_unique<Router>();
-    api_ = std::make_unique<RunsApi>(*store_, *tokens_, control_, options);
+    api_ = std::make_unique<RunsApi>(*store_, *tokens_, control_, *events_, options);
     api_->Register(router_.get());
     ASSERT_TRUE(router_->status().ok()) << router_->status().ToString();
   }
@@ -205,7 +208,7 @@ class RunsApiTest : public ::testing::Test {
     RunRecord run;
     for (int64_t i = first; i <= last; ++i) {
       run.id = i;
-      api_->PublishRun(run);
+      events_->PublishRun(run);
     }
   }
 
@@ -214,6 +217,7 @@ class RunsApiTest : public ::testing::Test {
   std::unique_ptr<toggles::TokenStore> tokens_;
   FakeRunControl control_;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<RunEvents> events_;
   std::unique_ptr<RunsApi> api_;
   std::unique_ptr<HttpServer> server_;  // by StartServer
   toggles::ServerUrl url_;
@@ -733,9 +737,9 @@ TEST_F(RunsApiTest, RunsApiStreamPublishesRunStageAndStepEvents) {
   int64_t id = AddRun();
   RunRecord run;
   ASSERT_TRUE(store_->GetRun(id, &run).ok());
-  api_->PublishRun(run);
-  api_->PublishStage(id, run.stages[0]);
-  api_->PublishStep(id, "build", run.stages[0].steps[0]);
+  events_->PublishRun(run);
+  events_->PublishStage(id, run.stages[0]);
+  events_->PublishStep(id, "build", run.stages[0].steps[0]);
   Events got = Parse(writer->data());
   ASSERT_EQ(3u, got.list.size()) << writer->data();
   EXPECT_EQ("run", got.list[0].first);
@@ -775,9 +779,9 @@ TEST_F(RunsApiTest, RunsApiStreamReplaysFromLastEventId) {
 }
 
 TEST_F(RunsApiTest, RunsApiStreamSendsResetWhenTheRingNoLongerHasTheEvents) {
-  RunsApi::Options options;
-  options.max_events = 2;
-  MakeApi(options);
+  RunEvents::Options events;
+  events.max_events = 2;
+  MakeApi(RunsApi::Options(), events);
   auto first = StartStream();
   PublishRuns(1, 4);
   Events seen = Parse(first->data());

@@ -1,0 +1,445 @@
+#include "runner/serve/scheduler.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "core/base/time_util.h"
+#include "env/docker_engine.h"
+#include "env/subprocess.h"
+#include "runner/exec/backend.h"
+#include "runner/exec/executor.h"
+#include "runner/exec/prune.h"
+#include "runner/exec/toggle_ops.h"
+#include "runner/serve/rollback_target.h"
+#include "runner/serve/webhook.h"
+
+namespace fs = std::filesystem;
+
+namespace ladle::runner {
+
+// Tells the run events (the SSE stream) and the server's log what a run does.
+class Scheduler::Observer : public RunObserver {
+ public:
+  explicit Observer(RunEvents* events) : events_(events) {}
+  // Whether the executor recorded the run as started (the store's StartRun
+  // refuses a run superseded or cancelled since the worker took it).
+  bool started() const { return id_ != 0; }
+  void RunStarted(const RunRecord& run) override {
+    id_ = run.id;
+    events_->PublishRun(run);
+    spdlog::info("run {}: {} {} at {} started", run.id, run.repo, run.branch,
+                 run.commit.substr(0, 12));
+  }
+  void Note(const std::string& text) override { spdlog::info("run {}: {}", id_, text); }
+  void StageChanged(const RunRecord& run, const StageRecord& stage) override {
+    events_->PublishStage(run.id, stage);
+  }
+  void StepChanged(const RunRecord& run, const std::string& stage,
+                   const StepRecord& step) override {
+    events_->PublishStep(run.id, stage, step);
+  }
+  void RunFinished(const RunRecord& run) override {
+    events_->PublishRun(run);
+    spdlog::info("run {}: {}{}", run.id, ToString(run.status), run.message.empty() ? "" : ": " + run.message);
+  }
+
+ private:
+  RunEvents* events_;
+  int64_t id_ = 0;
+};
+
+namespace {
+
+// Local steps outlive a server killed with SIGKILL (each runs in its own
+// process group). Ends those of the run whose workspace this is (found by the
+// LADLE_WORKSPACE their environment carries), so that they do not go on
+// beside the run's next attempt, or hold a deployment past its lock. Returns
+// how many processes it killed.
+int KillLeftoverSteps(const std::string& workspace) {
+  // The whole entry with its NUL, so ".../workspaces/1" does not match "/12".
+  return env::SignalProcessesWith("LADLE_WORKSPACE=" + workspace + std::string(1, '\0'), SIGKILL);
+}
+
+bool BranchWatched(const std::vector<std::string>& globs, const std::string& branch) {
+  if (globs.empty()) return true;
+  for (const std::string& glob : globs)
+    if (BranchMatches(glob, branch)) return true;
+  return false;
+}
+
+}  // namespace
+
+void Scheduler::EndBeforeStart(RunRecord* run, RunStatus status, const std::string& message) {
+  run->status = status;
+  run->message = message;
+  if (run->started_at.empty()) run->started_at = NowRfc3339();
+  run->finished_at = NowRfc3339();
+  Status s = store_->UpdateRun(*run);
+  if (!s.ok()) spdlog::error("run {}: {}", run->id, s.ToString());
+  events_->PublishRun(*run);
+  spdlog::warn("run {}: {}: {}", run->id, ToString(status), message);
+}
+
+Scheduler::Scheduler(const ServerConfig& config, Vars secrets, RunStore* store,
+                     ToggleOps* toggle_ops, RunEvents* events)
+    : config_(config),
+      secrets_(std::move(secrets)),
+      store_(store),
+      toggle_ops_(toggle_ops),
+      events_(events) {
+  for (const RepositoryConfig& repo : config_.repositories) {
+    auto r = std::make_unique<Repo>();
+    r->config = &repo;
+    r->mirror = std::make_unique<GitMirror>(repo.url, config_.data + "/repos/" + repo.name + ".git");
+    repos_[repo.name] = std::move(r);
+  }
+}
+
+Scheduler::~Scheduler() { Stop(SIGTERM); }
+
+void Scheduler::Start(int workers) {
+  queue_.Start(std::max(1, workers), [this](int64_t id) { TakeRun(id); });
+}
+
+void Scheduler::Stop(int signal) {
+  if (stopping_.exchange(true)) return;
+  stop_signal_ = signal;
+  if (size_t n = queue_.running())
+    spdlog::info("stopping: {} running run(s) get TERM and their grace", n);
+  queue_.Stop(signal);
+}
+
+Scheduler::Repo* Scheduler::FindRepo(const std::string& name) {
+  auto it = repos_.find(name);
+  return it == repos_.end() ? nullptr : it->second.get();
+}
+
+// What a dead server left: its running runs become interrupted (their
+// deployment records too; the kernel released its deployment locks), their
+// containers are removed, and they are queued again when configured. Queued
+// runs stay queued.
+void Scheduler::Recover() {
+  std::vector<int64_t> interrupted;
+  Status s = store_->MarkInterrupted(&interrupted);
+  if (!s.ok()) spdlog::error("{}", s.ToString());
+  for (int64_t id : interrupted) {
+    spdlog::warn("run {} was left running by a ladle that is gone: marked interrupted{}", id,
+                 config_.requeue_interrupted ? ", queued again" : "");
+    RunRecord run;
+    if (store_->GetRun(id, &run).ok() && !run.workspace.empty()) {
+      if (int n = KillLeftoverSteps(run.workspace))
+        spdlog::warn("run {}: killed {} process(es) its steps left running", id, n);
+    }
+    if (config_.requeue_interrupted) {
+      s = store_->RequeueRun(id, "");
+      if (!s.ok()) spdlog::error("requeue run {}: {}", id, s.ToString());
+    }
+  }
+  if (config_.backend != "local") {
+    env::DockerEngineOptions options;
+    options.data_dir = config_.data;
+    options.connect_timeout = std::chrono::milliseconds(500);
+    std::unique_ptr<env::DockerEngine> docker;
+    if (env::DockerEngine::Open(options, &docker).ok()) {
+      std::vector<std::string> notes;
+      CleanupStaleContainers(docker.get(), store_, &notes);
+      for (const std::string& note : notes) spdlog::info("{}", note);
+      docker->SetNoteCallback([](const std::string& line) { spdlog::info("docker: {}", line); });
+      spdlog::info("backend: docker ({}) for pipelines whose steps all have an image{}",
+                   docker->Describe(), config_.backend.empty() ? ", else local" : "");
+      docker_ = std::move(docker);
+    }
+  }
+  std::vector<RunRecord> queued;
+  s = store_->ListQueued(&queued);
+  if (!s.ok()) spdlog::error("{}", s.ToString());
+  for (const RunRecord& run : queued) queue_.Push(run.id);
+  if (!queued.empty()) spdlog::info("{} queued run(s) waiting from before", queued.size());
+}
+
+Status Scheduler::OfferCommit(const RepositoryConfig& config, const std::string& branch,
+                           const std::string& commit, const std::string& trigger,
+                           int64_t* run_id, std::string* why) {
+  *run_id = 0;
+  Repo* repo = FindRepo(config.name);
+  if (repo == nullptr) return Status::NotFound("no repository '" + config.name + "'");
+  if (!BranchWatched(config.branches, branch)) {
+    *why = "branch " + branch + " is not watched (server.yml: branches of " + config.name + ")";
+    return Status::OK();
+  }
+  std::lock_guard<std::mutex> repo_lock(repo->mu);
+  bool exists = false;
+  Status s = store_->HasRunForCommit(config.name, branch, commit, &exists);
+  if (!s.ok()) return s;
+  if (exists) {
+    *why = "commit " + commit.substr(0, 12) + " of " + branch + " has a run already";
+    return Status::OK();
+  }
+  std::string text;
+  s = repo->mirror->ReadFile(commit, config.pipeline, &text, branch);
+  if (s.code() == Code::kNotFound) {  // no such file, or no such commit
+    *why = s.message();
+    return Status::OK();
+  }
+  if (!s.ok()) return s;
+  Pipeline pipeline;
+  std::vector<Diagnostic> diagnostics;
+  // An invalid pipeline is still queued: its run fails and shows the errors.
+  if (ParsePipeline(text, config.pipeline, &pipeline, &diagnostics) &&
+      !BranchWatched(pipeline.push_branches, branch)) {
+    *why = "the pipeline's on.push.branches does not list " + branch;
+    return Status::OK();
+  }
+  RunRecord run;
+  run.repo = config.name;
+  run.branch = branch;
+  run.commit = commit;
+  run.trigger = trigger;
+  run.pipeline = pipeline.name;
+  run.file = config.pipeline;
+  std::vector<int64_t> superseded;
+  s = store_->EnqueueRun(&run, &superseded);
+  if (!s.ok()) return s;
+  *run_id = run.id;
+  spdlog::info("run {} queued: {} {} at {} ({})", run.id, config.name, branch,
+               commit.substr(0, 12), trigger);
+  for (int64_t old : superseded) queue_.Remove(old);
+  for (int64_t old : superseded) {
+    RunRecord r;
+    if (store_->GetRun(old, &r).ok()) events_->PublishRun(r);
+    spdlog::info("run {} superseded by run {}", old, run.id);
+  }
+  events_->PublishRun(run);
+  queue_.Push(run.id);
+  return Status::OK();
+}
+
+void Scheduler::TakeRun(int64_t id) {
+  RunRecord run;
+  Status s = store_->GetRun(id, &run);
+  if (!s.ok()) {
+    spdlog::error("run {}: {}", id, s.ToString());
+    return;
+  }
+  if (run.status != kQueued) {  // superseded or cancelled meanwhile
+    queue_.Forget(id);
+    return;
+  }
+  Execute(std::move(run));
+}
+
+Status Scheduler::PrepareWorkspace(Repo* repo, const RunRecord& run, std::string* workspace) {
+  *workspace = (fs::path(config_.data) / "workspaces" / std::to_string(run.id)).string();
+  std::error_code ec;
+  // An approved run resumes in the workspace it left.
+  if (!run.resume_stage.empty() && fs::is_directory(*workspace, ec)) return Status::OK();
+  fs::remove_all(*workspace, ec);
+  fs::create_directories(fs::path(*workspace).parent_path(), ec);
+  std::lock_guard<std::mutex> lock(repo->mu);
+  return repo->mirror->Checkout(run.commit, *workspace);
+}
+
+void Scheduler::Execute(RunRecord run) {
+  Repo* repo = FindRepo(run.repo);
+  if (repo == nullptr)
+    return EndBeforeStart(&run, kFailed,
+                          "repository '" + run.repo + "' is no longer in " + config_.file);
+  std::string workspace;
+  Status s = PrepareWorkspace(repo, run, &workspace);
+  if (!s.ok())
+    return EndBeforeStart(&run, kFailed,
+                          "could not check out the commit: " + s.message());
+  run.workspace = workspace;
+  Pipeline pipeline;
+  std::vector<Diagnostic> diagnostics;
+  const std::string file = (fs::path(workspace) / repo->config->pipeline).string();
+  if (!LoadPipeline(file, &pipeline, &diagnostics)) {
+    std::string message = repo->config->pipeline + " is invalid:";
+    for (const Diagnostic& d : diagnostics)
+      if (!d.warning) message += "\n" + d.ToString();
+    return EndBeforeStart(&run, kFailed, message);
+  }
+  pipeline.file = repo->config->pipeline;  // as the repository names it, not the workspace path
+  // The daemon connection opened at start serves every run (its start-up
+  // cleanup is done); PickEngine decides, and says why, for the others.
+  env::Engine* engine = nullptr;
+  std::unique_ptr<env::Engine> own_engine;
+  if (docker_ != nullptr && StepWithoutImage(pipeline).empty()) {
+    engine = docker_.get();
+  } else {
+    std::vector<std::string> notes;
+    s = PickEngine(config_.backend, pipeline, config_.data, store_, &own_engine, &notes,
+                   "backend (" + config_.file + "):");
+    if (!s.ok())
+      return EndBeforeStart(&run, kFailed, s.message());
+    for (const std::string& note : notes) spdlog::info("run {}: {}", run.id, note);
+    engine = own_engine.get();
+  }
+
+  Observer observer(events_);
+  Executor executor(pipeline, store_, engine, &observer);
+  switch (queue_.BeginRun(run.id, [&executor](int signal) { executor.Cancel(signal); })) {
+    case RunQueue::Begin::kRun:
+      break;
+    case RunQueue::Begin::kCancelled:
+      executor.Cancel(SIGINT);
+      break;
+    case RunQueue::Begin::kStopping:  // taken just as the server stops: queued for the next start
+      return;
+  }
+  RunOptions options;
+  options.data_dir = config_.data;
+  options.run_id = run.id;
+  options.workspace = workspace;
+  options.commit = run.commit;
+  options.branch = run.branch;
+  options.repo = run.repo;
+  options.secrets = secrets_;
+  options.toggles = toggle_ops_;
+  options.actor = "ladle serve";
+  options.resume_stage = run.resume_stage;
+  options.rollback_environment = run.rollback_environment;
+  options.artifacts_from = run.source_run;
+  RunRecord result;
+  s = executor.Run(options, &result);
+  const bool cancelled_by_request = queue_.EndRun(run.id);
+  if (!observer.started()) {
+    // Superseded or cancelled while its workspace was prepared: the store
+    // refused to start it (RunStore::StartRun), so it never ran.
+    spdlog::info("run {}: {}", run.id, s.ok() ? "did not start" : s.message());
+    std::error_code ec;
+    if (run.resume_stage.empty()) fs::remove_all(workspace, ec);
+    return;
+  }
+  if (!s.ok()) spdlog::error("run {}: {}", run.id, s.ToString());
+  if (queue_.stopping() && !cancelled_by_request && result.status == kCancelled) {
+    // docs/design.md "Statuses": a server stopped by a signal leaves its runs interrupted.
+    result.status = kInterrupted;
+    result.message = "interrupted: ladle serve stopped (signal " +
+                     std::to_string(stop_signal_) + ")";
+    store_->UpdateRun(result);
+    if (config_.requeue_interrupted) store_->RequeueRun(run.id, "");
+    spdlog::warn("run {}: {}{}", run.id, result.message,
+                 config_.requeue_interrupted ? "; queued again for the next start" : "");
+    return;
+  }
+  if (result.status == kSuccess || result.status == kCancelled) {
+    std::error_code ec;
+    fs::remove_all(workspace, ec);
+  }
+}
+
+Status Scheduler::Cancel(int64_t id, const std::string& actor) {
+  RunRecord run;
+  Status s = store_->GetRun(id, &run);
+  if (!s.ok()) return s;
+  if (queue_.CancelRunning(id, SIGINT)) {
+    spdlog::info("run {}: cancelled by {}", id, actor);
+    return Status::OK();
+  }
+  // Out of the queue; or, when a worker is preparing it right now, its
+  // executor starts cancelled (and the store refuses to start it anyway).
+  if (run.status == kQueued) queue_.CancelQueued(id);
+  if (run.status != kQueued && run.status != kWaiting)
+    return Status::Conflict("run " + std::to_string(id) + " is " + ToString(run.status) +
+                            ": only queued, running or waiting runs can be cancelled");
+  EndBeforeStart(&run, kCancelled, "cancelled by " + actor);
+  return Status::OK();
+}
+
+Status Scheduler::Approve(int64_t id, const std::string& stage, const std::string& actor) {
+  RunRecord run;
+  Status s = store_->GetRun(id, &run);
+  if (!s.ok()) return s;
+  const StageRecord* rec = nullptr;
+  for (const StageRecord& st : run.stages)
+    if (st.name == stage) rec = &st;
+  if (rec == nullptr)
+    return Status::NotFound("run " + std::to_string(id) + " has no stage '" + stage + "'");
+  if (run.trigger.empty())  // a `ladle run` run: that ladle is gone, no one to resume it here
+    return Status::Conflict("run " + std::to_string(id) + " was started by `ladle run`, not by " +
+                            "ladle serve; it " + rec->message);
+  if (run.status != kWaiting || rec->status != kWaiting)
+    return Status::Conflict("stage " + stage + " of run " + std::to_string(id) + " is " +
+                            ToString(rec->status) + ", not waiting for approval");
+  if (stopping_) return Status::Unavailable("ladle serve is stopping; approve after its restart");
+  s = store_->RequeueRun(id, stage);
+  if (!s.ok()) return s;
+  spdlog::info("run {}: stage {} approved by {}", id, stage, actor);
+  if (store_->GetRun(id, &run).ok()) events_->PublishRun(run);
+  queue_.Push(id);
+  return Status::OK();
+}
+
+Status Scheduler::Rollback(const std::string& environment, int64_t to_run, const std::string& actor,
+                        int64_t* run_id) {
+  std::vector<DeploymentRecord> history;
+  Status s = store_->ListDeployments(environment, 0, 0, &history);
+  if (!s.ok()) return s;
+  DeploymentRecord chosen;
+  s = ChooseRollbackTarget(history, environment, to_run, &chosen);
+  if (!s.ok()) return s;
+  const DeploymentRecord* target = &chosen;
+  if (FindRepo(target->repo) == nullptr)
+    return Status::Invalid("repository '" + target->repo + "' of run " +
+                           std::to_string(target->run_id) + " is not in " + config_.file);
+  if (stopping_) return Status::Unavailable("ladle serve is stopping");
+  RunRecord run;
+  run.repo = target->repo;
+  run.branch = target->branch;
+  run.commit = target->commit;
+  run.trigger = "rollback";
+  run.rollback_environment = environment;
+  run.source_run = target->run_id;
+  RunRecord source;
+  if (store_->GetRun(target->run_id, &source).ok()) {
+    run.pipeline = source.pipeline;
+    run.file = source.file;
+    // A rollback's own artifacts are those of the run it repeated.
+    if (target->rollback && source.source_run != 0) run.source_run = source.source_run;
+  }
+  std::vector<int64_t> superseded;
+  s = store_->EnqueueRun(&run, &superseded);
+  if (!s.ok()) return s;
+  *run_id = run.id;
+  spdlog::info("run {} queued by {}: roll {} back to {} (run {})", run.id, actor, environment,
+               run.commit.substr(0, 12), target->run_id);
+  events_->PublishRun(run);
+  queue_.Push(run.id);
+  return Status::OK();
+}
+
+Status Scheduler::Push(const std::string& name, const HeaderLookup& header, std::string_view body,
+                    std::vector<int64_t>* runs, std::string* note) {
+  Repo* repo = FindRepo(name);
+  if (repo == nullptr) return Status::NotFound("no repository '" + name + "' in " + config_.file);
+  const std::string secret = repo->config->webhook_secret_env.empty()
+                                 ? ""
+                                 : SecretValue(secrets_, repo->config->webhook_secret_env);
+  PushEvent event;
+  Status s = ParsePushHook(header, body, secret, &event);
+  if (!s.ok()) {
+    if (s.code() == Code::kUnauthorized && secret.empty())
+      return Status::Unauthorized(
+          "repository '" + name + "' accepts no webhooks: " +
+          (repo->config->webhook_secret_env.empty()
+               ? std::string("set webhook_secret_env in ") + config_.file
+               : repo->config->webhook_secret_env + " is not set"));
+    return s;
+  }
+  if (stopping_) return Status::Unavailable("ladle serve is stopping; push again later");
+  if (!event.is_push || event.deleted || event.branch.empty() || event.commit.empty()) {
+    *note = event.note.empty() ? "nothing to build" : event.note;
+    return Status::OK();
+  }
+  int64_t id = 0;
+  s = OfferCommit(*repo->config, event.branch, event.commit, "push", &id, note);
+  if (s.ok() && id != 0) runs->push_back(id);
+  return s;
+}
+
+}  // namespace ladle::runner

@@ -1,0 +1,116 @@
+// Scheduler: what `ladle serve` runs, when (docs/server.md "The queue").
+//
+// A new commit on a watched branch (offered by the poller, a push webhook, or
+// the listing at start) becomes one queued run in the RunStore; a newer
+// commit of the branch supersedes the queued older ones. Workers (RunQueue)
+// take queued runs oldest first, check the commit out of the repository's
+// mirror into the run's own workspace, and carry it out with the Executor
+// that `ladle run` uses. Cancel, approve, rollback and push are the
+// RunControl the runs API calls. Every change is published to RunEvents.
+//
+// The store refuses to start a run that is no longer queued
+// (RunStore::StartRun), so a run superseded or cancelled while its workspace
+// was prepared never starts, and a started one is never superseded.
+//
+// Thread-safety: RunControl methods and OfferCommit may be called from any
+// thread; Recover, Start and Stop from the owning thread.
+#ifndef LADLE_RUNNER_SERVE_SCHEDULER_H_
+#define LADLE_RUNNER_SERVE_SCHEDULER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/status.h"
+#include "runner/config/pipeline.h"
+#include "runner/config/server_config.h"
+#include "runner/serve/git_source.h"
+#include "runner/serve/run_events.h"
+#include "runner/serve/run_queue.h"
+#include "runner/serve/runs_api.h"
+#include "runner/store/run_store.h"
+
+namespace ladle::env {
+class DockerEngine;
+}
+
+namespace ladle::runner {
+
+class ToggleOps;
+
+class Scheduler : public RunControl {
+ public:
+  // REQUIRES: config, store, toggle_ops and events outlive this object;
+  // config.data is the data dir (absolute).
+  Scheduler(const ServerConfig& config, Vars secrets, RunStore* store, ToggleOps* toggle_ops,
+            RunEvents* events);
+  ~Scheduler() override;  // Stop(SIGTERM)
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // What a previous server left: its running runs become interrupted (queued
+  // again with requeue_interrupted), their leftover step processes killed,
+  // their containers removed; the docker daemon is opened when one answers;
+  // queued runs are queued here. Before Start.
+  void Recover();
+  // Starts the workers.
+  void Start(int workers);
+  // No new runs; running ones get `signal` (TERM and their grace) and become
+  // interrupted. Returns once the workers are done; later calls do nothing.
+  void Stop(int signal);
+  bool stopping() const { return stopping_; }
+  size_t running() const { return queue_.running(); }
+
+  // A new head of `branch` in `repo`: queues one run for it unless a run of
+  // that commit exists or no pipeline watches the branch. *run_id 0 when
+  // nothing was queued (*why says why).
+  Status OfferCommit(const RepositoryConfig& repo, const std::string& branch,
+                     const std::string& commit, const std::string& trigger, int64_t* run_id,
+                     std::string* why);
+
+  // --- RunControl (the runs API) ---
+  Status Cancel(int64_t run, const std::string& actor) override;
+  Status Approve(int64_t run, const std::string& stage, const std::string& actor) override;
+  Status Rollback(const std::string& environment, int64_t to_run, const std::string& actor,
+                  int64_t* run_id) override;
+  Status Push(const std::string& repo, const HeaderLookup& header, std::string_view body,
+              std::vector<int64_t>* runs, std::string* note) override;
+
+  // The daemon opened by Recover, or null.
+  env::DockerEngine* docker() const { return docker_.get(); }
+
+ private:
+  class Observer;
+  struct Repo {
+    const RepositoryConfig* config = nullptr;
+    std::unique_ptr<GitMirror> mirror;
+    std::mutex mu;  // one fetch, read or checkout at a time; orders OfferCommit
+  };
+
+  Repo* FindRepo(const std::string& name);
+  void TakeRun(int64_t run_id);  // a worker's work
+  void Execute(RunRecord run);
+  Status PrepareWorkspace(Repo* repo, const RunRecord& run, std::string* workspace);
+  // Marks a run that never reached the executor as failed (or cancelled).
+  void EndBeforeStart(RunRecord* run, RunStatus status, const std::string& message);
+
+  const ServerConfig& config_;
+  const Vars secrets_;
+  RunStore* store_;
+  ToggleOps* toggle_ops_;
+  RunEvents* events_;
+  std::unique_ptr<env::DockerEngine> docker_;  // opened by Recover when a daemon answers
+  std::map<std::string, std::unique_ptr<Repo>> repos_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> stop_signal_{0};
+  RunQueue queue_;  // last: its workers use everything above
+};
+
+}  // namespace ladle::runner
+
+#endif  // LADLE_RUNNER_SERVE_SCHEDULER_H_
