@@ -6,6 +6,12 @@
 # works only in parts that link ladle_runner_exec: a part that includes the
 # header of a part it does not depend on fails to compile. The order of the
 # parts is docs/design.md "Parts and layers"; scripts/check-layers.sh checks it.
+# Off: measured not to pay (docs/benchmarks.md "Build"; tests/bench/build_bench.sh
+# builds with it on and off). Each part would precompile these once.
+option(LADLE_PCH "Precompile the standard and nlohmann-json headers once per part" OFF)
+set(LADLE_PCH_HEADERS <algorithm> <chrono> <functional> <map> <memory> <mutex> <string>
+  <string_view> <vector> <nlohmann/json.hpp>)
+
 function(ladle_part target)
   cmake_parse_arguments(P "" "" "DEPS;SOURCES;EXCLUDE" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cc)
@@ -21,4 +27,7 @@ function(ladle_part target)
   target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${root}>
     $<INSTALL_INTERFACE:include/ladle>)
   target_link_libraries(${target} PUBLIC ${P_DEPS})
+  if(LADLE_PCH)
+    target_precompile_headers(${target} PRIVATE ${LADLE_PCH_HEADERS})
+  endif()
 endfunction()

@@ -111,17 +111,21 @@ HttpRequest HttpRequest::For(std::string method, std::string_view target, std::s
   return request;
 }
 
+std::string_view HttpRequest::OriginForm(std::string_view target) {
+  // Absolute form: drop "scheme://authority".
+  size_t scheme = target.find("://");
+  if (!target.empty() && target[0] != '/' && scheme != std::string_view::npos) {
+    size_t slash = target.find('/', scheme + 3);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  return target;
+}
+
 bool HttpRequest::SetTarget(std::string_view raw) {
   target.assign(raw.data(), raw.size());
   path.clear();
   query.Clear();
-  std::string_view rest = raw;
-  // Absolute form: drop "scheme://authority".
-  size_t scheme = rest.find("://");
-  if (!rest.empty() && rest[0] != '/' && scheme != std::string_view::npos) {
-    size_t slash = rest.find('/', scheme + 3);
-    rest = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-  }
+  std::string_view rest = OriginForm(raw);
   size_t q = rest.find('?');
   if (!PercentDecode(rest.substr(0, q), false, &path)) return false;
   if (q != std::string_view::npos && !ParseQuery(rest.substr(q + 1), &query)) return false;

@@ -92,6 +92,9 @@ struct HttpRequest {
   // "/p?q", or absolute form "http://host/p?q"). Returns false on a malformed
   // percent-escape or a NUL byte, which the server answers with 400.
   bool SetTarget(std::string_view target);
+  // A request-target in origin form, still percent-encoded: "/p?q" as it
+  // is; "http://host/p?q" as "/p?q" ("/" when nothing follows the host).
+  static std::string_view OriginForm(std::string_view target);
 
   std::string_view Header(std::string_view name) const { return headers.Get(name); }
   std::string_view Query(std::string_view name) const { return query.Get(name); }

@@ -17,11 +17,7 @@ bool IsNameChar(char c) {
 
 // The raw (still percent-encoded) path of a request-target, as SetTarget reads it.
 std::string_view RawPath(std::string_view target) {
-  size_t scheme = target.find("://");
-  if (!target.empty() && target[0] != '/' && scheme != std::string_view::npos) {
-    size_t slash = target.find('/', scheme + 3);
-    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-  }
+  target = HttpRequest::OriginForm(target);
   return target.substr(0, target.find('?'));
 }
 

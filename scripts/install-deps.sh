@@ -78,7 +78,7 @@ disable_services() {
 if [ -n "$missing" ]; then
   count=$(echo $missing | wc -w)
   # shellcheck disable=SC2086
-  phase "apt-get install: $count Debian packages" apt_install $missing
+  phase "apt-get install: $count Debian packages and what they depend on" apt_install $missing
   remove_policy
   disable_services
 fi

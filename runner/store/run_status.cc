@@ -7,11 +7,13 @@
 namespace ladle::runner {
 namespace {
 
-struct StatusWord {
-  RunStatus status;
+template <typename E>
+struct Word {
+  E value;
   const char* word;
 };
-constexpr StatusWord kStatusWords[] = {
+
+constexpr Word<RunStatus> kStatusWords[] = {
     {RunStatus::kQueued, "queued"},       {RunStatus::kRunning, "running"},
     {RunStatus::kWaiting, "waiting"},     {RunStatus::kSuccess, "success"},
     {RunStatus::kFailed, "failed"},       {RunStatus::kSkipped, "skipped"},
@@ -19,32 +21,36 @@ constexpr StatusWord kStatusWords[] = {
     {RunStatus::kSuperseded, "superseded"},
 };
 
-struct ReasonWord {
-  FailureReason reason;
-  const char* word;
-};
-constexpr ReasonWord kReasonWords[] = {
-    {FailureReason::kNone, ""},           {FailureReason::kTimeout, "timeout"},
+constexpr Word<FailureReason> kReasonWords[] = {
+    {FailureReason::kNone, ""},              {FailureReason::kTimeout, "timeout"},
     {FailureReason::kExitCode, "exit_code"}, {FailureReason::kCancelled, "cancelled"},
-    {FailureReason::kNeeds, "needs"},     {FailureReason::kError, "error"},
+    {FailureReason::kNeeds, "needs"},        {FailureReason::kError, "error"},
 };
 
-}  // namespace
-
-const char* ToString(RunStatus status) {
-  for (const StatusWord& w : kStatusWords)
-    if (w.status == status) return w.word;
-  return "unknown";
+template <typename E, size_t N>
+const char* WordOf(const Word<E> (&words)[N], E value) {
+  for (const Word<E>& w : words)
+    if (w.value == value) return w.word;
+  return "unknown";  // a value cast from outside the enum
 }
 
-bool ParseRunStatus(std::string_view text, RunStatus* out) {
-  for (const StatusWord& w : kStatusWords) {
+template <typename E, size_t N>
+bool ValueOf(const Word<E> (&words)[N], std::string_view text, E* out) {
+  for (const Word<E>& w : words) {
     if (text == w.word) {
-      *out = w.status;
+      *out = w.value;
       return true;
     }
   }
   return false;
+}
+
+}  // namespace
+
+const char* ToString(RunStatus status) { return WordOf(kStatusWords, status); }
+
+bool ParseRunStatus(std::string_view text, RunStatus* out) {
+  return ValueOf(kStatusWords, text, out);
 }
 
 bool IsFinished(RunStatus status) {
@@ -52,20 +58,10 @@ bool IsFinished(RunStatus status) {
          status != RunStatus::kWaiting;
 }
 
-const char* ToString(FailureReason reason) {
-  for (const ReasonWord& w : kReasonWords)
-    if (w.reason == reason) return w.word;
-  return "unknown";
-}
+const char* ToString(FailureReason reason) { return WordOf(kReasonWords, reason); }
 
 bool ParseFailureReason(std::string_view text, FailureReason* out) {
-  for (const ReasonWord& w : kReasonWords) {
-    if (text == w.word) {
-      *out = w.reason;
-      return true;
-    }
-  }
-  return false;
+  return ValueOf(kReasonWords, text, out);
 }
 
 void to_json(nlohmann::json& j, RunStatus status) { j = ToString(status); }

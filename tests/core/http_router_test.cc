@@ -233,6 +233,17 @@ TEST(HttpRequestTest, SetTargetAcceptsAbsoluteForm) {
   EXPECT_EQ("1", request.Query("x"));
 }
 
+TEST(HttpRequestTest, OriginFormDropsSchemeAndAuthorityOnly) {
+  EXPECT_EQ("/p/a%2Fb?x=1", HttpRequest::OriginForm("http://example.test:80/p/a%2Fb?x=1"));
+  EXPECT_EQ("/", HttpRequest::OriginForm("https://example.test"));
+  EXPECT_EQ("/p?u=http://x/y", HttpRequest::OriginForm("/p?u=http://x/y"));
+  EXPECT_EQ("", HttpRequest::OriginForm(""));
+  // The router matches the absolute form's path as the origin form's.
+  Router router;
+  router.Add("GET", "/p/{name}", Echo("p"));
+  EXPECT_EQ("200 p name=a/b", Body(router, "GET", "http://example.test/p/a%2Fb?x=1"));
+}
+
 TEST(HttpRequestTest, SetTargetRejectsBadEscapesAndNul) {
   HttpRequest request;
   EXPECT_FALSE(request.SetTarget("/a%2"));
