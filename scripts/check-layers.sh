@@ -18,7 +18,7 @@ env: core core/base
 toggles/eval: core/base
 toggles/client: toggles/eval core/base
 toggles/server: toggles/eval core core/base
-runner/config: toggles/server toggles/eval env core core/base
+runner/config: toggles/eval env core core/base
 runner/store: env core core/base
 runner/exec: runner/config runner/store toggles/client toggles/server toggles/eval env core core/base
 runner/serve: runner/exec runner/config runner/store toggles/client toggles/server toggles/eval env core core/base

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "runner/config/pipeline.h"
-#include "toggles/server/store.h"
+#include "toggles/eval/model.h"
 
 namespace ladle::runner {
 

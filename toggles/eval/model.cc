@@ -601,4 +601,67 @@ EnvironmentConfig WithRollout(EnvironmentConfig config, int percent) {
   return config;
 }
 
+// --- toggle fields and sync entries (PATCH bodies, toggles files) ---
+
+namespace {
+
+// Messages of the model's parsers are relative to what they parsed.
+Status Under(const std::string& path, const Status& s) {
+  return s.ok() ? s : Status::Invalid(path + "." + s.message());
+}
+
+Status ExpectString(const json& j, const std::string& path) {
+  if (j.is_string()) return Status::OK();
+  return Status::Invalid(path + ": expected string, found " + j.type_name());
+}
+
+Status ParseField(const std::string& name, const json& value, ToggleFields* f) {
+  if (name == "type") {
+    Status s = ExpectString(value, name);
+    return s.ok() ? ParseToggleType(value.get<std::string>(), &f->type.emplace()) : s;
+  }
+  if (name == "description") {
+    Status s = ExpectString(value, name);
+    if (s.ok()) f->description = value.get<std::string>();
+    return s;
+  }
+  if (name == "variants") return ParseVariants(value, &f->variants.emplace());
+  return Status::Invalid(name + ": unknown field (known: type, description, variants)");
+}
+
+}  // namespace
+
+Status CheckToggleFields(const ToggleFields& f) {
+  if (!f.variants) return Status::OK();
+  std::vector<Variant> parsed;
+  return ParseVariants(ToJson(*f.variants), &parsed);
+}
+
+Status ParseToggleFields(const nlohmann::json& body, ToggleFields* out) {
+  if (!body.is_object()) {
+    return Status::Invalid(std::string("expected object, found ") + body.type_name());
+  }
+  ToggleFields f;
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    Status s = ParseField(it.key(), it.value(), &f);
+    if (!s.ok()) return s;
+  }
+  *out = std::move(f);
+  return Status::OK();
+}
+
+Status CheckSyncEntries(const std::vector<SyncEntry>& entries) {
+  std::set<std::string> seen;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string at = "toggles[" + std::to_string(i) + "]";
+    Status s = Under(at, ValidateKey(entries[i].key));
+    if (s.ok()) s = Under(at, CheckToggleFields(entries[i].fields));
+    if (s.ok() && !seen.insert(entries[i].key).second) {
+      s = Status::Invalid(at + ".key: duplicate key \"" + entries[i].key + "\"");
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
 }  // namespace ladle::toggles

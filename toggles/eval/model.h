@@ -146,6 +146,31 @@ bool ParseNumber(std::string_view text, double* out);
 // microseconds since the Unix epoch; fractions beyond microseconds truncate.
 bool ParseRfc3339(std::string_view text, int64_t* unix_micros);
 
+// What PATCH and sync may change; an absent field is left as it is.
+struct ToggleFields {
+  std::optional<ToggleType> type;
+  std::optional<std::string> description;
+  std::optional<std::vector<Variant>> variants;
+};
+
+// A PATCH body: {type?, description?, variants?}; anything else is Invalid
+// naming the field.
+Status ParseToggleFields(const nlohmann::json& body, ToggleFields* out);
+
+// The variants of `f`, when it sets them, checked as a toggle's are.
+Status CheckToggleFields(const ToggleFields& f);
+
+// One entry of toggles.yml (docs/design.md "Toggles in a run").
+struct SyncEntry {
+  std::string key;
+  ToggleFields fields;  // absent fields keep their value (a new toggle: the defaults)
+};
+
+// What Sync checks before it writes anything: valid keys and variants, no
+// key twice; errors name "toggles[i].FIELD". For a client that sends a list
+// over HTTP one toggle at a time, so that a bad list writes nothing there too.
+Status CheckSyncEntries(const std::vector<SyncEntry>& entries);
+
 }  // namespace ladle::toggles
 
 #endif  // LADLE_TOGGLES_EVAL_MODEL_H_

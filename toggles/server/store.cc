@@ -118,17 +118,6 @@ Status CheckEnvironment(const std::string& env) {
   return Status::Invalid("environment" + s.message().substr(std::string_view("key").size()));
 }
 
-// Messages of the model's parsers are relative to what they parsed.
-Status Under(const std::string& path, const Status& s) {
-  return s.ok() ? s : Status::Invalid(path + "." + s.message());
-}
-
-Status CheckFields(const ToggleFields& f) {
-  if (!f.variants) return Status::OK();
-  std::vector<Variant> parsed;
-  return ParseVariants(ToJson(*f.variants), &parsed);
-}
-
 void ApplyFields(const ToggleFields& f, Toggle* t) {
   if (f.type) t->type = *f.type;
   if (f.description) t->description = *f.description;
@@ -248,20 +237,6 @@ struct EventInfo {
 };
 
 }  // namespace
-
-Status CheckSyncEntries(const std::vector<SyncEntry>& entries) {
-  std::set<std::string> seen;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const std::string at = "toggles[" + std::to_string(i) + "]";
-    Status s = Under(at, ValidateKey(entries[i].key));
-    if (s.ok()) s = Under(at, CheckFields(entries[i].fields));
-    if (s.ok() && !seen.insert(entries[i].key).second) {
-      s = Status::Invalid(at + ".key: duplicate key " + Quote(entries[i].key));
-    }
-    if (!s.ok()) return s;
-  }
-  return Status::OK();
-}
 
 // --- state and one change ---
 
@@ -507,39 +482,7 @@ nlohmann::json ToJson(const SyncResult& r) {
 
 namespace {
 
-Status ExpectString(const json& j, const std::string& path) {
-  if (j.is_string()) return Status::OK();
-  return Status::Invalid(path + ": expected string, found " + j.type_name());
-}
-
-Status ParseField(const std::string& name, const json& value, ToggleFields* f) {
-  if (name == "type") {
-    Status s = ExpectString(value, name);
-    return s.ok() ? ParseToggleType(value.get<std::string>(), &f->type.emplace()) : s;
-  }
-  if (name == "description") {
-    Status s = ExpectString(value, name);
-    if (s.ok()) f->description = value.get<std::string>();
-    return s;
-  }
-  if (name == "variants") return ParseVariants(value, &f->variants.emplace());
-  return Status::Invalid(name + ": unknown field (known: type, description, variants)");
-}
-
 }  // namespace
-
-Status ParseToggleFields(const nlohmann::json& body, ToggleFields* out) {
-  if (!body.is_object()) {
-    return Status::Invalid(std::string("expected object, found ") + body.type_name());
-  }
-  ToggleFields f;
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    Status s = ParseField(it.key(), it.value(), &f);
-    if (!s.ok()) return s;
-  }
-  *out = std::move(f);
-  return Status::OK();
-}
 
 // --- ToggleStore ---
 
@@ -757,7 +700,7 @@ Status ToggleStore::Create(const Toggle& toggle, const std::string& actor, Write
 Status ToggleStore::Patch(const std::string& key, const ToggleFields& fields,
                           std::optional<int64_t> expected_revision, const std::string& actor,
                           WriteResult* out, const std::string& note) {
-  if (Status s = CheckFields(fields); !s.ok()) return s;
+  if (Status s = CheckToggleFields(fields); !s.ok()) return s;
   return Write([&](Change* c) {
     Toggle before;
     Status s = c->Current(key, expected_revision, &before);

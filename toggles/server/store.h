@@ -69,27 +69,10 @@ struct AuditEvent {
 // environment and note are null when empty.
 nlohmann::json ToJson(const AuditEvent& e);
 
-// What PATCH and sync may change; an absent field is left as it is.
-struct ToggleFields {
-  std::optional<ToggleType> type;
-  std::optional<std::string> description;
-  std::optional<std::vector<Variant>> variants;
-};
-
-// A PATCH body: {type?, description?, variants?}; anything else is Invalid
-// naming the field.
-Status ParseToggleFields(const nlohmann::json& body, ToggleFields* out);
-
 // The result of a change to one toggle.
 struct WriteResult {
   Toggle toggle;         // as it is now; toggle.revision is its ETag
   bool changed = false;  // false: nothing was written (no event, no revision)
-};
-
-// One entry of toggles.yml (docs/design.md "Toggles in a run").
-struct SyncEntry {
-  std::string key;
-  ToggleFields fields;  // absent fields keep their value (a new toggle: the defaults)
 };
 
 struct SyncResult {
@@ -101,10 +84,6 @@ struct SyncResult {
 // {created, updated, unchanged, removal_candidates, revision}
 nlohmann::json ToJson(const SyncResult& r);
 
-// What Sync checks before it writes anything: valid keys and variants, no
-// key twice; errors name "toggles[i].FIELD". For a client that sends a list
-// over HTTP one toggle at a time, so that a bad list writes nothing there too.
-Status CheckSyncEntries(const std::vector<SyncEntry>& entries);
 
 class ToggleStore {
  public:
