@@ -105,7 +105,7 @@ struct HttpRequest {
 };
 
 // The sending end of a streaming response. The server implements it over a
-// socket; StringStreamWriter below implements it in memory for tests.
+// socket; tests use an in-memory one (tests/fakes/string_stream_writer.h).
 // Thread-safe: any thread may call any method at any time; none blocks on the
 // network. Data is written in the order Send was called.
 class StreamWriter {
@@ -287,28 +287,6 @@ class Router {
   std::vector<Route> routes_;   // most specific first
   std::vector<size_t> by_id_;   // route id -> index in routes_
   Status status_;
-};
-
-// A StreamWriter that keeps what is sent in memory: for tests of streaming
-// handlers and of SseHub without a socket.
-class StringStreamWriter : public StreamWriter {
- public:
-  explicit StringStreamWriter(size_t max_bytes = SIZE_MAX) : max_bytes_(max_bytes) {}
-  using StreamWriter::Send;
-  // Over max_bytes in total, the writer closes itself and returns false,
-  // as a slow client's stream does.
-  bool Send(std::shared_ptr<const std::string> data) override;
-  void Close() override;
-  bool closed() const override;
-  size_t queued_bytes() const override { return 0; }
-  // Everything sent so far.
-  std::string data() const;
-
- private:
-  mutable std::mutex mu_;
-  size_t max_bytes_;
-  std::string data_;
-  bool closed_ = false;
 };
 
 }  // namespace ladle

@@ -76,7 +76,7 @@ class SseHub {
   // selects the replay. The hub may be destroyed before the response ends.
   HttpResponse Subscribe(const HttpRequest& request);
 
-  // Subscribes an existing writer (a test's StringStreamWriter, or another
+  // Subscribes an existing writer (a test's in-memory writer, or another
   // transport); with last_event_id, replays first.
   void Attach(std::shared_ptr<StreamWriter> writer, std::optional<uint64_t> last_event_id);
 

@@ -1,5 +1,6 @@
 // Router, HttpRequest and HttpResponse: all without a socket.
 #include "core/http.h"
+#include "tests/fakes/string_stream_writer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,7 @@
 // SseHub without a socket: StringStreamWriter stands in for a client. The
 // hub over a real server is in http_server_test.cc.
 #include "core/sse.h"
+#include "tests/fakes/string_stream_writer.h"
 
 #include <gtest/gtest.h>
 

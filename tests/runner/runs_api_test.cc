@@ -1,6 +1,7 @@
 // The runs API through a Router, without a socket (one test over a real
 // HttpServer at the end): a real RunStore in a temp dir, a fake RunControl.
 #include "runner/serve/runs_api.h"
+#include "tests/fakes/string_stream_writer.h"
 
 #include <unistd.h>
 

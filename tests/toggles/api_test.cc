@@ -1,5 +1,6 @@
 // The toggle service's routes through a Router, without a socket.
 #include "toggles/server/api.h"
+#include "tests/fakes/string_stream_writer.h"
 
 #include <unistd.h>
 
