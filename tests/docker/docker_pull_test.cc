@@ -34,9 +34,9 @@ bool PortAnswers(int port) {
   return ok;
 }
 
-// 5000 as usual when it is free, else one the kernel picks.
+// A port the kernel picks: two pull tests that ctest runs at once must not
+// share a registry (both saw 5000 free, and one pulled what the other pushed).
 int PickPort() {
-  if (!PortAnswers(5000)) return 5000;
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -108,9 +108,14 @@ class PullTest : public ::testing::Test {
   // Pushes an image with a layer of its own (so that a pull has something to
   // download), then removes it here.
   std::string PushTestImage() {
-    std::string image = registry_.host() + "/ladle/busybox:pulltest";
+    std::string image = registry_.host() + "/ladle/busybox:pulltest-" + std::to_string(::getpid());
     std::string builder = "ladle-test-pull-src-" + std::to_string(::getpid());
-    auto r = Docker({"run", "--network", "none", "--name", builder, kTestImage, "sh", "-c", "echo pulled > /pulled"});
+    // A layer no other image has, though ctest may run two pull tests in the
+    // same second: else the pull finds it "Already exists", with nothing to download.
+    auto r = Docker({"run", "--network", "none", "--name", builder, kTestImage, "sh", "-c",
+                     "echo pulled > /pulled && echo " + builder + "-" +
+                         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) +
+                         " > /.pulltest"});
     EXPECT_EQ(0, r.code) << r.err;
     EXPECT_EQ(0, Docker({"commit", builder, image}).code);
     Docker({"rm", "-f", builder});
