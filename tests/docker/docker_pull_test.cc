@@ -14,6 +14,7 @@
 
 #include "env/docker_engine.h"
 #include "env/subprocess.h"
+#include "tests/test_util.h"
 #include "tests/docker/docker_test_util.h"
 
 namespace ladle::env {
@@ -34,19 +35,8 @@ bool PortAnswers(int port) {
   return ok;
 }
 
-// A port the kernel picks: two pull tests that ctest runs at once must not
-// share a registry (both saw 5000 free, and one pulled what the other pushed).
-int PickPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+// The registry's port: as a test server's (tests/test_util.h).
+int PickPort() { return testing::FreePort(); }
 
 // A registry on 127.0.0.1:PORT for the life of the object.
 class LocalRegistry {

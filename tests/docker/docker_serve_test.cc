@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/test_util.h"
 #include "tests/docker/docker_test_util.h"
 
 namespace fs = std::filesystem;
@@ -30,7 +31,7 @@ class DockerServeTest : public ::testing::Test {
     data_ = (root_.path() / "data").string();
     LADLE_REQUIRE_DOCKER();
     daemon_ = true;
-    port_ = 30000 + static_cast<int>(::getpid() % 20000);
+    port_ = ladle::testing::FreePort();
   }
   void TearDown() override {
     for (auto& server : servers_) ::kill(server->pid(), SIGKILL);
