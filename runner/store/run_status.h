@@ -19,7 +19,7 @@ namespace ladle::runner {
 enum class RunStatus : uint8_t {
   kQueued,       // not started
   kRunning,
-  kWaiting,      // a run or stage waiting for approval or a deployment lock
+  kWaiting,      // a run or stage waiting for approval (`approval: manual`)
   kSuccess,
   kFailed,
   kSkipped,      // did not run: an earlier stage failed, --stage/--step chose others
