@@ -26,6 +26,16 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out);
 // (A-Z a-z 0-9 - . _ ~): safe as a path segment and as a query value.
 std::string PercentEncode(std::string_view in);
 
+// How deep JSON may nest in anything ladle reads from outside (HTTP bodies,
+// stored values): deeper input is refused before it is parsed, since writing
+// it back out (nlohmann-json's dump) recurses once per level.
+inline constexpr int kMaxJsonDepth = 64;
+
+// True when the arrays and objects of JSON `text` nest deeper than
+// `max_depth` (brackets inside strings do not count). Linear, no allocation;
+// says nothing about whether the text is valid JSON.
+bool JsonDeeperThan(std::string_view text, int max_depth);
+
 // True when `path` names a directory (symbolic links followed).
 bool IsDirectory(const std::string& path);
 

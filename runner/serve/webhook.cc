@@ -58,6 +58,8 @@ bool IsPushEvent(const std::string& provider, const std::string& event) {
 }
 
 Status ParseBody(std::string_view body, PushEvent* e) {
+  if (JsonDeeperThan(body, kMaxJsonDepth))
+    return Status::Invalid("body: nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Invalid("body: not a JSON object");
   if (!j.contains("ref") || !j["ref"].is_string()) return Status::Invalid("body: 'ref' missing or not a string");

@@ -37,6 +37,16 @@ TEST(WebhookTest, GitHubPushWithGoodSignature) {
   EXPECT_FALSE(e.deleted);
 }
 
+TEST(WebhookTest, ADeeplyNestedSignedBodyIsInvalidNotACrash) {
+  const std::string body = R"({"ref":"refs/heads/main","x":)" + std::string(50000, '[') +
+                           std::string(50000, ']') + "}";
+  Hook h{{{"X-GitHub-Event", "push"}, {"x-hub-signature-256", HmacSha256Hex("s3cret", body)}}};
+  PushEvent e;
+  Status s = ParsePushHook(h.Lookup(), body, "s3cret", &e);
+  EXPECT_EQ(Code::kInvalid, s.code());
+  EXPECT_EQ("body: nests deeper than 64 levels", s.message());
+}
+
 TEST(WebhookTest, GitHubBadOrMissingSignatureIsUnauthorized) {
   Hook bad{{{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", HmacSha256Hex("other", kPush)}}};
   PushEvent e;

@@ -87,6 +87,28 @@ TEST_F(ToggleApiTest, CreateGetListDelete) {
   EXPECT_EQ(404, Send("DELETE", "/api/v1/toggles/checkout").status);
 }
 
+// A body nested 53,000 deep once crashed the server (dump() of the bulk
+// ETag recursed per level): now refused before it is parsed, naming the limit.
+TEST_F(ToggleApiTest, DeeplyNestedBodiesAre400NotACrash) {
+  CreateRollout("deep", 50);
+  const std::string deep_context =
+      R"({"context":{"targetingKey":"a","x":)" + std::string(53000, '[') + std::string(53000, ']') + "}}";
+  for (const char* target : {"/ofrep/v1/evaluate/flags", "/ofrep/v1/evaluate/flags/deep"}) {
+    HttpResponse r = Send("POST", target, deep_context, "client");
+    EXPECT_EQ(400, r.status) << target;
+    EXPECT_NE(std::string::npos, r.body.find("deeper than 64 levels")) << r.body;
+  }
+  HttpResponse r = Send("POST", "/api/v1/toggles",
+                        R"({"key":"v","variants":[{"name":"a","value":)" + std::string(100, '[') +
+                            std::string(100, ']') + "}]}");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("the request body nests deeper than 64 levels", Body(r)["message"]) << r.body;
+  // 64 levels are fine: the limit is not off by one.
+  std::string ok_context = R"({"context":{"targetingKey":"a","x":)" + std::string(62, '[') +
+                           std::string(62, ']') + "}}";
+  EXPECT_EQ(200, Send("POST", "/ofrep/v1/evaluate/flags/deep", ok_context, "client").status);
+}
+
 TEST_F(ToggleApiTest, BadBodiesAre400NamingTheFieldAndStoreNothing) {
   HttpResponse r = Send("POST", "/api/v1/toggles", "{not json");
   EXPECT_EQ(400, r.status);

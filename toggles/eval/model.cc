@@ -10,6 +10,7 @@
 #include <set>
 #include <utility>
 
+#include "core/base/text.h"
 #include "core/base/time_util.h"
 #include "toggles/eval/semver.h"
 
@@ -467,6 +468,8 @@ Status ParseToggle(const nlohmann::json& j, Toggle* out) {
 
 Status ParseToggleText(std::string_view json_text, Toggle* out) {
   return NoThrow([&] {
+    if (JsonDeeperThan(json_text, kMaxJsonDepth))
+      return Status::Invalid("nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     json j;
     try {
       j = json::parse(json_text.begin(), json_text.end());

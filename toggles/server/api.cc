@@ -138,6 +138,10 @@ json JsonList(const char* name, const std::vector<T>& items) {
 
 // The request body as JSON, or a 400 naming the problem.
 std::optional<HttpResponse> ParseBody(const HttpRequest& r, json* out) {
+  if (JsonDeeperThan(r.body, kMaxJsonDepth)) {
+    return HttpResponse::Error(400, "bad_request", "the request body nests deeper than " +
+                                                       std::to_string(kMaxJsonDepth) + " levels");
+  }
   *out = json::parse(r.body, nullptr, false);
   if (out->is_discarded()) {
     return HttpResponse::Error(400, "bad_request", "invalid JSON in the request body");
@@ -202,6 +206,10 @@ HttpResponse WrittenResponse(const Status& s, int status, const WriteResult& w) 
 std::optional<std::pair<ErrorCode, std::string>> ParseOfrepBody(
     const std::string& body, EvaluationContext* ctx, std::string* canonical) {
   if (Trim(body).empty()) return std::nullopt;
+  if (JsonDeeperThan(body, kMaxJsonDepth)) {
+    return std::make_pair(ErrorCode::kInvalidContext,
+                          "the body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return std::make_pair(ErrorCode::kParseError, std::string("invalid JSON"));
   if (!j.is_object()) {

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "core/sqlite.h"
+#include "core/base/text.h"
 #include "core/base/time_util.h"
 
 namespace ladle::toggles {
@@ -106,6 +107,9 @@ Status Dump(const json& j, std::string* out) {
 
 // JSON this store wrote; a failure means the file was damaged or edited.
 Status ParseStored(const std::string& text, const std::string& what, json* out) {
+  if (JsonDeeperThan(text, kMaxJsonDepth))
+    return Status::Internal("toggles.db: " + what + ": stored JSON nests deeper than " +
+                            std::to_string(kMaxJsonDepth) + " levels");
   *out = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!out->is_discarded()) return Status::OK();
   return Status::Internal("toggles.db: " + what + ": stored JSON does not parse");
