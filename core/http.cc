@@ -241,6 +241,21 @@ class WaitingResponder : public Responder {
 };
 }  // namespace
 
+std::optional<HttpResponse> ParseJsonObjectBody(const HttpRequest& r, nlohmann::json* out) {
+  if (JsonDeeperThan(r.body, kMaxJsonDepth)) {
+    return HttpResponse::Error(400, "bad_request", "the request body nests deeper than " +
+                                                       std::to_string(kMaxJsonDepth) + " levels");
+  }
+  *out = nlohmann::json::parse(r.body, nullptr, false);
+  if (out->is_discarded()) {
+    return HttpResponse::Error(400, "bad_request", "invalid JSON in the request body");
+  }
+  if (!out->is_object()) {
+    return HttpResponse::Error(400, "bad_request", "the request body must be a JSON object");
+  }
+  return std::nullopt;
+}
+
 HttpResponse AwaitResponse(HttpResponse response, std::chrono::milliseconds timeout) {
   if (!response.is_deferred()) return response;
   auto responder = std::make_shared<WaitingResponder>();

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -214,6 +215,11 @@ struct HttpResponse {
 // The response itself, or for a deferred one, what its Responder is given
 // (waiting up to `timeout`, else a 504 error): for tests and for callers of
 // a Router outside a server.
+// The request body as a JSON object into *out, or the 400 to answer: invalid
+// JSON, not an object, or nested deeper than kMaxJsonDepth (refused before
+// it is parsed). The one body reader of the toggle and runs APIs.
+std::optional<HttpResponse> ParseJsonObjectBody(const HttpRequest& r, nlohmann::json* out);
+
 HttpResponse AwaitResponse(HttpResponse response,
                            std::chrono::milliseconds timeout = std::chrono::seconds(60));
 

@@ -454,12 +454,8 @@ HttpResponse RunsApi::Rollback(const HttpRequest& r) {
   if (auto e = toggles::RequireAdminRequest(tokens_, r, &p)) return *e;
   int64_t to_run = 0;
   if (r.body.find_first_not_of(" \t\r\n") != std::string::npos) {
-    if (JsonDeeperThan(r.body, kMaxJsonDepth))
-      return BadRequest("the request body nests deeper than " + std::to_string(kMaxJsonDepth) +
-                        " levels");
-    json body = json::parse(r.body, nullptr, false);
-    if (body.is_discarded()) return BadRequest("invalid JSON in the request body");
-    if (!body.is_object()) return BadRequest("the request body must be a JSON object");
+    json body;
+    if (auto e = ParseJsonObjectBody(r, &body)) return *e;
     for (const auto& [field, value] : body.items()) {
       if (field != "to_run") return BadRequest(field + ": unknown field (expected to_run)");
       if (value.is_null()) continue;

@@ -7,27 +7,19 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 
 #include "core/base/time_util.h"
 #include "env/docker_engine.h"
-#include "env/subprocess.h"
-#include "runner/config/pipeline.h"
 #include "runner/exec/prune.h"
 #include "runner/exec/toggle_ops.h"
 #include "runner/serve/web_ui.h"
-#include "runner/serve/webhook.h"
 
 namespace fs = std::filesystem;
 
 namespace ladle::runner {
-
-
 
 Server::Server(const ServerConfig& config) : config_(config) {}
 
@@ -51,8 +43,9 @@ Status Server::Open(const ServerConfig& config, std::unique_ptr<Server>* out) {
   if (::flock(server->lock_fd_, LOCK_EX | LOCK_NB) != 0)
     return Status::Unavailable("another `ladle serve` uses the data dir " + data +
                                " (it holds " + lock_path + ")");
+  Vars secrets;
   if (!config.secrets_file.empty()) {
-    Status s = LoadSecretsFile(config.secrets_file, &server->secrets_);
+    Status s = LoadSecretsFile(config.secrets_file, &secrets);
     if (!s.ok()) return s;
   }
   Status s = RunStore::Open(data, &server->store_);
@@ -60,7 +53,7 @@ Status Server::Open(const ServerConfig& config, std::unique_ptr<Server>* out) {
   if (s.ok()) s = toggles::TokenStore::Open(data, &server->tokens_);
   if (!s.ok()) return s.WithContext("open the stores in " + data);
   server->toggle_ops_ = StoreToggleOps(server->toggles_.get());
-  server->scheduler_ = std::make_unique<Scheduler>(server->config_, server->secrets_,
+  server->scheduler_ = std::make_unique<Scheduler>(server->config_, std::move(secrets),
                                                    server->store_.get(),
                                                    server->toggle_ops_.get(), &server->events_);
   *out = std::move(server);
@@ -68,7 +61,6 @@ Status Server::Open(const ServerConfig& config, std::unique_ptr<Server>* out) {
 }
 
 std::string Server::address() const { return http_ ? http_->address() : ""; }
-
 
 Status Server::Start() {
   toggles::AdminTokenSetup what = toggles::AdminTokenSetup::kExisting;
@@ -111,12 +103,6 @@ Status Server::Start() {
                http_->address());
   return Status::OK();
 }
-
-
-
-
-
-
 
 void Server::PollLoop() {
   using Clock = std::chrono::steady_clock;
@@ -199,10 +185,5 @@ void Server::Wait() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return drained_; });
 }
-
-
-
-
-
 
 }  // namespace ladle::runner

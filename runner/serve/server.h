@@ -68,7 +68,6 @@ class Server {
   void PollLoop();  // offers new commits, prunes with `retention`, refreshes the toggles
 
   ServerConfig config_;
-  Vars secrets_;
   int lock_fd_ = -1;
   std::unique_ptr<RunStore> store_;
   std::unique_ptr<toggles::ToggleStore> toggles_;

@@ -136,22 +136,6 @@ json JsonList(const char* name, const std::vector<T>& items) {
   return out;
 }
 
-// The request body as JSON, or a 400 naming the problem.
-std::optional<HttpResponse> ParseBody(const HttpRequest& r, json* out) {
-  if (JsonDeeperThan(r.body, kMaxJsonDepth)) {
-    return HttpResponse::Error(400, "bad_request", "the request body nests deeper than " +
-                                                       std::to_string(kMaxJsonDepth) + " levels");
-  }
-  *out = json::parse(r.body, nullptr, false);
-  if (out->is_discarded()) {
-    return HttpResponse::Error(400, "bad_request", "invalid JSON in the request body");
-  }
-  if (!out->is_object()) {
-    return HttpResponse::Error(400, "bad_request", "the request body must be a JSON object");
-  }
-  return std::nullopt;
-}
-
 // If-Match: "12", 12 or W/"12"; absent or "*" means unconditional.
 std::optional<HttpResponse> ParseIfMatch(const HttpRequest& r, std::optional<int64_t>* out) {
   std::string_view v = Trim(r.Header("If-Match"));
@@ -188,7 +172,7 @@ std::optional<HttpResponse> ReadAdminWrite(const TokenStore& tokens, const HttpR
     if (auto e = ParseIfMatch(r, &out->if_match)) return e;
   }
   if (parts & kWithBody) {
-    if (auto e = ParseBody(r, &out->body)) return e;
+    if (auto e = ParseJsonObjectBody(r, &out->body)) return e;
   }
   out->note = NoteOf(r);
   return std::nullopt;
