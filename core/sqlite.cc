@@ -266,7 +266,7 @@ int Database::changes() const { return sqlite3_changes(db_); }
 Transaction::~Transaction() {
   // Nothing to report to: a failed rollback leaves the transaction for
   // sqlite to roll back when the connection closes.
-  if (open_) db_->Exec("ROLLBACK");
+  if (open_) db_->Exec("ROLLBACK").IgnoreError();
 }
 
 Status Transaction::Begin() {

@@ -357,7 +357,9 @@ DockerStep::~DockerStep() {
     std::lock_guard<std::mutex> lock(mu_);
     kept = spec_.keep || !shell_command_.empty() || removed_;
   }
-  if (!kept) Remove();
+  // A destructor has nobody to tell; the executor calls Remove() itself and
+  // reports its error, so this only catches steps abandoned on error paths.
+  if (!kept) Remove().IgnoreError();
 }
 
 Status DockerStep::Start() {
@@ -406,7 +408,7 @@ void DockerStep::Kill(int signal) {
   }
   // Errors are not reported: Kill has no way to, and Wait/Remove will see a
   // daemon that is gone.
-  client_->KillContainer(id_, signal);
+  client_->KillContainer(id_, signal).IgnoreError();
 }
 
 Status DockerStep::Remove() {
@@ -415,7 +417,9 @@ Status DockerStep::Remove() {
   Status s = client_->RemoveContainer(id_);
   if (!kept_id_.empty()) {
     Status k = client_->RemoveContainer(kept_id_);
-    if (k.ok()) client_->RemoveImage(kept_image_);
+    // The image of a kept container that is gone is only disk space: prune
+    // (docs/cli.md "ladle prune") removes what this leaves.
+    if (k.ok()) client_->RemoveImage(kept_image_).IgnoreError();
     if (s.ok()) s = k;
   }
   if (!s.ok()) return s.WithContext("remove container " + name_);
@@ -457,7 +461,7 @@ std::string DockerStep::Keep() const {
   std::string kept_id;
   s = client_->CreateContainer(kept_name, kept, &kept_id);
   if (!s.ok()) {
-    client_->RemoveImage(image);
+    client_->RemoveImage(image).IgnoreError();  // the create error is the one to report
     return fail(s);
   }
   kept_id_ = kept_id;

@@ -50,7 +50,9 @@ Status LocalEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
 
 LocalStep::LocalStep(StepSpec spec, std::string dir) : spec_(std::move(spec)), dir_(std::move(dir)) {}
 
-LocalStep::~LocalStep() { Remove(); }
+// The executor calls Remove() and reports its error; a destructor has nobody
+// to tell.
+LocalStep::~LocalStep() { Remove().IgnoreError(); }
 
 Status LocalStep::Start() {
   if (proc_ != nullptr || removed_) return Status::Precondition("step '" + spec_.id + "' was started or removed already");

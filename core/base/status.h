@@ -27,7 +27,9 @@ enum class Code {
   kInternal,      // a bug in ladle
 };
 
-class Status {
+// [[nodiscard]]: a Status is handled or dropped on purpose with
+// IgnoreError() beside a comment that says why (docs/design.md "Errors").
+class [[nodiscard]] Status {
  public:
   Status() = default;
 
@@ -56,6 +58,10 @@ class Status {
 
   // "ok", or the message (the code is implied by how the edge renders it).
   std::string ToString() const { return ok() ? "ok" : message_; }
+
+  // Drops this status on purpose. Every call says beside it why nobody
+  // needs to hear of the failure.
+  void IgnoreError() const {}
 
   // The process exit code the CLI uses for this status (docs/design.md "Exit codes").
   int ExitCode() const;

@@ -28,7 +28,9 @@ Status OpenStore(const GlobalFlags& g, std::unique_ptr<RunStore>* store) {
     return Status::NotFound("no runs yet in " + g.data + " (run a pipeline with `ladle run`)");
   Status s = RunStore::Open(g.data, store);
   std::vector<int64_t> interrupted;
-  if (s.ok()) (*store)->MarkInterrupted(&interrupted);
+  // Reading commands show what is recorded even when the dead runs could not
+  // be marked (a read-only data dir, say): the next `ladle run` marks them.
+  if (s.ok()) (*store)->MarkInterrupted(&interrupted).IgnoreError();
   return s;
 }
 

@@ -138,7 +138,10 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   s = RunStore::Open(g.data, &store);
   if (!s.ok()) return Fail(s.WithContext("open the run store in " + g.data));
   std::vector<int64_t> interrupted;
-  store->MarkInterrupted(&interrupted);
+  s = store->MarkInterrupted(&interrupted);
+  if (!s.ok())
+    std::fprintf(stderr, "ladle: warning: could not mark the runs of a stopped ladle as interrupted: %s\n",
+                 s.message().c_str());
 
   SourceInfo source;
   s = DescribeSource(f.file, &source);

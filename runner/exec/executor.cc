@@ -262,12 +262,14 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
       run->status = kFailed;
       run->message = "could not prepare the workspace: " + s.message();
       run->finished_at = NowRfc3339();
-      store_->UpdateRun(*run);
+      Status us = store_->UpdateRun(*run);
+      if (!us.ok()) Notify("warning: could not record run " + std::to_string(run->id) + ": " + us.message());
       if (observer_) observer_->RunFinished(*run);
       run_ = nullptr;
       return s.WithContext("prepare the workspace");
     }
-    store_->UpdateRun(*run);
+    s = store_->UpdateRun(*run);
+    if (!s.ok()) RecordStoreFailure(s.WithContext("record run " + std::to_string(run->id)));
   }
   RestoreNeededArtifacts(run);
 
@@ -283,7 +285,22 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
   }
   run->status = cancel_signal_ ? kCancelled : failed ? kFailed : waiting ? kWaiting : kSuccess;
   run->finished_at = NowRfc3339();
+  // docs/design.md "Errors": a run whose steps or stages the store could not
+  // record is not reported a success, since `ladle show` would disagree.
+  Status unrecorded;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    unrecorded = store_failure_;
+  }
+  if (!unrecorded.ok() && run->status == kSuccess) {
+    run->status = kFailed;
+    run->message = "the run store could not record this run: " + unrecorded.message();
+  }
   s = store_->UpdateRun(*run);
+  if (!s.ok() && run->status == kSuccess) {
+    run->status = kFailed;
+    run->message = "the run store could not record this run: " + s.message();
+  }
   if (observer_) observer_->RunFinished(*run);
   run_ = nullptr;
   return s;
@@ -378,6 +395,12 @@ void Executor::RestoreNeededArtifacts(RunRecord* run) {
   }
 }
 
+void Executor::RecordStoreFailure(const Status& s) {
+  Notify("warning: could not " + s.message());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (store_failure_.ok()) store_failure_ = s;
+}
+
 void Executor::SetStage(StageRecord* rec, RunStatus status, const std::string& message) {
   StageRecord copy;
   {
@@ -387,7 +410,7 @@ void Executor::SetStage(StageRecord* rec, RunStatus status, const std::string& m
     copy = *rec;
   }
   Status s = store_->UpdateStage(run_->id, copy);
-  if (!s.ok()) Notify("warning: could not record stage " + copy.name + ": " + s.message());
+  if (!s.ok()) RecordStoreFailure(s.WithContext("record stage " + copy.name));
   if (observer_) observer_->StageChanged(*run_, copy);
 }
 
@@ -401,7 +424,7 @@ void Executor::SetStep(const Stage& stage, StepRecord* rec, RunStatus status) {
     copy = *rec;
   }
   Status s = store_->UpdateStep(run_->id, stage.name, copy);
-  if (!s.ok()) Notify("warning: could not record step " + copy.name + ": " + s.message());
+  if (!s.ok()) RecordStoreFailure(s.WithContext("record step " + stage.name + "/" + copy.name));
   if (observer_) observer_->StepChanged(*run_, stage.name, copy);
 }
 
@@ -807,7 +830,13 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
       Status rs = proc->Remove();
       if (!rs.ok()) log.Note("cleanup: " + rs.message());
     }
-    log.Close();
+    // docs/design.md "Errors": a log that could not be written completely
+    // (a full disk) fails its step; the output shown live is not a record.
+    Status ls = log.Close();
+    if (!ls.ok()) {
+      Notify(stage.name + "/" + step.name + ": " + ls.message());
+      if (failure == FailureReason::kNone) failure = FailureReason::kError;
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       sr->rec->exit_code = s.ok() ? std::optional<int>(exit.code) : std::nullopt;

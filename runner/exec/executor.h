@@ -138,6 +138,8 @@ class Executor {
   void RestoreNeededArtifacts(RunRecord* run);
   void SetStep(const Stage& stage, StepRecord* rec, RunStatus status);
   void SetStage(StageRecord* rec, RunStatus status, const std::string& message);
+  // Notes a write the run store refused; the run is then not a success.
+  void RecordStoreFailure(const Status& s);
   void Notify(const std::string& text);
 
   // Prepares pipeline_ for options_: rollback substitution, rollout checks
@@ -164,6 +166,7 @@ class Executor {
   std::condition_variable cv_;
   std::atomic<int> cancel_signal_{0};
   Status outside_failure_;            // guarded by mu_
+  Status store_failure_;              // the first write the store refused; guarded by mu_
 };
 
 }  // namespace ladle::runner

@@ -321,8 +321,10 @@ void Scheduler::Execute(RunRecord run) {
     result.status = kInterrupted;
     result.message = "interrupted: ladle serve stopped (signal " +
                      std::to_string(stop_signal_) + ")";
-    store_->UpdateRun(result);
-    if (config_.requeue_interrupted) store_->RequeueRun(run.id, "");
+    Status us = store_->UpdateRun(result);
+    if (!us.ok()) spdlog::error("run {}: could not record it interrupted: {}", run.id, us.message());
+    if (us.ok() && config_.requeue_interrupted) us = store_->RequeueRun(run.id, "");
+    if (!us.ok()) spdlog::error("run {}: could not queue it again: {}", run.id, us.message());
     spdlog::warn("run {}: {}{}", run.id, result.message,
                  config_.requeue_interrupted ? "; queued again for the next start" : "");
     return;

@@ -120,7 +120,9 @@ StepLogWriter::StepLogWriter(const SecretMasker* masker, LineCallback on_line)
     : masker_(masker != nullptr && !masker->empty() ? masker : nullptr),
       on_line_(std::move(on_line)) {}
 
-StepLogWriter::~StepLogWriter() { Close(); }
+// The owner calls Close() and reports its error (the executor fails the
+// step); a destructor has nobody to tell.
+StepLogWriter::~StepLogWriter() { Close().IgnoreError(); }
 
 Status StepLogWriter::Open(const std::string& path) {
   if (file_ != nullptr) return Status::Internal("open log " + path + ": already open");

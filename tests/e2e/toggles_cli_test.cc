@@ -347,7 +347,7 @@ class TogglesServeTest : public TogglesCliTest {
 
   bool WaitUntilUp() {
     toggles::ServerUrl url;
-    toggles::ParseServerUrl(url_, &url);
+    if (!toggles::ParseServerUrl(url_, &url).ok()) return false;
     toggles::HttpClient http(url, {});
     for (int i = 0; i < 200; ++i) {
       toggles::HttpResponse r;

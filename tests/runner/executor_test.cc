@@ -378,6 +378,25 @@ TEST_F(ExecutorTest, OutsideDependencyFailureIsReported) {
   EXPECT_EQ(3, outside_failure_.ExitCode());
 }
 
+// docs/design.md "Errors": a log cut short by a full disk fails its step
+// (/dev/full stands in for the disk: every write to it is ENOSPC).
+TEST_F(ExecutorTest, LogThatCannotBeWrittenFailsTheStep) {
+  env::FakeOutcome chatty;
+  chatty.out = std::string(200000, 'x') + "\n";
+  engine_.AddRule("chatty", chatty);
+  const fs::path log = StepLogPath(root_.string(), 1, "s", "a");
+  fs::create_directories(log.parent_path());
+  fs::create_symlink("/dev/full", log);
+  RunRecord run = Run("name: p\nstages:\n  - name: s\n    steps: [{name: a, run: chatty}]\n");
+  ASSERT_EQ(1, run.id);
+  EXPECT_EQ(kFailed, run.status);
+  EXPECT_EQ(kFailed, StepOf(run, "s", "a").status);
+  EXPECT_EQ(FailureReason::kError, StepOf(run, "s", "a").failure_reason);
+  bool named = false;
+  for (const std::string& note : recorder_.notes) named |= note.find("No space left on device") != std::string::npos;
+  EXPECT_TRUE(named) << "the step's failure names the reason";
+}
+
 TEST(ResolveStepTest, BareNamesMustBeUnique) {
   Pipeline p;
   p.file = "p.yml";

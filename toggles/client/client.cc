@@ -83,7 +83,8 @@ Status ParseSet(const json& j, ToggleSet* out) {
 
 std::shared_ptr<const Snapshot> EmptySnapshot() {
   std::shared_ptr<const Snapshot> snap;
-  Snapshot::Build(0, {}, &snap);
+  // An empty list of toggles always builds.
+  Snapshot::Build(0, {}, &snap).IgnoreError();
   return snap;
 }
 
@@ -143,7 +144,9 @@ Status Client::Start(ClientOptions options, std::unique_ptr<Client>* out) {
   if (options.environment.empty()) return Status::Invalid("environment: must not be empty");
   std::unique_ptr<Client> client(new Client(std::move(options), std::move(url)));
   client->LoadCache();
-  client->Fetch();
+  // Fetch records its error (last_error(), on_error); a server that is down
+  // at start leaves the cached or default values, as docs/toggles.md says.
+  client->Fetch().IgnoreError();
   if (client->options_.background) client->thread_ = std::thread(&Client::Run, client.get());
   *out = std::move(client);
   return Status::OK();
@@ -348,7 +351,7 @@ void Client::Run() {
       stream_retry_at = std::chrono::steady_clock::now() + options_.stream_retry;
     }
     if (!WaitFor(std::chrono::milliseconds(0))) break;
-    Fetch();
+    Fetch().IgnoreError();  // recorded by Fetch (last_error()); the next poll retries
     if (!WaitFor(options_.poll_interval)) break;
   }
   std::lock_guard<std::mutex> lock(run_mu_);
@@ -367,17 +370,20 @@ bool Client::OpenStream() {
     if (seen_revision_ > 0) headers.emplace_back("Last-Event-ID", std::to_string(seen_revision_));
   }
   HttpResponse r;
-  http_.Stream(
+  // A stream that cannot open or that ends is not an error to report: the
+  // caller falls back to polling (and Fetch records why the server is away).
+  Status stream = http_.Stream(
       "/api/v1/stream", headers, options_.stream_idle_timeout,
       [&](int status) {
         if (status != 200) return true;  // read the error, then poll instead
         opened = true;
         streaming_.store(true, std::memory_order_release);
-        Fetch();
+        Fetch().IgnoreError();  // recorded by Fetch (last_error()); events fetch again
         return WaitFor(std::chrono::milliseconds(0));
       },
       [&](std::string_view data) { return parser.Feed(data) && WaitFor(std::chrono::milliseconds(0)); },
       &cancel_stream_, &r);
+  stream.IgnoreError();
   streaming_.store(false, std::memory_order_release);
   return opened;
 }

@@ -219,7 +219,7 @@ TokenStore::TokenStore(std::string data_dir, std::unique_ptr<Database> db)
 
 TokenStore::~TokenStore() {
   std::lock_guard<std::mutex> lock(mu_);
-  FlushLastUsedLocked();  // nobody to report to; the times are a convenience
+  FlushLastUsedLocked().IgnoreError();  // nobody to report to; the times are a convenience
 }
 
 Status TokenStore::Open(const std::string& data_dir, std::unique_ptr<TokenStore>* out) {
@@ -305,7 +305,7 @@ Status TokenStore::Refresh() {
 
 // Builds a new table from the database, keeping the last-use times.
 Status TokenStore::ReloadLocked() {
-  FlushLastUsedLocked();  // best effort: revoked tokens leave the table
+  FlushLastUsedLocked().IgnoreError();  // best effort: revoked tokens leave the table
   std::shared_ptr<const Table> old = std::atomic_load(&table_);
   auto table = std::make_shared<Table>();
   Statement st;
