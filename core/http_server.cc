@@ -18,6 +18,11 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -49,6 +54,16 @@ constexpr size_t kReadChunk = 8192;
 // connection before the client has read the response (a 413 in particular).
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr size_t kLingerBytes = 16 << 20;
+// A connection refused with 503 (over the cap) is drained more briefly, and
+// at most this many are being refused at once; past that they are closed
+// without an answer.
+constexpr std::chrono::milliseconds kRejectLingerTime{500};
+constexpr size_t kRejectLingerBytes = 64 << 10;
+constexpr int64_t kMaxRejecting = 256;
+// How long the accept loop waits after an error it cannot work around.
+constexpr std::chrono::milliseconds kAcceptBackoff{50};
+// Warnings (cap reached, out of descriptors) are repeated at most this often.
+constexpr std::chrono::seconds kWarningInterval{60};
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
@@ -107,6 +122,16 @@ std::string FormatEndpoint(const tcp::endpoint& endpoint) {
   return address + ":" + std::to_string(endpoint.port());
 }
 
+// The whole of a 503 that is written before any request is read: JSON as
+// every error (docs/design.md "HTTP API conventions"), and "Connection:
+// close" since the connection is closed after it.
+std::string BusyResponse(const std::string& message) {
+  std::string body = R"({"error":"unavailable","message":")" + message + "\"}";
+  return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+         "Content-Length: " + std::to_string(body.size()) +
+         "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body;
+}
+
 // Feeds Beast's HTTP/1 request parser straight into an HttpRequest.
 class RequestParser final : public bhttp::basic_parser<true> {
  public:
@@ -158,6 +183,9 @@ class RequestMetrics {
         slots_(new Slot[rows_ * 5]) {
     if (!registry_) return;
     connections = &registry_->GetGauge("ladle_http_connections", "Open HTTP connections.");
+    rejected = &registry_->GetCounter("ladle_http_connections_rejected_total",
+                                      "HTTP connections answered 503 and closed: over the "
+                                      "connection cap, or out of file descriptors.");
     streams = &registry_->GetGauge("ladle_http_streams", "Open streaming HTTP responses.");
   }
 
@@ -175,6 +203,7 @@ class RequestMetrics {
 
   void AddConnections(int n) { if (connections) connections->Add(n); }
   void AddStreams(int n) { if (streams) streams->Add(n); }
+  void AddRejected() { if (rejected) rejected->Inc(); }
 
  private:
   struct Slot {
@@ -205,6 +234,7 @@ class RequestMetrics {
   std::mutex mu_;
   Gauge* connections = nullptr;
   Gauge* streams = nullptr;
+  Counter* rejected = nullptr;
 };
 
 class Connection;
@@ -226,6 +256,11 @@ struct ServerShared {
   bool gate_open = true;
 
   std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> rejected{0};
+  std::atomic<int64_t> rejecting{0};  // refused connections still draining
+  size_t max_connections = 0;         // set by Start, before any connection
+  std::string over_cap_response;      // the whole 503, head and body
+  std::string no_descriptor_response;
   std::atomic<int64_t> open_connections{0};
   std::atomic<int64_t> open_streams{0};
   std::mutex idle_mu;
@@ -344,11 +379,17 @@ asio::mutable_buffer SinkBuffer() {
 // into a stream. Every member function runs on the connection's io thread.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  // `reject`: over the cap; Start answers 503 and closes, and the connection
+  // is not counted among the open ones.
   Connection(Socket socket, asio::io_context& context, std::shared_ptr<ServerShared> shared,
-             std::string remote)
+             std::string remote, bool reject)
       : socket_(std::move(socket)), context_(context), shared_(std::move(shared)),
-        timer_(context.get_executor()) {
+        timer_(context.get_executor()), rejected_(reject) {
     request_.remote = std::move(remote);
+    if (rejected_) {
+      ++shared_->rejecting;
+      return;
+    }
     ++shared_->open_connections;
     shared_->metrics.AddConnections(1);
   }
@@ -362,7 +403,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::list<std::weak_ptr<Connection>>::iterator registry_entry;
 
   Executor executor() { return context_.get_executor(); }
-  void Start() { ReadRequest(); }
+  void Start() { rejected_ ? Reject() : ReadRequest(); }
   void Shutdown();
   // A deferred response's answer (DeferredResponder::Complete posts it here).
   void OnDeferred(uint64_t seq, HttpResponse response);
@@ -396,7 +437,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void EndStream();
   void StreamTick(Clock::time_point now);
 
-  void Linger();
+  void Reject();
+  void Linger(std::chrono::milliseconds time, size_t bytes);
   void DrainPeer();
   void Close();
 
@@ -422,6 +464,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool close_after_write_ = false;
   bool draining_ = false;  // a DrainPeer read is pending
   size_t drained_bytes_ = 0;
+  size_t drain_limit_ = 0;
+  const bool rejected_;
 
   // A deferred response being waited for (state kWaiting): which one (a
   // late answer to an earlier request must not answer this one), and what
@@ -689,7 +733,10 @@ void Connection::FormatHead(bool keep_alive) {
 void Connection::OnWritten(beast::error_code ec) {
   if (ec) return Close();
   if (shared_->stopping) return Close();  // nothing is unread: closing is clean
-  if (close_after_write_) return Linger();
+  if (close_after_write_) {
+    return rejected_ ? Linger(kRejectLingerTime, kRejectLingerBytes)
+                     : Linger(kLingerTime, kLingerBytes);
+  }
   ReadRequest();
 }
 
@@ -805,7 +852,7 @@ void Connection::OnStreamWritten(beast::error_code ec) {
 void Connection::FinishStream() {
   EndStream();
   if (shared_->stopping) return Close();  // the client sent nothing more: clean
-  Linger();
+  Linger(kLingerTime, kLingerBytes);
 }
 
 void Connection::EndStream() {
@@ -838,14 +885,29 @@ void Connection::StreamTick(Clock::time_point now) {
 
 // ---- Ending ----
 
+// Over the cap: the fixed 503, written before anything is read, then a
+// brief linger (docs/design.md "HTTP API conventions").
+void Connection::Reject() {
+  state_ = State::kWriting;
+  close_after_write_ = true;
+  Clock::time_point now = Clock::now();
+  SetDeadline(now + kRejectLingerTime * 4, now);
+  asio::async_write(socket_, asio::buffer(shared_->over_cap_response),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->OnWritten(ec);
+                    });
+}
+
 // Half-closes, then reads and drops the client's input until it closes (or
-// kLingerTime/kLingerBytes), so our last response is not lost to a reset.
-void Connection::Linger() {
+// `time` passes, or `bytes` came), so our last response is not lost to a
+// reset.
+void Connection::Linger(std::chrono::milliseconds time, size_t bytes) {
   beast::error_code ec;
   socket_.shutdown(asio::socket_base::shutdown_send, ec);
   state_ = State::kLingering;
+  drain_limit_ = bytes;
   Clock::time_point now = Clock::now();
-  SetDeadline(now + kLingerTime, now);
+  SetDeadline(now + time, now);
   DrainPeer();
 }
 
@@ -855,7 +917,7 @@ void Connection::DrainPeer() {
   socket_.async_read_some(SinkBuffer(), [self = shared_from_this()](beast::error_code ec, size_t n) {
     self->draining_ = false;
     self->drained_bytes_ += n;
-    if (ec || self->drained_bytes_ > kLingerBytes) return self->Close();
+    if (ec || self->drained_bytes_ > self->drain_limit_) return self->Close();
     self->DrainPeer();
   });
 }
@@ -867,6 +929,10 @@ void Connection::Close() {
   socket_.close(ec);
   timer_.cancel();
   EndStream();
+  if (rejected_) {
+    --shared_->rejecting;
+    return;
+  }
   shared_->metrics.AddConnections(-1);
   if (--shared_->open_connections == 0 && shared_->stopping) {
     std::lock_guard<std::mutex> lock(shared_->idle_mu);
@@ -922,13 +988,19 @@ class HttpServer::Impl {
   std::string address() const { return FormatEndpoint(bound_); }
   Stats stats() const {
     return {shared_->accepted.load(), shared_->open_connections.load(),
-            shared_->open_streams.load()};
+            shared_->open_streams.load(), shared_->rejected.load()};
   }
+  size_t max_connections() const { return shared_->max_connections; }
 
  private:
+  enum Warning { kOverCap, kNoDescriptors, kWarningKinds };
+
   Status Bind();
   void Accept();
   void OnAccept(beast::error_code ec, Socket socket);
+  void OnOutOfDescriptors(const beast::error_code& ec);
+  void RetryAccept();
+  void Warn(Warning kind, const std::string& message);
   void StopConnections();
 
   std::shared_ptr<ServerShared> shared_;
@@ -936,6 +1008,10 @@ class HttpServer::Impl {
   std::vector<asio::executor_work_guard<Executor>> guards_;
   std::unique_ptr<asio::basic_socket_acceptor<tcp, Executor>> acceptor_;
   std::unique_ptr<Timer> accept_retry_;
+  // A descriptor held in reserve (/dev/null): out of descriptors, closing it
+  // lets the accept loop take one waiting connection and answer it 503.
+  int spare_fd_ = -1;
+  Clock::time_point warned_[kWarningKinds] = {};  // on the acceptor's thread only
   std::vector<std::thread> threads_;
   size_t next_context_ = 0;
   tcp::endpoint bound_;
@@ -957,6 +1033,14 @@ Status HttpServer::Impl::Start() {
   }
   Status bound = Bind();
   if (!bound.ok()) return bound;
+  size_t cap = shared_->options.max_connections;
+  shared_->max_connections = cap > 0 ? cap : DefaultMaxConnections();
+  shared_->over_cap_response = BusyResponse(
+      "too many connections: this server serves at most " +
+      std::to_string(shared_->max_connections) + " at once; try again later");
+  shared_->no_descriptor_response =
+      BusyResponse("the server is out of file descriptors; try again later");
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   started_ = true;
   Accept();
   for (auto& context : contexts_) {
@@ -1009,19 +1093,31 @@ void HttpServer::Impl::Accept() {
 
 void HttpServer::Impl::OnAccept(beast::error_code ec, Socket socket) {
   if (ec == asio::error::operation_aborted || shared_->stopping) return;
-  if (ec) {  // out of descriptors, say: back off instead of spinning
-    accept_retry_->expires_after(std::chrono::milliseconds(50));
-    accept_retry_->async_wait([this](beast::error_code wait_ec) {
-      if (!wait_ec && !shared_->stopping) Accept();
-    });
-    return;
+  if (ec == asio::error::no_descriptors ||
+      ec == boost::system::errc::too_many_files_open_in_system) {
+    return OnOutOfDescriptors(ec);
+  }
+  if (ec) return RetryAccept();  // back off instead of spinning
+  // Only this thread adds connections, so the count cannot pass the cap
+  // between this check and the Connection that counts itself.
+  bool reject = shared_->open_connections.load() >= static_cast<int64_t>(shared_->max_connections);
+  if (reject) {
+    ++shared_->rejected;
+    shared_->metrics.AddRejected();
+    Warn(kOverCap, "the connection cap (" + std::to_string(shared_->max_connections) +
+                       ") is reached: new connections get 503 until some close");
+    if (shared_->rejecting.load() >= kMaxRejecting) {  // a flood: no answer at all
+      beast::error_code ignored;
+      socket.close(ignored);
+      return Accept();
+    }
   }
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);  // streams send small pieces
   tcp::endpoint peer = socket.remote_endpoint(ignored);
   asio::io_context& context = static_cast<asio::io_context&>(socket.get_executor().context());
   auto connection = std::make_shared<Connection>(std::move(socket), context, shared_,
-                                                 FormatEndpoint(peer));
+                                                 FormatEndpoint(peer), reject);
   {
     std::lock_guard<std::mutex> lock(shared_->registry_mu);
     connection->registry_entry = shared_->registry.insert(shared_->registry.end(), connection);
@@ -1029,6 +1125,58 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, Socket socket) {
   ++shared_->accepted;
   asio::post(context, [connection] { connection->Start(); });
   Accept();
+}
+
+// EMFILE or ENFILE: the waiting connection would stay in the backlog, and
+// its client hang, until some descriptor is closed. Free the spare one, take
+// the connection, answer it 503 without reading, close it, take the spare
+// back, and go on; the connections already open are served as before.
+void HttpServer::Impl::OnOutOfDescriptors(const beast::error_code& ec) {
+  Warn(kNoDescriptors, "out of file descriptors (" + ec.message() +
+                           "): new connections get 503 until some close; raise the "
+                           "open-file limit (ulimit -n) or lower max_connections");
+  if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (spare_fd_ < 0) return RetryAccept();
+  ::close(spare_fd_);
+  int fd = ::accept4(acceptor_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd >= 0) {
+    const std::string& busy = shared_->no_descriptor_response;
+    // The answer fits any socket buffer: one non-blocking send. What the
+    // client already sent is dropped, so that closing sends FIN, not RST.
+    ssize_t sent = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)sent;  // a client that is gone needs no answer
+    ::shutdown(fd, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 16 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+    }
+    ::close(fd);
+    ++shared_->rejected;
+    shared_->metrics.AddRejected();
+  }
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) return Accept();  // more may be waiting
+  RetryAccept();
+}
+
+void HttpServer::Impl::RetryAccept() {
+  accept_retry_->expires_after(kAcceptBackoff);
+  accept_retry_->async_wait([this](beast::error_code wait_ec) {
+    if (!wait_ec && !shared_->stopping) Accept();
+  });
+}
+
+void HttpServer::Impl::Warn(Warning kind, const std::string& message) {
+  Clock::time_point now = Clock::now();
+  if (warned_[kind] != Clock::time_point() && now - warned_[kind] < kWarningInterval) return;
+  warned_[kind] = now;
+  if (shared_->options.on_warning) {
+    try {
+      shared_->options.on_warning(message);
+    } catch (...) {  // a logger must not stop the accept loop
+    }
+    return;
+  }
+  std::fprintf(stderr, "http server %s: %s\n", FormatEndpoint(bound_).c_str(), message.c_str());
 }
 
 void HttpServer::Impl::StopConnections() {
@@ -1071,6 +1219,8 @@ void HttpServer::Impl::Stop() {
   for (auto& thread : threads_) thread.join();
   acceptor_.reset();
   accept_retry_.reset();
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+  spare_fd_ = -1;
   // Destroys the connections still queued; their streams see OnClosed here.
   contexts_.clear();
 }
@@ -1083,6 +1233,45 @@ void HttpServer::Stop() { impl_->Stop(); }
 uint16_t HttpServer::port() const { return impl_->port(); }
 std::string HttpServer::address() const { return impl_->address(); }
 HttpServer::Stats HttpServer::stats() const { return impl_->stats(); }
+size_t HttpServer::max_connections() const { return impl_->max_connections(); }
+
+namespace {
+uint64_t SoftFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1 << 20;
+  return limit.rlim_cur;
+}
+}  // namespace
+
+size_t DefaultMaxConnections() {
+  uint64_t files = SoftFileLimit();
+  uint64_t cap = files > 256 + 16 ? files - 256 : 16;
+  return static_cast<size_t>(std::min<uint64_t>(cap, 10000));
+}
+
+uint64_t RaiseOpenFileLimit(uint64_t* before) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return SoftFileLimit();
+  if (before) *before = limit.rlim_cur;
+  if (limit.rlim_cur != limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    // An infinite hard limit is not a value the kernel takes for the soft
+    // one; fs.nr_open is the most it allows.
+    if (raised.rlim_cur == RLIM_INFINITY) {
+      raised.rlim_cur = 1 << 20;
+      if (FILE* f = std::fopen("/proc/sys/fs/nr_open", "r")) {
+        unsigned long long nr_open = 0;
+        if (std::fscanf(f, "%llu", &nr_open) == 1 && nr_open > 0) raised.rlim_cur = nr_open;
+        std::fclose(f);
+      }
+    }
+    // When refused the limit stays as it was, and the default cap, derived
+    // from it, still keeps descriptors spare.
+    ::setrlimit(RLIMIT_NOFILE, &raised);
+  }
+  return SoftFileLimit();
+}
 
 Status ParseListenAddress(std::string_view text, std::string* host, uint16_t* port) {
   auto bad = [&](const std::string& why) {

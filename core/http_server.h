@@ -12,9 +12,17 @@
 // Limits and their answers: a body over body_limit gets 413 before the rest
 // is read, a header over header_limit 431, a malformed request 400, a handler
 // exception 500; each is JSON {"error", "message"} and closes the connection.
-// A request must arrive (and a response be written) within idle_timeout;
-// streaming responses have no timeout (their writer's queue bound catches a
-// client that stopped reading).
+// A request must arrive (and a response be written) within idle_timeout, and
+// a keep-alive connection waits that long for its next request; streaming
+// responses have no timeout (their writer's queue bound catches a client that
+// stopped reading).
+//
+// Connections are capped (max_connections): past the cap a new connection
+// gets a fixed 503 with "Connection: close" and is closed without its request
+// being read. When the process runs out of file descriptors (EMFILE, ENFILE)
+// the server answers the waiting connection 503 through a descriptor it keeps
+// in reserve, backs off briefly and goes on serving the connections it has:
+// the accept loop never stalls (docs/design.md "HTTP API conventions").
 #ifndef LADLE_CORE_HTTP_SERVER_H_
 #define LADLE_CORE_HTTP_SERVER_H_
 
@@ -50,6 +58,9 @@ struct HttpServerOptions {
   size_t body_limit = 1 << 20;     // 413 over 1 MiB (docs/design.md "HTTP API conventions")
   uint32_t header_limit = 16 << 10;
   std::chrono::milliseconds idle_timeout{60000};
+  // Open connections at most (streams included); 0: DefaultMaxConnections()
+  // when the server starts.
+  size_t max_connections = 0;
   std::chrono::milliseconds stop_grace{2000};  // how long Stop waits for responses in flight
   // How long a deferred response (HttpResponse::Deferred) may take before
   // the client gets a 504 instead; a later answer is dropped.
@@ -60,7 +71,22 @@ struct HttpServerOptions {
   MetricsRegistry* metrics = nullptr;
   // Called on an io thread after each request is answered; must not block.
   std::function<void(const HttpRequestLog&)> on_request;
+  // Called on an io thread, at most once a minute for each kind, with a
+  // condition the server works around (the connection cap reached, out of
+  // file descriptors); must not block. Unset: written to stderr.
+  std::function<void(const std::string&)> on_warning;
 };
+
+// The connection cap when none is set: 10,000, or the soft limit on open
+// files less 256 (kept for the rest of the process: step logs, SQLite, git)
+// when that is lower, but at least 16.
+size_t DefaultMaxConnections();
+
+// Raises this process's soft limit on open files (RLIMIT_NOFILE) to its
+// hard limit, as `ladle serve` and `ladle toggles serve` do at start: every
+// connection is a descriptor, and the usual soft limit is 1,024. Returns the
+// soft limit now in force; *before* (when set) gets the one before.
+uint64_t RaiseOpenFileLimit(uint64_t* before = nullptr);
 
 // "ADDR:PORT" (IPv4 or a host name) or "[IPv6]:PORT" into host and port.
 Status ParseListenAddress(std::string_view text, std::string* host, uint16_t* port);
@@ -71,6 +97,7 @@ class HttpServer {
     uint64_t connections_accepted = 0;
     int64_t connections_open = 0;
     int64_t streams_open = 0;
+    uint64_t connections_rejected = 0;  // answered 503: over the cap or out of descriptors
   };
 
   // REQUIRES: `router` outlives the server and gets no more routes.
@@ -95,6 +122,8 @@ class HttpServer {
   // "ADDR:PORT" as bound, e.g. "127.0.0.1:41234" or "[::1]:7707".
   std::string address() const;
   Stats stats() const;
+  // The connection cap in force (after Start: the option, or its default).
+  size_t max_connections() const;
 
  private:
   class Impl;

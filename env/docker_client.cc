@@ -269,7 +269,7 @@ Status DumpJson(const json& j, const std::string& what, std::string* out) {
 }
 
 Status ResponseError(const std::string& what, const DockerResponse& r) {
-  std::string msg = what + ": " + r.ErrorMessage();
+  std::string msg = what + ": " + ExplainDaemonError(r.ErrorMessage());
   switch (r.status) {
     case 400: return Status::Invalid(msg);
     case 404: return Status::NotFound(msg);
@@ -321,6 +321,30 @@ std::string DescribeConnectError(const DockerEndpoint& ep, int os_errno, const s
   if (os_errno == ENOENT) return where + "no such socket (" + kRunHint + ")";
   if (os_errno == ECONNREFUSED) return where + "connection refused (" + kRunHint + ")";
   return where + curl_error + " (" + kRunHint + ")";
+}
+
+// docs/backends.md "DOCKER_HOST and Podman": Podman 4.3 (Debian 12) reports
+// "container-init binary not found on the host: stat .../catatonit" or
+// "lookup init binary: exec: \"catatonit\": executable file not found".
+std::string ExplainDaemonError(const std::string& message) {
+  if (message.find("catatonit") == std::string::npos && message.find("init binary") == std::string::npos)
+    return message;
+  return message + " (the daemon has no init binary for HostConfig.Init, which ladle sets on every "
+                   "step container; on Podman install catatonit: apt-get install catatonit)";
+}
+
+std::string DaemonCliFromVersion(const std::string& version_body) {
+  json j = json::parse(version_body, nullptr, false);
+  if (!j.is_object()) return "docker";
+  auto podman = [](const json& name) {
+    return name.is_string() && name.get<std::string>().find("Podman") != std::string::npos;
+  };
+  if (j.contains("Platform") && j["Platform"].is_object() && podman(j["Platform"].value("Name", json())))
+    return "podman";
+  if (j.contains("Components") && j["Components"].is_array())
+    for (const json& c : j["Components"])
+      if (c.is_object() && podman(c.value("Name", json()))) return "podman";
+  return "docker";
 }
 
 int CompareApiVersions(const std::string& a, const std::string& b) {
@@ -394,7 +418,13 @@ Status DockerClient::Connect(const DockerEndpoint& endpoint, std::chrono::millis
     return Status::Unavailable("docker daemon at " + endpoint.host + " speaks API " + daemon_version +
                                "; ladle needs " + kMinApiVersion + " or newer (Docker 17.06+, Podman 2+)");
   std::string version = CompareApiVersions(daemon_version, kMaxApiVersion) < 0 ? daemon_version : kMaxApiVersion;
-  client->reset(new DockerClient(endpoint, version));
+  // Which CLI matches the daemon, for the commands ladle prints (a kept
+  // container's shell). Best effort: a daemon without /version is Docker.
+  Exchange ver;
+  std::string cli = "docker";
+  if (Perform(endpoint, "GET", "/version", "", timeout, &ver).ok() && ver.status == 200)
+    cli = DaemonCliFromVersion(ver.body);
+  client->reset(new DockerClient(endpoint, version, cli));
   return Status::OK();
 }
 

@@ -53,6 +53,14 @@ Status ParseDockerHost(const std::string& docker_host, DockerEndpoint* endpoint)
 std::string DescribeConnectError(const DockerEndpoint& endpoint, int os_errno,
                                  const std::string& curl_error, bool timed_out);
 
+// Adds what to do to a daemon's error message when it is one the user can
+// fix: a missing init binary (Podman without catatonit) names the package.
+std::string ExplainDaemonError(const std::string& message);
+
+// "podman" when a GET /version body names Podman (Platform.Name or a
+// Components[].Name), else "docker": the CLI that matches the daemon.
+std::string DaemonCliFromVersion(const std::string& version_body);
+
 // "1.41" < "1.43": compares MAJOR.MINOR numerically; malformed sorts first.
 int CompareApiVersions(const std::string& a, const std::string& b);
 
@@ -125,6 +133,8 @@ class DockerClient {
 
   const DockerEndpoint& endpoint() const { return endpoint_; }
   const std::string& api_version() const { return api_version_; }
+  // The command-line tool that matches the daemon: "docker" or "podman".
+  const std::string& cli() const { return cli_; }
 
   // --- Raw HTTP ---------------------------------------------------------
   // `path` is below the version prefix, with its query ("/containers/json?all=1").
@@ -178,11 +188,12 @@ class DockerClient {
                    const std::function<void(const std::string&)>& progress) const;
 
  private:
-  DockerClient(DockerEndpoint endpoint, std::string api_version)
-      : endpoint_(std::move(endpoint)), api_version_(std::move(api_version)) {}
+  DockerClient(DockerEndpoint endpoint, std::string api_version, std::string cli)
+      : endpoint_(std::move(endpoint)), api_version_(std::move(api_version)), cli_(std::move(cli)) {}
 
   const DockerEndpoint endpoint_;
   const std::string api_version_;  // "1.41"
+  const std::string cli_;          // "docker" or "podman"
 };
 
 }  // namespace ladle::env

@@ -1,8 +1,14 @@
 #include "env/docker_engine.h"
 #include "core/base/text.h"
 
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cctype>
@@ -67,12 +73,30 @@ bool IsImageReference(const std::string& image) {
 }
 
 Status CheckEnvironment(const StepSpec& spec) {
-  for (const auto& [name, value] : spec.env) {
-    if (name.empty() || name.find_first_of(std::string("=\0", 2)) != std::string::npos)
-      return Status::Invalid("invalid environment variable name '" + name + "'");
-    if (value.find('\0') != std::string::npos) return Status::Invalid("the value of " + name + " contains a NUL byte");
+  Status s = CheckStepVariables(spec);
+  if (!s.ok()) return s;
+  // Sourced by the shell: a secret's name must be one it can assign.
+  for (const auto& [name, value] : spec.secrets) {
+    if (std::isdigit(static_cast<unsigned char>(name[0])) ||
+        std::any_of(name.begin(), name.end(), [](char c) {
+          return !std::isalnum(static_cast<unsigned char>(c)) && c != '_';
+        }))
+      return Status::Invalid("invalid secret name '" + name + "'");
   }
   return Status::OK();
+}
+
+bool IsTmpfs(const std::string& dir) {
+  struct statfs fs;
+  return !dir.empty() && ::statfs(dir.c_str(), &fs) == 0 &&
+         static_cast<unsigned long>(fs.f_type) == TMPFS_MAGIC;
+}
+
+// 'VALUE' for a shell: single quotes, each ' written as '\''.
+std::string ShellQuote(const std::string& value) {
+  std::string out = "'";
+  for (char c : value) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
 }
 
 // "a/../b" stays inside the workspace; "/x", "../x" and "a/../../x" do not.
@@ -231,6 +255,62 @@ Status ContainerConfig(const StepSpec& spec, json* config) {
   return Status::OK();
 }
 
+// --- Secrets ----------------------------------------------------------------
+
+Status WriteSecretsFile(const StepSpec& spec, std::string* dir) {
+  dir->clear();
+  std::vector<std::string> bases = {"/dev/shm"};
+  if (const char* runtime = std::getenv("XDG_RUNTIME_DIR")) bases.push_back(runtime);
+  std::string base;
+  for (const std::string& b : bases)
+    if (IsTmpfs(b) && ::access(b.c_str(), W_OK | X_OK) == 0) base = b;
+  if (base.empty())
+    return Status::Unavailable("no tmpfs to hand the step its secrets (/dev/shm, $XDG_RUNTIME_DIR)");
+  std::string tmpl = base + "/ladle-secrets-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr)  // mode 0700
+    return Status::FromErrno("create a directory for the step's secrets in " + base, errno);
+  std::string text;
+  for (const auto& [name, value] : spec.secrets) text += "export " + name + "=" + ShellQuote(value) + "\n";
+  const std::string file = tmpl + "/env";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  bool ok = fd >= 0;
+  for (size_t at = 0; ok && at < text.size();) {
+    ssize_t n = ::write(fd, text.data() + at, text.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) at += static_cast<size_t>(n);
+  }
+  // Readable by any user of the container (the directory keeps the host's
+  // other users out), so that an image's non-root USER can source it.
+  ok = ok && ::fchmod(fd, 0444) == 0;
+  int saved = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) {
+    RemoveSecretsFile(tmpl);
+    return Status::FromErrno("write the step's secrets to " + file, saved);
+  }
+  *dir = tmpl;
+  return Status::OK();
+}
+
+void RemoveSecretsFile(const std::string& dir) {
+  if (dir.empty()) return;
+  ::unlink((dir + "/env").c_str());
+  ::rmdir(dir.c_str());
+}
+
+void AddSecretsFile(const std::string& dir, json* config) {
+  (*config)["HostConfig"]["Mounts"].push_back({{"Type", "bind"},
+                                                {"Source", dir + "/env"},
+                                                {"Target", kSecretsMount},
+                                                {"ReadOnly", true}});
+  // The script runs as before (`sh -e -c SCRIPT`), in a shell whose
+  // environment the file has extended.
+  const std::string script = (*config)["Cmd"].back().get<std::string>();
+  (*config)["Cmd"] = {"sh", "-c", std::string(". ") + kSecretsMount + " && exec sh -e -c \"$0\"",
+                      script};
+}
+
 // --- DockerEngine -----------------------------------------------------------
 
 Status DockerEngine::Open(const DockerEngineOptions& options, std::unique_ptr<DockerEngine>* engine) {
@@ -246,7 +326,8 @@ Status DockerEngine::Open(const DockerEngineOptions& options, std::unique_ptr<Do
 }
 
 std::string DockerEngine::Describe() const {
-  return "daemon at " + client_->endpoint().host + ", API " + client_->api_version();
+  return (client_->cli() == "podman" ? "podman " : "") + std::string("daemon at ") +
+         client_->endpoint().host + ", API " + client_->api_version();
 }
 
 Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
@@ -254,10 +335,21 @@ Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
   Status s = ContainerConfig(spec, &config);
   if (s.ok()) s = CheckWorkspaceOnHost(spec, client_->endpoint());
   if (!s.ok()) return s.WithContext("step '" + spec.id + "'");
+  std::string secrets_dir;
+  if (!spec.secrets.empty()) {
+    s = WriteSecretsFile(spec, &secrets_dir);
+    if (!s.ok()) return s.WithContext("step '" + spec.id + "'");
+    AddSecretsFile(secrets_dir, &config);
+  }
   std::string name, id;
   s = CreateContainer(spec, config, &name, &id);
-  if (!s.ok()) return s.WithContext("create container for step '" + spec.id + "'");
-  step->reset(new DockerStep(client_, spec, std::move(config), name, id, notes_));
+  if (!s.ok()) {
+    RemoveSecretsFile(secrets_dir);
+    return s.WithContext("create container for step '" + spec.id + "'");
+  }
+  auto* created = new DockerStep(client_, spec, std::move(config), name, id, notes_);
+  created->secrets_dir_ = secrets_dir;
+  step->reset(created);
   return Status::OK();
 }
 
@@ -359,7 +451,13 @@ DockerStep::~DockerStep() {
   }
   // A destructor has nobody to tell; the executor calls Remove() itself and
   // reports its error, so this only catches steps abandoned on error paths.
-  if (!kept) Remove().IgnoreError();
+  if (!kept) Remove().IgnoreError();  DropSecrets();
+}
+
+void DockerStep::DropSecrets() {
+  std::lock_guard<std::mutex> lock(mu_);
+  RemoveSecretsFile(secrets_dir_);
+  secrets_dir_.clear();
 }
 
 Status DockerStep::Start() {
@@ -391,6 +489,7 @@ Status DockerStep::Wait(ExitStatus* status) {
   if (!started_) return Status::Precondition("step '" + spec_.id + "' was not started");
   int code = -1;
   Status s = client_->WaitContainer(id_, &code);
+  if (s.ok()) DropSecrets();  // the container has stopped: it needs them no more
   if (!s.ok()) return s.WithContext("step '" + spec_.id + "': container " + name_);
   int signal = last_signal_.load();
   status->code = code;
@@ -412,6 +511,7 @@ void DockerStep::Kill(int signal) {
 }
 
 Status DockerStep::Remove() {
+  DropSecrets();
   std::lock_guard<std::mutex> lock(mu_);
   if (spec_.keep || removed_) return Status::OK();
   Status s = client_->RemoveContainer(id_);
@@ -455,6 +555,11 @@ std::string DockerStep::Keep() const {
   json kept = config_;
   kept["Image"] = image;
   kept["Cmd"] = idle_cmd;
+  // The secrets file is gone with the step: the kept container does without it.
+  json mounts = json::array();
+  for (const json& m : kept["HostConfig"].value("Mounts", json::array()))
+    if (m.value("Target", "") != kSecretsMount) mounts.push_back(m);
+  kept["HostConfig"]["Mounts"] = mounts;
   kept["OpenStdin"] = true;
   kept["Labels"] = labels;
   std::string kept_name = KeptContainerName(name_);
@@ -469,7 +574,9 @@ std::string DockerStep::Keep() const {
   // Its work lives on in the image; the original would run the script again.
   s = client_->RemoveContainer(id_);
   if (!s.ok() && notes_) notes_("could not remove container " + name_ + ": " + s.message());
-  return "docker start " + kept_name + " >/dev/null && docker exec -it " + kept_name + " sh";
+  // The CLI that matches the daemon (docs/backends.md "keep").
+  const std::string& cli = client_->cli();
+  return cli + " start " + kept_name + " >/dev/null && " + cli + " exec -it " + kept_name + " sh";
 }
 
 }  // namespace ladle::env

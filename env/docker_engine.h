@@ -40,6 +40,9 @@ constexpr char kContainerPrefix[] = "ladle-";
 constexpr char kKeptContainerPrefix[] = "ladle-kept-";
 constexpr char kKeepLabel[] = "ladle.keep";
 constexpr char kWorkspaceMount[] = "/workspace";
+// Where a step's secrets file is mounted (read-only) in its container; the
+// step's shell sources it (docs/server.md "How secrets reach a step").
+constexpr char kSecretsMount[] = "/run/ladle-secrets";
 
 // Lines for a person ("pulling busybox:1: 3f4d: Pull complete"). Called from
 // the threads that create steps; must be thread-safe.
@@ -59,6 +62,15 @@ std::string KeptContainerName(const std::string& name);
 // container cannot carry (no image, a relative workspace, a workdir that
 // leaves the workspace, a bad variable name, bad cpus or memory).
 Status ContainerConfig(const StepSpec& spec, nlohmann::json* config);
+// Writes spec.secrets as `export NAME='VALUE'` lines to a new file in a new
+// private (0700) directory on a tmpfs (/dev/shm, else $XDG_RUNTIME_DIR), so
+// they never touch a disk; *dir is that directory, for RemoveSecretsFile.
+// Unavailable when there is no tmpfs to write to.
+Status WriteSecretsFile(const StepSpec& spec, std::string* dir);
+void RemoveSecretsFile(const std::string& dir);
+// Mounts `dir`'s secrets file at kSecretsMount and makes the command source
+// it before the script runs: no value enters the container's configuration.
+void AddSecretsFile(const std::string& dir, nlohmann::json* config);
 
 class DockerStep;
 
@@ -160,8 +172,10 @@ class DockerStep : public Step {
   const std::string& container_id() const { return id_; }
 
  private:
+  friend class DockerEngine;  // hands over the secrets directory
   bool StreamShouldStop() const;
   std::string Keep() const;
+  void DropSecrets();  // removes the secrets file once the step no longer needs it
 
   const std::shared_ptr<const DockerClient> client_;
   const StepSpec spec_;
@@ -179,6 +193,7 @@ class DockerStep : public Step {
   mutable std::string shell_command_;
   mutable std::string kept_id_, kept_image_;
   bool removed_ = false;
+  std::string secrets_dir_;  // WriteSecretsFile's directory; "" when none or removed
 };
 
 }  // namespace ladle::env

@@ -48,12 +48,22 @@ struct StepSpec {
   // Variables set for the step, in order (later ones win). The local backend
   // adds them to the host's environment, docker to the image's.
   std::vector<std::pair<std::string, std::string>> env;
+  // Secret variables, set after `env` (docs/server.md "How secrets reach a
+  // step"): the local backend adds them to the process's environment; docker
+  // hands them over in a file and never puts them in the container's
+  // configuration.
+  std::vector<std::pair<std::string, std::string>> secrets;
   std::string workspace;  // host path of the run's workspace (mounted at /workspace)
   std::string workdir;    // relative to the workspace; empty: the workspace itself
   std::map<std::string, std::string> labels;  // docker labels (ladle.run, ladle.stage, ...)
   Resources resources;
   bool keep = false;      // docker: do not remove the container in Remove()
 };
+
+// The checks every backend makes before it starts a step: a variable name
+// with '=' or a NUL byte, or a NUL in a value, would silently become a
+// different environment at exec.
+Status CheckStepVariables(const StepSpec& spec);
 
 struct ExitStatus {
   int code = -1;    // exit code, or 128 + signal when killed by a signal

@@ -2,27 +2,30 @@
 #include "core/base/text.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <set>
+#include <thread>
 #include <utility>
+
+#include "env/cgroup.h"
 
 namespace ladle::env {
 namespace {
 
 constexpr char kShell[] = "/bin/sh";
 
-// A name with '=' or a NUL byte, or any NUL in a value, would silently
-// become a different environment (or a cut script) at exec.
+// A NUL in the script would cut it at exec; the variables as every backend
+// checks them.
 Status CheckText(const StepSpec& spec) {
   if (spec.script.find('\0') != std::string::npos) return Status::Invalid("the script contains a NUL byte");
-  for (const auto& [name, value] : spec.env) {
-    if (name.empty() || name.find_first_of(std::string("=\0", 2)) != std::string::npos) {
-      return Status::Invalid("invalid environment variable name '" + name + "'");
-    }
-    if (value.find('\0') != std::string::npos) return Status::Invalid("the value of " + name + " contains a NUL byte");
-  }
-  return Status::OK();
+  return CheckStepVariables(spec);
 }
 
 Status ResolveDir(const StepSpec& spec, std::string* dir) {
@@ -35,7 +38,56 @@ Status ResolveDir(const StepSpec& spec, std::string* dir) {
   return Status::OK();
 }
 
+// The run's marker, and the step's cgroup below the run's (env/cgroup.h):
+// docs/backends.md "How kill works".
+void SetRunGroup(const StepSpec& spec, LaunchSpec* launch) {
+  auto data = spec.labels.find("ladle.data");
+  auto run = spec.labels.find("ladle.run");
+  int64_t run_id = run == spec.labels.end() ? 0 : std::atoll(run->second.c_str());
+  std::random_device random;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "-%08x", static_cast<unsigned>(random()));
+  std::string leaf;
+  for (char c : spec.id) leaf += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+  launch->cgroup_leaf = leaf.substr(0, 100) + suffix;
+  if (data != spec.labels.end() && run_id > 0) {
+    launch->env.emplace_back(RunMarkerName(data->second, run_id), "1");
+    launch->cgroup_parent = RunCgroupName(data->second, run_id);
+  } else {
+    launch->cgroup_parent = "ladle-p" + std::to_string(::getpid());
+  }
+}
+
 }  // namespace
+
+std::string RunMarkerName(const std::string& data_dir, int64_t run_id) {
+  const std::string group = RunCgroupName(data_dir, run_id);  // "ladle-HASH-rRUN"
+  return "LADLE_RUN_" + group.substr(6, 16) + "_" + std::to_string(run_id);
+}
+
+int EndLocalRunProcesses(const std::string& data_dir, int64_t run_id, std::chrono::milliseconds wait) {
+  int found = EndRunCgroups(DetectCgroups(), data_dir, run_id, wait);
+  const std::string marker = RunMarkerName(data_dir, run_id) + "=";
+  found += SignalProcessesWith(marker, SIGKILL);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (AnyProcessWith(marker) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return found;
+}
+
+std::vector<int64_t> LocalRunsWithProcesses(const std::string& data_dir) {
+  SweepEmptyCgroups(DetectCgroups());
+  std::set<int64_t> runs;
+  for (int64_t id : RunsWithCgroups(DetectCgroups(), data_dir)) runs.insert(id);
+  const std::string prefix = RunMarkerName(data_dir, 0);  // "LADLE_RUN_HASH_0"
+  const std::string stem = prefix.substr(0, prefix.size() - 1);
+  for (const std::string& name : EnvironmentNamesWithPrefix(stem)) {
+    char* end = nullptr;
+    long long id = std::strtoll(name.c_str() + stem.size(), &end, 10);
+    if (*end == '\0' && id > 0) runs.insert(id);
+  }
+  return std::vector<int64_t>(runs.begin(), runs.end());
+}
 
 Status LocalEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
   Status s = CheckText(spec);
@@ -60,8 +112,11 @@ Status LocalStep::Start() {
   launch.exe = kShell;
   launch.args = {"-e", "-c", spec_.script};
   launch.env = spec_.env;
+  // A process's environment is readable only by its user: secrets go there.
+  launch.env.insert(launch.env.end(), spec_.secrets.begin(), spec_.secrets.end());
   launch.env.emplace_back(kStepIdVariable, spec_.id);  // last: the step cannot hide it
   launch.cwd = dir_;
+  SetRunGroup(spec_, &launch);
   std::unique_ptr<Subprocess> proc;
   Status s = Subprocess::Start(launch, &proc);
   if (!s.ok()) return s.WithContext("step '" + spec_.id + "'");

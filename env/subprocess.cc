@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <set>
 #include <system_error>
 
 // Boost 1.74 enables its vfork launcher only for old POSIX feature levels;
@@ -100,7 +101,12 @@ struct Stdio {
 // only reports a failed dup2 while exec'ing anyway.
 struct ChildSetup {
   int in, out, err;
-  const char* cwd;  // null: stay
+  const char* cwd;           // null: stay
+  const char* cgroup_procs;  // null: no cgroup; else joined by writing "0"
+  // Set to 1 by the child once it has joined: with vfork the child writes
+  // the parent's memory (as Boost's own error reporting does). A plain
+  // fork would leave it 0, and the tree would run without the cgroup.
+  volatile int* joined;
 
   template <class Executor>
   void operator()(Executor& exec) const {
@@ -109,6 +115,16 @@ struct ChildSetup {
     // Own group: Kill reaches the tree with kill(-pgid), and a Ctrl-C at
     // ladle's terminal does not reach the steps behind the runner's back.
     if (::setpgid(0, 0) != 0) Fail(exec, "setpgid failed");
+    // Join the tree's cgroup before exec, so that nothing the step starts is
+    // ever outside it. A failure is seen by the parent (it checks), which
+    // then keeps to the process group and the marker.
+    if (cgroup_procs != nullptr) {
+      int fd = ::open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        if (::write(fd, "0", 1) == 1) *joined = 1;
+        ::close(fd);
+      }
+    }
     ResetSignals();
     // Descriptors that other threads of ladle opened without O_CLOEXEC
     // (Boost's own error pipe among them) must not leak into the tree.
@@ -237,6 +253,15 @@ void ForEachProcess(Fn fn) {
   ::closedir(dir);
 }
 
+// Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in
+// 2.37), so its wrappers do not link from C++.
+int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int PidfdSendSignal(int pidfd, int signal) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+}
+
+}  // namespace
+
 bool AnyProcessWith(const std::string& marker) {
   bool found = false;
   std::string text;
@@ -247,14 +272,25 @@ bool AnyProcessWith(const std::string& marker) {
   return found;
 }
 
-// Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in
-// 2.37), so its wrappers do not link from C++.
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int PidfdSendSignal(int pidfd, int signal) {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+std::vector<std::string> EnvironmentNamesWithPrefix(const std::string& prefix) {
+  std::set<std::string> names;
+  std::string text;
+  ForEachProcess([&](pid_t pid) {
+    if (!ReadEnviron(pid, &text)) return true;
+    size_t pos = 0;
+    while (pos < text.size() && names.size() < 10000) {
+      size_t end = text.find('\0', pos);
+      if (end == std::string::npos) end = text.size();
+      if (text.compare(pos, prefix.size(), prefix) == 0) {
+        size_t eq = text.find('=', pos);
+        if (eq != std::string::npos && eq < end) names.insert(text.substr(pos, eq - pos));
+      }
+      pos = end + 1;
+    }
+    return true;
+  });
+  return std::vector<std::string>(names.begin(), names.end());
 }
-
-}  // namespace
 
 // The pidfd pins the process: if the pid was reused after the first look,
 // the second look (made after pinning) sees the newcomer's environment.
@@ -293,8 +329,12 @@ Status Subprocess::Start(const LaunchSpec& spec, std::unique_ptr<Subprocess>* ou
   const std::string marker_name = NewMarkerName();
   ChildEnvironment env;
   MakeEnvironment(spec, marker_name, &env);
+  std::unique_ptr<StepCgroup> cgroup =
+      StepCgroup::Create(DetectCgroups(), spec.cgroup_parent, spec.cgroup_leaf);
+  volatile int joined = 0;
   const ChildSetup setup{io.null_in.get(), io.out_write.get(), io.err_write.get(),
-                         spec.cwd.empty() ? nullptr : spec.cwd.c_str()};
+                         spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+                         cgroup ? cgroup->procs_path() : nullptr, &joined};
   std::shared_ptr<ChildState> child;
   pid_t pid;
   {
@@ -310,16 +350,20 @@ Status Subprocess::Start(const LaunchSpec& spec, std::unique_ptr<Subprocess>* ou
     ::kill(-pid, SIGKILL);
     return Status::IoError("start " + spec.exe + ": out of file descriptors");
   }
+  // vfork: the child has joined (or failed to) before Spawn returned. One
+  // that could not join runs without a cgroup rather than not at all.
+  if (cgroup && joined != 1) cgroup.reset();
   out->reset(new Subprocess(std::move(child), marker_name + "=", io.out_read.Release(),
-                            io.err_read.Release()));
+                            io.err_read.Release(), std::move(cgroup)));
   return Status::OK();
 }
 
 Subprocess::Subprocess(std::shared_ptr<ChildState> child, std::string marker, int out_fd,
-                       int err_fd)
+                       int err_fd, std::unique_ptr<StepCgroup> cgroup)
     : child_(std::move(child)),
       pgid_(child_->pid()),
       marker_(std::move(marker)),
+      cgroup_(std::move(cgroup)),
       out_fd_(out_fd),
       err_fd_(err_fd),
       buffer_(kReadChunk) {}
@@ -452,12 +496,14 @@ void Subprocess::Kill(int signal) {
   if (tree_ended_) return;
   ::kill(-pgid_, signal);
   SignalProcessesWith(marker_, signal);
+  if (cgroup_) cgroup_->Signal(signal);
 }
 
 // Zombies still count as group members, but only for the moment it takes the
 // Reaper to collect them.
 bool Subprocess::TreeGone() const {
   if (::kill(-pgid_, 0) == 0 || errno != ESRCH) return false;
+  if (cgroup_ && !cgroup_->Empty()) return false;
   return !AnyProcessWith(marker_);
 }
 

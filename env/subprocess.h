@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/base/status.h"
+#include "env/cgroup.h"
 #include "env/engine.h"
 #include "env/reaper.h"
 
@@ -29,6 +30,11 @@ struct LaunchSpec {
   // Overlaid on ladle's own environment, in order (later ones win).
   std::vector<std::pair<std::string, std::string>> env;
   std::string cwd;  // empty: ladle's working directory
+  // Where the host allows it (env/cgroup.h), the tree runs in its own cgroup
+  // BASE/<cgroup_parent>/<cgroup_leaf>, joined between fork and exec. Empty:
+  // no cgroup (helpers).
+  std::string cgroup_parent;
+  std::string cgroup_leaf;
 };
 
 // One started process and everything it starts (its "tree").
@@ -39,7 +45,10 @@ struct LaunchSpec {
 // marker variable, LADLE_TREE_<token>=1, unique on the host and inherited by
 // descendants (nested ladles add their own), so that Kill also reaches
 // processes that left the group (setsid, daemons) without clearing their
-// environment. Nothing else is isolated.
+// environment. With LaunchSpec::cgroup_parent, and where the host has usable
+// cgroups, the tree also runs in a cgroup of its own, which nothing in it can
+// leave without privileges: that catches `setsid env -i` too. Nothing else is
+// isolated.
 //
 // Thread-safety: Kill() from any thread, at any time; everything else from
 // one thread. The destructor ends whatever is left of the tree (Close()).
@@ -70,14 +79,17 @@ class Subprocess {
   // while the main process still runs; call again to continue.
   bool Pump(OutputSink* sink, Clock::time_point deadline = Clock::time_point::max());
 
-  // Sends `signal` to the process group and to every process carrying the
-  // marker. A no-op once the tree is known to have ended (its pgid may then
-  // belong to someone else).
+  // Sends `signal` to the process group, to every process carrying the
+  // marker, and to every member of the tree's cgroup (SIGKILL: the whole
+  // cgroup at once). A no-op once the tree is known to have ended (its pgid
+  // may then belong to someone else).
   void Kill(int signal);
 
   // Blocks until the main process has exited; returns its status.
   ExitStatus Wait() const { return child_->Wait(); }
   pid_t pid() const { return child_->pid(); }
+  // Whether the tree runs in a cgroup of its own.
+  bool in_cgroup() const { return cgroup_ != nullptr; }
 
   // Ends what is left of the tree with SIGKILL (waiting up to kKillWait for
   // it to go) and closes the pipes. Idempotent.
@@ -86,7 +98,8 @@ class Subprocess {
  private:
   enum class Phase { kRunning, kEnding, kKilling, kDraining, kDone };
 
-  Subprocess(std::shared_ptr<ChildState> child, std::string marker, int out_fd, int err_fd);
+  Subprocess(std::shared_ptr<ChildState> child, std::string marker, int out_fd, int err_fd,
+             std::unique_ptr<StepCgroup> cgroup);
   void PollOnce(OutputSink* sink, int timeout_ms);
   void ReadChunk(int* fd, OutputStream stream, OutputSink* sink);
   void Advance();
@@ -104,6 +117,7 @@ class Subprocess {
   const std::shared_ptr<ChildState> child_;
   const pid_t pgid_;
   const std::string marker_;  // "LADLE_TREE_<token>=", an environ entry prefix
+  const std::unique_ptr<StepCgroup> cgroup_;  // null: none
   int out_fd_;
   int err_fd_;
   Phase phase_ = Phase::kRunning;
@@ -130,6 +144,13 @@ struct CommandResult {
 // entry); returns how many. Each is pinned with a pidfd before it is
 // signalled, so a reused pid is not hit.
 int SignalProcessesWith(const std::string& marker, int signal);
+
+// The distinct environment entries (up to '=') of all processes but this one
+// that start with `prefix`: "LADLE_RUN_" finds every run marker on the host.
+std::vector<std::string> EnvironmentNamesWithPrefix(const std::string& prefix);
+
+// Whether any process (but this one) has an entry starting with `marker`.
+bool AnyProcessWith(const std::string& marker);
 
 // The most RunCommand keeps of each of stdout and stderr.
 constexpr size_t kMaxCommandOutput = 64u << 20;

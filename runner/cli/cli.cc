@@ -78,6 +78,9 @@ int RunCli(int argc, char** argv) {
   CLI::App* serve = app.add_subcommand("serve", "The server: triggers, run queue, deployments, toggle and runs API");
   serve->add_option("--config", serve_flags.config, "server.yml (docs/server.md); default: no repositories");
   serve->add_option("--listen", serve_flags.listen, "ADDR:PORT (default the config's, else 127.0.0.1:7707)");
+  serve->add_option("--max-connections", serve_flags.max_connections,
+                    "HTTP connections at once; past it 503 (default the config's, else 10000)")
+      ->check(CLI::Range(1, 1000000));
   ServerFlags server_flags;
   auto add_server_flags = [&](CLI::App* sub) {
     sub->add_option("--server", server_flags.server, "Server URL (default $LADLE_SERVER, else http://127.0.0.1:7707)");
@@ -106,6 +109,10 @@ int RunCli(int argc, char** argv) {
   std::string serve_listen = "127.0.0.1:7707";
   CLI::App* toggles_serve = toggles->add_subcommand("serve", "Serve the toggle API alone");
   toggles_serve->add_option("--listen", serve_listen, "ADDR:PORT")->capture_default_str();
+  int serve_max_connections = 0;
+  toggles_serve->add_option("--max-connections", serve_max_connections,
+                            "HTTP connections at once; past it 503 (default 10000)")
+      ->check(CLI::Range(1, 1000000));
   toggles_serve->fallthrough();
   for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
 
@@ -129,7 +136,7 @@ int RunCli(int argc, char** argv) {
   if (deployments->parsed()) return CmdDeployments(g, environment, deploy_limit);
   if (approve->parsed()) return CmdApprove(g, server_flags, run_id, stage);
   if (rollback->parsed()) return CmdRollback(g, server_flags, environment, to_run);
-  if (toggles_serve->parsed()) return CmdTogglesServe(g, serve_listen);
+  if (toggles_serve->parsed()) return CmdTogglesServe(g, serve_listen, serve_max_connections);
   if (app.got_subcommand("toggles")) return CmdToggles(g, toggles_flags);
   return 2;
 }

@@ -46,8 +46,8 @@ Status Remote::Open(const GlobalFlags& g, const std::string& server, const std::
 }
 
 Status Remote::Call(const std::string& method, const std::string& target, const json* body, json* out,
-            toggles::HttpResponse* raw, const toggles::HttpHeaders& extra) {
-  toggles::HttpResponse r;
+            toggles::ClientResponse* raw, const toggles::HttpHeaders& extra) {
+  toggles::ClientResponse r;
   Status s = http_->Json(method, target, body, out, &r, extra);
   if (r.failure == toggles::HttpFailure::kConnect)
     s = Status::Unavailable("no ladle server at " + http_->url().ToString() +

@@ -27,7 +27,7 @@ class Remote {
   // A JSON request; the messages say what to do about the usual failures
   // (no server: Unavailable; a bad token: says where it came from).
   Status Call(const std::string& method, const std::string& target, const nlohmann::json* body,
-              nlohmann::json* out, toggles::HttpResponse* raw = nullptr,
+              nlohmann::json* out, toggles::ClientResponse* raw = nullptr,
               const toggles::HttpHeaders& extra = {});
 
  private:

@@ -112,15 +112,34 @@ int CmdValidate(const GlobalFlags& g, const std::string& file) {
   return 0;
 }
 
-int CmdRun(const GlobalFlags& g, const RunFlags& f) {
-  Executor* active = nullptr;
-  std::mutex active_mu;
-  int early_signal = 0;
-  InstallSignalHandler([&](int sig) {
-    std::lock_guard<std::mutex> lock(active_mu);
+namespace {
+
+// Where Ctrl-C and SIGTERM go during `ladle run`: the executor once there is
+// one, else remembered for it.
+struct CancelTarget {
+  std::mutex mu;
+  Executor* active = nullptr;  // guarded by mu
+  int early_signal = 0;        // guarded by mu
+
+  void Signal(int sig) {
+    std::lock_guard<std::mutex> lock(mu);
     if (active) active->Cancel(sig);
     else early_signal = sig;
-  });
+  }
+  void Attach(Executor* executor) {
+    std::lock_guard<std::mutex> lock(mu);
+    active = executor;
+    if (executor != nullptr && early_signal) executor->Cancel(early_signal);
+  }
+};
+
+}  // namespace
+
+int CmdRun(const GlobalFlags& g, const RunFlags& f) {
+  // The handler owns what it uses, and the scope removes it on every return
+  // path before anything it could reach (the executor) is destroyed.
+  auto target = std::make_shared<CancelTarget>();
+  SignalHandlerScope signals([target](int sig) { target->Signal(sig); });
 
   Pipeline pipeline;
   std::vector<Diagnostic> diagnostics;
@@ -151,6 +170,8 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   if (options.data_dir.size() > 1 && options.data_dir.back() == '/') options.data_dir.pop_back();
   std::unique_ptr<env::Engine> engine;
   std::vector<std::string> backend_notes;
+  // What the steps of dead runs left running (a ladle killed with -9).
+  EndProcessesOfDeadRuns(store.get(), options.data_dir, &backend_notes);
   s = PickEngine(f.backend, pipeline, options.data_dir, store.get(), &engine, &backend_notes);
   if (!s.ok()) return Fail(s);
 
@@ -183,18 +204,10 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   if (auto* docker = dynamic_cast<env::DockerEngine*>(engine.get()))
     docker->SetNoteCallback([v = view.get()](const std::string& line) { v->Note(line); });
   Executor executor(pipeline, store.get(), engine.get(), view.get());
-  {
-    std::lock_guard<std::mutex> lock(active_mu);
-    active = &executor;
-    if (early_signal) executor.Cancel(early_signal);
-  }
+  target->Attach(&executor);
   RunRecord run;
   s = executor.Run(options, &run);
-  {
-    std::lock_guard<std::mutex> lock(active_mu);
-    active = nullptr;
-  }
-  SetSignalHandler(nullptr);
+  target->Attach(nullptr);
   if (!s.ok()) return Fail(s);
   return ExitCodeFor(run, executor);
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/http_server.h"
 #include "env/docker_engine.h"
 #include "runner/cli/cli_commands.h"
 #include "runner/cli/cli_remote.h"
@@ -58,6 +59,13 @@ int CmdServe(const GlobalFlags& g, const ServeFlags& f) {
     if (!ok) return 2;
   }
   if (!f.listen.empty()) config.listen = f.listen;
+  if (f.max_connections > 0) config.max_connections = f.max_connections;
+  // Every connection is a descriptor: the soft limit on open files goes up
+  // to the hard one (docs/server.md "max_connections").
+  uint64_t files_before = 0;
+  uint64_t files = RaiseOpenFileLimit(&files_before);
+  if (files != files_before)
+    spdlog::info("open files: soft limit raised from {} to {}", files_before, files);
   if (config.data.empty()) config.data = fs::absolute(g.data).lexically_normal().string();
   if (config.data.size() > 1 && config.data.back() == '/') config.data.pop_back();
   if (config.file.empty()) config.file = "the server's configuration";

@@ -241,7 +241,7 @@ Status SetRollout(const TogglesFlags& f, int percent, Remote& remote, json* out)
   Status s;
   for (int attempt = 0; attempt < 3; ++attempt) {
     json toggle;
-    toggles::HttpResponse got;
+    toggles::ClientResponse got;
     s = remote.Call("GET", ToggleTarget(f.key), nullptr, &toggle, &got);
     if (!s.ok()) return s;
     const json& env = Environment(toggle, f.environment);
@@ -296,16 +296,29 @@ std::string Change(const json& e) {
   return note.empty() ? out : out + " (" + note + ")";
 }
 
+// The whole trail: the server answers a page at a time (docs/toggles.md
+// "Pages of the audit trail"), so this follows `next` until the last page.
 int History(const GlobalFlags& g, const TogglesFlags& f, Remote& remote) {
-  json out;
-  Status s = remote.Call("GET", f.key.empty() ? "/api/v1/events" : ToggleTarget(f.key) + "/history", nullptr, &out);
-  if (!s.ok()) return Fail(s);
+  std::string target = (f.key.empty() ? "/api/v1/events" : ToggleTarget(f.key) + "/history") + "?limit=1000";
+  json events = json::array();
+  json last;
+  while (!target.empty()) {
+    Status s = remote.Call("GET", target, nullptr, &last);
+    if (!s.ok()) return Fail(s);
+    for (const json& e : AsArray(last, "events")) events.push_back(e);
+    const json next = last.is_object() ? last.value("next", json()) : json();
+    std::string following = next.is_string() ? next.get<std::string>() : "";
+    if (following == target) break;  // a server that does not move on
+    target = following;
+  }
   if (g.json) {
+    json out = {{"events", std::move(events)}};
+    if (last.is_object() && last.contains("revision")) out["revision"] = last["revision"];
     PrintJson(out);
     return 0;
   }
   std::vector<std::vector<std::string>> rows;
-  for (const json& e : AsArray(out, "events"))
+  for (const json& e : events)
     rows.push_back({Num(e, "revision"), Str(e, "time"), Str(e, "actor"), Str(e, "action"), Str(e, "key"),
                     Str(e, "environment").empty() ? "-" : Str(e, "environment"), Change(e)});
   std::printf("%s", FormatTable({"REVISION", "TIME", "ACTOR", "ACTION", "KEY", "ENVIRONMENT", "CHANGE"}, rows).c_str());

@@ -52,11 +52,14 @@ void ReportAdminToken(const std::string& data, toggles::AdminTokenSetup what) {
   }
 }
 
-HttpServerOptions ServerOptions(const std::string& host, uint16_t port, MetricsRegistry* m) {
+HttpServerOptions ServerOptions(const std::string& host, uint16_t port, int max_connections,
+                                MetricsRegistry* m) {
   HttpServerOptions o;
   o.host = host;
   o.port = port;
+  o.max_connections = static_cast<size_t>(max_connections);  // 0: core's default
   o.metrics = m;
+  o.on_warning = [](const std::string& message) { spdlog::warn("http: {}", message); };
   o.on_request = [](const HttpRequestLog& l) {
     spdlog::debug("{} {} {} {} {:.3f} ms", l.remote, l.method, l.path, l.status,
                   std::chrono::duration<double, std::milli>(l.duration).count());
@@ -80,7 +83,7 @@ void ServeUntilStopped(StopSignal* stop, toggles::ToggleStore* store,
 
 }  // namespace
 
-int CmdTogglesServe(const GlobalFlags& g, const std::string& listen) {
+int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_connections) {
   // Before any thread: signals go to the signal thread only.
   auto stop = std::make_shared<StopSignal>();
   InstallSignalHandler([stop](int sig) {
@@ -107,7 +110,12 @@ int CmdTogglesServe(const GlobalFlags& g, const std::string& listen) {
   Router router;
   toggles::ToggleApi api(*store, *tokens, &metrics);
   api.Register(&router);
-  HttpServer server(router, ServerOptions(host, port, &metrics));
+  // Every connection is a descriptor (docs/design.md "HTTP API conventions").
+  uint64_t files_before = 0;
+  uint64_t files = RaiseOpenFileLimit(&files_before);
+  if (files != files_before)
+    spdlog::info("open files: soft limit raised from {} to {}", files_before, files);
+  HttpServer server(router, ServerOptions(host, port, max_connections, &metrics));
   s = server.Start();
   if (!s.ok()) {
     // The address is taken or not ours: an outside condition, exit 3.

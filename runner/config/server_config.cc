@@ -41,8 +41,11 @@ constexpr std::size_t kMaxRepositoryName = 64;
 
 const Keys kServerKeys = {"listen",    "data",         "workers",
                           "backend",   "secrets_file", "requeue_interrupted",
-                          "retention", "repositories"};
+                          "retention", "repositories", "secrets",
+                          "environments", "max_connections"};
 const Keys kRepositoryKeys = {"name", "url", "branches", "pipeline", "poll", "webhook_secret_env"};
+const Keys kSecretKeys = {"name", "repositories", "branches", "environments"};
+const Keys kEnvironmentKeys = {"name", "branches"};
 
 const char kVariableRule[] = "letters, digits and '_', not starting with a digit";
 
@@ -65,6 +68,14 @@ bool IsVariableName(std::string_view s) {
   constexpr std::string_view kFirst = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
   return !s.empty() && AllOf(s.substr(0, 1), kFirst) &&
          AllOf(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789");
+}
+
+// As a pipeline's stage names its environment (docs/pipeline.md "Stages").
+bool IsEnvironmentName(std::string_view s) {
+  constexpr std::string_view kAlnum =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  return !s.empty() && AllOf(s.substr(0, 1), kAlnum) &&
+         s.find_first_not_of(std::string(kAlnum) + "._-") == std::string_view::npos;
 }
 
 bool HasControl(std::string_view s) {
@@ -141,6 +152,14 @@ class ConfigReader {
   void ReadRepositories(const YamlNode* key, const YamlNode* node, const YamlNode& root,
                         ServerConfig* config);
   void ReadRepository(const YamlNode& node, std::size_t index, RepositoryConfig* repo);
+  void ReadSecretScopes(const YamlNode& node, ServerConfig* config);
+  void ReadProtectedEnvironments(const YamlNode& node, ServerConfig* config);
+  // A map's required 'name', checked by `valid`; `label` is the entry's
+  // name in messages ("secret #2").
+  std::string ReadEntryName(const YamlMap& m, const YamlNode& node, const std::string& label,
+                            bool (*valid)(std::string_view), const char* rule);
+  // A list of globs (or one), not empty.
+  void ReadGlobs(const YamlMap& m, const char* key, std::vector<std::string>* out);
   void ReadRepositoryOptions(const YamlMap& m, RepositoryConfig* repo);
   void ReadUrl(const YamlNode& node, std::string* url);
   void ReadPipelinePath(const YamlNode& node, std::string* path);
@@ -161,6 +180,89 @@ void ConfigReader::Read(const YamlNode& root, ServerConfig* config) {
   const YamlField* repositories = m.Find("repositories");
   ReadRepositories(repositories ? repositories->key_node : nullptr,
                    repositories ? repositories->value : nullptr, root, config);
+  if (const YamlNode* v = m.Get("secrets"); v && v->kind != Kind::kNull)
+    ReadSecretScopes(*v, config);
+  if (const YamlNode* v = m.Get("environments"); v && v->kind != Kind::kNull)
+    ReadProtectedEnvironments(*v, config);
+}
+
+// docs/server.md "Scoped secrets".
+void ConfigReader::ReadSecretScopes(const YamlNode& node, ServerConfig* config) {
+  std::vector<const YamlNode*> items;
+  if (!c_.Items(node, "'secrets'", false, &items)) return;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const YamlNode& item = *items[i];
+    if (!c_.Expect(item, Kind::kMap, "each entry of 'secrets'")) continue;
+    std::string peeked = PeekName(item);
+    std::string label = "secret " + (peeked.empty() ? "#" + std::to_string(i + 1) : Quote(peeked));
+    YamlMap m = c_.Map(item, "in " + label, kSecretKeys);
+    SecretScope scope;
+    scope.location = item.location;
+    scope.name = ReadEntryName(m, item, label, IsVariableName, kVariableRule);
+    ReadGlobs(m, "repositories", &scope.repositories);
+    ReadGlobs(m, "branches", &scope.branches);
+    ReadGlobs(m, "environments", &scope.environments);
+    if (!scope.name.empty()) config->secrets.push_back(std::move(scope));
+  }
+}
+
+// docs/server.md "Protected environments".
+void ConfigReader::ReadProtectedEnvironments(const YamlNode& node, ServerConfig* config) {
+  std::vector<const YamlNode*> items;
+  if (!c_.Items(node, "'environments'", false, &items)) return;
+  std::map<std::string, int> first_line;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const YamlNode& item = *items[i];
+    if (!c_.Expect(item, Kind::kMap, "each entry of 'environments'")) continue;
+    std::string peeked = PeekName(item);
+    std::string label =
+        "environment " + (peeked.empty() ? "#" + std::to_string(i + 1) : Quote(peeked));
+    YamlMap m = c_.Map(item, "in " + label, kEnvironmentKeys);
+    ProtectedEnvironment env;
+    env.location = item.location;
+    env.name = ReadEntryName(m, item, label, IsEnvironmentName,
+                             "letters, digits, '.', '_' and '-', starting with a letter or digit");
+    if (m.Get("branches"))
+      ReadGlobs(m, "branches", &env.branches);
+    else
+      c_.Error(item.location, "missing required key 'branches' in " + label +
+                                  " (the branches that may deploy there)");
+    if (env.name.empty()) continue;
+    auto [first, fresh] = first_line.emplace(env.name, env.location.line);
+    if (!fresh)
+      c_.Error(env.location, "duplicate environment " + Quote(env.name) + " (first at line " +
+                                 std::to_string(first->second) + ")");
+    else
+      config->environments.push_back(std::move(env));
+  }
+}
+
+std::string ConfigReader::ReadEntryName(const YamlMap& m, const YamlNode& node,
+                                        const std::string& label,
+                                        bool (*valid)(std::string_view), const char* rule) {
+  const YamlNode* v = m.Get("name");
+  if (v == nullptr) {
+    c_.Error(node.location, "missing required key 'name' in " + label);
+    return "";
+  }
+  std::string name;
+  if (!c_.String(*v, "'name'", &name)) return "";
+  if (valid(name)) return name;
+  c_.Error(v->location, "invalid name " + Quote(name) + " in " + label + ": use " + rule);
+  return "";
+}
+
+void ConfigReader::ReadGlobs(const YamlMap& m, const char* key, std::vector<std::string>* out) {
+  const YamlNode* v = m.Get(key);
+  if (v == nullptr) return;
+  const std::string what = "'" + std::string(key) + "'";
+  std::vector<const YamlNode*> items;
+  if (c_.Items(*v, what, true, &items) && items.empty())
+    c_.Error(v->location, what + " must list at least one glob (leave it out for any)");
+  for (const YamlNode* item : items) {
+    std::string glob;
+    if (ReadNonEmpty(*item, what + " entries", &glob)) out->push_back(glob);
+  }
 }
 
 void ConfigReader::ReadServer(const YamlMap& m, ServerConfig* config) {
@@ -172,6 +274,8 @@ void ConfigReader::ReadServer(const YamlMap& m, ServerConfig* config) {
   }
   if (const YamlNode* v = m.Get("data")) ReadLocalPath(*v, "'data'", &config->data);
   if (const YamlNode* v = m.Get("workers")) c_.Int(*v, "'workers'", 1, 64, &config->workers);
+  if (const YamlNode* v = m.Get("max_connections"))
+    c_.Int(*v, "'max_connections'", 1, 1000000, &config->max_connections);
   if (const YamlNode* v = m.Get("backend")) {
     if (c_.String(*v, "'backend'", &config->backend) && config->backend != "docker" &&
         config->backend != "local")
@@ -386,6 +490,52 @@ const RepositoryConfig* ServerConfig::FindRepository(std::string_view name) cons
   for (const RepositoryConfig& repo : repositories)
     if (repo.name == name) return &repo;
   return nullptr;
+}
+
+namespace {
+
+bool AnyMatches(const std::vector<std::string>& globs, const std::string& text) {
+  if (globs.empty()) return true;
+  for (const std::string& glob : globs)
+    if (BranchMatches(glob, text)) return true;
+  return false;
+}
+
+}  // namespace
+
+bool SecretIsScoped(const std::vector<SecretScope>& scopes, const std::string& name) {
+  for (const SecretScope& scope : scopes)
+    if (scope.name == name) return true;
+  return false;
+}
+
+bool SecretInScope(const std::vector<SecretScope>& scopes, const std::string& name,
+                   const std::string& repo, const std::string& branch,
+                   const std::string& environment) {
+  bool named = false;
+  for (const SecretScope& scope : scopes) {
+    if (scope.name != name) continue;
+    named = true;
+    // A stage without an environment matches only an entry without 'environments'.
+    bool env_ok = scope.environments.empty() ||
+                  (!environment.empty() && AnyMatches(scope.environments, environment));
+    if (env_ok && !branch.empty() && AnyMatches(scope.repositories, repo) &&
+        AnyMatches(scope.branches, branch))
+      return true;
+  }
+  return !named;
+}
+
+std::string EnvironmentRefusal(const std::vector<ProtectedEnvironment>& environments,
+                               const std::string& environment, const std::string& branch) {
+  for (const ProtectedEnvironment& env : environments) {
+    if (env.name != environment) continue;
+    if (!branch.empty() && AnyMatches(env.branches, branch)) return "";
+    std::string list;
+    for (const std::string& glob : env.branches) list += (list.empty() ? "" : ", ") + glob;
+    return "environment '" + environment + "' takes deployments from branches " + list + " only";
+  }
+  return "";
 }
 
 bool ParseServerConfig(std::string_view text, const std::string& filename, ServerConfig* config,

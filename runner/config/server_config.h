@@ -31,19 +31,54 @@ struct RepositoryConfig {
   std::string webhook_secret_env;      // "" = accepts no webhooks
 };
 
+// A `secrets:` entry (docs/server.md "Scoped secrets"): the secret `name`
+// reaches a step only when the run's repository and branch and the stage's
+// environment each match one of the globs (an empty list: any). A stage
+// without an environment matches only an entry without `environments`.
+struct SecretScope {
+  std::string name;  // a variable name
+  Location location;
+  std::vector<std::string> repositories, branches, environments;  // globs; empty: any
+};
+
+// An `environments:` entry (docs/server.md "Protected environments"): a
+// stage deploying to `name` runs only for runs of these branches.
+struct ProtectedEnvironment {
+  std::string name;
+  Location location;
+  std::vector<std::string> branches;  // globs, at least one
+};
+
 struct ServerConfig {
   std::string file;  // where it was loaded from; "" for the defaults
   std::string listen = "127.0.0.1:7707";
   std::string data;          // absolute; "" = the default data dir (docs/design.md "The data dir")
   int workers = 2;           // 1..64 runs at a time
+  int max_connections = 0;   // HTTP connections at once; 0 = the default (docs/server.md)
   std::string backend;       // "", "docker" or "local"; "" = docker when a daemon answers
   std::string secrets_file;  // absolute; "" = none
   bool requeue_interrupted = false;
   std::chrono::seconds retention{0};  // 0 = keep every run
   std::vector<RepositoryConfig> repositories;
+  std::vector<SecretScope> secrets;                // several entries may name one secret
+  std::vector<ProtectedEnvironment> environments;  // names unique
 
   const RepositoryConfig* FindRepository(std::string_view name) const;  // nullptr when absent
 };
+
+// Whether a step of a run of `repo` and `branch`, in a stage that deploys to
+// `environment` ("" for none), may get the secret `name`: no entry of
+// `scopes` names it, or one that names it matches all three.
+bool SecretInScope(const std::vector<SecretScope>& scopes, const std::string& name,
+                   const std::string& repo, const std::string& branch,
+                   const std::string& environment);
+// True when some entry of `scopes` names `name`.
+bool SecretIsScoped(const std::vector<SecretScope>& scopes, const std::string& name);
+
+// Empty when `branch` may deploy to `environment`; otherwise why not:
+// "environment 'production' takes deployments from branches main only".
+std::string EnvironmentRefusal(const std::vector<ProtectedEnvironment>& environments,
+                               const std::string& environment, const std::string& branch);
 
 // Loads and validates `path` (at most 1 MB). Returns true when there are no
 // errors (warnings may be present). Never throws.

@@ -81,6 +81,12 @@ std::string BadByte(std::string_view text, std::size_t i, std::size_t* length) {
   return "";
 }
 
+// "10 MB" for whole megabytes (the limits as documented), else "N bytes".
+std::string SizeText(std::size_t bytes) {
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return std::to_string(bytes >> 20) + " MB";
+  return std::to_string(bytes) + " bytes";
+}
+
 // Rejects what yaml-cpp should never see: oversized or binary input.
 bool CheckInput(std::string_view text, const YamlLimits& limits, YamlError* error) {
   if (text.size() > limits.max_bytes) {
@@ -164,9 +170,13 @@ class YamlTreeBuilder : public YAML::EventHandler {
     // a cycle that would make every walk infinite.
     if (it == anchors_.end()) Stop(mark, "this alias refers to a node that contains it");
     const YamlNode* target = it->second;
+    // Checked before the alias exists: past the budget, no reader ever gets
+    // to copy the expansion out (docs/pipeline.md "Bad input").
+    AddBytes(mark, target->expanded_bytes_, true);
     YamlNode* node = New(mark, target->kind);
     node->plain = target->plain;
     node->alias_of_ = target;
+    node->expanded_bytes_ = target->expanded_bytes_;
     Add(node);
   }
 
@@ -174,7 +184,9 @@ class YamlTreeBuilder : public YAML::EventHandler {
                 const std::string& value) override {
     YamlNode* node = New(mark, YamlNode::Kind::kScalar);
     node->plain = IsPlain(mark, tag);
+    AddBytes(mark, value.size(), false);
     node->value_ = value;
+    node->expanded_bytes_ = value.size();
     Register(anchor, node);
     Add(node);
   }
@@ -195,7 +207,8 @@ class YamlTreeBuilder : public YAML::EventHandler {
   struct Frame {
     YamlNode* node;
     YAML::anchor_t anchor;
-    const YamlNode* key;  // a map's key waiting for its value
+    const YamlNode* key;     // a map's key waiting for its value
+    std::size_t bytes_from;  // bytes_ when the node opened
   };
 
   [[noreturn]] void Stop(const YAML::Mark& mark, std::string message) {
@@ -206,6 +219,20 @@ class YamlTreeBuilder : public YAML::EventHandler {
     if (++count_ > limits_.max_nodes)
       Stop(mark, "more than " + std::to_string(limits_.max_nodes) +
                      " YAML nodes; this is not a pipeline file");
+  }
+
+  // Counts `bytes` more of the document as expanded; stops past the limit.
+  void AddBytes(const YAML::Mark& mark, std::size_t bytes, bool alias) {
+    // No overflow: bytes_ never passes the limit, and bytes is at most the
+    // limit (an anchor) or the file's size (a scalar).
+    bytes_ += bytes;
+    if (bytes_ <= limits_.max_expanded_bytes) return;
+    std::string message = "with its aliases expanded, the document is larger than " +
+                          SizeText(limits_.max_expanded_bytes);
+    if (alias)
+      message += " (this alias repeats " + SizeText(bytes) +
+                 "; each use of an alias counts its anchor's whole size)";
+    Stop(mark, message);
   }
 
   YamlNode* New(const YAML::Mark& mark, YamlNode::Kind kind) {
@@ -279,12 +306,13 @@ class YamlTreeBuilder : public YAML::EventHandler {
       Stop(mark, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
     YamlNode* node = New(mark, kind);
     Add(node);
-    stack_.push_back(Frame{node, anchor, nullptr});
+    stack_.push_back(Frame{node, anchor, nullptr, bytes_});
   }
 
   void Close() {
     Frame frame = stack_.back();
     stack_.pop_back();
+    frame.node->expanded_bytes_ = bytes_ - frame.bytes_from;
     Register(frame.anchor, frame.node);  // only now may aliases use it
   }
 
@@ -315,6 +343,7 @@ class YamlTreeBuilder : public YAML::EventHandler {
   std::unordered_map<YAML::anchor_t, const YamlNode*> anchors_;  // completed nodes only
   std::vector<std::size_t> line_starts_;                         // built on first use
   std::size_t count_ = 0;
+  std::size_t bytes_ = 0;  // scalar text so far, aliases expanded
   int documents_ = 0;
 };
 

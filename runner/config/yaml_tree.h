@@ -6,7 +6,8 @@
 // aliases go exponential. Here every map keeps all its pairs as written
 // (duplicates included) so the caller can report them, the input is checked
 // before yaml-cpp sees it (size, NUL bytes, UTF-8, control characters), and
-// nesting depth and node count are bounded while parsing. Never throws.
+// nesting depth, node count and the size with aliases expanded are bounded
+// while parsing, before any reader copies a value out. Never throws.
 #ifndef LADLE_RUNNER_CONFIG_YAML_TREE_H_
 #define LADLE_RUNNER_CONFIG_YAML_TREE_H_
 
@@ -48,12 +49,18 @@ class YamlNode {
   std::vector<const YamlNode*> items_;
   std::vector<Pair> pairs_;
   const YamlNode* alias_of_ = nullptr;
+  // Bytes of scalar text in this node with every alias below it expanded.
+  std::size_t expanded_bytes_ = 0;
 };
 
 struct YamlLimits {
   std::size_t max_bytes = 10 * 1024 * 1024;
   int max_depth = 64;
   std::size_t max_nodes = 100000;  // nodes built, alias uses included
+  // Bytes of scalar text (keys and values) in the document with every alias
+  // expanded: an alias costs its anchor's whole size each time it is used,
+  // so a 1 MB file cannot make a reader copy out more than this.
+  std::size_t max_expanded_bytes = 10 * 1024 * 1024;
 };
 
 // A parse failure; location.line is 0 when it concerns the whole input.

@@ -1,7 +1,12 @@
 #include "runner/exec/backend.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include "env/docker_engine.h"
 #include "env/local_engine.h"
+#include "runner/exec/executor.h"
 
 namespace ladle::runner {
 namespace {
@@ -15,7 +20,40 @@ bool RunIsLive(RunStore* store, int64_t id) {
   return start != 0 && start == run.owner_start;
 }
 
+// How long a dead run's processes get to go after SIGKILL.
+constexpr std::chrono::seconds kLeftoverWait{5};
+
+// Takes DATA/locks/ENV.lock if nobody holds it; -1 when it is held (a live
+// run deploys there: the dead run's processes are ended anyway) or cannot be
+// opened.
+int TryLockEnvironment(const std::string& data_dir, const std::string& environment) {
+  int fd = ::open(DeploymentLockPath(data_dir, environment).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 }  // namespace
+
+void EndProcessesOfDeadRuns(RunStore* store, const std::string& data_dir,
+                            std::vector<std::string>* notes) {
+  for (int64_t id : env::LocalRunsWithProcesses(data_dir)) {
+    if (RunIsLive(store, id)) continue;
+    RunRecord run;
+    std::string environment;
+    if (store->GetRun(id, &run).ok() && run.deployment) environment = run.deployment->environment;
+    const int lock_fd = environment.empty() ? -1 : TryLockEnvironment(data_dir, environment);
+    const int n = env::EndLocalRunProcesses(data_dir, id, kLeftoverWait);
+    if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+    if (n > 0)
+      notes->push_back("run " + std::to_string(id) + ": ended " + std::to_string(n) +
+                       " process(es) its steps left running" +
+                       (environment.empty() ? "" : " (deploying to " + environment + ")"));
+  }
+}
 
 std::string StepWithoutImage(const Pipeline& pipeline) {
   for (const Stage& stage : pipeline.stages) {
@@ -45,15 +83,18 @@ Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std
     return Status::Invalid(setting + " docker: step " + imageless +
                            " has no image (set image: on the step, its stage or the pipeline)");
   }
+  // docs/backends.md "Docker backend": steps that name images never run on
+  // the host unless --backend local says so; a daemon that does not answer
+  // is the run's error (memory, network: none would silently not apply).
   env::DockerEngineOptions options;
   options.data_dir = data_dir;
-  options.connect_timeout = asked ? std::chrono::seconds(5) : std::chrono::milliseconds(500);
+  options.connect_timeout = std::chrono::seconds(5);
   std::unique_ptr<env::DockerEngine> docker;
   Status s = env::DockerEngine::Open(options, &docker);
   if (!s.ok()) {
     if (asked) return s;
-    if (s.code() == Code::kInvalid) return use_local(s.message());  // a DOCKER_HOST ladle cannot use
-    return use_local("no docker daemon answered at " + env::DockerHostFromEnvironment());
+    return s.WithContext("the steps name images, so they run in containers (" + setting +
+                         " local runs them on the host instead)");
   }
   notes->push_back("backend: docker (" + docker->Describe() + ")");
   CleanupStaleContainers(docker.get(), store, notes);

@@ -17,8 +17,10 @@ class DockerEngine;
 
 namespace ladle::runner {
 
-// `wanted` is docker, local, or "" for docker when a daemon answers (a short
-// ping) and every step has an image, local otherwise. Opening docker also
+// `wanted` is docker, local, or "" for docker when every step has an image
+// and local otherwise; never local for a pipeline whose steps all name
+// images unless asked (docs/backends.md "Docker backend"): a daemon that does
+// not answer is then the daemon's error (Unavailable). Opening docker also
 // removes the containers that ended runs of this data dir left (kept ones
 // stay). The lines for the person (which backend and why, cleanup) go to
 // *notes. Invalid for an unknown `wanted` or docker asked for a step
@@ -34,6 +36,16 @@ std::string StepWithoutImage(const Pipeline& pipeline);
 // Removes the containers that runs of this data dir left when they ended
 // (their owner gone); kept containers stay. What it did goes to *notes.
 void CleanupStaleContainers(env::DockerEngine* docker, RunStore* store,
+                            std::vector<std::string>* notes);
+
+// Ends the processes that local steps of dead runs of this data dir left
+// (a ladle killed with -9): found through the runs' cgroups and markers
+// (env/local_engine.h), for every run whose owner is gone. While a dead run's
+// processes are ended, the deployment lock of its environment is held, so
+// that no new deploy there starts beside them (docs/backends.md "After a
+// crash"). What it did goes to *notes. Call it before any run of this
+// process starts.
+void EndProcessesOfDeadRuns(RunStore* store, const std::string& data_dir,
                             std::vector<std::string>* notes);
 
 }  // namespace ladle::runner

@@ -245,7 +245,13 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
   options_ = options;
   Plan();
   for (const std::string& name : pipeline_.secrets) {
-    std::string value = SecretValue(options_.secrets, name);
+    std::string value;
+    if (options_.secrets_from_environment) {
+      value = SecretValue(options_.secrets, name);
+    } else {
+      for (const auto& [key, v] : options_.secrets)
+        if (key == name) value = v;
+    }
     secret_env_.emplace_back(name, value);
     if (value.empty())
       Notify("warning: secret " + name + " is not set; steps see it empty");
@@ -256,6 +262,16 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
   if (!s.ok()) return s;
   run_ = run;
   if (observer_) observer_->RunStarted(*run);
+  // docs/server.md "Scoped secrets": say which secrets no stage of this run gets.
+  for (const auto& [name, value] : secret_env_) {
+    bool anywhere = false;
+    for (const Stage& stage : pipeline_.stages)
+      anywhere |= SecretInScope(options_.secret_scopes, name, options_.repo, options_.branch,
+                                stage.environment);
+    if (!anywhere)
+      Notify("secret " + name + " is withheld from this run: server.yml's 'secrets' scopes it " +
+             "to other repositories, branches or environments");
+  }
   if (options.prepare_workspace) {
     s = options.prepare_workspace(run->id, &run->workspace);
     if (!s.ok()) {
@@ -466,6 +482,12 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
     if (options_.toggles == nullptr)
       return skip_all(kSkipped, "rollout: no toggle service to act on");
   }
+  if (!stage.environment.empty()) {
+    // docs/server.md "Protected environments": refused before approval and any step.
+    std::string refusal =
+        EnvironmentRefusal(options_.protected_environments, stage.environment, options_.branch);
+    if (!refusal.empty()) return skip_all(kFailed, refusal);
+  }
   if (stage.manual_approval && stage.name != options_.resume_stage &&
       !(observer_ && observer_->Approve(stage.name))) {
     std::string first = stage.steps.empty() ? "" : "/" + stage.steps.front().name;
@@ -478,6 +500,13 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
   int lock_fd = -1;
   if (!stage.environment.empty() && !AcquireEnvironment(stage, rec, &lock_fd))
     return skip_all(kCancelled, "cancelled while waiting for " + stage.environment);
+  if (!stage.environment.empty()) {
+    std::string refusal = OlderCommitRefusal(stage);  // under the lock: the current one holds
+    if (!refusal.empty()) {
+      if (lock_fd >= 0) ::close(lock_fd);
+      return skip_all(kFailed, refusal);
+    }
+  }
   int64_t deployment_id = 0;
   if (!stage.environment.empty()) {
     DeploymentRecord d;
@@ -539,6 +568,43 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
     }
   }
   if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+}
+
+// docs/server.md "Webhook trust": an environment does not go back to an
+// older commit (a replayed or late push, runs finishing out of order) except
+// by `ladle rollback`.
+std::string Executor::OlderCommitRefusal(const Stage& stage) {
+  if (!options_.is_ancestor || !options_.rollback_environment.empty() || options_.commit.empty())
+    return "";
+  std::vector<DeploymentRecord> recent;
+  Status s = store_->ListDeployments(stage.environment, 100, 0, &recent);
+  if (!s.ok()) {
+    Notify("warning: cannot read the deployments of " + stage.environment + ": " + s.message());
+    return "";
+  }
+  // The newest good deployment there of this run's branch: another
+  // branch's commits are not "older" (a feature branch deploys beside main).
+  const DeploymentRecord* current = nullptr;
+  for (const DeploymentRecord& d : recent) {
+    if (d.status == kSuccess && d.repo == options_.repo && d.branch == options_.branch) {
+      current = &d;
+      break;
+    }
+  }
+  if (current == nullptr || current->commit.empty() || current->commit == options_.commit)
+    return "";
+  bool older = false;
+  s = options_.is_ancestor(options_.commit, current->commit, &older);
+  if (!s.ok()) {
+    Notify("warning: cannot tell whether " + options_.commit.substr(0, 12) + " is older than " +
+           current->commit.substr(0, 12) + ": " + s.message());
+    return "";
+  }
+  if (!older) return "";
+  return "commit " + options_.commit.substr(0, 12) + " is older than " +
+         current->commit.substr(0, 12) + ", which run " + std::to_string(current->run_id) +
+         " deployed to " + stage.environment + " from branch " + options_.branch +
+         ": an environment goes back only by `ladle rollback " + stage.environment + "`";
 }
 
 bool Executor::AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd) {
@@ -691,7 +757,11 @@ void Executor::ScheduleSteps(StageContext* ctx) {
     }
     if (!pending && ctx->running == 0) break;
     cv_.wait_for(lock, std::chrono::milliseconds(100));
+    // A docker Kill may block on the daemon for minutes: never under mu_,
+    // which every step update and status read takes.
+    lock.unlock();
     SuperviseRunning(ctx);
+    lock.lock();
     // Join finished threads now: their stacks would otherwise stay mapped,
     // and every later fork would copy more page tables.
     for (auto& sr : ctx->steps)
@@ -706,11 +776,13 @@ void Executor::ScheduleSteps(StageContext* ctx) {
     if (sr->thread.joinable()) sr->thread.join();
 }
 
-// Timeouts and cancel: TERM first, KILL after the grace. REQUIRES: mu_ held.
+// Timeouts and cancel: TERM first, KILL after the grace. REQUIRES: mu_ not
+// held (an engine's Kill may block); only sr->mu is, which keeps the attempt
+// alive while it is signalled and is taken by nobody but its step's thread.
 void Executor::SuperviseRunning(StageContext* ctx) {
   const auto now = Clock::now();
   for (auto& sr : ctx->steps) {
-    if (sr->state != StepRun::kRunning) continue;
+    // `current` is set only while the step runs (its state is under mu_).
     std::lock_guard<std::mutex> lock(sr->mu);
     if (sr->current == nullptr) continue;
     bool expired = now >= sr->deadline;
@@ -736,7 +808,14 @@ env::StepSpec Executor::MakeSpec(const Stage& stage, const Step& step, int attem
   spec.resources = step.resources;
   for (const auto* layer : {&pipeline_.env, &stage.env, &step.env})
     spec.env.insert(spec.env.end(), layer->begin(), layer->end());
-  spec.env.insert(spec.env.end(), secret_env_.begin(), secret_env_.end());
+  // docs/server.md "Scoped secrets"; --env still wins over a secret.
+  for (const auto& [name, value] : secret_env_) {
+    bool overridden = std::any_of(options_.extra_env.begin(), options_.extra_env.end(),
+                                  [&](const auto& var) { return var.first == name; });
+    if (!overridden && SecretInScope(options_.secret_scopes, name, options_.repo,
+                                     options_.branch, stage.environment))
+      spec.secrets.emplace_back(name, value);
+  }
   spec.env.insert(spec.env.end(), options_.extra_env.begin(), options_.extra_env.end());
   spec.env.emplace_back("LADLE_RUN", run_id);
   spec.env.emplace_back("LADLE_STAGE", stage.name);

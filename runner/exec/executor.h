@@ -21,6 +21,7 @@
 #include "core/base/status.h"
 #include "env/engine.h"
 #include "runner/config/pipeline.h"
+#include "runner/config/server_config.h"
 #include "runner/store/run_store.h"
 #include "runner/store/step_log.h"
 
@@ -66,8 +67,20 @@ struct RunOptions {
   std::chrono::milliseconds kill_grace{std::chrono::seconds(5)};
 
   // Secret values by name (the server's secrets file); a secret not listed
-  // here is read from the process environment.
+  // here is read from the process environment when secrets_from_environment.
   Vars secrets;
+  bool secrets_from_environment = true;
+  // docs/server.md "Scoped secrets": a secret that an entry names reaches a
+  // step only where one such entry matches the run and the stage.
+  std::vector<SecretScope> secret_scopes;
+  // docs/server.md "Protected environments": a stage deploying to one of
+  // these fails before its steps when the run's branch may not deploy there.
+  std::vector<ProtectedEnvironment> protected_environments;
+  // docs/server.md "Webhook trust": sets *is to whether commit `ancestor` is
+  // an ancestor of `descendant`. When set, a deployment of an ancestor of the
+  // environment's current commit is refused (unless this is a rollback).
+  std::function<Status(const std::string& ancestor, const std::string& descendant, bool* is)>
+      is_ancestor;
   // Where `toggles:` syncs and `rollout:` stages act; null: they are skipped
   // with a note. Not owned. `actor` names the writer in the audit trail.
   ToggleOps* toggles = nullptr;
@@ -149,6 +162,9 @@ class Executor {
   // Deployments: waits for the environment's lock (false: cancelled), then
   // records the deployment.
   bool AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd);
+  // Why the run may not deploy `stage` now ("" when it may): a commit older
+  // than the environment's current one (docs/server.md "Webhook trust").
+  std::string OlderCommitRefusal(const Stage& stage);
   void SyncToggles(const Stage& stage, StageContext* ctx);
   bool RunRolloutStage(const Stage& stage, StageContext* ctx, std::string* message);
   std::string AuditNote(const Stage& stage) const;

@@ -173,10 +173,15 @@ class Counter {
       }
     }
     if (!*from_testcases && suite.attribute("tests")) counts = FromAttributes(suite);
+    else if (*from_testcases) Reconcile(suite, &counts);
     return counts;
   }
 
   bool too_deep() const { return too_deep_; }
+  // The first suite that disagreed with its test cases (null when none),
+  // and what was said and shown there.
+  pugi::xml_node disagreeing() const { return disagreeing_; }
+  const std::string& disagreement() const { return disagreement_; }
   std::vector<std::string>& failures() { return failures_; }
 
  private:
@@ -197,9 +202,51 @@ class Counter {
     Add(counts, one);
   }
 
+  // Gates fail closed (docs/design.md "Gates and test counts"): a suite whose
+  // `tests`, `failures` or `errors` attributes count more than its test
+  // cases show is read by the worse count. Tests it counts that have no
+  // <testcase> are failed; failures and errors beyond the failed cases turn
+  // passed ones failed (and past those, count as more failed tests).
+  void Reconcile(const pugi::xml_node& suite, TestCounts* counts) {
+    const bool has_tests = suite.attribute("tests");
+    const bool has_failed = suite.attribute("failures") || suite.attribute("errors");
+    const int tests = CountAttribute(suite, "tests");
+    const int failed = CountAttribute(suite, "failures") + CountAttribute(suite, "errors");
+    const int shown = SaturatingAdd(counts->total, counts->skipped);
+    const bool more_tests = has_tests && tests > shown;
+    const bool more_failed = has_failed && failed > counts->failed;
+    if (!more_tests && !more_failed) return;
+    const TestCounts before = *counts;
+    if (more_tests) {
+      const int missing = tests - shown;
+      counts->total = SaturatingAdd(counts->total, missing);
+      counts->failed = SaturatingAdd(counts->failed, missing);
+    }
+    if (failed > counts->failed) {
+      int extra = failed - counts->failed;
+      const int turned = std::min(extra, counts->passed);
+      counts->passed -= turned;
+      counts->failed += turned;
+      extra -= turned;
+      counts->total = SaturatingAdd(counts->total, extra);
+      counts->failed = SaturatingAdd(counts->failed, extra);
+    }
+    if (disagreeing_) return;
+    disagreeing_ = suite;
+    disagreement_ = "<" + std::string(suite.name()) + "> says " + Tests(tests) + ", " +
+                    std::to_string(failed) + " failed (failures and errors), its test cases show " +
+                    Tests(shown) + ", " + std::to_string(before.failed) + " failed; counted as " +
+                    std::to_string(counts->total) + " ran, " + std::to_string(counts->failed) +
+                    " failed";
+  }
+
+  static std::string Tests(int n) { return std::to_string(n) + (n == 1 ? " test" : " tests"); }
+
   size_t room_;
   bool too_deep_ = false;
   std::vector<std::string> failures_;
+  pugi::xml_node disagreeing_;
+  std::string disagreement_;
 };
 
 // ---- Files -----------------------------------------------------------------
@@ -246,7 +293,7 @@ bool IsRegularFile(const std::string& path) {
 }  // namespace
 
 Status ParseJUnitString(const std::string& name, const std::string& xml, TestCounts* counts,
-                        std::vector<std::string>* failures) {
+                        std::vector<std::string>* failures, std::vector<std::string>* notes) {
   pugi::xml_document doc;
   const pugi::xml_parse_result parsed = doc.load_buffer(xml.data(), xml.size());
   if (!parsed) {
@@ -269,15 +316,19 @@ Status ParseJUnitString(const std::string& name, const std::string& xml, TestCou
   }
   *counts = result;
   failures->insert(failures->end(), counter.failures().begin(), counter.failures().end());
+  if (counter.disagreeing() && notes) {
+    notes->push_back(Where(name, xml, counter.disagreeing().offset_debug() - 1) +
+                     ": the report disagrees with itself: " + counter.disagreement());
+  }
   return Status::OK();
 }
 
 Status ParseJUnitFile(const std::string& path, TestCounts* counts,
-                      std::vector<std::string>* failures) {
+                      std::vector<std::string>* failures, std::vector<std::string>* notes) {
   std::string text;
   Status status = ReadReport(path, path, &text);
   if (!status.ok()) return status;
-  return ParseJUnitString(path, text, counts, failures);
+  return ParseJUnitString(path, text, counts, failures, notes);
 }
 
 Status CollectJUnitReports(const std::string& root, const std::vector<std::string>& globs,
@@ -298,7 +349,7 @@ Status CollectJUnitReports(const std::string& root, const std::vector<std::strin
       std::string text;
       TestCounts one;
       status = ReadReport(path, rel, &text);
-      if (status.ok()) status = ParseJUnitString(rel, text, &one, failures);
+      if (status.ok()) status = ParseJUnitString(rel, text, &one, failures, notes);
       if (!status.ok()) return status;
       Add(&sum, one);
     }

@@ -6,7 +6,11 @@
 // ladle counts <testcase> elements rather than trusting the summary
 // attributes, which some tools get wrong; only a suite holding no <testcase>
 // at all is counted from its attributes (tests, failures, errors, skipped,
-// disabled). A test case is
+// disabled). But gates fail closed: a suite whose `tests`, `failures` or
+// `errors` count more than its test cases show is read by the worse count
+// (tests without a <testcase> count failed, failures beyond the failed cases
+// turn passed ones failed), and a note says the report disagrees with
+// itself. A test case is
 //   failed   when it has a <failure> or an <error> child,
 //   skipped  when it has a <skipped> child, or GoogleTest marks it so
 //            (result="skipped" or "suppressed", status="notrun"),
@@ -35,19 +39,24 @@ inline constexpr size_t kMaxListedFailures = 10;
 // missing classname; the message is one cleaned line of at most 200 bytes,
 // valid UTF-8). Invalid, as "NAME:LINE:COL: message", when the text is not
 // XML or its root is neither <testsuites> nor <testsuite>; *counts and
-// *failures are then unchanged.
+// *failures are then unchanged. When the report disagrees with itself, one
+// note "NAME:LINE:COL: the report disagrees with itself: ..." (the first
+// such suite) is appended to *notes, when given.
 Status ParseJUnitString(const std::string& name, const std::string& xml, TestCounts* counts,
-                        std::vector<std::string>* failures);
+                        std::vector<std::string>* failures,
+                        std::vector<std::string>* notes = nullptr);
 
 // The same for the file at `path`, which names it in errors. IoError when it
 // cannot be read; Invalid when it is over 256 MiB (no test tool writes that).
 Status ParseJUnitFile(const std::string& path, TestCounts* counts,
-                      std::vector<std::string>* failures);
+                      std::vector<std::string>* failures,
+                      std::vector<std::string>* notes = nullptr);
 
 // Sums the reports that `globs` (relative to `root`, the workspace; see
 // file_glob.h) match, each file once even if several globs match it. Sets
 // *counts; appends to *failures as above. A glob that matches no regular file
-// counts 0 and appends to *notes "report glob 'GLOB' matched no file". The
+// counts 0 and appends to *notes "report glob 'GLOB' matched no file"; a
+// report that disagrees with itself appends its note too. The
 // first bad glob or bad report is the error, naming it relative to `root`;
 // *counts is set only on success.
 Status CollectJUnitReports(const std::string& root, const std::vector<std::string>& globs,

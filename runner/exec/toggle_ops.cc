@@ -150,7 +150,7 @@ class HttpOps : public ToggleOps {
  private:
   // One JSON request; `note` ("" for none) goes into X-Ladle-Note.
   Status Call(const std::string& method, const std::string& target, const json* body,
-              const std::string& note, json* out, toggles::HttpResponse* raw = nullptr,
+              const std::string& note, json* out, toggles::ClientResponse* raw = nullptr,
               toggles::HttpHeaders extra = {}) const;
   Status Fetch(const std::string& key, Toggle* t, std::string* etag) const;
   Status ParseAnswer(const json& j, Toggle* t) const;
@@ -162,11 +162,11 @@ class HttpOps : public ToggleOps {
 };
 
 Status HttpOps::Call(const std::string& method, const std::string& target, const json* body,
-                     const std::string& note, json* out, toggles::HttpResponse* raw,
+                     const std::string& note, json* out, toggles::ClientResponse* raw,
                      toggles::HttpHeaders extra) const {
   std::string safe = HeaderSafe(note);
   if (!safe.empty()) extra.emplace_back("X-Ladle-Note", safe);
-  toggles::HttpResponse r;
+  toggles::ClientResponse r;
   Status s = http_.Json(method, target, body, out, &r, extra);
   if (r.failure == toggles::HttpFailure::kConnect) {
     s = Status::Unavailable(s.message() +
@@ -185,7 +185,7 @@ Status HttpOps::ParseAnswer(const json& j, Toggle* t) const {
 
 Status HttpOps::Fetch(const std::string& key, Toggle* t, std::string* etag) const {
   json j;
-  toggles::HttpResponse raw;
+  toggles::ClientResponse raw;
   Status s = Call("GET", ToggleTarget(key), nullptr, "", &j, &raw);
   if (s.ok()) s = ParseAnswer(j, t);
   if (etag != nullptr) *etag = !raw.etag.empty() ? raw.etag : std::to_string(t->revision);

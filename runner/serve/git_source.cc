@@ -1,5 +1,6 @@
 #include "runner/serve/git_source.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -27,7 +28,49 @@ Status Git(const std::vector<std::string>& args, const std::string& cwd, std::st
   return Status::OK();
 }
 
+constexpr std::size_t kMaxRefName = 255;
+
+// One component of a ref: what git's check_refname_component refuses.
+std::string ComponentProblem(std::string_view c) {
+  if (c.empty()) return "it has an empty component ('//', or '/' at either end)";
+  if (c.front() == '.') return "a component starts with '.'";
+  const std::string_view lock = ".lock";
+  if (c.size() >= lock.size() && c.substr(c.size() - lock.size()) == lock)
+    return "a component ends with '.lock'";
+  return "";
+}
+
 }  // namespace
+
+// git check-ref-format(1), rules 1 to 10.
+std::string RefNameProblem(std::string_view ref) {
+  if (ref.empty()) return "it is empty";
+  if (ref.size() > kMaxRefName)
+    return "it is longer than " + std::to_string(kMaxRefName) + " bytes";
+  for (unsigned char c : ref) {
+    if (c < 0x20 || c == 0x7f) return "it contains a control character";
+    if (c == ' ') return "it contains a space";
+    if (std::string_view("~^:?*[\\").find(static_cast<char>(c)) != std::string_view::npos)
+      return std::string("it contains '") + static_cast<char>(c) + "'";
+  }
+  if (ref.find("..") != std::string_view::npos) return "it contains '..'";
+  if (ref.find("@{") != std::string_view::npos) return "it contains '@{'";
+  if (ref == "@") return "it is '@'";
+  if (ref.back() == '.') return "it ends with '.'";
+  for (std::size_t start = 0; start <= ref.size();) {
+    std::size_t end = std::min(ref.find('/', start), ref.size());
+    std::string problem = ComponentProblem(ref.substr(start, end - start));
+    if (!problem.empty()) return problem;
+    start = end + 1;
+  }
+  return "";
+}
+
+std::string BranchNameProblem(std::string_view branch) {
+  if (!branch.empty() && branch.front() == '-') return "it starts with '-'";
+  if (branch == "HEAD") return "it is 'HEAD'";
+  return RefNameProblem(branch);
+}
 
 Status ListBranches(const std::string& url, std::map<std::string, std::string>* heads) {
   std::string out;
@@ -81,6 +124,44 @@ Status GitMirror::Fetch(const std::string& branch) {
   if (branch.empty()) args.push_back("--prune");
   args.insert(args.end(), {"origin", refspec});
   return Git(args, "/").WithContext("fetch " + url_);
+}
+
+Status GitMirror::BranchHead(const std::string& branch, std::string* commit) {
+  Resolve();
+  Status s = Fetch(branch);
+  if (!s.ok()) {
+    // A branch the remote does not have fails the fetch: say which it is.
+    std::map<std::string, std::string> heads;
+    if (ListBranches(url_, &heads).ok() && heads.count(branch) == 0)
+      return Status::NotFound("branch " + branch + " does not exist in " + url_);
+    return s;
+  }
+  std::string out;
+  if (!Git({"--git-dir", dir_, "rev-parse", "--verify", "--quiet",
+            "refs/heads/" + branch + "^{commit}"},
+           "/", &out)
+           .ok())
+    return Status::NotFound("branch " + branch + " does not exist in " + url_);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  *commit = out;
+  return Status::OK();
+}
+
+Status GitMirror::IsAncestor(const std::string& ancestor, const std::string& descendant,
+                             bool* is) {
+  Resolve();
+  env::CommandResult r;
+  Status s = env::RunCommand({"git", "--git-dir", dir_, "merge-base", "--is-ancestor", "--",
+                              ancestor, descendant},
+                             "/", &r, std::chrono::minutes(1));
+  if (!s.ok()) return s;
+  if (r.exit_code == 0 || r.exit_code == 1) {
+    *is = r.exit_code == 0;
+    return Status::OK();
+  }
+  std::string err = r.err;
+  while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+  return Status::Unavailable("git merge-base: " + err);
 }
 
 bool GitMirror::HasCommit(const std::string& commit) {

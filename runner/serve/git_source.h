@@ -7,10 +7,19 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "core/base/status.h"
 
 namespace ladle::runner {
+
+// Why `ref` ("refs/heads/main") is not a valid git ref name, or "" when it
+// is: the rules of `git check-ref-format` (docs/server.md "Webhook trust"),
+// and at most 255 bytes.
+std::string RefNameProblem(std::string_view ref);
+// The same for a branch name ("main", "release/1.2"), with the rules of
+// `git check-ref-format --branch`: also not "HEAD", not starting with '-'.
+std::string BranchNameProblem(std::string_view branch);
 
 // Branch name -> commit of every branch of `url` (git ls-remote --heads).
 // Unavailable when git cannot reach the repository.
@@ -40,6 +49,14 @@ class GitMirror {
   // `branch`, when known, narrows that fetch.
   Status ReadFile(const std::string& commit, const std::string& path, std::string* content,
                   const std::string& branch = "");
+
+  // The commit `branch` points at in the repository: a local one as read
+  // now, a remote one as fetched now (that branch only). NotFound when the
+  // repository has no such branch. REQUIRES: BranchNameProblem(branch) == "".
+  Status BranchHead(const std::string& branch, std::string* commit);
+  // Whether commit `ancestor` is an ancestor of `descendant` (git merge-base
+  // --is-ancestor); an error when git cannot tell (a commit it lacks).
+  Status IsAncestor(const std::string& ancestor, const std::string& descendant, bool* is);
 
   const std::string& url() const { return url_; }
 

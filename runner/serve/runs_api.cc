@@ -503,8 +503,12 @@ HttpResponse RunsApi::HandlePush(const HttpRequest& r) {
   HeaderLookup header = [&r](std::string_view name) { return std::string(r.Header(name)); };
   std::vector<int64_t> runs;
   std::string note;
-  Status s = control_.Push(std::string(r.Param("repo")), header, r.body, &runs, &note);
+  bool replay = false;
+  Status s = control_.Push(std::string(r.Param("repo")), header, r.body, &runs, &note, &replay);
   if (!s.ok()) return HttpResponse::FromStatus(s);
+  // docs/server.md "Webhook trust": a delivery seen before is acknowledged,
+  // so the sender stops retrying, and starts nothing.
+  if (replay) return HttpResponse::Json(200, {{"runs", json::array()}, {"message", note}});
   if (note.empty()) {
     note = runs.empty() ? "no run started" : "queued " + std::to_string(runs.size()) + " run" +
                                                  (runs.size() == 1 ? "" : "s");

@@ -64,9 +64,10 @@ class RunControl {
                           const std::string& actor, int64_t* run_id) = 0;
   // Authenticates (Unauthorized -> 401) and handles a push payload; *runs
   // gets the queued run ids (may be empty), *note why nothing started (for
-  // the 202 body; may be empty).
+  // the 202 body; may be empty). *replay is set when the delivery was
+  // handled before (docs/server.md "Webhook trust": answered 200, no run).
   virtual Status Push(const std::string& repo, const HeaderLookup& header, std::string_view body,
-                      std::vector<int64_t>* runs, std::string* note) = 0;
+                      std::vector<int64_t>* runs, std::string* note, bool* replay) = 0;
 };
 
 // (Outside RunsApi so that `Options options = {}` compiles as a default argument.)

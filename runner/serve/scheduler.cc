@@ -3,10 +3,12 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
 
+#include "core/base/text.h"
 #include "core/base/time_util.h"
 #include "env/docker_engine.h"
 #include "env/subprocess.h"
@@ -54,15 +56,14 @@ class Scheduler::Observer : public RunObserver {
 
 namespace {
 
-// Local steps outlive a server killed with SIGKILL (each runs in its own
-// process group). Ends those of the run whose workspace this is (found by the
-// LADLE_WORKSPACE their environment carries), so that they do not go on
-// beside the run's next attempt, or hold a deployment past its lock. Returns
-// how many processes it killed.
-int KillLeftoverSteps(const std::string& workspace) {
-  // The whole entry with its NUL, so ".../workspaces/1" does not match "/12".
-  return env::SignalProcessesWith("LADLE_WORKSPACE=" + workspace + std::string(1, '\0'), SIGKILL);
+bool IsWebhookSecret(const ServerConfig& config, const std::string& name) {
+  for (const RepositoryConfig& repo : config.repositories)
+    if (repo.webhook_secret_env == name) return true;
+  return false;
 }
+
+// Webhook deliveries are remembered this long (docs/server.md "Webhook trust").
+constexpr std::chrono::hours kKeepDeliveries{8 * 24};
 
 bool BranchWatched(const std::vector<std::string>& globs, const std::string& branch) {
   if (globs.empty()) return true;
@@ -97,6 +98,33 @@ Scheduler::Scheduler(const ServerConfig& config, Vars secrets, RunStore* store,
     r->mirror = std::make_unique<GitMirror>(repo.url, config_.data + "/repos/" + repo.name + ".git");
     repos_[repo.name] = std::move(r);
   }
+  // docs/server.md "Scoped secrets": what any branch's pipeline may read.
+  std::string unscoped;
+  for (const auto& [name, value] : secrets_) {
+    if (!SecretIsScoped(config_.secrets, name) && !IsWebhookSecret(config_, name))
+      unscoped += (unscoped.empty() ? "" : ", ") + name;
+  }
+  if (!unscoped.empty())
+    spdlog::warn("secrets that no 'secrets:' entry of {} scopes reach every branch's pipelines: {}",
+                 config_.file.empty() ? std::string("server.yml") : config_.file, unscoped);
+}
+
+// Pipelines get: the secrets file's variables, less the webhook secrets
+// (those reach a step only when an entry scopes them), and, for the
+// variables an entry scopes, the server's environment when the file lacks
+// them. Which steps get which is the executor's part (RunOptions).
+Vars Scheduler::RunSecrets() const {
+  Vars out;
+  for (const auto& [name, value] : secrets_)
+    if (SecretIsScoped(config_.secrets, name) || !IsWebhookSecret(config_, name))
+      out.emplace_back(name, value);
+  for (const SecretScope& scope : config_.secrets) {
+    bool have = std::any_of(out.begin(), out.end(),
+                            [&](const auto& var) { return var.first == scope.name; });
+    const char* value = have ? nullptr : std::getenv(scope.name.c_str());
+    if (value != nullptr) out.emplace_back(scope.name, value);
+  }
+  return out;
 }
 
 Scheduler::~Scheduler() { Stop(SIGTERM); }
@@ -129,12 +157,17 @@ void Scheduler::Recover() {
   for (int64_t id : interrupted) {
     spdlog::warn("run {} was left running by a ladle that is gone: marked interrupted{}", id,
                  config_.requeue_interrupted ? ", queued again" : "");
-    RunRecord run;
-    if (store_->GetRun(id, &run).ok() && !run.workspace.empty()) {
-      if (int n = KillLeftoverSteps(run.workspace))
-        spdlog::warn("run {}: killed {} process(es) its steps left running", id, n);
-    }
-    if (config_.requeue_interrupted) {
+  }
+  // Local steps outlive a server killed with SIGKILL. End them (their
+  // cgroups, else their run's marker) before any worker starts, holding the
+  // environment's deployment lock meanwhile, so that they do not go on
+  // beside the run's next attempt or the next deploy (docs/backends.md
+  // "After a crash"). Also the runs another ladle already marked.
+  std::vector<std::string> ended;
+  EndProcessesOfDeadRuns(store_, config_.data, &ended);
+  for (const std::string& note : ended) spdlog::warn("{}", note);
+  if (config_.requeue_interrupted) {
+    for (int64_t id : interrupted) {
       s = store_->RequeueRun(id, "");
       if (!s.ok()) spdlog::error("requeue run {}: {}", id, s.ToString());
     }
@@ -298,7 +331,14 @@ void Scheduler::Execute(RunRecord run) {
   options.commit = run.commit;
   options.branch = run.branch;
   options.repo = run.repo;
-  options.secrets = secrets_;
+  options.secrets = RunSecrets();
+  options.secrets_from_environment = false;
+  options.secret_scopes = config_.secrets;
+  options.protected_environments = config_.environments;
+  options.is_ancestor = [repo](const std::string& a, const std::string& d, bool* is) {
+    std::lock_guard<std::mutex> lock(repo->mu);
+    return repo->mirror->IsAncestor(a, d, is);
+  };
   options.toggles = toggle_ops_;
   options.actor = "ladle serve";
   options.resume_stage = run.resume_stage;
@@ -323,6 +363,11 @@ void Scheduler::Execute(RunRecord run) {
                      std::to_string(stop_signal_) + ")";
     Status us = store_->UpdateRun(result);
     if (!us.ok()) spdlog::error("run {}: could not record it interrupted: {}", run.id, us.message());
+    // Its deployment too: stopped with the server, not cancelled by anyone.
+    if (us.ok() && result.deployment && result.deployment->status == kCancelled) {
+      Status ds = store_->FinishDeployment(result.deployment->id, kInterrupted);
+      if (!ds.ok()) spdlog::error("run {}: could not record its deployment interrupted: {}", run.id, ds.message());
+    }
     if (us.ok() && config_.requeue_interrupted) us = store_->RequeueRun(run.id, "");
     if (!us.ok()) spdlog::error("run {}: could not queue it again: {}", run.id, us.message());
     spdlog::warn("run {}: {}{}", run.id, result.message,
@@ -415,8 +460,27 @@ Status Scheduler::Rollback(const std::string& environment, int64_t to_run, const
   return Status::OK();
 }
 
+Status Scheduler::CheckBranchHead(Repo* repo, const std::string& branch,
+                                  const std::string& commit) {
+  std::string head;
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(repo->mu);
+    s = repo->mirror->BranchHead(branch, &head);
+  }
+  if (s.code() == Code::kNotFound)
+    return Status::Conflict(s.message() + ": the push is not taken");
+  if (!s.ok()) return s;
+  if (Lower(head) != Lower(commit))
+    return Status::Conflict("commit " + commit.substr(0, 12) + " is not the head of branch " +
+                            branch + " in repository '" + repo->config->name + "' (" +
+                            head.substr(0, 12) + " is): the push is not taken");
+  return Status::OK();
+}
+
 Status Scheduler::Push(const std::string& name, const HeaderLookup& header, std::string_view body,
-                    std::vector<int64_t>* runs, std::string* note) {
+                    std::vector<int64_t>* runs, std::string* note, bool* replay) {
+  *replay = false;
   Repo* repo = FindRepo(name);
   if (repo == nullptr) return Status::NotFound("no repository '" + name + "' in " + config_.file);
   const std::string secret = repo->config->webhook_secret_env.empty()
@@ -434,10 +498,41 @@ Status Scheduler::Push(const std::string& name, const HeaderLookup& header, std:
     return s;
   }
   if (stopping_) return Status::Unavailable("ladle serve is stopping; push again later");
+  // docs/server.md "Webhook trust": a delivery is handled once. Claimed
+  // before the work, so that two copies at once start one run; forgotten
+  // when the work fails, so that the sender's retry is not a replay.
+  if (!event.delivery.empty()) {
+    bool fresh = false;
+    s = store_->ClaimDelivery(event.delivery, name, kKeepDeliveries, &fresh);
+    if (!s.ok()) return s;
+    if (!fresh) {
+      *replay = true;
+      *note = "delivery " + event.delivery + " was handled before: nothing to do";
+      spdlog::warn("repository {}: replayed webhook delivery {} ignored", name, event.delivery);
+      return Status::OK();
+    }
+  }
+  s = HandlePush(repo, event, runs, note);
+  if (!s.ok() && !event.delivery.empty()) {
+    Status forget = store_->ForgetDelivery(event.delivery);
+    if (!forget.ok()) spdlog::error("{}", forget.ToString());
+  }
+  return s;
+}
+
+Status Scheduler::HandlePush(Repo* repo, const PushEvent& event, std::vector<int64_t>* runs,
+                             std::string* note) {
   if (!event.is_push || event.deleted || event.branch.empty() || event.commit.empty()) {
     *note = event.note.empty() ? "nothing to build" : event.note;
     return Status::OK();
   }
+  if (!BranchWatched(repo->config->branches, event.branch)) {
+    *note = "branch " + event.branch + " is not watched (server.yml: branches of " +
+            repo->config->name + ")";
+    return Status::OK();
+  }
+  Status s = CheckBranchHead(repo, event.branch, event.commit);
+  if (!s.ok()) return s;
   int64_t id = 0;
   s = OfferCommit(*repo->config, event.branch, event.commit, "push", &id, note);
   if (s.ok() && id != 0) runs->push_back(id);

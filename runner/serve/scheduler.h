@@ -33,6 +33,7 @@
 #include "runner/serve/run_events.h"
 #include "runner/serve/run_queue.h"
 #include "runner/serve/runs_api.h"
+#include "runner/serve/webhook.h"
 #include "runner/store/run_store.h"
 
 namespace ladle::env {
@@ -79,7 +80,7 @@ class Scheduler : public RunControl {
   Status Rollback(const std::string& environment, int64_t to_run, const std::string& actor,
                   int64_t* run_id) override;
   Status Push(const std::string& repo, const HeaderLookup& header, std::string_view body,
-              std::vector<int64_t>* runs, std::string* note) override;
+              std::vector<int64_t>* runs, std::string* note, bool* replay) override;
 
   // The daemon opened by Recover, or null.
   env::DockerEngine* docker() const { return docker_.get(); }
@@ -93,6 +94,13 @@ class Scheduler : public RunControl {
   };
 
   Repo* FindRepo(const std::string& name);
+  // docs/server.md "Webhook trust": OK when `commit` is `branch`'s head now.
+  Status CheckBranchHead(Repo* repo, const std::string& branch, const std::string& commit);
+  // A push that was authenticated and is no replay.
+  Status HandlePush(Repo* repo, const PushEvent& event, std::vector<int64_t>* runs,
+                    std::string* note);
+  // The secrets a run may be given (docs/server.md "Scoped secrets").
+  Vars RunSecrets() const;
   void TakeRun(int64_t run_id);  // a worker's work
   void Execute(RunRecord run);
   Status PrepareWorkspace(Repo* repo, const RunRecord& run, std::string* workspace);

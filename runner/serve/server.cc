@@ -79,6 +79,9 @@ Status Server::Start() {
   s = ParseListenAddress(config_.listen, &options.host, &options.port);
   if (!s.ok()) return Status::Invalid("listen: " + s.message());
   options.metrics = &metrics_;
+  // docs/server.md "max_connections"; 0 leaves core's default.
+  options.max_connections = static_cast<size_t>(config_.max_connections);
+  options.on_warning = [](const std::string& message) { spdlog::warn("http: {}", message); };
   // Two io threads (one per core here): nothing slow runs on them. A push
   // webhook that waits for a fetch of a remote repository waits on a hook
   // thread of the runs API (a deferred response), not on an io thread.

@@ -1,5 +1,6 @@
 #include "runner/serve/webhook.h"
 #include "core/base/text.h"
+#include "runner/serve/git_source.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -52,6 +53,22 @@ Status Authenticate(const std::string& provider, const HeaderLookup& header,
   return Status::OK();
 }
 
+// The sender's id of this delivery, bounded and plain (it is stored and logged).
+Status ReadDelivery(const std::string& provider, const HeaderLookup& header, std::string* id) {
+  const char* name = provider == "gitea"    ? "X-Gitea-Delivery"
+                     : provider == "gitlab" ? "X-Gitlab-Event-UUID"
+                                            : "X-GitHub-Delivery";
+  *id = header(name);
+  if (id->size() > kMaxDeliveryId)
+    return Status::Invalid(std::string(name) + " is longer than " +
+                           std::to_string(kMaxDeliveryId) + " characters");
+  if (id->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+      std::string::npos)
+    return Status::Invalid(std::string(name) +
+                           " may hold only letters, digits, '-', '_' and '.'");
+  return Status::OK();
+}
+
 bool IsPushEvent(const std::string& provider, const std::string& event) {
   if (provider == "gitlab") return event == "Push Hook";
   return event == "push";
@@ -65,6 +82,10 @@ Status ParseBody(std::string_view body, PushEvent* e) {
   if (!j.contains("ref") || !j["ref"].is_string()) return Status::Invalid("body: 'ref' missing or not a string");
   if (!j.contains("after") || !j["after"].is_string()) return Status::Invalid("body: 'after' missing or not a string");
   e->ref = j["ref"].get<std::string>();
+  // docs/server.md "Webhook trust": the ref reaches git, logs and the run
+  // store, so it must be one git itself would accept.
+  if (std::string problem = RefNameProblem(e->ref); !problem.empty())
+    return Status::Invalid("body: 'ref' is not a valid git ref name: " + problem);
   std::string after = j["after"].get<std::string>();
   e->deleted = AllZeros(after) || (j.contains("deleted") && j["deleted"].is_boolean() && j["deleted"].get<bool>());
   // The commit goes to git's command line: only an object id may get there
@@ -75,6 +96,9 @@ Status ParseBody(std::string_view body, PushEvent* e) {
   e->commit = e->deleted ? "" : after;
   const std::string heads = "refs/heads/";
   if (e->ref.compare(0, heads.size(), heads) == 0) e->branch = e->ref.substr(heads.size());
+  if (std::string problem = BranchNameProblem(e->branch);
+      e->ref.size() > heads.size() && !e->branch.empty() && !problem.empty())
+    return Status::Invalid("body: 'ref' names an invalid git branch: " + problem);
   if (e->branch.empty()) e->note = "not a branch: " + e->ref;
   else if (e->deleted) e->note = "branch " + e->branch + " was deleted";
   return Status::OK();
@@ -104,6 +128,8 @@ Status ParsePushHook(const HeaderLookup& header, std::string_view body, const st
   if (event->provider.empty())
     return Status::Invalid("not a GitHub, GitLab or Gitea webhook (no X-GitHub-Event, X-Gitlab-Event or X-Gitea-Event header)");
   Status s = Authenticate(event->provider, header, body, secret);
+  if (!s.ok()) return s;
+  s = ReadDelivery(event->provider, header, &event->delivery);
   if (!s.ok()) return s;
   event->is_push = IsPushEvent(event->provider, kind);
   if (!event->is_push) {

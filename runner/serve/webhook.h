@@ -23,7 +23,13 @@ struct PushEvent {
   std::string commit;       // the new head; empty when the branch was deleted
   bool deleted = false;     // the push deleted the branch
   std::string note;         // why the event starts nothing, for the response
+  // X-GitHub-Delivery, X-Gitea-Delivery or X-Gitlab-Event-UUID; "" when the
+  // sender sent none (docs/server.md "Webhook trust").
+  std::string delivery;
 };
+
+// A delivery id is at most this long, of letters, digits, '-', '_' and '.'.
+constexpr std::size_t kMaxDeliveryId = 128;
 
 // Returns a header's value ("" when absent); names are matched case-insensitively
 // by the caller's implementation.
@@ -31,7 +37,9 @@ using HeaderLookup = std::function<std::string(std::string_view name)>;
 
 // Authenticates and parses a push hook. Unauthorized (401) when the secret is
 // empty, the signature or token is missing or wrong; Invalid (400) when the
-// body is not a push payload this provider sends. Never throws.
+// body is not a push payload this provider sends, its ref is not a valid git
+// ref name (the message says which rule it breaks), or the delivery id is
+// malformed. Never throws.
 Status ParsePushHook(const HeaderLookup& header, std::string_view body, const std::string& secret,
                      PushEvent* event);
 

@@ -95,6 +95,16 @@ CREATE INDEX deployments_by_run ON deployments (run_id, id DESC);
       R"sql(
 ALTER TABLE runs ADD COLUMN source_run INTEGER NOT NULL DEFAULT 0;
 )sql",
+      // 4: webhook deliveries already handled (docs/server.md "Webhook
+      // trust"); received_at in seconds since the epoch.
+      R"sql(
+CREATE TABLE deliveries (
+  id TEXT PRIMARY KEY,
+  repo TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE INDEX deliveries_by_time ON deliveries (received_at);
+)sql",
   };
   return kSteps;
 }
@@ -593,6 +603,37 @@ Status RunStore::HasRunForCommit(const std::string& repo, const std::string& bra
   if (s.ok()) s = st.Step(&row);
   *exists = row;
   return s;
+}
+
+Status RunStore::ClaimDelivery(const std::string& id, const std::string& repo,
+                               std::chrono::seconds keep, bool* fresh) {
+  *fresh = false;
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement prune, insert;
+  Status s = db_->Prepare("DELETE FROM deliveries WHERE received_at < ?1", &prune);
+  if (s.ok()) s = prune.BindAll(now - keep.count());
+  if (s.ok()) s = prune.Run();
+  if (s.ok())
+    s = db_->Prepare(
+        "INSERT INTO deliveries (id, repo, received_at) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (id) DO NOTHING",
+        &insert);
+  if (s.ok()) s = insert.BindAll(id, repo, now);
+  if (s.ok()) s = insert.Run();
+  if (s.ok()) *fresh = db_->changes() == 1;
+  return s.WithContext("record webhook delivery " + id);
+}
+
+Status RunStore::ForgetDelivery(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare("DELETE FROM deliveries WHERE id = ?1", &st);
+  if (s.ok()) s = st.BindAll(id);
+  if (s.ok()) s = st.Run();
+  return s.WithContext("forget webhook delivery " + id);
 }
 
 Status RunStore::ListQueued(std::vector<RunRecord>* runs) {

@@ -7,6 +7,7 @@
 #ifndef LADLE_RUNNER_STORE_RUN_STORE_H_
 #define LADLE_RUNNER_STORE_RUN_STORE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -141,6 +142,16 @@ class RunStore {
   // a rollback's): a commit seen twice is run once.
   Status HasRunForCommit(const std::string& repo, const std::string& branch,
                          const std::string& commit, bool* exists);
+  // --- webhook deliveries (docs/server.md "Webhook trust") ---
+
+  // Records delivery `id` (of `repo`) as handled; *fresh is false, and
+  // nothing is written, when it was recorded before: a replay. Deliveries
+  // older than `keep` are forgotten first.
+  Status ClaimDelivery(const std::string& id, const std::string& repo, std::chrono::seconds keep,
+                       bool* fresh);
+  // Forgets delivery `id`: its handling failed, so a retry is no replay.
+  Status ForgetDelivery(const std::string& id);
+
   // The queued runs, oldest first.
   Status ListQueued(std::vector<RunRecord>* runs);
   // A worker takes a queued run: its stages and steps become `run`'s (the

@@ -5,7 +5,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -709,6 +711,157 @@ TEST_F(HttpServerTest, StopWhileADeferredResponseWaitsReturnsAndDropsItsAnswer) 
   EXPECT_LT(Clock::now() - start, 1500ms);
   EXPECT_TRUE(waiting.ReadUntilClosed(2000ms));
   parked.Take()->Complete(HttpResponse::Text(200, "after stop"));  // dropped quietly
+}
+
+// ---- Connection cap and file descriptors (docs/design.md "HTTP API conventions") ----
+
+// The process's soft RLIMIT_NOFILE, set for a test and put back after it.
+class SoftFileLimit {
+ public:
+  SoftFileLimit() { getrlimit(RLIMIT_NOFILE, &saved_); }
+  ~SoftFileLimit() { setrlimit(RLIMIT_NOFILE, &saved_); }
+  bool Set(rlim_t soft) {
+    rlimit limit = saved_;
+    limit.rlim_cur = soft;
+    return setrlimit(RLIMIT_NOFILE, &limit) == 0;
+  }
+  rlim_t hard() const { return saved_.rlim_max; }
+
+ private:
+  rlimit saved_{};
+};
+
+std::unique_ptr<RawClient> Connected(uint16_t port) {
+  auto client = std::make_unique<RawClient>(port);
+  EXPECT_TRUE(client->connected());
+  return client;
+}
+
+TEST_F(HttpServerTest, ConnectionsPastTheCapGet503UntilSomeClose) {
+  options_.max_connections = 20;
+  StartServer();
+  EXPECT_EQ(20u, server_->max_connections());
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 20; ++i) idle.push_back(Connected(server_->port()));
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().connections_open == 20; }));
+
+  // The 21st is answered at once, without sending anything, and closed.
+  RawClient over(server_->port());
+  ASSERT_TRUE(over.ReadUntilClosed(3000ms)) << over.received();
+  EXPECT_EQ(0u, over.received().rfind("HTTP/1.1 503 Service Unavailable\r\n", 0)) << over.received();
+  EXPECT_NE(std::string::npos, over.received().find("\r\nConnection: close\r\n"));
+  std::string body = over.received().substr(over.received().find("\r\n\r\n") + 4);
+  EXPECT_EQ(json({{"error", "unavailable"},
+                  {"message", "too many connections: this server serves at most 20 at once; "
+                              "try again later"}}),
+            json::parse(body, nullptr, false));
+  EXPECT_EQ(1u, server_->stats().connections_rejected);
+  EXPECT_EQ(20, server_->stats().connections_open);
+  EXPECT_NE(std::string::npos, metrics_.Render().find("ladle_http_connections_rejected_total 1"));
+
+  // The connections it holds are served as before.
+  idle[0]->Send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_TRUE(idle[0]->ReadUntil("hello"));
+
+  // Once some close, new clients are served.
+  idle.resize(15);
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().connections_open == 15; }));
+  httplib::Client client = Client();
+  auto response = client.Get("/hello");
+  ASSERT_TRUE(response) << httplib::to_string(response.error());
+  EXPECT_EQ(200, response->status);
+  EXPECT_EQ(1u, server_->stats().connections_rejected);
+}
+
+// Issue 10: 1,100 idle connections under a soft limit of 1,024 files kept
+// every other client waiting for 60 s. With the limit raised and the cap at
+// its default, another client is answered while they stay open.
+TEST_F(HttpServerTest, ElevenHundredIdleConnectionsDoNotBlockAnotherClient) {
+  // The usual soft limit, raised as `ladle serve` does at start; both ends
+  // of each connection are in this process.
+  SoftFileLimit limit;
+  ASSERT_GE(limit.hard(), 2400u) << "the hard limit on open files is too low for this test";
+  ASSERT_TRUE(limit.Set(1024));
+  ASSERT_GE(RaiseOpenFileLimit(), 2400u);
+  StartServer();
+  EXPECT_EQ(std::min<size_t>(10000, DefaultMaxConnections()), server_->max_connections());
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 1100; ++i) idle.push_back(Connected(server_->port()));
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().connections_open == 1100; }, 20000ms));
+  httplib::Client client("127.0.0.1", server_->port());
+  client.set_connection_timeout(5, 0);
+  client.set_read_timeout(5, 0);
+  auto response = client.Get("/hello");
+  ASSERT_TRUE(response) << httplib::to_string(response.error());
+  EXPECT_EQ(200, response->status);
+  EXPECT_EQ(0u, server_->stats().connections_rejected);
+}
+
+// Out of descriptors, a waiting client gets a 503 (through the descriptor
+// the server keeps in reserve) instead of hanging in the backlog; open
+// connections are still served, and once descriptors are free so are new
+// clients.
+TEST_F(HttpServerTest, OutOfDescriptorsAnswers503AndKeepsServing) {
+  StartServer();
+  RawClient open(server_->port());
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().connections_open == 1; }));
+  // A socket made now, connected once nothing is left.
+  int late = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(late, 0);
+  SoftFileLimit limit;
+  std::vector<int> fillers;
+  ASSERT_TRUE(limit.Set(512));
+  for (int fd; fillers.size() < 1024 && (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;)
+    fillers.push_back(fd);
+  int open_errno = errno;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int connected = connect(late, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  std::string received;
+  Clock::time_point deadline = Clock::now() + 3000ms;
+  while (Clock::now() < deadline) {
+    pollfd p{late, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    char buf[4096];
+    ssize_t n = recv(late, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    received.append(buf, n);
+  }
+  // The connection it holds is served meanwhile.
+  open.Send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  bool served = open.ReadUntil("hello");
+  for (int fd : fillers) close(fd);
+  close(late);
+  ASSERT_EQ(EMFILE, open_errno);
+  ASSERT_EQ(0, connected);
+  EXPECT_EQ(0u, received.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0)) << received;
+  EXPECT_NE(std::string::npos, received.find("out of file descriptors")) << received;
+  EXPECT_TRUE(served);
+  EXPECT_GE(server_->stats().connections_rejected, 1u);
+
+  // Descriptors back: new clients are served.
+  httplib::Client client = Client();
+  client.set_connection_timeout(5, 0);
+  auto response = client.Get("/hello");
+  ASSERT_TRUE(response) << httplib::to_string(response.error());
+  EXPECT_EQ(200, response->status);
+}
+
+TEST(OpenFileLimitTest, RaisedToTheHardLimitAndTheDefaultCapFollowsIt) {
+  SoftFileLimit limit;
+  if (limit.hard() != RLIM_INFINITY && limit.hard() > 1024) {
+    ASSERT_TRUE(limit.Set(1024));
+    EXPECT_EQ(768u, DefaultMaxConnections());  // 256 kept for the rest of the process
+    uint64_t before = 0;
+    EXPECT_EQ(static_cast<uint64_t>(limit.hard()), RaiseOpenFileLimit(&before));
+    EXPECT_EQ(1024u, before);
+  }
+  ASSERT_TRUE(limit.Set(200));
+  EXPECT_EQ(16u, DefaultMaxConnections());
+  ASSERT_TRUE(limit.Set(100000 < limit.hard() ? 100000 : limit.hard()));
+  EXPECT_EQ(std::min<size_t>(10000, limit.hard() - 256), DefaultMaxConnections());
 }
 
 TEST(AwaitResponseTest, ReturnsTheAnswerOrA504) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
@@ -109,6 +110,39 @@ TEST(ContainerConfigTest, WhatTheStepAsksFor) {
   spec.keep = true;
   ASSERT_TRUE(ContainerConfig(spec, &c).ok());
   EXPECT_EQ("true", c["Labels"]["ladle.keep"]);
+}
+
+// docs/server.md "How secrets reach a step": a file on a tmpfs that a shell
+// sources back to the same values, and a configuration without them.
+TEST(ContainerConfigTest, SecretsGoToASourcedFileNotTheConfiguration) {
+  StepSpec spec = BaseSpec("/data/workspaces/1");
+  spec.script = "make deploy";
+  spec.env = {{"PLAIN", "1"}};
+  spec.secrets = {{"QUOTED", "it's \"$HOME\" `x` \\n"}, {"LINES", "a\nb"}, {"EMPTY", ""}};
+  json c;
+  ASSERT_TRUE(ContainerConfig(spec, &c).ok());
+  std::string dir;
+  ASSERT_TRUE(WriteSecretsFile(spec, &dir).ok());
+  AddSecretsFile(dir, &c);
+  EXPECT_EQ(std::string::npos, c.dump().find("it's")) << c.dump();
+  EXPECT_EQ(std::string::npos, c.dump().find("QUOTED")) << c.dump();
+  EXPECT_EQ(json({"sh", "-c", ". /run/ladle-secrets && exec sh -e -c \"$0\"", "make deploy"}),
+            c["Cmd"]);
+  const json& mount = c["HostConfig"]["Mounts"].back();
+  EXPECT_EQ(dir + "/env", mount["Source"]);
+  EXPECT_EQ("/run/ladle-secrets", mount["Target"]);
+  EXPECT_EQ(true, mount["ReadOnly"]);
+  struct stat st;
+  ASSERT_EQ(0, ::stat(dir.c_str(), &st));
+  EXPECT_EQ(0700u, st.st_mode & 0777);
+  docker_test::CommandOutput r = docker_test::Run(
+      {"sh", "-c", ". " + dir + "/env && printf '%s|%s|%s' \"$QUOTED\" \"$LINES\" \"${EMPTY-unset}\""});
+  EXPECT_EQ(0, r.code) << r.err;
+  EXPECT_EQ("it's \"$HOME\" `x` \\n|a\nb|", r.out);
+  RemoveSecretsFile(dir);
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  spec.secrets = {{"A-B", "x"}};
+  EXPECT_EQ(Code::kInvalid, ContainerConfig(spec, &c).code()) << "a shell could not assign it";
 }
 
 TEST(ContainerConfigTest, RefusesWhatAContainerCannotCarry) {

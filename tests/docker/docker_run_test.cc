@@ -264,11 +264,28 @@ TEST_F(NoDaemonTest, DaemonDownIsExitThreeWithAdvice) {
   EXPECT_NE(std::string::npos, r.err.find("is dockerd running? start it, or use --backend local")) << r.err;
   EXPECT_FALSE(fs::exists(fs::path(data_) / "workspaces" / "1")) << "nothing ran";
 
-  // Without --backend, the same machine runs it locally and says why.
-  r = Ladle({"run"}, {host});
+}
+
+// Issue 10: steps that name images never fall back to the host silently,
+// where `memory` and `network: none` would not apply.
+TEST_F(NoDaemonTest, ImageStepsDoNotRunOnTheHostWithoutBackendLocal) {
+  const std::string marker = root_.str() + "/ran-on-host";
+  Pipeline("  - name: s\n    network: none\n    memory: 64m\n    steps:\n      - {name: a, run: 'touch " +
+           marker + "'}\n");
+  std::string host = "DOCKER_HOST=unix://" + root_.str() + "/nothing-listens.sock";
+  CommandOutput r = Ladle({"run"}, {host});
+  EXPECT_EQ(3, r.code) << r.out << r.err;
+  EXPECT_NE(std::string::npos, r.err.find("docker daemon at unix://" + root_.str() + "/nothing-listens.sock: "))
+      << r.err;
+  EXPECT_NE(std::string::npos, r.err.find("--backend local")) << r.err;
+  EXPECT_FALSE(fs::exists(marker)) << "a step ran on the host";
+  EXPECT_EQ(std::string::npos, (r.out + r.err).find("backend: local")) << r.out << r.err;
+
+  // Only an explicit --backend local runs them on the host.
+  r = Ladle({"run", "--backend", "local"}, {host});
   EXPECT_EQ(0, r.code) << r.out << r.err;
-  EXPECT_NE(std::string::npos, (r.out + r.err).find("backend: local (no docker daemon answered at unix://"))
-      << r.out << r.err;
+  EXPECT_NE(std::string::npos, (r.out + r.err).find("backend: local (--backend local)")) << r.out << r.err;
+  EXPECT_TRUE(fs::exists(marker));
 }
 
 TEST_F(DockerRunTest, ImageThatCannotBePulledIsExitThree) {

@@ -121,5 +121,64 @@ TEST_F(DockerServeTest, RestartAfterKill9RemovesTheDeadRunsContainers) {
   ::kill(pid, SIGTERM);
 }
 
+// docs/server.md "How secrets reach a step": the step has its secret as a
+// variable, yet no container's configuration holds it, while it runs or once
+// kept, and the file that carried it is gone with the step.
+TEST_F(DockerServeTest, SecretsReachTheStepButNotTheContainersConfiguration) {
+  const std::string value = "s3cret-" + std::to_string(::getpid()) + "-value";
+  WriteFile(repo_ / "ladle.yml", "name: served\nimage: " + std::string(kTestImage) +
+                                     "\nsecrets: [DEPLOY_TOKEN]\nstages:\n  - name: s\n"
+                                     "    network: none\n    steps:\n"
+                                     "      - name: a\n        keep: always\n"
+                                     "        run: 'echo \"seen:${DEPLOY_TOKEN#s3cret-}\"; "
+                                     "echo \"$DEPLOY_TOKEN\"; sleep 2'\n");
+  CommandOutput r = docker_test::Run({"sh", "-c",
+                                      "git init -q -b main && git add -A && "
+                                      "git -c user.email=t@t -c user.name=t commit -qm one"},
+                                     repo_.string());
+  ASSERT_EQ(0, r.code) << r.err;
+  const fs::path secrets = root_.path() / "secrets.env";
+  WriteFile(secrets, "DEPLOY_TOKEN=" + value + "\n");
+  fs::permissions(secrets, fs::perms::owner_read | fs::perms::owner_write);
+  WriteFile(root_.path() / "server.yml",
+            "listen: 127.0.0.1:" + std::to_string(port_) + "\ndata: " + data_ +
+                "\nbackend: docker\nsecrets_file: " + secrets.string() +
+                "\nsecrets:\n  - {name: DEPLOY_TOKEN, branches: [main]}\n"
+                "repositories:\n  - {name: app, url: " + repo_.string() + "}\n");
+  int pid = StartServer();
+
+  // While the step runs.
+  ASSERT_TRUE(WaitFor([&] { return !ContainersOf(data_).empty(); }, 60)) << ServerLog();
+  for (const std::string& name : ContainersOf(data_)) {
+    CommandOutput inspect = Docker({"inspect", name});
+    EXPECT_EQ(0, inspect.code) << inspect.err;
+    EXPECT_EQ(std::string::npos, inspect.out.find(value)) << inspect.out;
+    EXPECT_NE(std::string::npos, inspect.out.find("/run/ladle-secrets")) << inspect.out;
+  }
+  ASSERT_TRUE(WaitFor([&] { return Show(1).value("status", "") == "success"; }, 60))
+      << Show(1).dump() << ServerLog();
+  const std::string log = ReadFile(fs::path(data_) / "logs" / "1" / "s" / "a.log");
+  // The script does not hold the value; the step printed part of it.
+  EXPECT_NE(std::string::npos, log.find("o seen:" + value.substr(7) + "\n")) << log;
+  EXPECT_NE(std::string::npos, log.find("o ***")) << "masked: " << log;
+  EXPECT_EQ(std::string::npos, log.find(value)) << log;
+
+  // The kept container.
+  std::vector<std::string> kept = ContainersOf(data_);
+  ASSERT_EQ(1u, kept.size());
+  EXPECT_EQ(0u, kept[0].rfind("ladle-kept-", 0)) << kept[0];
+  CommandOutput inspect = Docker({"inspect", kept[0]});
+  EXPECT_EQ(0, inspect.code) << inspect.err;
+  EXPECT_EQ(std::string::npos, inspect.out.find(value)) << inspect.out;
+  EXPECT_EQ(std::string::npos, inspect.out.find("/run/ladle-secrets")) << "no mount of a file that is gone";
+
+  // No file on the host holds the value any more.
+  for (const auto& entry : fs::directory_iterator("/dev/shm")) {
+    if (entry.path().filename().string().rfind("ladle-secrets-", 0) != 0) continue;
+    EXPECT_EQ(std::string::npos, ReadFile(entry.path() / "env").find(value)) << entry.path();
+  }
+  ::kill(pid, SIGTERM);
+}
+
 }  // namespace
 }  // namespace ladle::docker_test

@@ -1,10 +1,7 @@
 // End-to-end tests of `ladle run` and the history commands: the real binary,
 // real pipelines in temp dirs, the local backend, real SQLite.
 #include <gtest/gtest.h>
-
-#include <chrono>
-#include <thread>
-
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -48,6 +46,15 @@ class RunTest : public ::testing::Test {
     std::ofstream(p) << text;
   }
   static std::string Read(const fs::path& p) { return ladle::testing::ReadFile(p); }
+
+  // Where a test's steps append the pids of what they leave behind, so a
+  // failing test ends exactly those processes (by id) and nothing else.
+  fs::path PidFile() const { return root_ / "pids"; }
+  void KillRecordedPids() const {
+    std::ifstream in(PidFile());
+    for (long pid; in >> pid;)
+      if (pid > 1) ::kill(static_cast<pid_t>(pid), SIGKILL);
+  }
 
   // Runs `ladle --data DATA ARGS...` in the source dir, with extra variables.
   Result Ladle(std::vector<std::string> args, std::vector<std::string> env = {}) {
@@ -200,6 +207,81 @@ stages:
   EXPECT_NE(0, Sh("pgrep -f 'sleep 100[12]'").code) << "no sleep may survive the timeout";
 }
 
+// Regression (issue 10): processes that left the process group and cleared
+// their environment (`setsid env -i`, a daemon) outlived their step.
+TEST_F(RunTest, NoProcessOutlivesTheRunEvenSetsidEnvDashI) {
+  Write("ladle.yml", R"(name: leaky
+stages:
+  - name: build
+    steps:
+      - name: daemon
+        run: |
+          setsid env -i sh -c 'exec sleep 2001' >/dev/null 2>&1 &
+          echo $! >> "$PIDS"
+          sleep 0.5
+          echo left a daemon
+      - name: no-workspace
+        run: |
+          (unset LADLE_WORKSPACE; exec setsid sleep 2002) >/dev/null 2>&1 &
+          echo $! >> "$PIDS"
+          sleep 0.5
+)");
+  Result r = Ladle({"run"}, {"PIDS=" + PidFile().string()});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_EQ("success", Show(1)["status"]);
+  EXPECT_NE(0, Sh("pgrep -f 'sleep 200[12]'").code) << "a step's process outlived the run";
+  KillRecordedPids();
+}
+
+// The fallback where no cgroup can be used (docs/backends.md "How kill
+// works"): the process group and the marker still end what keeps its
+// environment, `setsid` included.
+TEST_F(RunTest, WithoutCgroupsTheGroupAndMarkerStillEndTheTree) {
+  Write("ladle.yml", R"(name: fallback
+stages:
+  - name: build
+    steps:
+      - name: daemons
+        run: |
+          sleep 2004 &
+          echo $! >> "$PIDS"
+          setsid sleep 2005 >/dev/null 2>&1 &
+          echo $! >> "$PIDS"
+          sleep 0.5
+)");
+  Result r = Ladle({"run"}, {"LADLE_CGROUPS=off", "PIDS=" + PidFile().string()});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_NE(0, Sh("pgrep -f 'sleep 200[45]'").code) << "a step's process outlived the run";
+  KillRecordedPids();
+}
+
+// Regression (issue 10): `ladle run | head -3` died of SIGPIPE and left its
+// step running. It now runs the pipeline to its end, the rest of the output
+// going to the logs only.
+TEST_F(RunTest, ReaderThatGoesAwayDoesNotStopTheRun) {
+  Write("ladle.yml", R"(name: chatty
+stages:
+  - name: first
+    steps:
+      - {name: lines, run: "seq 1 2000; sleep 2003 & echo $! >> \"$PIDS\"; sleep 0.5"}
+  - name: later
+    steps:
+      - {name: last, run: "sleep 0.5; echo later-output"}
+)");
+  std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();
+  Result r = Sh("NO_COLOR=1 PIDS=" + PidFile().string() + " " + ladle + " run | head -3; echo \"head=$?\"");
+  EXPECT_NE(std::string::npos, r.out.find("head=0")) << r.all();
+  json run = Show(1);
+  EXPECT_EQ("success", run["status"]) << run.dump(1);
+  EXPECT_EQ("success", StepOf(run, "later", "last")["status"]);
+  Result logs = Ladle({"logs", "1", "later/last"});
+  EXPECT_NE(std::string::npos, logs.out.find("later-output")) << logs.all();
+  EXPECT_NE(0, Sh("pgrep -f 'sleep 200[3]'").code) << "a step's process outlived the run";
+  KillRecordedPids();
+  // (sh waits for every command of the pipeline: had ladle not exited as its
+  // run ended, Sh would not have returned.)
+}
+
 TEST_F(RunTest, RetryRunsAgainAndOnlyTheLastAttemptCounts) {
   Write("ladle.yml", R"(name: flaky
 stages:
@@ -265,9 +347,10 @@ TEST_F(RunTest, CancelCommandStopsARunOfAnotherProcess) {
 }
 
 TEST_F(RunTest, KilledRunnerLeavesARunMarkedInterrupted) {
-  Write("ladle.yml", "name: k\nstages:\n  - name: s\n    steps:\n      - {name: a, run: sleep 1005}\n");
-  std::string ladle = std::string(LADLE_BINARY) + " --data " + data_.string();
-  Sh(ladle + " run > /dev/null 2>&1 & pid=$!; sleep 1; kill -KILL $pid; wait $pid; pkill -f 'sleep 1005'; true");
+  Write("ladle.yml", "name: k\nstages:\n  - name: s\n    steps:\n      - {name: a, run: 'echo $$ >> \"$PIDS\"; exec sleep 1005'}\n");
+  std::string ladle = "PIDS=" + PidFile().string() + " " + LADLE_BINARY + " --data " + data_.string();
+  Sh(ladle + " run > /dev/null 2>&1 & pid=$!; sleep 1; kill -KILL $pid; wait $pid; true");
+  KillRecordedPids();
   Result r = Ladle({"--json", "runs"});
   json runs = json::parse(r.out, nullptr, false);
   ASSERT_TRUE(runs.is_array()) << r.all();

@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -145,6 +146,7 @@ struct ServerOptions {
   std::string poll;           // "" = webhooks only
   bool secret = true;         // webhook_secret_env: HOOK_SECRET
   bool requeue = false;
+  std::string extra;          // appended to server.yml (top-level keys)
 };
 
 class ServeTest : public ::testing::Test {
@@ -224,6 +226,7 @@ class ServeTest : public ::testing::Test {
       << "    pipeline: ladle.yml\n";
     if (!o.poll.empty()) c << "    poll: " << o.poll << "\n";
     if (o.secret) c << "    webhook_secret_env: HOOK_SECRET\n";
+    c << o.extra;
     std::ofstream(root_ / "server.yml") << c.str();
   }
 
@@ -302,9 +305,12 @@ class ServeTest : public ::testing::Test {
     return c.Post("/api/v1/hooks/push/app", headers, body, "application/json");
   }
 
-  httplib::Result GithubHook(const std::string& body, const std::string& secret = kHookSecret) {
+  // Each call is a new delivery unless `delivery` names one.
+  httplib::Result GithubHook(const std::string& body, const std::string& secret = kHookSecret,
+                             std::string delivery = "") {
+    if (delivery.empty()) delivery = "e2e-" + std::to_string(++deliveries_);
     return Hook(body, {{"X-GitHub-Event", "push"},
-                       {"X-GitHub-Delivery", "e2e"},
+                       {"X-GitHub-Delivery", delivery},
                        {"X-Hub-Signature-256", GithubSignature(secret, body)}});
   }
 
@@ -406,6 +412,7 @@ class ServeTest : public ::testing::Test {
 
   fs::path root_, repo_, data_, out_;
   int port_ = 0;
+  std::atomic<int> deliveries_{0};
   std::unique_ptr<ladle::env::Subprocess> server_;
   std::vector<std::unique_ptr<ladle::env::Subprocess>> dead_;  // kill -9'd, kept for their orphans
 };
@@ -616,18 +623,28 @@ stages:
   WaitRun(WaitRunOfCommit(head), {"success"});
   std::vector<int64_t> ids;
   for (int round = 0; round < 4; ++round) {
+    // B's push races C's commit: once C is the head, B's push is refused
+    // (409, docs/server.md "Webhook trust"), and this round tests nothing.
     const std::string b = Commit({{"b.txt", std::to_string(round)}}, "b");
-    const std::string c = Commit({{"c.txt", std::to_string(round)}}, "c");
     int64_t rb = 0;
-    std::thread older([&] { rb = PushRun("main", head, b); });
+    std::thread older([&] {
+      auto r = GithubHook(GithubPush("main", head, b));
+      if (r && r->status == 202) {
+        json j = json::parse(r->body, nullptr, false);
+        if (j.is_object() && j["runs"].size() == 1) rb = j["runs"][0].get<int64_t>();
+      } else {
+        EXPECT_TRUE(r && r->status == 409) << (r ? r->body : "no answer");
+      }
+    });
+    const std::string c = Commit({{"c.txt", std::to_string(round)}}, "c");
     int64_t rc = PushRun("main", b, c);
     older.join();
-    ASSERT_NE(0, rb);
     ASSERT_NE(0, rc);
-    ids.push_back(rb);
+    if (rb != 0) ids.push_back(rb);
     ids.push_back(rc);
     head = c;
-    for (int64_t id : {rb, rc}) WaitRun(id, {"success", "failed", "superseded"});
+    for (int64_t id : {rb, rc})
+      if (id != 0) WaitRun(id, {"success", "failed", "superseded"});
   }
   std::this_thread::sleep_for(300ms);
   std::set<std::string> ran;
@@ -1103,6 +1120,86 @@ stages:
   EXPECT_NE(std::string::npos, run.value("message", "").find("signal 15")) << r.out;
 }
 
+// A deploy whose step leaves processes that neither the process group nor
+// the marker finds: a `setsid env -i` daemon, and one that cleared
+// LADLE_WORKSPACE. Each deploy notes whether such processes of an earlier
+// deploy were still there when it started.
+// Ends, by id, the processes a test's steps recorded (one pid per line), so a
+// failing test leaves nothing behind and touches nothing else.
+void KillRecordedPids(const fs::path& file) {
+  std::ifstream in(file);
+  for (long pid; in >> pid;)
+    if (pid > 1) ::kill(static_cast<pid_t>(pid), SIGKILL);
+}
+
+const char* kLeakyDeployPipeline = R"Y(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: production
+    environment: production
+    steps:
+      - name: deploy
+        run: |
+          # (the numbers are computed: this script's own text must not match)
+          if pgrep -f 'sleep 202[12]' >/dev/null; then echo "$LADLE_RUN" >> "$OUT/overlap"; fi
+          n=2021
+          setsid env -i sh -c "exec sleep $n" >/dev/null 2>&1 &
+          echo $! >> "$OUT/pids"
+          (unset LADLE_WORKSPACE; exec sleep $((n + 1))) &
+          echo $! >> "$OUT/pids"
+          sleep 0.5
+          echo "$LADLE_RUN" >> "$OUT/starts"
+          [ -f "$OUT/quick" ] || sleep 120
+)Y";
+
+// Regression (issue 10): after `kill -9` of ladle serve, a deploy's processes
+// ran on beside the next deploy of the same environment.
+TEST_F(ServeTest, ServeKill9EndsTheDeploysProcessesBeforeTheNextDeploy) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(kLeakyDeployPipeline)}}, "pipeline");
+  ServerOptions o;
+  Start(o);
+  int64_t id = WaitRunOfCommit(a);
+  ASSERT_TRUE(WaitFile(out_ / "starts"));
+  KillHard();
+  ASSERT_EQ(0, Exec({"pgrep", "-f", "sleep 202[12]"}, root_).code) << "the kill -9 left the deploy's processes";
+
+  // The next deploy (a commit pushed while the server was down) is quick.
+  std::ofstream(out_ / "quick") << "";
+  const std::string b = Commit({{"next.txt", "b"}}, "next");
+  Start(o);
+  int64_t next = WaitRunOfCommit(b);
+  ASSERT_NE(id, next);
+  json run = WaitRun(next, {"success", "failed", "cancelled"});
+  EXPECT_EQ("success", run["status"]) << run.dump(1);
+  EXPECT_FALSE(fs::exists(out_ / "overlap")) << "the next deploy started beside the dead one's processes: "
+                                             << ReadFile(out_ / "overlap");
+  EXPECT_NE(0, Exec({"pgrep", "-f", "sleep 202[12]"}, root_).code) << "a deploy's process outlived its run";
+  EXPECT_NE(std::string::npos, ReadFile(root_ / "server.log").find("run " + std::to_string(id) + ": ended "))
+      << "the restart says what it ended";
+  KillRecordedPids(out_ / "pids");
+}
+
+// Issue 10: a stop by SIGTERM records the deployment interrupted, like the run.
+TEST_F(ServeTest, ServeSigtermRecordsTheDeploymentInterrupted) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(kLeakyDeployPipeline)}}, "pipeline");
+  Start({});
+  int64_t id = WaitRunOfCommit(a);
+  ASSERT_TRUE(WaitFile(out_ / "starts"));
+  const pid_t pid = ServerPid();
+  ::kill(pid, SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return ::kill(pid, 0) != 0; }, 15s)) << "ladle serve still runs 15 s after SIGTERM";
+  server_->Wait();
+  server_.reset();
+  Result r = Ladle({"--json", "show", std::to_string(id)});
+  ASSERT_EQ(0, r.code) << r.all();
+  json run = json::parse(r.out, nullptr, false);
+  EXPECT_EQ("interrupted", run["status"]) << r.out;
+  ASSERT_TRUE(run["deployment"].is_object()) << r.out;
+  EXPECT_EQ("interrupted", run["deployment"]["status"]) << r.out;
+  EXPECT_NE(0, Exec({"pgrep", "-f", "sleep 202[12]"}, root_).code) << "the stop left the deploy's processes";
+  KillRecordedPids(out_ / "pids");
+}
+
 // ---- the web UI ----
 
 // GET / and its files need no token and are locked to this origin.
@@ -1224,6 +1321,170 @@ stages:
   json run = Run(id);
   EXPECT_EQ("success", run["status"]);
   EXPECT_EQ(std::to_string(id), Trim(ReadFile(out_ / "deployed")));
+}
+
+// ---- trust: scoped secrets, protected environments, webhooks ----
+
+// docs/server.md "Scoped secrets" and "Protected environments": a feature
+// branch neither reads the production secret nor deploys to production.
+TEST_F(ServeTest, ServeScopedSecretsAndProtectedEnvironments) {
+  std::ofstream(root_ / "secrets.env") << "PROD_TOKEN=prod-s3cret-value\nFREE=free-value\n";
+  fs::permissions(root_ / "secrets.env", fs::perms::owner_read | fs::perms::owner_write);
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+env: {OUT: "@OUT@"}
+secrets: [PROD_TOKEN, FREE]
+on:
+  push: {branches: [main, "feature/*"]}
+stages:
+  - name: build
+    steps:
+      - {name: peek, run: 'echo "${PROD_TOKEN-unset}|${FREE-unset}" > "$OUT/$LADLE_RUN-build"'}
+  - name: production
+    environment: production
+    steps:
+      - {name: deploy, run: 'echo "${PROD_TOKEN-unset}" > "$OUT/$LADLE_RUN-deploy"'}
+)Y")}},
+                               "pipeline");
+  ServerOptions o;
+  o.extra = "secrets_file: secrets.env\n"
+            "secrets:\n"
+            "  - {name: PROD_TOKEN, repositories: [app], branches: [main], environments: [production]}\n"
+            "environments:\n"
+            "  - {name: production, branches: [main]}\n";
+  Start(o);
+  int64_t run_a = WaitRunOfCommit(a);
+  json run = WaitRun(run_a, {"success", "failed"});
+  ASSERT_EQ("success", run["status"]) << run.dump(1);
+  const std::string ra = std::to_string(run_a);
+  // main: the production stage gets the secret, the build stage (no environment) does not.
+  EXPECT_EQ("unset|free-value", Trim(ReadFile(out_ / (ra + "-build"))));
+  EXPECT_EQ("prod-s3cret-value", Trim(ReadFile(out_ / (ra + "-deploy"))));
+
+  Git({"switch", "-q", "-c", "feature/leak"});
+  const std::string l = Commit({{"leak.txt", "l"}}, "leak");
+  int64_t run_l = PushRun("feature/leak", a, l);
+  run = WaitRun(run_l, {"success", "failed"});
+  EXPECT_EQ("failed", run["status"]);
+  const std::string rl = std::to_string(run_l);
+  EXPECT_EQ("unset|free-value", Trim(ReadFile(out_ / (rl + "-build"))))
+      << "a branch outside the scope gets no secret";
+  json production = Stage(run, "production");
+  EXPECT_EQ("failed", production["status"]) << run.dump(1);
+  EXPECT_EQ("environment 'production' takes deployments from branches main only",
+            production.value("message", "")) << run.dump(1);
+  EXPECT_EQ("skipped", StepOf(run, "production", "deploy")["status"]) << "no step ran";
+  EXPECT_FALSE(fs::exists(out_ / (rl + "-deploy")));
+  json d = Get("/api/v1/deployments?environment=production")["deployments"];
+  ASSERT_EQ(1u, d.size()) << d.dump(1);
+  EXPECT_EQ(run_a, d[0]["run_id"]);
+
+  // The secret unscoped in the file is named once, at start.
+  const std::string log = ReadFile(root_ / "server.log");
+  EXPECT_NE(std::string::npos, log.find("scopes reach every branch's pipelines: FREE")) << log;
+  EXPECT_EQ(std::string::npos, log.find("prod-s3cret-value")) << log;
+}
+
+// docs/server.md "Webhook trust": a delivery is handled once; a push names the
+// branch's head; a branch name is one git accepts.
+TEST_F(ServeTest, ServeWebhookTrust) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(kQuickPipeline)}}, "pipeline");
+  Git({"switch", "-q", "-c", "side"});
+  const std::string side = Commit({{"side.txt", "s"}}, "side");
+  Git({"switch", "-q", "main"});
+  Start({});
+  WaitRun(WaitRunOfCommit(a), {"success"});
+
+  // A commit of branch `side` sent as main's head: 409 naming the head, no run.
+  auto r = GithubHook(GithubPush("main", a, side));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(409, r->status) << r->body;
+  EXPECT_EQ("commit " + side.substr(0, 12) + " is not the head of branch main in repository "
+            "'app' (" + a.substr(0, 12) + " is): the push is not taken",
+            json::parse(r->body).value("message", "")) << r->body;
+  EXPECT_TRUE(RunOfCommit(side).is_null()) << Runs().dump(1);
+
+  // A branch that does not exist: 409 as well.
+  r = GithubHook(GithubPush("nowhere", a, side));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(409, r->status) << r->body;
+
+  // The head: taken once; the same delivery again is 200 with no run, even
+  // after the run is gone from the list of runs of that commit.
+  const std::string b = Commit({{"b.txt", "b"}}, "b");
+  const std::string body_b = GithubPush("main", a, b);
+  r = GithubHook(body_b, kHookSecret, "d-b-1");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(202, r->status) << r->body;
+  ASSERT_EQ(1u, json::parse(r->body)["runs"].size()) << r->body;
+  r = GithubHook(body_b, kHookSecret, "d-b-1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(200, r->status) << r->body;
+  EXPECT_EQ(json::array(), json::parse(r->body)["runs"]) << r->body;
+  EXPECT_NE(std::string::npos, r->body.find("delivery d-b-1 was handled before")) << r->body;
+
+  // A refused delivery is not remembered: its retry, once right, is taken.
+  const std::string c = Commit({{"c.txt", "c"}}, "c");
+  r = GithubHook(GithubPush("main", b, c), "wrong-secret", "d-c-1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(401, r->status);
+  r = GithubHook(GithubPush("main", b, c), kHookSecret, "d-c-1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(202, r->status) << r->body;
+
+  // Bad branch names: 400 naming the rule, nothing logged raw.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"main\ninjected", "it contains a control character"},
+      {"a..b", "it contains '..'"},
+      {"x@{1}", "it contains '@{'"},
+      {"main.lock", "a component ends with '.lock'"},
+  };
+  for (const auto& [branch, reason] : bad) {
+    r = GithubHook(GithubPush(branch, a, c));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(400, r->status) << branch << ": " << r->body;
+    EXPECT_NE(std::string::npos, json::parse(r->body).value("message", "").find(reason)) << r->body;
+  }
+  EXPECT_EQ(std::string::npos, ReadFile(root_ / "server.log").find("\ninjected")) << "a newline reached the log";
+}
+
+// docs/server.md "Webhook trust": a branch forced back to an older commit
+// does not take production back; `ladle rollback` does.
+TEST_F(ServeTest, ServeEnvironmentNeverMovesToAnOlderCommitExceptByRollback) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+env: {OUT: "@OUT@"}
+stages:
+  - name: production
+    environment: production
+    steps:
+      - {name: deploy, run: echo "$LADLE_COMMIT" > "$OUT/deployed"}
+)Y")}},
+                               "pipeline");
+  Start({});
+  int64_t run_a = WaitRunOfCommit(a);
+  ASSERT_EQ("success", WaitRun(run_a, {"success", "failed"})["status"]);
+  const std::string a2 = Commit({{"a2.txt", "a2"}}, "a2");  // never pushed
+  const std::string b = Commit({{"b.txt", "b"}}, "b");
+  int64_t run_b = PushRun("main", a, b);
+  ASSERT_EQ("success", WaitRun(run_b, {"success", "failed"})["status"]);
+  EXPECT_EQ(b, Trim(ReadFile(out_ / "deployed")));
+
+  Git({"reset", "-q", "--hard", a2});  // main forced back to A2, which never ran
+  int64_t run_a2 = PushRun("main", b, a2);
+  json run = WaitRun(run_a2, {"success", "failed"});
+  EXPECT_EQ("failed", run["status"]);
+  EXPECT_EQ("commit " + a2.substr(0, 12) + " is older than " + b.substr(0, 12) + ", which run " +
+                std::to_string(run_b) + " deployed to production from branch main: an environment "
+                "goes back only by `ladle rollback production`",
+            Stage(run, "production").value("message", "")) << run.dump(1);
+  EXPECT_EQ("skipped", StepOf(run, "production", "deploy")["status"]);
+  EXPECT_EQ(b, Trim(ReadFile(out_ / "deployed")));
+
+  // `ladle rollback` does take it back, to A.
+  Result r = Ladle({"--json", "rollback", "production"});
+  ASSERT_EQ(0, r.code) << r.all();
+  run = WaitRun(json::parse(r.out)["run_id"].get<int64_t>(), {"success", "failed"});
+  EXPECT_EQ("success", run["status"]) << run.dump(1);
+  EXPECT_EQ(a, Trim(ReadFile(out_ / "deployed")));
 }
 
 }  // namespace

@@ -350,7 +350,7 @@ class TogglesServeTest : public TogglesCliTest {
     if (!toggles::ParseServerUrl(url_, &url).ok()) return false;
     toggles::HttpClient http(url, {});
     for (int i = 0; i < 200; ++i) {
-      toggles::HttpResponse r;
+      toggles::ClientResponse r;
       if (fs::exists(data_ / "admin.token") && http.Send("GET", "/healthz", "", {}, &r).ok() && r.status == 200)
         return true;
       std::this_thread::sleep_for(25ms);
@@ -402,6 +402,29 @@ TEST_F(TogglesServeTest, ToggleLifecycle) {
   r = Toggles({"get", "demo"});
   EXPECT_EQ(2, r.code) << r.all();
   EXPECT_EQ(2, Toggles({"on", "demo"}).code);
+}
+
+// The server answers the audit trail a page at a time (at most 1,000 events):
+// `ladle toggles history` follows `next` and shows all of it.
+TEST_F(TogglesServeTest, HistoryFollowsEveryPage) {
+  std::string admin;
+  std::ifstream(data_ / "admin.token") >> admin;
+  httplib::Client c("127.0.0.1", port_);
+  c.set_bearer_token_auth(admin);
+  for (int i = 0; i < 1010; ++i) {
+    auto res = c.Post("/api/v1/toggles", json{{"key", "t" + std::to_string(i)}}.dump(), "application/json");
+    ASSERT_TRUE(res && res->status == 201) << i << ": " << (res ? res->body : "no answer");
+  }
+  Result r = Toggles({"history", "--json"});
+  ASSERT_EQ(0, r.code) << r.err;
+  json out = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(out.is_object()) << r.out.substr(0, 300);
+  ASSERT_EQ(1010u, out["events"].size());
+  EXPECT_EQ("t0", out["events"][0]["key"]);
+  EXPECT_EQ("t1009", out["events"][1009]["key"]);
+  r = Toggles({"history"});
+  ASSERT_EQ(0, r.code) << r.err;
+  EXPECT_NE(std::string::npos, r.out.find(" t1009 ")) << "the table ends with the newest event";
 }
 
 TEST_F(TogglesServeTest, Tokens) {

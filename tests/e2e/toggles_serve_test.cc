@@ -178,9 +178,14 @@ TEST_F(ToggleServerTest, AcknowledgedFlipsSurviveSigkill) {
 
   Start();
   httplib::Client c = Client();
-  auto r = c.Get("/api/v1/events?after=0");
-  ASSERT_TRUE(r && r->status == 200);
-  json events = json::parse(r->body)["events"];
+  json events = json::array();  // every page of the audit trail
+  for (std::string next = "/api/v1/events?after=0&limit=1000"; !next.empty();) {
+    auto r = c.Get(next);
+    ASSERT_TRUE(r && r->status == 200);
+    json page = json::parse(r->body);
+    for (json& e : page["events"]) events.push_back(std::move(e));
+    next = page["next"].is_string() ? page["next"].get<std::string>() : "";
+  }
   std::map<int64_t, json> by_revision;
   int64_t expect = 1;
   for (const json& e : events) {
@@ -203,6 +208,106 @@ TEST_F(ToggleServerTest, AcknowledgedFlipsSurviveSigkill) {
     ASSERT_TRUE(t && t->status == 200);
     EXPECT_EQ(on, json::parse(t->body)["environments"]["production"]["enabled"].get<bool>()) << key;
   }
+}
+
+// Regression (issue 10): a client token's 106 KB bulk body nested 53,000
+// deep crashed the server (SIGSEGV). It is a 400 naming the limit, and the
+// server goes on answering; variant values of the same depth with an admin
+// token the same.
+TEST_F(ToggleServerTest, DeeplyNestedBodiesAre400AndTheServerLivesOn) {
+  Start();
+  httplib::Client admin = Client();
+  auto r = admin.Post("/api/v1/tokens", R"({"name":"web","role":"client","environment":"production"})",
+                      "application/json");
+  ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
+  httplib::Client client("127.0.0.1", port_);
+  client.set_bearer_token_auth(json::parse(r->body)["secret"].get<std::string>().c_str());
+  const std::string deep = std::string(53000, '[') + std::string(53000, ']');
+  r = client.Post("/ofrep/v1/evaluate/flags", R"({"context":{"targetingKey":"u","a":)" + deep + "}}",
+                  "application/json");
+  ASSERT_TRUE(r) << "no answer: the server died";
+  EXPECT_EQ(400, r->status) << r->body;
+  EXPECT_NE(std::string::npos, r->body.find("64")) << "the answer names the limit: " << r->body;
+  r = admin.Post("/api/v1/toggles", R"({"key":"v","variants":[{"name":"a","value":)" + deep + "}]}",
+                 "application/json");
+  ASSERT_TRUE(r) << "no answer: the server died";
+  EXPECT_EQ(400, r->status) << r->body;
+  r = admin.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(200, r->status);
+}
+
+// A client token bound to staging, over real HTTP: every read route, and the
+// first events of the change stream (live and replayed), show none of
+// production's strategies or users (docs/toggles.md "HTTP API").
+TEST_F(ToggleServerTest, StagingTokenReadsNoProductionConfigOverHttp) {
+  Start();
+  httplib::Client admin = Client();
+  auto r = admin.Post("/api/v1/tokens", R"({"name":"web","role":"client","environment":"staging"})",
+                      "application/json");
+  ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
+  const std::string secret = json::parse(r->body)["secret"];
+  httplib::Client client("127.0.0.1", port_);
+  client.set_bearer_token_auth(secret.c_str());
+  client.set_read_timeout(5, 0);
+  // The client's stream, live from before the changes: read on a thread
+  // until it has seen the last change (the "update" of the description).
+  std::string live;
+  std::mutex live_mu;
+  std::thread reader([&] {
+    httplib::Client sse("127.0.0.1", port_);
+    sse.set_bearer_token_auth(secret.c_str());
+    sse.set_read_timeout(5, 0);
+    sse.Get("/api/v1/stream", [&](const char* data, size_t n) {
+      std::lock_guard<std::mutex> lock(live_mu);
+      live.append(data, n);
+      return live.find("\"update\"") == std::string::npos;
+    });
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed
+  const std::string kMarkers[] = {"prod-only-user-5d1e", "prod-only-country-b7c4"};
+  json t = {{"key", "checkout"},
+            {"environments",
+             {{"production",
+               {{"enabled", true},
+                {"strategies",
+                 {{{"users", {kMarkers[0]}},
+                   {"constraints",
+                    {{{"attribute", "country"}, {"operator", "in"}, {"values", {kMarkers[1]}}}}}}}}}},
+              {"staging", {{"enabled", true}}}}}};
+  ASSERT_EQ(201, admin.Post("/api/v1/toggles", t.dump(), "application/json")->status);
+  ASSERT_EQ(200, admin.Post("/api/v1/toggles/checkout/environments/production/off", "", "application/json")->status);
+  ASSERT_EQ(200, admin.Post("/api/v1/toggles/checkout/environments/staging/off", "", "application/json")->status);
+  ASSERT_EQ(200, admin.Patch("/api/v1/toggles/checkout", R"({"description":"d"})", "application/json")->status);
+  reader.join();
+  auto expect_clean = [&](const std::string& what, const std::string& text) {
+    for (const std::string& m : kMarkers) EXPECT_EQ(std::string::npos, text.find(m)) << what << ": " << text;
+  };
+  ASSERT_NE(std::string::npos, admin.Get("/api/v1/events")->body.find(kMarkers[0]));
+  for (const char* target : {"/api/v1/toggles", "/api/v1/toggles/checkout", "/api/v1/toggles/checkout/history",
+                             "/api/v1/events", "/healthz", "/metrics"}) {
+    auto got = client.Get(target);
+    ASSERT_TRUE(got) << target;
+    EXPECT_EQ(200, got->status) << target << ": " << got->body;
+    expect_clean(target, got->body);
+  }
+  EXPECT_EQ(403, client.Get("/api/v1/toggles?environment=production")->status);
+  EXPECT_EQ(403, client.Get("/api/v1/tokens")->status);
+  auto bulk = client.Post("/ofrep/v1/evaluate/flags", R"({"context":{"targetingKey":"u"}})", "application/json");
+  ASSERT_TRUE(bulk && bulk->status == 200);
+  expect_clean("OFREP bulk", bulk->body);
+  EXPECT_NE(std::string::npos, live.find("\"create\"")) << live;
+  EXPECT_NE(std::string::npos, live.find("\"disable\"")) << live;
+  expect_clean("the live stream", live);
+  // The replay from the start, with Last-Event-ID.
+  std::string replayed;
+  httplib::Headers from_start = {{"Last-Event-ID", "0"}};
+  client.Get("/api/v1/stream", from_start, [&](const char* data, size_t n) {
+    replayed.append(data, n);
+    return replayed.find("\"update\"") == std::string::npos;
+  });
+  EXPECT_NE(std::string::npos, replayed.find("\"update\"")) << replayed;
+  expect_clean("the replayed stream", replayed);
 }
 
 // ---- OpenFeature's JavaScript SDK with the OFREP provider (npm) ----
@@ -243,6 +348,52 @@ TEST_F(ToggleServerTest, OpenFeatureJavaScriptSdk) {
   EXPECT_EQ(json({{"value", "#f00"}, {"variant", "red"}, {"reason", "SPLIT"}, {"errorCode", nullptr}}), j["colour"]);
   EXPECT_EQ(false, j["missing"]["value"]);
   EXPECT_EQ("FLAG_NOT_FOUND", j["missing"]["errorCode"]);
+}
+
+// A toggle with variants that is off, or that matches no strategy, answers
+// its default variant (the first): a value of the variants' type, so the SDK
+// reports DISABLED or DEFAULT and no TYPE_MISMATCH (docs/design.md "OFREP").
+TEST_F(ToggleServerTest, OpenFeatureSdkGetsTheDefaultVariantOfOffToggles) {
+  const std::string missing =
+      ladle::testing::NodeTestMissing(fs::path(LADLE_SOURCE_DIR) / "tests/toggles/ofrep_sdk", false);
+  if (!missing.empty()) {
+    if (ladle::testing::InCi()) FAIL() << missing;
+    GTEST_SKIP() << missing;
+  }
+  Start();
+  httplib::Client c = Client();
+  const std::map<std::string, std::pair<json, json>> variants = {
+      {"string", {"small", "large"}},
+      {"number", {1.5, 42}},
+      {"object", {{{"layout", "old"}, {"columns", 1}}, {{"layout", "new"}, {"columns", 3}}}},
+  };
+  std::vector<std::string> args = {"node", std::string(LADLE_SOURCE_DIR) + "/tests/toggles/ofrep_sdk/evaluate.js",
+                                   "http://127.0.0.1:" + std::to_string(port_), token_, "alice"};
+  for (const auto& [type, values] : variants) {
+    json list = {{{"name", "first"}, {"weight", 0}, {"value", values.first}},
+                 {{"name", "second"}, {"weight", 1000}, {"value", values.second}}};
+    json off = {{"key", type + "-off"}, {"variants", list}};
+    json unmatched = {{"key", type + "-unmatched"},
+                      {"variants", list},
+                      {"environments",
+                       {{"production", {{"enabled", true}, {"strategies", {{{"users", {"bob"}}}}}}}}}};
+    for (const json& t : {off, unmatched}) {
+      auto r = c.Post("/api/v1/toggles", t.dump(), "application/json");
+      ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
+      args.push_back(t["key"].get<std::string>() + ":" + type);
+    }
+  }
+  std::string out, error;
+  ASSERT_TRUE(ladle::testing::Run(args, "", &out, &error, std::chrono::seconds(60))) << error;
+  json j = json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  for (const auto& [type, values] : variants) {
+    SCOPED_TRACE(type);
+    EXPECT_EQ(json({{"value", values.first}, {"variant", "first"}, {"reason", "DISABLED"}, {"errorCode", nullptr}}),
+              j[type + "-off"]);
+    EXPECT_EQ(json({{"value", values.first}, {"variant", "first"}, {"reason", "DEFAULT"}, {"errorCode", nullptr}}),
+              j[type + "-unmatched"]);
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <regex>
+#include <thread>
 
 namespace ladle::env {
 namespace {
@@ -44,6 +45,15 @@ class FakeStep : public Step {
     {
       std::lock_guard<std::mutex> lock(journal_->mu);
       journal_->kills.push_back({spec_.id, signal});
+    }
+    if (outcome_.kill_blocks.count() > 0) {
+      {
+        std::lock_guard<std::mutex> lock(journal_->mu);
+        journal_->kills_in_progress++;
+      }
+      std::this_thread::sleep_for(outcome_.kill_blocks);
+      std::lock_guard<std::mutex> lock(journal_->mu);
+      journal_->kills_in_progress--;
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_ || finished_ || signal == 0 || killed_by_ != 0) return;
@@ -121,6 +131,11 @@ std::vector<StepSpec> FakeEngine::created() const {
 std::vector<FakeKill> FakeEngine::kills() const {
   std::lock_guard<std::mutex> lock(journal_->mu);
   return journal_->kills;
+}
+
+int FakeEngine::kills_in_progress() const {
+  std::lock_guard<std::mutex> lock(journal_->mu);
+  return journal_->kills_in_progress;
 }
 
 std::vector<std::string> FakeEngine::removed() const {

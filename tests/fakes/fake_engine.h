@@ -34,6 +34,9 @@ struct FakeOutcome {
   std::string err;
   std::chrono::milliseconds duration{0};  // how long it runs after its output
   bool ignores_term = false;              // like `trap '' TERM`
+  // Kill blocks this long before it takes effect (a docker daemon that is
+  // slow to answer POST /kill).
+  std::chrono::milliseconds kill_blocks{0};
   Status create_error;                    // returned by Create when not ok
   Status start_error;                     // returned by Start when not ok
 };
@@ -50,6 +53,7 @@ struct FakeJournal {
   std::vector<StepSpec> created;
   std::vector<FakeKill> kills;
   std::vector<std::string> removed;
+  int kills_in_progress = 0;  // Kill calls that are blocking (kill_blocks)
 };
 
 // Thread-safe: steps may be created, run and killed from any threads.
@@ -65,6 +69,7 @@ class FakeEngine : public Engine {
   std::vector<StepSpec> created() const;       // every Create call, in order
   std::vector<FakeKill> kills() const;         // every Kill call, in order
   std::vector<std::string> removed() const;    // ids of removed steps, in order
+  int kills_in_progress() const;               // Kill calls blocking right now
 
  private:
   FakeOutcome OutcomeFor(const StepSpec& spec) const;

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/base/text.h"
 #include "toggles/eval/evaluate.h"
 #include "toggles/eval/model.h"
 
@@ -68,9 +69,18 @@ void FuzzToggle(std::string_view body) {
   EvaluateAll(*snapshot, EvaluationContext());
 }
 
+// What the API does before it parses a body (ParseJsonObjectBody): JSON
+// deeper than kMaxJsonDepth is refused unparsed (docs/design.md "HTTP API
+// conventions"), so nothing below ever sees it.
+bool ParseBody(std::string_view body, nlohmann::json* out) {
+  if (ladle::JsonDeeperThan(body, ladle::kMaxJsonDepth)) return false;
+  *out = nlohmann::json::parse(body, nullptr, false);
+  return !out->is_discarded();
+}
+
 void FuzzEnvironment(std::string_view body) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded()) return;
+  nlohmann::json j;
+  if (!ParseBody(body, &j)) return;
   EnvironmentConfig config;
   if (ParseEnvironmentConfig(j, &config).ok()) {
     EnvironmentConfig again;
@@ -79,8 +89,8 @@ void FuzzEnvironment(std::string_view body) {
 }
 
 void FuzzContext(std::string_view body) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded()) return;
+  nlohmann::json j;
+  if (!ParseBody(body, &j)) return;
   EvaluationContext context;
   if (ContextFromJson(j, &context).ok()) EvaluateAll(*FixedSnapshot(), context);
 }

@@ -222,6 +222,8 @@ class ExecutorServeTest : public ::testing::Test {
     std::string value = "<unset>";
     for (const auto& [k, v] : spec.env)
       if (k == key) value = v;
+    for (const auto& [k, v] : spec.secrets)  // set after env
+      if (k == key) value = v;
     return value;
   }
   // Polls `done` every 10 ms for up to 2 s.
@@ -496,6 +498,98 @@ TEST_F(ExecutorServeTest, SecretOnlyInTheOptionsIsSetAndMasked) {
   EXPECT_EQ("only-in-file", Env(engine_.created()[0], "LADLE_SERVE_SECRET_C"));
   EXPECT_EQ(std::string::npos, recorder_.AllNotes().find("LADLE_SERVE_SECRET_C is not set"));
   EXPECT_EQ("o c=***\n", StepLog(run.id, "s", "leak"));
+}
+
+// docs/server.md "Scoped secrets": per stage, from the run's repository,
+// branch and the stage's environment; the server's environment is not read
+// when secrets_from_environment is off.
+constexpr const char* kScopedPipeline = R"(name: shop
+secrets: [PROD_TOKEN, FREE, FROM_ENV]
+stages:
+  - name: build
+    steps: [{name: b, run: b}]
+  - name: production
+    environment: production
+    steps: [{name: d, run: d}]
+)";
+
+TEST_F(ExecutorServeTest, ScopedSecretsReachOnlyMatchingStages) {
+  setenv("FROM_ENV", "server-environment", 1);
+  RunOptions options = Options();
+  options.secrets = {{"PROD_TOKEN", "prod-value"}, {"FREE", "free-value"}};
+  options.secrets_from_environment = false;
+  SecretScope scope;
+  scope.name = "PROD_TOKEN";
+  scope.branches = {"main"};
+  scope.environments = {"production"};
+  options.secret_scopes = {scope};
+  RunRecord run = Run(kScopedPipeline, options);
+  EXPECT_EQ(kSuccess, run.status);
+  const std::vector<env::StepSpec> created = engine_.created();  // a copy
+  ASSERT_EQ(2u, created.size());
+  const env::StepSpec& build = created[0];
+  const env::StepSpec& deploy = created[1];
+  EXPECT_EQ("<unset>", Env(build, "PROD_TOKEN")) << "a stage without environment";
+  EXPECT_EQ("prod-value", Env(deploy, "PROD_TOKEN"));
+  EXPECT_EQ("free-value", Env(build, "FREE"));
+  EXPECT_EQ("", Env(deploy, "FROM_ENV")) << "not read from the server's environment";
+  for (const auto& [name, value] : deploy.env) EXPECT_NE("prod-value", value) << name;
+
+  options.branch = "feature/leak";
+  run = Run(kScopedPipeline, options);
+  unsetenv("FROM_ENV");
+  ASSERT_EQ(4u, engine_.created().size());
+  EXPECT_EQ("<unset>", Env(engine_.created()[3], "PROD_TOKEN")) << "a branch outside the scope";
+  EXPECT_NE(std::string::npos,
+            recorder_.AllNotes().find("secret PROD_TOKEN is withheld from this run"))
+      << recorder_.AllNotes();
+  EXPECT_EQ("free-value", Env(engine_.created()[3], "FREE"));
+}
+
+TEST_F(ExecutorServeTest, ProtectedEnvironmentFailsBeforeAnyStepOfOtherBranches) {
+  RunOptions options = Options();
+  options.branch = "feature/leak";
+  ProtectedEnvironment env;
+  env.name = "production";
+  env.branches = {"main"};
+  options.protected_environments = {env};
+  RunRecord run = Run(kScopedPipeline, options);
+  EXPECT_EQ(kFailed, run.status);
+  EXPECT_EQ(kSuccess, StageOf(run, "build").status);
+  EXPECT_EQ(kFailed, StageOf(run, "production").status);
+  EXPECT_EQ("environment 'production' takes deployments from branches main only",
+            StageOf(run, "production").message);
+  EXPECT_EQ(kSkipped, StepOf(run, "production", "d").status);
+  EXPECT_EQ(1u, engine_.created().size()) << "only the build step ran";
+  EXPECT_TRUE(Deployments("production").empty());
+
+  options.branch = "main";
+  EXPECT_EQ(kSuccess, Run(kScopedPipeline, options).status);
+}
+
+// docs/server.md "Webhook trust": no deployment of an ancestor of the
+// environment's current commit of the branch, except by a rollback.
+TEST_F(ExecutorServeTest, OlderCommitIsNotDeployedOverANewerOne) {
+  RunOptions options = Options();
+  options.commit = "newer0000000";
+  std::vector<std::string> asked;
+  options.is_ancestor = [&](const std::string& a, const std::string& d, bool* is) {
+    asked.push_back(a + "<" + d);
+    *is = a == "older0000000" && d == "newer0000000";
+    return Status::OK();
+  };
+  ASSERT_EQ(kSuccess, Run(kScopedPipeline, options).status);
+  options.commit = "older0000000";
+  RunRecord run = Run(kScopedPipeline, options);
+  EXPECT_EQ(kFailed, run.status);
+  EXPECT_EQ("commit older0000000 is older than newer0000000, which run 1 deployed to production "
+            "from branch main: an environment goes back only by `ladle rollback production`",
+            StageOf(run, "production").message);
+  EXPECT_EQ(kSkipped, StepOf(run, "production", "d").status);
+  EXPECT_EQ((std::vector<std::string>{"older0000000<newer0000000"}), asked);
+  // Another branch's deployments do not count.
+  options.branch = "hotfix";
+  EXPECT_EQ(kSuccess, Run(kScopedPipeline, options).status);
 }
 
 constexpr const char* kTogglesPipeline = R"(name: shop

@@ -83,6 +83,8 @@ class ExecutorTest : public ::testing::Test {
     std::string value = "<unset>";
     for (const auto& [k, v] : spec.env)
       if (k == key) value = v;
+    for (const auto& [k, v] : spec.secrets)  // set after env
+      if (k == key) value = v;
     return value;
   }
 

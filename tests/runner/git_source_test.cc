@@ -119,5 +119,41 @@ TEST_F(GitSourceTest, CheckoutIsARepositoryOfItsOwnAtTheCommit) {
   }
 }
 
+// docs/server.md "Webhook trust": a push is taken only for the branch's head.
+TEST_F(GitSourceTest, BranchHeadOfALocalRepositoryIsReadNow) {
+  std::string c1 = Commit("a", "1");
+  Sh("git -C " + repo_ + " branch side");
+  GitMirror mirror(repo_, (root_ / "unused.git").string());
+  std::string head;
+  ASSERT_TRUE(mirror.BranchHead("main", &head).ok());
+  EXPECT_EQ(c1, head);
+  std::string c2 = Commit("b", "2");
+  ASSERT_TRUE(mirror.BranchHead("main", &head).ok());
+  EXPECT_EQ(c2, head);
+  ASSERT_TRUE(mirror.BranchHead("side", &head).ok());
+  EXPECT_EQ(c1, head);
+  Status s = mirror.BranchHead("nope", &head);
+  EXPECT_EQ(Code::kNotFound, s.code()) << s.message();
+}
+
+TEST_F(GitSourceTest, BranchHeadOfARemoteRepositoryIsFetched) {
+  std::string c1 = Commit("a", "1");
+  GitMirror mirror("file://" + repo_, (root_ / "mirror.git").string());
+  ASSERT_TRUE(mirror.Fetch().ok());
+  std::string c2 = Commit("b", "2");  // the mirror has c1 until the next fetch
+  std::string head;
+  ASSERT_TRUE(mirror.BranchHead("main", &head).ok());
+  EXPECT_EQ(c2, head);
+  Status s = mirror.BranchHead("gone", &head);
+  EXPECT_EQ(Code::kNotFound, s.code()) << s.message();
+  EXPECT_EQ("branch gone does not exist in file://" + repo_, s.message());
+  bool is = false;
+  ASSERT_TRUE(mirror.IsAncestor(c1, c2, &is).ok());
+  EXPECT_TRUE(is);
+  ASSERT_TRUE(mirror.IsAncestor(c2, c1, &is).ok());
+  EXPECT_FALSE(is);
+  EXPECT_FALSE(mirror.IsAncestor(c1, "0123456789abcdef0123456789abcdef01234567", &is).ok());
+}
+
 }  // namespace
 }  // namespace ladle::runner

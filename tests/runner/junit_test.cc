@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #ifndef LADLE_TEST_DATA
@@ -166,16 +168,73 @@ TEST(JUnitTest, DeeplyNestedSuitesAreRejectedNotRecursedInto) {
 
 // ---- Counting rules --------------------------------------------------------
 
-TEST(JUnitTest, TestcasesWinOverWrongSummaryAttributes) {
-  EXPECT_EQ("ran 2, passed 1, failed 1, skipped 0",
-            CountXml(R"(<testsuite tests="100" failures="0">
-                          <testcase name="a"/><testcase name="b"><failure/></testcase>
-                        </testsuite>)"));
+TEST(JUnitTest, TestcasesWinOverSummaryAttributesThatCountLess) {
+  std::vector<std::string> ignored, notes;
+  TestCounts counts;
+  ASSERT_TRUE(ParseJUnitString("report.xml", R"(<testsuite tests="1" failures="0" errors="0">
+      <testcase name="a"/><testcase name="b"><failure/></testcase>
+    </testsuite>)", &counts, &ignored, &notes).ok());
+  EXPECT_EQ("ran 2, passed 1, failed 1, skipped 0", Show(counts));
+  EXPECT_TRUE(notes.empty());
+}
+
+// Issue 10, gates fail closed: attributes that count more than the test
+// cases show are read by the worse count, with a note saying so.
+std::string CountXmlWithNotes(const std::string& xml) {
+  std::vector<std::string> ignored, notes;
+  TestCounts counts;
+  Status status = ParseJUnitString("report.xml", xml, &counts, &ignored, &notes);
+  if (!status.ok()) return "error: " + status.message();
+  std::string out = Show(counts);
+  for (const std::string& note : notes) out += "\n" + note;
+  return out;
+}
+
+TEST(JUnitTest, MoreTestsThanTestCasesCountTheMissingOnesFailed) {
+  EXPECT_EQ(
+      "ran 100, passed 1, failed 99, skipped 0\n"
+      "report.xml:1:1: the report disagrees with itself: <testsuite> says 100 tests, 0 failed "
+      "(failures and errors), its test cases show 2 tests, 1 failed; counted as 100 ran, 99 "
+      "failed",
+      CountXmlWithNotes(R"(<testsuite tests="100" failures="0">
+                             <testcase name="a"/><testcase name="b"><failure/></testcase>
+                           </testsuite>)"));
+  // Skipped test cases are among those shown.
+  EXPECT_EQ("ran 1, passed 1, failed 0, skipped 1",
+            CountXmlWithNotes(R"(<testsuite tests="2" skipped="1">
+                                   <testcase name="a"/><testcase name="b"><skipped/></testcase>
+                                 </testsuite>)"));
+}
+
+TEST(JUnitTest, MoreFailuresAndErrorsThanFailedCasesTurnPassedOnesFailed) {
+  EXPECT_EQ(
+      "ran 3, passed 1, failed 2, skipped 0\n"
+      "report.xml:1:1: the report disagrees with itself: <testsuite> says 3 tests, 2 failed "
+      "(failures and errors), its test cases show 3 tests, 0 failed; counted as 3 ran, 2 failed",
+      CountXmlWithNotes(R"(<testsuite tests="3" failures="1" errors="1">
+          <testcase name="a"/><testcase name="b"/><testcase name="c"/></testsuite>)"));
+  // More failures than tests: every test failed, and the rest count too.
+  EXPECT_EQ("ran 3, passed 0, failed 3, skipped 0",
+            CountXml(R"(<testsuite failures="3"><testcase name="a"/></testsuite>)"));
+}
+
+TEST(JUnitTest, DisagreementIsNamedWhereItIsAndCountedOnce) {
+  // The inner suite disagrees; the outer one agrees with what the inner one
+  // is read as, and adds nothing.
+  EXPECT_EQ(
+      "ran 5, passed 2, failed 3, skipped 0\n"
+      "report.xml:2:3: the report disagrees with itself: <testsuite> says 5 tests, 0 failed "
+      "(failures and errors), its test cases show 2 tests, 0 failed; counted as 5 ran, 3 "
+      "failed",
+      CountXmlWithNotes("<testsuites tests=\"5\" failures=\"0\">\n"
+                        "  <testsuite name=\"a\" tests=\"5\" failures=\"0\">"
+                        "<testcase name=\"x\"/><testcase name=\"y\"/></testsuite>\n"
+                        "</testsuites>"));
 }
 
 TEST(JUnitTest, AttributesCountOnlyForSuitesWithoutTestcases) {
   EXPECT_EQ("ran 5, passed 3, failed 2, skipped 1",
-            CountXml(R"(<testsuites tests="999">
+            CountXml(R"(<testsuites tests="6">
                           <testsuite name="a"><testcase name="x"/><testcase name="y"/></testsuite>
                           <testsuite name="b" tests="4" failures="1" errors="1" skipped="1"/>
                         </testsuites>)"));
@@ -272,6 +331,30 @@ TEST(JUnitCollectTest, BadGlobIsInvalidNamingIt) {
                                       &failures, &notes);
   EXPECT_EQ(Code::kInvalid, status.code());
   EXPECT_EQ("glob '../secrets.xml' leaves the workspace: '..' is not allowed", status.message());
+}
+
+TEST(JUnitCollectTest, AReportThatDisagreesWithItselfFailsTheGateAndSaysSo) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("ladle_junit_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "out");
+  // Ten tests claimed, two shown (both passed): a gate of eight would have
+  // passed on the attributes, and would on the test cases alone without
+  // its minimum.
+  std::ofstream(dir / "out/report.xml")
+      << "<?xml version=\"1.0\"?>\n<testsuite name=\"unit\" tests=\"10\" failures=\"0\">\n"
+         "  <testcase name=\"a\"/><testcase name=\"b\"/>\n</testsuite>\n";
+  TestCounts counts;
+  std::vector<std::string> failures, notes;
+  ASSERT_TRUE(CollectJUnitReports(dir.string(), {"out/*.xml"}, &counts, &failures, &notes).ok());
+  EXPECT_EQ("ran 10, passed 2, failed 8, skipped 0", Show(counts));
+  GateResult gate = EvaluateGate(0, counts, notes);
+  EXPECT_FALSE(gate.passed);
+  EXPECT_EQ(
+      "gate failed: 8 of 10 tests failed; out/report.xml:2:1: the report disagrees with itself: "
+      "<testsuite> says 10 tests, 0 failed (failures and errors), its test cases show 2 tests, 0 "
+      "failed; counted as 10 ran, 8 failed",
+      gate.message);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(JUnitCollectTest, FirstBadReportIsTheError) {

@@ -762,14 +762,16 @@ TEST(PipelineInputTest, DeepNestingIsBounded) {
 // Found by fuzzing: merge keys re-walked every map they reached, so each such
 // input spent the whole visit budget (2 s under ASan) and repeated its errors.
 TEST(PipelineInputTest, BillionLaughsOfMergeKeysStaysLinear) {
-  // Merge keys nine levels deep, ten aliases each: 10^9 keys if expanded.
+  // Merge keys five levels deep, ten aliases each: 10^5 maps for a naive
+  // walk, past its budget of visits; 3 MB expanded, within the byte budget
+  // (deeper ones are refused by that: AThousandAliasesOfAMegabyte).
   std::string yaml = "name: p\n.m0: &m0 {retry: 1, colour: red}\n";
-  for (int i = 1; i < 10; ++i) {
+  for (int i = 1; i < 6; ++i) {
     yaml += ".m" + std::to_string(i) + ": &m" + std::to_string(i) + " {<<: [";
     for (int k = 0; k < 10; ++k) yaml += std::string(k ? ", " : "") + "*m" + std::to_string(i - 1);
     yaml += "]}\n";
   }
-  yaml += "stages:\n  - name: a\n    steps: [{<<: *m9, name: s, run: x}]\n";
+  yaml += "stages:\n  - name: a\n    steps: [{<<: *m5, name: s, run: x}]\n";
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ("p.yml:2:21: unknown key 'colour' in step 's'", Errors(yaml));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
@@ -808,6 +810,19 @@ TEST(PipelineInputTest, AliasExpansionIsBudgeted) {
                         "an alias counts)"))
       << errors.substr(0, 500);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+// Issue 10: one 1 MiB anchored scalar and 1,000 aliases of it took 2 GB to
+// validate. The alias that takes the document past 10 MB is refused while
+// parsing, before a value is copied out.
+TEST(PipelineInputTest, AThousandAliasesOfAMegabyte) {
+  std::string yaml = "name: p\n.big: &big " + std::string(1 << 20, 'x') + "\nenv:\n";
+  for (int i = 0; i < 1000; ++i) yaml += "  V" + std::to_string(i) + ": *big\n";
+  yaml += "stages: [{name: a, steps: [{name: s, run: x}]}]\n";
+  EXPECT_EQ(
+      "p.yml:12:7: with its aliases expanded, the document is larger than 10 MB (this alias "
+      "repeats 1 MB; each use of an alias counts its anchor's whole size)",
+      Errors(yaml));
 }
 
 TEST(PipelineInputTest, TooManyNodes) {

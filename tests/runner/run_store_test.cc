@@ -421,7 +421,7 @@ TEST_F(RunStoreTest, ZombieOwnerCountsAsGone) {
   waitpid(child, nullptr, 0);
 }
 
-TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsThree) {
+TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsFour) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   Reopen();
@@ -433,7 +433,26 @@ TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsThree) {
   ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
   int version = 0;
   ASSERT_TRUE(db->UserVersion(&version).ok());
-  EXPECT_EQ(3, version);
+  EXPECT_EQ(4, version);
+}
+
+// docs/server.md "Webhook trust": a delivery id is claimed once, forgotten
+// on request, and pruned once older than the time it is kept.
+TEST_F(RunStoreTest, DeliveriesAreClaimedOnceAndPruned) {
+  bool fresh = false;
+  ASSERT_TRUE(store_->ClaimDelivery("d-1", "shop", std::chrono::hours(192), &fresh).ok());
+  EXPECT_TRUE(fresh);
+  ASSERT_TRUE(store_->ClaimDelivery("d-1", "shop", std::chrono::hours(192), &fresh).ok());
+  EXPECT_FALSE(fresh) << "a replay";
+  Reopen();
+  ASSERT_TRUE(store_->ClaimDelivery("d-1", "shop", std::chrono::hours(192), &fresh).ok());
+  EXPECT_FALSE(fresh) << "remembered across restarts";
+  ASSERT_TRUE(store_->ForgetDelivery("d-1").ok());
+  ASSERT_TRUE(store_->ClaimDelivery("d-1", "shop", std::chrono::hours(192), &fresh).ok());
+  EXPECT_TRUE(fresh) << "forgotten";
+  // Kept -1 s: everything is older than that, so d-1 is pruned first.
+  ASSERT_TRUE(store_->ClaimDelivery("d-1", "shop", std::chrono::seconds(-1), &fresh).ok());
+  EXPECT_TRUE(fresh) << "pruned";
 }
 
 TEST_F(RunStoreTest, IdsAreNotReusedAfterDelete) {

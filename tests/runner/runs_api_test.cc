@@ -49,7 +49,7 @@ class FakeRunControl : public RunControl {
     return result;
   }
   Status Push(const std::string& repo, const HeaderLookup& header, std::string_view body,
-              std::vector<int64_t>* runs, std::string* note) override {
+              std::vector<int64_t>* runs, std::string* note, bool* replay) override {
     ++pushes_entered;
     if (push_gate.valid()) push_gate.wait();  // a slow fetch of a remote repository
     calls.push_back("push " + repo + " sig=" + header("x-hub-signature-256") + " body=" +
@@ -57,6 +57,7 @@ class FakeRunControl : public RunControl {
     push_thread = std::this_thread::get_id();
     *runs = push_runs;
     *note = push_note;
+    *replay = push_replay;
     return result;
   }
 
@@ -66,6 +67,7 @@ class FakeRunControl : public RunControl {
   std::thread::id push_thread;
   std::vector<int64_t> push_runs;
   std::string push_note;
+  bool push_replay = false;
   std::vector<std::string> calls;
 };
 
@@ -606,6 +608,15 @@ TEST_F(RunsApiTest, RunsApiPushMapsTheControlsAnswer) {
   EXPECT_EQ(json::array(), Body(r)["runs"]);
   EXPECT_EQ("branch 'gh-pages' is not built", Body(r)["message"]);
 
+  // A delivery handled before: 200, no run (docs/server.md "Webhook trust").
+  control_.push_replay = true;
+  control_.push_note = "delivery d-1 was handled before";
+  r = Send("POST", "/api/v1/hooks/push/webshop", "{}", "");
+  EXPECT_EQ(200, r.status) << r.body;
+  EXPECT_EQ(json::array(), Body(r)["runs"]);
+  EXPECT_EQ("delivery d-1 was handled before", Body(r)["message"]);
+  control_.push_replay = false;
+
   control_.result = Status::Unauthorized("webshop: signature does not match");
   r = Send("POST", "/api/v1/hooks/push/webshop", "{}", "");
   EXPECT_EQ(401, r.status);
@@ -626,14 +637,14 @@ TEST_F(RunsApiTest, RunsApiPushWaitsOnAHookThreadNotOnTheIoThread) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   std::thread pusher([&] {
     toggles::HttpClient hook(url_, {""});
-    toggles::HttpResponse r;
+    toggles::ClientResponse r;
     ASSERT_TRUE(hook.Send("POST", "/api/v1/hooks/push/webshop", "{}", {}, &r).ok());
     EXPECT_EQ(202, r.status);
     EXPECT_EQ(json::array({9}), json::parse(r.body)["runs"]);
   });
   ASSERT_TRUE(WaitFor([&] { return control_.pushes_entered == 1; }));  // held in the control
   toggles::HttpClient api(url_, {admin_});
-  toggles::HttpResponse list;
+  toggles::ClientResponse list;
   ASSERT_TRUE(api.Send("GET", "/api/v1/runs", "", {}, &list).ok()) << "the io thread is held by the push";
   EXPECT_EQ(200, list.status);
   release.set_value();
@@ -827,7 +838,7 @@ TEST_F(RunsApiTest, RunsApiOverARealSocketFollowsALogToItsEnd) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   toggles::HttpClient client(url_, {client_});
 
-  toggles::HttpResponse got;
+  toggles::ClientResponse got;
   ASSERT_TRUE(client.Send("GET", "/api/v1/runs/" + std::to_string(id), "", {}, &got).ok());
   EXPECT_EQ(200, got.status);
   EXPECT_EQ(id, json::parse(got.body)["id"]);

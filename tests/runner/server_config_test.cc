@@ -614,3 +614,112 @@ TEST(ServerConfigTest, SecretsFileMessagesNeverShowAValue) {
 
 }  // namespace
 }  // namespace ladle::runner
+
+// ---- Scoped secrets and protected environments (docs/server.md) ---------------
+
+namespace ladle::runner {
+namespace {
+
+const char kScoped[] = R"(repositories:
+  - {name: shop, url: /shop.git, poll: 1m}
+secrets:
+  - name: PROD_TOKEN
+    repositories: [shop]
+    branches: [main]
+    environments: [production]
+  - name: NPM_TOKEN
+    branches: ["release/*", main]
+  - name: PROD_TOKEN
+    branches: [hotfix]
+    environments: [production]
+environments:
+  - {name: production, branches: [main, "hotfix"]}
+  - {name: staging, branches: "**"}
+)";
+
+TEST(ServerConfigTest, SecretsAndEnvironmentsAreRead) {
+  ServerConfig config = Valid(kScoped);
+  ASSERT_EQ(3u, config.secrets.size());
+  EXPECT_EQ("PROD_TOKEN", config.secrets[0].name);
+  EXPECT_EQ(std::vector<std::string>{"shop"}, config.secrets[0].repositories);
+  EXPECT_EQ(std::vector<std::string>{"production"}, config.secrets[0].environments);
+  EXPECT_TRUE(config.secrets[1].repositories.empty());
+  EXPECT_TRUE(config.secrets[1].environments.empty());
+  ASSERT_EQ(2u, config.environments.size());
+  EXPECT_EQ("production", config.environments[0].name);
+  EXPECT_EQ((std::vector<std::string>{"main", "hotfix"}), config.environments[0].branches);
+  EXPECT_EQ(std::vector<std::string>{"**"}, config.environments[1].branches);
+}
+
+TEST(ServerConfigTest, SecretScopeMatchesRepositoryBranchAndEnvironment) {
+  ServerConfig c = Valid(kScoped);
+  // Every field must match; absent fields match anything.
+  EXPECT_TRUE(SecretInScope(c.secrets, "PROD_TOKEN", "shop", "main", "production"));
+  EXPECT_FALSE(SecretInScope(c.secrets, "PROD_TOKEN", "shop", "feature/leak", "production"));
+  EXPECT_FALSE(SecretInScope(c.secrets, "PROD_TOKEN", "blog", "main", "production"));
+  EXPECT_FALSE(SecretInScope(c.secrets, "PROD_TOKEN", "shop", "main", "staging"));
+  // A stage without an environment matches only entries without 'environments'.
+  EXPECT_FALSE(SecretInScope(c.secrets, "PROD_TOKEN", "shop", "main", ""));
+  EXPECT_TRUE(SecretInScope(c.secrets, "NPM_TOKEN", "shop", "main", ""));
+  EXPECT_TRUE(SecretInScope(c.secrets, "NPM_TOKEN", "blog", "release/2", "staging"));
+  EXPECT_FALSE(SecretInScope(c.secrets, "NPM_TOKEN", "blog", "feature/x", ""));
+  // Several entries of one name: any of them.
+  EXPECT_TRUE(SecretInScope(c.secrets, "PROD_TOKEN", "blog", "hotfix", "production"));
+  // A name no entry scopes is everywhere.
+  EXPECT_TRUE(SecretInScope(c.secrets, "OTHER", "blog", "feature/x", ""));
+  EXPECT_TRUE(SecretIsScoped(c.secrets, "NPM_TOKEN"));
+  EXPECT_FALSE(SecretIsScoped(c.secrets, "OTHER"));
+}
+
+TEST(ServerConfigTest, ProtectedEnvironmentRefusesOtherBranches) {
+  ServerConfig c = Valid(kScoped);
+  EXPECT_EQ("", EnvironmentRefusal(c.environments, "production", "main"));
+  EXPECT_EQ("", EnvironmentRefusal(c.environments, "production", "hotfix"));
+  EXPECT_EQ("environment 'production' takes deployments from branches main, hotfix only",
+            EnvironmentRefusal(c.environments, "production", "feature/leak"));
+  EXPECT_EQ("", EnvironmentRefusal(c.environments, "staging", "feature/leak"));
+  EXPECT_EQ("", EnvironmentRefusal(c.environments, "qa", "anything"));  // not protected
+}
+
+TEST(ServerConfigTest, SecretAndEnvironmentEntryErrors) {
+  EXPECT_EQ(
+      "/etc/ladle/server.yml:2:5: missing required key 'name' in secret #1\n"
+      "/etc/ladle/server.yml:2:6: unknown key 'branch' in secret #1; did you mean 'branches'?",
+      Errors(std::string("secrets:\n  - {branch: [main]}\n") + kRepo));
+  EXPECT_EQ(
+      "/etc/ladle/server.yml:2:12: invalid name 'A-B' in secret 'A-B': use letters, digits and "
+      "'_', not starting with a digit\n"
+      "/etc/ladle/server.yml:2:27: 'branches' must list at least one glob (leave it out for any)",
+      Errors(std::string("secrets:\n  - {name: A-B, branches: []}\n") + kRepo));
+  EXPECT_EQ("/etc/ladle/server.yml:1:10: 'secrets' must be a list, got a map",
+            Errors(std::string("secrets: {A: 1}\n") + kRepo));
+  EXPECT_EQ(
+      "/etc/ladle/server.yml:2:5: missing required key 'branches' in environment 'production' "
+      "(the branches that may deploy there)\n"
+      "/etc/ladle/server.yml:3:5: duplicate environment 'production' (first at line 2)",
+      Errors(std::string("environments:\n  - {name: production}\n  - {name: production, "
+                         "branches: main}\n") +
+             kRepo));
+  EXPECT_EQ(
+      "/etc/ladle/server.yml:2:33: unknown key 'brnches' in environment 'prod'; did you mean "
+      "'branches'?",
+      Errors(std::string("environments:\n  - {name: prod, branches: [a], brnches: [b]}\n") +
+             kRepo));
+  EXPECT_EQ("/etc/ladle/server.yml:1:1: unknown key 'secret' at the top level; did you mean "
+            "'secrets'?",
+            Errors(std::string("secret: []\n") + kRepo));
+}
+
+// docs/server.md "Top level": the HTTP connection cap.
+TEST(ServerConfigTest, MaxConnections) {
+  EXPECT_EQ(0, Valid(kRepo).max_connections);  // core's default
+  EXPECT_EQ(500, Valid(std::string("max_connections: 500\n") + kRepo).max_connections);
+  EXPECT_EQ("/etc/ladle/server.yml:1:18: 'max_connections' must be between 1 and 1000000, got 0",
+            Errors(std::string("max_connections: 0\n") + kRepo));
+  EXPECT_EQ(
+      "/etc/ladle/server.yml:1:18: 'max_connections' must be an integer, got a string 'many'",
+      Errors(std::string("max_connections: many\n") + kRepo));
+}
+
+}  // namespace
+}  // namespace ladle::runner

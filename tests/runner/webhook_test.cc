@@ -3,6 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runner/serve/git_source.h"
 
 namespace ladle::runner {
 namespace {
@@ -132,6 +139,90 @@ TEST(WebhookTest, MalformedBodiesAreInvalid) {
   }
   Hook none{{{"Content-Type", "application/json"}}};
   EXPECT_EQ(Code::kInvalid, ParsePushHook(none.Lookup(), kPush, "k", &e).code());
+}
+
+// ---- docs/server.md "Webhook trust" ----
+
+std::string PushOf(const std::string& ref) {
+  return nlohmann::json{{"ref", ref},
+                        {"before", std::string(40, '1')},
+                        {"after", std::string(40, '2')}}
+      .dump();
+}
+
+Status ParseGithub(const std::string& body, PushEvent* e,
+                   const std::string& delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958") {
+  Hook h{{{"X-GitHub-Event", "push"},
+          {"X-GitHub-Delivery", delivery},
+          {"X-Hub-Signature-256", HmacSha256Hex("s3cret", body)}}};
+  return ParsePushHook(h.Lookup(), body, "s3cret", e);
+}
+
+TEST(WebhookTest, BadBranchNamesAre400NamingTheRule) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"refs/heads/a\nb", "body: 'ref' is not a valid git ref name: it contains a control character"},
+      {"refs/heads/a..b", "body: 'ref' is not a valid git ref name: it contains '..'"},
+      {"refs/heads/a@{1}", "body: 'ref' is not a valid git ref name: it contains '@{'"},
+      {"refs/heads/main.lock", "body: 'ref' is not a valid git ref name: a component ends with '.lock'"},
+      {"refs/heads/.hidden", "body: 'ref' is not a valid git ref name: a component starts with '.'"},
+      {"refs/heads/a b", "body: 'ref' is not a valid git ref name: it contains a space"},
+      {"refs/heads/a~1", "body: 'ref' is not a valid git ref name: it contains '~'"},
+      {"refs/heads/a^", "body: 'ref' is not a valid git ref name: it contains '^'"},
+      {"refs/heads/a:b", "body: 'ref' is not a valid git ref name: it contains ':'"},
+      {"refs/heads/a*", "body: 'ref' is not a valid git ref name: it contains '*'"},
+      {"refs/heads/a\\b", "body: 'ref' is not a valid git ref name: it contains '\\'"},
+      {"refs/heads/a//b", "body: 'ref' is not a valid git ref name: it has an empty component ('//', or '/' at either end)"},
+      {"refs/heads/a/", "body: 'ref' is not a valid git ref name: it has an empty component ('//', or '/' at either end)"},
+      {"refs/heads/a.", "body: 'ref' is not a valid git ref name: it ends with '.'"},
+      {"refs/heads/-x", "body: 'ref' names an invalid git branch: it starts with '-'"},
+      {"refs/heads/HEAD", "body: 'ref' names an invalid git branch: it is 'HEAD'"},
+      {"refs/heads/" + std::string(300, 'a'), "body: 'ref' is not a valid git ref name: it is longer than 255 bytes"},
+  };
+  for (const auto& [ref, message] : cases) {
+    PushEvent e;
+    Status s = ParseGithub(PushOf(ref), &e);
+    EXPECT_EQ(Code::kInvalid, s.code()) << ref;
+    EXPECT_EQ(message, s.message()) << ref;
+  }
+  PushEvent e;
+  ASSERT_TRUE(ParseGithub(PushOf("refs/heads/release/1.2_x-y"), &e).ok());
+  EXPECT_EQ("release/1.2_x-y", e.branch);
+  EXPECT_EQ("72d3162e-cc78-11e3-81ab-4c9367dc0958", e.delivery);
+}
+
+TEST(WebhookTest, RefNameRulesOfGitCheckRefFormat) {
+  EXPECT_EQ("", RefNameProblem("refs/heads/feature/ünïcode"));
+  EXPECT_EQ("", RefNameProblem("refs/heads/a.b"));
+  EXPECT_EQ("it is '@'", RefNameProblem("@"));
+  EXPECT_EQ("it is empty", RefNameProblem(""));
+  EXPECT_EQ("it contains '?'", RefNameProblem("refs/heads/a?"));
+  EXPECT_EQ("it contains '['", RefNameProblem("refs/heads/a[1]"));
+  EXPECT_EQ("it contains a control character", RefNameProblem(std::string("refs/heads/a\x7f", 13)));
+  EXPECT_EQ("it has an empty component ('//', or '/' at either end)", RefNameProblem("/refs/heads/a"));
+  EXPECT_EQ("", BranchNameProblem("main"));
+  EXPECT_EQ("it starts with '-'", BranchNameProblem("-rf"));
+  EXPECT_EQ("it is 'HEAD'", BranchNameProblem("HEAD"));
+  EXPECT_EQ("a component ends with '.lock'", BranchNameProblem("x.lock/y"));
+}
+
+TEST(WebhookTest, DeliveryIdsAreReadPerProviderAndBounded) {
+  const std::string body = PushOf("refs/heads/main");
+  PushEvent e;
+  EXPECT_TRUE(ParseGithub(body, &e, "").ok());
+  EXPECT_EQ("", e.delivery);
+  Status s = ParseGithub(body, &e, std::string(129, 'a'));
+  EXPECT_EQ(Code::kInvalid, s.code());
+  EXPECT_EQ("X-GitHub-Delivery is longer than 128 characters", s.message());
+  s = ParseGithub(body, &e, "abc\ndef");
+  EXPECT_EQ("X-GitHub-Delivery may hold only letters, digits, '-', '_' and '.'", s.message());
+  Hook gitlab{{{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", "s3cret"},
+               {"X-Gitlab-Event-UUID", "13792a34-cac6-4fda-95a8-c58e00a3954e"}}};
+  ASSERT_TRUE(ParsePushHook(gitlab.Lookup(), body, "s3cret", &e).ok());
+  EXPECT_EQ("13792a34-cac6-4fda-95a8-c58e00a3954e", e.delivery);
+  Hook gitea{{{"X-Gitea-Event", "push"}, {"X-Gitea-Delivery", "g-1"},
+              {"X-Gitea-Signature", HmacSha256Hex("s3cret", body).substr(7)}}};
+  ASSERT_TRUE(ParsePushHook(gitea.Lookup(), body, "s3cret", &e).ok());
+  EXPECT_EQ("g-1", e.delivery);
 }
 
 }  // namespace

@@ -135,5 +135,63 @@ TEST(YamlFileTest, LoadReadsTheFileWithinTheLimit) {
   std::filesystem::remove_all(dir);
 }
 
+// docs/pipeline.md "Bad input": an alias costs its anchor's whole size each time
+// it is used, and the document may not expand past max_expanded_bytes.
+TEST(YamlFileTest, AliasesAreBudgetedInBytes) {
+  YamlFileRules rules = Rules();
+  rules.limits.max_expanded_bytes = 100;
+  KeyReader keys;
+  std::vector<Diagnostic> diagnostics;
+  // Keys "a" and "b", a 20-byte anchor and three aliases: 82 bytes.
+  const std::string anchor = "a: &x " + std::string(20, 'x') + "\nb: [*x, *x, *x";
+  EXPECT_FALSE(ParseYamlFile(anchor + "]\n", "f.yml", rules, keys.reader(), &diagnostics));
+  EXPECT_EQ("f.yml:1:1: key a\nf.yml:2:1: key b\n", Lines(diagnostics));
+  // A fourth makes 102: refused at that alias, and the reader never runs.
+  diagnostics.clear();
+  EXPECT_FALSE(ParseYamlFile(anchor + ", *x]\n", "f.yml", rules, keys.reader(), &diagnostics));
+  EXPECT_EQ(
+      "f.yml:2:17: with its aliases expanded, the document is larger than 100 bytes (this alias "
+      "repeats 20 bytes; each use of an alias counts its anchor's whole size)\n",
+      Lines(diagnostics));
+  EXPECT_EQ(1, keys.calls);
+}
+
+TEST(YamlFileTest, AnAliasOfAListCountsEverythingInIt) {
+  YamlFileRules rules = Rules();
+  rules.limits.max_expanded_bytes = 1000;
+  KeyReader keys;
+  std::vector<Diagnostic> diagnostics;
+  // l1 holds ten 10-byte scalars (100 bytes); each alias of it repeats them
+  // all, aliases inside included: with the keys, the ninth use passes 1000.
+  std::string yaml = "l0: &l0 " + std::string(10, 'y') + "\nl1: &l1 [";
+  for (int i = 0; i < 9; ++i) yaml += "*l0, ";
+  yaml += "*l0]\nl2: [";
+  for (int i = 0; i < 10; ++i) yaml += (i ? ", " : "") + std::string("*l1");
+  EXPECT_FALSE(ParseYamlFile(yaml + "]\n", "f.yml", rules, keys.reader(), &diagnostics));
+  EXPECT_EQ(
+      "f.yml:3:46: with its aliases expanded, the document is larger than 1000 bytes (this "
+      "alias repeats 100 bytes; each use of an alias counts its anchor's whole size)\n",
+      Lines(diagnostics));
+  EXPECT_EQ(0, keys.calls);
+}
+
+TEST(YamlFileTest, TheDefaultExpansionLimitIsTenMegabytes) {
+  EXPECT_EQ(std::size_t{10} << 20, YamlLimits().max_expanded_bytes);
+  // A 1 MiB anchor and eight aliases of it fit; with a ninth, the ten
+  // copies and the keys' two bytes pass 10 MB.
+  std::string yaml = "a: &a " + std::string(1 << 20, 'x') + "\nb: [";
+  for (int i = 0; i < 8; ++i) yaml += "*a, ";
+  KeyReader keys;
+  std::vector<Diagnostic> diagnostics;
+  EXPECT_FALSE(ParseYamlFile(yaml + "]\n", "f.yml", Rules(), keys.reader(), &diagnostics));
+  EXPECT_EQ("f.yml:1:1: key a\nf.yml:2:1: key b\n", Lines(diagnostics));
+  diagnostics.clear();
+  EXPECT_FALSE(ParseYamlFile(yaml + "*a]\n", "f.yml", Rules(), keys.reader(), &diagnostics));
+  EXPECT_EQ(
+      "f.yml:2:37: with its aliases expanded, the document is larger than 10 MB (this alias "
+      "repeats 1 MB; each use of an alias counts its anchor's whole size)\n",
+      Lines(diagnostics));
+}
+
 }  // namespace
 }  // namespace ladle::runner

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -339,8 +340,16 @@ TEST_F(ToggleApiTest, OfrepAuthAndEnvironment) {
   EXPECT_EQ(false, Body(Send("POST", "/ofrep/v1/evaluate/flags/a", ctx))["value"]);
   EXPECT_EQ(true, Body(Send("POST", "/ofrep/v1/evaluate/flags/a", ctx, "admin",
                             {{"X-Ladle-Environment", "staging"}}))["value"]);
-  EXPECT_EQ(403, Send("POST", "/ofrep/v1/evaluate/flags/a", ctx, "client",
-                      {{"X-Ladle-Environment", "production"}}).status);
+  HttpResponse refused = Send("POST", "/ofrep/v1/evaluate/flags/a", ctx, "client",
+                              {{"X-Ladle-Environment", "production"}});
+  EXPECT_EQ(403, refused.status);
+  EXPECT_EQ("POST /ofrep/v1/evaluate/flags/a: X-Ladle-Environment names 'production', but token "
+            "'web' is bound to environment 'staging'",
+            Body(refused)["message"]);
+  refused = Send("GET", "/api/v1/toggles?environment=production", "", "client");
+  EXPECT_EQ("GET /api/v1/toggles?environment=production: token 'web' may only read environment "
+            "'staging'",
+            Body(refused)["message"]);
   HttpRequest r = HttpRequest::For("POST", "/ofrep/v1/evaluate/flags/a", ctx);
   r.headers.Add("X-API-Key", client_);
   EXPECT_EQ(200, router_.Dispatch(r).status);
@@ -456,6 +465,223 @@ TEST_F(ToggleApiTest, NoteHeaderGoesIntoTheAuditEvent) {
                       note(std::string(300, 'z')))
                      .status);
   EXPECT_EQ(std::string(200, 'z'), last_note("a"));
+}
+
+
+// ---- Issue 10: environments, bounded audit pages, default variants, If-None-Match ----
+
+// A client token bound to staging walks every GET route (and the first
+// events of the stream, live and replayed): production's strategies and
+// users never show.
+TEST_F(ToggleApiTest, StagingClientTokenSeesNoProductionConfigOnAnyReadRoute) {
+  const std::string kMarkers[] = {"prod-only-user-7f3a", "prod-secret-country-9c2e", "4242"};
+  json t = {{"key", "checkout"},
+            {"environments",
+             {{"production",
+               {{"enabled", true},
+                {"strategies",
+                 {{{"users", {kMarkers[0]}},
+                   {"constraints",
+                    {{{"attribute", "country"}, {"operator", "in"}, {"values", {kMarkers[1]}}}}},
+                   {"rollout", {{"percent", 42}, {"group", "g" + kMarkers[2]}}}}}}}},
+              {"staging", {{"enabled", true}}}}}};
+  // Live stream, subscribed before the changes.
+  auto live = std::make_shared<StringStreamWriter>();
+  HttpResponse stream = Send("GET", "/api/v1/stream", "", "client");
+  ASSERT_TRUE(stream.is_stream());
+  stream.stream->Start(live);
+  auto admin_live = std::make_shared<StringStreamWriter>();
+  Send("GET", "/api/v1/stream").stream->Start(admin_live);
+
+  ASSERT_EQ(201, Send("POST", "/api/v1/toggles", t.dump()).status);
+  ASSERT_EQ(200, Send("PUT", "/api/v1/toggles/checkout/environments/production",
+                      json{{"enabled", true},
+                           {"strategies", {{{"users", {kMarkers[0], "x" + kMarkers[2]}}}}}}
+                          .dump())
+                     .status);
+  ASSERT_EQ(200, Send("POST", "/api/v1/toggles/checkout/environments/production/off").status);
+  ASSERT_EQ(200, Send("POST", "/api/v1/toggles/checkout/environments/staging/off").status);
+  ASSERT_EQ(200, Send("PATCH", "/api/v1/toggles/checkout", R"({"description":"d"})").status);
+  ASSERT_NE(std::string::npos, admin_live->data().find(kMarkers[0]));  // the markers are there
+
+  auto expect_clean = [&](const std::string& what, const std::string& text) {
+    for (const std::string& m : kMarkers) {
+      EXPECT_EQ(std::string::npos, text.find(m)) << what << " shows " << m << ": " << text;
+    }
+  };
+  std::set<std::string> walked;
+  auto get = [&](const std::string& target) {
+    HttpResponse r = Send("GET", target, "", "client");
+    HttpRequest probe = HttpRequest::For("GET", target);
+    router_.Dispatch(probe);
+    walked.insert(std::string(probe.route));
+    return r;
+  };
+  for (const std::string target :
+       {"/api/v1/toggles", "/api/v1/toggles/checkout", "/api/v1/toggles/checkout/history",
+        "/api/v1/events", "/api/v1/events?after=1&limit=1", "/healthz", "/metrics",
+        "/api/v1/tokens"}) {
+    HttpResponse r = get(target);
+    EXPECT_TRUE(r.status == 200 || r.status == 403) << target << ": " << r.status;
+    expect_clean(target, r.body);
+  }
+  // The stream: live, and replayed from the start.
+  HttpResponse replay = get("/api/v1/stream");
+  HttpRequest with_id = HttpRequest::For("GET", "/api/v1/stream");
+  with_id.headers.Add("Authorization", "Bearer " + client_);
+  with_id.headers.Add("Last-Event-ID", "0");
+  auto replayed = std::make_shared<StringStreamWriter>();
+  router_.Dispatch(with_id).stream->Start(replayed);
+  EXPECT_NE(std::string::npos, live->data().find("\"create\"")) << live->data();
+  EXPECT_NE(std::string::npos, replayed->data().find("\"create\"")) << replayed->data();
+  EXPECT_NE(std::string::npos, replayed->data().find("\"disable\"")) << replayed->data();
+  expect_clean("the live stream", live->data());
+  expect_clean("the replayed stream", replayed->data());
+  // The events about production are left out; those about staging or the
+  // whole toggle show staging only.
+  json events = Body(Send("GET", "/api/v1/events", "", "client"))["events"];
+  ASSERT_EQ(3u, events.size()) << events;
+  EXPECT_EQ("create", events[0]["action"]);
+  EXPECT_EQ(1u, events[0]["after"]["environments"].size()) << events[0];
+  EXPECT_TRUE(events[0]["after"]["environments"].contains("staging")) << events[0];
+  EXPECT_EQ("disable", events[1]["action"]);
+  EXPECT_EQ("update", events[2]["action"]);
+  // OFREP: the client evaluates in staging only.
+  HttpResponse r = Send("POST", "/ofrep/v1/evaluate/flags", R"({"context":{"targetingKey":"u"}})",
+                        "client");
+  expect_clean("OFREP bulk", r.body);
+  // Every GET route of the API was walked.
+  for (int id = 0; id < static_cast<int>(router_.route_count()); ++id) {
+    if (router_.method(id) == "GET") {
+      EXPECT_EQ(1u, walked.count(router_.pattern(id))) << router_.pattern(id) << " not walked";
+    }
+  }
+}
+
+TEST_F(ToggleApiTest, EventsArePagedWithANextLink) {
+  CreatePlain("a");
+  for (int i = 0; i < 150; ++i) {
+    Send("POST", std::string("/api/v1/toggles/a/environments/production/") + (i % 2 ? "off" : "on"));
+  }
+  json page = Body(Send("GET", "/api/v1/events"));
+  ASSERT_EQ(100u, page["events"].size());  // the default
+  EXPECT_EQ(1, page["events"][0]["revision"]);
+  EXPECT_EQ("/api/v1/events?after=100&limit=100", page["next"]);
+  EXPECT_EQ(151, page["revision"]);
+  page = Body(Send("GET", page["next"].get<std::string>()));
+  ASSERT_EQ(51u, page["events"].size());
+  EXPECT_EQ(101, page["events"][0]["revision"]);
+  EXPECT_TRUE(page["next"].is_null());
+  page = Body(Send("GET", "/api/v1/events?after=149&limit=1000"));
+  EXPECT_EQ(2u, page["events"].size());
+  page = Body(Send("GET", "/api/v1/toggles/a/history?limit=2&after=3"));
+  ASSERT_EQ(2u, page["events"].size());
+  EXPECT_EQ(4, page["events"][0]["revision"]);
+  EXPECT_EQ("/api/v1/toggles/a/history?after=5&limit=2", page["next"]);
+  auto message = [&](const std::string& target) {
+    HttpResponse r = Send("GET", target);
+    return std::to_string(r.status) + " " + Body(r).value("message", std::string());
+  };
+  EXPECT_EQ("400 limit: expected an integer from 1 to 1000, got '1001'",
+            message("/api/v1/events?limit=1001"));
+  EXPECT_EQ("400 limit: expected an integer from 1 to 1000, got '0'",
+            message("/api/v1/events?limit=0"));
+  EXPECT_EQ("400 after: expected an integer from 0 to 9223372036854775807, got '-1'",
+            message("/api/v1/events?after=-1"));
+  EXPECT_EQ("400 after: expected an integer from 0 to 9223372036854775807, got 'x'",
+            message("/api/v1/toggles/a/history?after=x"));
+  EXPECT_EQ("400 limit: expected an integer from 1 to 1000, got ''",
+            message("/api/v1/events?limit="));
+}
+
+// Events carry whole toggles: a page stops early past a few MiB, whatever
+// its limit, and the next link goes on from there.
+TEST_F(ToggleApiTest, EventPagesStopAtTheirByteBudget) {
+  std::vector<std::string> users;
+  for (int i = 0; i < 20000; ++i) users.push_back("user-with-a-long-name-" + std::to_string(i));
+  CreatePlain("big");
+  for (int i = 0; i < 12; ++i) {
+    users[0] = "v" + std::to_string(i);
+    json config = {{"enabled", true}, {"strategies", {{{"users", users}}}}};
+    ASSERT_EQ(200, Send("PUT", "/api/v1/toggles/big/environments/production", config.dump()).status);
+  }
+  HttpResponse r = Send("GET", "/api/v1/events?limit=1000");
+  ASSERT_EQ(200, r.status);
+  EXPECT_LT(r.body.size(), 8u << 20);
+  json page = Body(r);
+  EXPECT_LT(page["events"].size(), 13u);
+  EXPECT_TRUE(page["next"].is_string());
+}
+
+TEST_F(ToggleApiTest, OffVariantTogglesAnswerTheirDefaultVariant) {
+  struct Case {
+    std::string key;
+    json first, second;
+  };
+  const std::vector<Case> cases = {{"s", "alpha", "beta"},
+                                   {"n", 1.5, 7},
+                                   {"o", {{"size", 1}}, {{"size", 2}}}};
+  for (const Case& c : cases) {
+    json t = {{"key", c.key},
+              {"variants", {{{"name", "first"}, {"weight", 0}, {"value", c.first}},
+                            {{"name", "second"}, {"weight", 1000}, {"value", c.second}}}},
+              {"environments",
+               {{"staging", {{"enabled", true}, {"strategies", {{{"users", {"nobody"}}}}}}}}}};
+    ASSERT_EQ(201, Send("POST", "/api/v1/toggles", t.dump()).status);
+    SCOPED_TRACE(c.key);
+    json off = Body(Send("POST", "/ofrep/v1/evaluate/flags/" + c.key, R"({"context":{"targetingKey":"u"}})"));
+    EXPECT_EQ(c.first, off["value"]);
+    EXPECT_EQ("first", off["variant"]);
+    EXPECT_EQ("DISABLED", off["reason"]);
+    json unmatched = Body(Send("POST", "/ofrep/v1/evaluate/flags/" + c.key,
+                               R"({"context":{"targetingKey":"u"}})", "client"));
+    EXPECT_EQ(c.first, unmatched["value"]);
+    EXPECT_EQ("DEFAULT", unmatched["reason"]);
+    json on = Body(Send("POST", "/ofrep/v1/evaluate/flags/" + c.key,
+                        R"({"context":{"targetingKey":"nobody"}})", "client"));
+    EXPECT_EQ(c.second, on["value"]);
+    EXPECT_EQ("SPLIT", on["reason"]);
+  }
+}
+
+TEST(IfNoneMatchTest, WeakTagsListsAndStar) {
+  const std::string etag = "\"12-abc\"";
+  EXPECT_TRUE(IfNoneMatchHolds("\"12-abc\"", etag));
+  EXPECT_TRUE(IfNoneMatchHolds("  \"12-abc\"  ", etag));
+  EXPECT_TRUE(IfNoneMatchHolds("W/\"12-abc\"", etag));       // weak comparison
+  EXPECT_TRUE(IfNoneMatchHolds("\"12-abc\"", "W/\"12-abc\""));
+  EXPECT_TRUE(IfNoneMatchHolds("\"x\", W/\"12-abc\"", etag));
+  EXPECT_TRUE(IfNoneMatchHolds("\"x\",\"y\" ,  \"12-abc\"", etag));
+  EXPECT_TRUE(IfNoneMatchHolds("\"a,b\", \"12-abc\"", etag));  // a comma inside a tag
+  EXPECT_TRUE(IfNoneMatchHolds("*", etag));
+  EXPECT_TRUE(IfNoneMatchHolds(" * ", etag));
+  EXPECT_FALSE(IfNoneMatchHolds("\"12-abd\"", etag));
+  EXPECT_FALSE(IfNoneMatchHolds("\"x\", \"y\"", etag));
+  EXPECT_FALSE(IfNoneMatchHolds("12-abc", etag));             // unquoted: malformed
+  EXPECT_FALSE(IfNoneMatchHolds("w/\"12-abc\"", etag));       // W/ is case-sensitive
+  EXPECT_FALSE(IfNoneMatchHolds("\"12-abc", etag));
+  EXPECT_FALSE(IfNoneMatchHolds("", etag));
+  EXPECT_FALSE(IfNoneMatchHolds("\"x\" \"12-abc\"", etag));   // no comma: malformed
+}
+
+TEST_F(ToggleApiTest, BulkAndListAnswer304ToWeakTagsListsAndStar) {
+  CreatePlain("a");
+  const std::string ctx = R"({"context":{"targetingKey":"u1"}})";
+  std::string etag(Send("POST", "/ofrep/v1/evaluate/flags", ctx).headers.Get("ETag"));
+  for (const std::string& inm : {"W/" + etag, "\"nope\", " + etag, std::string("*")}) {
+    SCOPED_TRACE(inm);
+    EXPECT_EQ(304, Send("POST", "/ofrep/v1/evaluate/flags", ctx, "admin", {{"If-None-Match", inm}}).status);
+  }
+  EXPECT_EQ(200, Send("POST", "/ofrep/v1/evaluate/flags", ctx, "admin",
+                      {{"If-None-Match", "\"nope\""}}).status);
+  std::string list_etag(Send("GET", "/api/v1/toggles").headers.Get("ETag"));
+  EXPECT_EQ(304, Send("GET", "/api/v1/toggles", "", "admin", {{"If-None-Match", "W/" + list_etag}}).status);
+  // Two If-None-Match fields are one list.
+  HttpRequest r = HttpRequest::For("GET", "/api/v1/toggles");
+  r.headers.Add("Authorization", "Bearer " + admin_);
+  r.headers.Add("If-None-Match", "\"nope\"");
+  r.headers.Add("If-None-Match", list_etag);
+  EXPECT_EQ(304, router_.Dispatch(r).status);
 }
 
 }  // namespace

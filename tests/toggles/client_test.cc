@@ -253,6 +253,19 @@ TEST_F(ClientTest, VariantsAndDetails) {
   EXPECT_EQ(d.variant == "red" ? json("#f00") : json("#00f"), d.value);
   EXPECT_EQ(10, d.revision);
 
+  // Where "colours" is off, it answers its default variant (the first), as
+  // OFREP does: the value keeps the variants' type.
+  ClientOptions staging = Options(server_.url());
+  staging.background = false;
+  staging.environment = "staging";
+  auto in_staging = Start(staging);
+  d = in_staging->Evaluate("colours", alice_);
+  EXPECT_FALSE(d.on);
+  EXPECT_EQ(Reason::kDisabled, d.reason);
+  EXPECT_EQ("red", d.variant);
+  EXPECT_EQ(json("#f00"), d.value);
+  EXPECT_EQ("red", in_staging->Variant("colours", alice_, "dflt"));
+
   d = client->Evaluate("nope", alice_);
   EXPECT_FALSE(d.found);
   EXPECT_EQ(Reason::kError, d.reason);

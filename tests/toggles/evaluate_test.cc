@@ -308,10 +308,14 @@ TEST(EvaluateTest, VariantPickWithoutKeyIsAnError) {
   EXPECT_EQ("false off ERROR TARGETING_KEY_MISSING", Eval(t, EvaluationContext{}));
 }
 
-TEST(EvaluateTest, VariantToggleOffIsFalse) {
+// Off or unmatched, a toggle with variants answers its default variant (the
+// first), so the value keeps the variants' type (docs/design.md "OFREP").
+TEST(EvaluateTest, VariantToggleOffAnswersItsDefaultVariant) {
   CompiledToggle t = Enabled("k", R"([{"users": ["alice"]}])", kThreeVariants);
-  EXPECT_EQ("false off DEFAULT", Eval(t, Key("bob")));
-  EXPECT_EQ("false off DISABLED", Eval(t, Key("bob"), "staging"));
+  EXPECT_EQ("\"#f00\" red DEFAULT", Eval(t, Key("bob")));
+  EXPECT_EQ("\"#f00\" red DISABLED", Eval(t, Key("bob"), "staging"));
+  EXPECT_FALSE(t.Evaluate("staging", Key("bob")).on);
+  EXPECT_EQ(&t.toggle().variants[0].value, t.Evaluate("production", Key("bob")).value);
 }
 
 // --- operators ---
@@ -498,6 +502,60 @@ TEST(SnapshotTest, RejectsDuplicatesAndInvalidToggles) {
   EXPECT_EQ("toggle \"k\": variants: weights must sum to 1000, got 900",
             Snapshot::Build(1, {bad}, &snap).ToString());
   EXPECT_EQ(nullptr, snap);
+}
+
+CompiledToggle CompiledOf(const std::string& text) {
+  CompiledToggle t;
+  EXPECT_TRUE(CompiledToggle::Compile(Parsed(text), &t).ok()) << text;
+  return t;
+}
+
+// A write builds the next snapshot from the last one: the toggles it did not
+// change are the same compiled objects (not compiled again), and a flip keeps
+// the key index.
+TEST(SnapshotTest, UpdateSharesTheTogglesThatDidNotChange) {
+  std::shared_ptr<const Snapshot> base, flipped, grown, shrunk;
+  ASSERT_TRUE(Snapshot::Build(3, {Parsed(R"({"key": "a"})"), Parsed(R"({"key": "c"})"),
+                                  Parsed(R"({"key": "e"})")},
+                              &base)
+                  .ok());
+  ASSERT_TRUE(Snapshot::Update(*base, 4,
+                               {CompiledOf(R"({"key": "c", "revision": 4,
+                                   "environments": {"production": {"enabled": true}}})")},
+                               {}, &flipped)
+                  .ok());
+  EXPECT_EQ(4, flipped->revision());
+  ASSERT_EQ(3u, flipped->toggles().size());
+  EXPECT_EQ(&base->Find("a")->toggle(), &flipped->Find("a")->toggle());  // shared
+  EXPECT_EQ(&base->Find("e")->toggle(), &flipped->Find("e")->toggle());
+  EXPECT_EQ("true on STATIC", Describe(flipped->Find("c")->Evaluate("production", Key("u"))));
+  EXPECT_EQ("false off DISABLED", Describe(base->Find("c")->Evaluate("production", Key("u"))));
+  // A create and a delete: merged in key order, indexed again.
+  ASSERT_TRUE(Snapshot::Update(*flipped, 5, {CompiledOf(R"({"key": "b"})"),
+                                             CompiledOf(R"({"key": "z"})")},
+                               {"e", "never"}, &grown)
+                  .ok());
+  std::vector<std::string> keys;
+  for (const CompiledToggle& t : grown->toggles()) keys.push_back(t.key());
+  EXPECT_EQ((std::vector<std::string>{"a", "b", "c", "z"}), keys);
+  for (const std::string& k : keys) {
+    ASSERT_NE(nullptr, grown->Find(k)) << k;
+    EXPECT_EQ(k, grown->Find(k)->key());
+  }
+  EXPECT_EQ(nullptr, grown->Find("e"));
+  EXPECT_EQ(&flipped->Find("c")->toggle(), &grown->Find("c")->toggle());
+  ASSERT_TRUE(Snapshot::Update(*grown, 6, {}, {"a", "z"}, &shrunk).ok());
+  EXPECT_EQ(2u, shrunk->toggles().size());
+  EXPECT_EQ(nullptr, shrunk->Find("a"));
+  EXPECT_EQ("b", shrunk->Find("b")->key());
+  grown.reset();  // the older snapshots outlive nothing they share
+  flipped.reset();
+  base.reset();
+  EXPECT_EQ("c", shrunk->Find("c")->key());
+  EXPECT_EQ("toggle \"b\": duplicate key",
+            Snapshot::Update(*shrunk, 7, {CompiledOf(R"({"key": "b"})"), CompiledOf(R"({"key": "b"})")},
+                             {}, &base)
+                .ToString());
 }
 
 TEST(ReasonTest, OfrepNames) {

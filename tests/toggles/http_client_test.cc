@@ -211,7 +211,7 @@ class HttpClientTest : public ::testing::Test {
 
 TEST_F(HttpClientTest, SendsTheTokenAndReadsJsonAndTheETag) {
   json out;
-  HttpResponse raw;
+  ClientResponse raw;
   ASSERT_TRUE(Client().Json("GET", "/api/v1/echo", nullptr, &out, &raw).ok());
   EXPECT_EQ("Bearer secret", out["auth"]);
   EXPECT_EQ(200, raw.status);
@@ -242,7 +242,7 @@ TEST_F(HttpClientTest, HttpErrorsBecomeStatuses) {
 }
 
 TEST_F(HttpClientTest, SendReturnsAnyStatusAsAnAnswer) {
-  HttpResponse r;
+  ClientResponse r;
   ASSERT_TRUE(Client().Send("GET", "/api/v1/missing", "", {}, &r).ok());
   EXPECT_EQ(404, r.status);
   EXPECT_EQ(HttpFailure::kNone, r.failure);
@@ -251,7 +251,7 @@ TEST_F(HttpClientTest, SendReturnsAnyStatusAsAnAnswer) {
 TEST_F(HttpClientTest, NoServerIsUnavailableWithConnectFailure) {
   ServerUrl url;
   ASSERT_TRUE(ParseServerUrl("http://127.0.0.1:" + std::to_string(DeadPort()), &url).ok());
-  HttpResponse r;
+  ClientResponse r;
   Status s = HttpClient(url, {}).Send("GET", "/x", "", {}, &r);
   EXPECT_EQ(Code::kUnavailable, s.code());
   EXPECT_EQ(3, s.ExitCode());
@@ -260,7 +260,7 @@ TEST_F(HttpClientTest, NoServerIsUnavailableWithConnectFailure) {
 }
 
 TEST_F(HttpClientTest, ReadTimeout) {
-  HttpResponse r;
+  ClientResponse r;
   Status s = Client(300ms).Send("GET", "/api/v1/slow", "", {}, &r);
   EXPECT_EQ(Code::kUnavailable, s.code());
   EXPECT_EQ(HttpFailure::kNoAnswer, r.failure);
@@ -272,7 +272,7 @@ TEST_F(HttpClientTest, StreamDeliversDataAndCancelEndsItAtOnce) {
   HttpCanceller cancel;
   std::atomic<bool> got{false};
   int opened_with = 0;
-  HttpResponse r;
+  ClientResponse r;
   Status s;
   std::thread reader([&] {
     s = client.Stream("/api/v1/stream", {}, 10000ms, [&](int st) { opened_with = st; return true; },
@@ -294,7 +294,7 @@ TEST_F(HttpClientTest, StreamDeliversDataAndCancelEndsItAtOnce) {
 
 TEST_F(HttpClientTest, StreamErrorBodyIsKept) {
   HttpCanceller cancel;
-  HttpResponse r;
+  ClientResponse r;
   bool data_called = false;
   Status s = Client().Stream("/api/v1/missing", {}, 1000ms, [](int) { return true; },
                              [&](std::string_view) { data_called = true; return true; }, &cancel, &r);

@@ -616,6 +616,85 @@ TEST_F(ToggleStoreTest, SnapshotReflectsEachChange) {
   EXPECT_EQ(old, store_->GetSnapshot());
 }
 
+// A write compiles only the toggle it changed: the others in the next
+// snapshot are the very objects of the last one (docs/toggles.md "Store").
+TEST_F(ToggleStoreTest, AWriteReusesTheCompiledTogglesItDidNotChange) {
+  for (const char* key : {"a", "b", "c"}) ASSERT_EQ("ok", Create(std::string(R"({"key": ")") + key + "\"}"));
+  std::shared_ptr<const Snapshot> before = store_->GetSnapshot();
+  ASSERT_EQ("changed", Flip("b", "production", true));
+  std::shared_ptr<const Snapshot> after = store_->GetSnapshot();
+  EXPECT_EQ(&before->Find("a")->toggle(), &after->Find("a")->toggle());
+  EXPECT_EQ(&before->Find("c")->toggle(), &after->Find("c")->toggle());
+  EXPECT_NE(&before->Find("b")->toggle(), &after->Find("b")->toggle());
+  EXPECT_EQ(4, after->Find("b")->toggle().revision);
+  EXPECT_TRUE(OnFor(*store_, "b", "ann"));
+  ASSERT_EQ("ok", Create(R"({"key": "aa"})"));
+  ASSERT_TRUE(store_->Delete("c", std::nullopt, "x").ok());
+  after = store_->GetSnapshot();
+  std::vector<std::string> keys;
+  for (const CompiledToggle& t : after->toggles()) keys.push_back(t.key());
+  EXPECT_EQ((std::vector<std::string>{"a", "aa", "b"}), keys);
+  EXPECT_EQ(&before->Find("a")->toggle(), &after->Find("a")->toggle());
+  // Another connection's commits: everything is built again, and agrees.
+  std::unique_ptr<ToggleStore> other = OpenStore();
+  WriteResult r;
+  ASSERT_TRUE(other->Flip("a", "production", true, std::nullopt, "cli", &r).ok());
+  ASSERT_TRUE(store_->Refresh().ok());
+  EXPECT_TRUE(OnFor(*store_, "a", "ann"));
+  EXPECT_TRUE(OnFor(*store_, "b", "ann"));
+  EXPECT_EQ(3u, store_->GetSnapshot()->toggles().size());
+}
+
+// What a client token bound to staging reads of the audit trail: no event
+// about production, and production's config cut out of the others.
+TEST_F(ToggleStoreTest, ScanEventsForAnEnvironment) {
+  ASSERT_EQ("ok", Create(R"({"key": "a", "environments": {
+      "production": {"enabled": true, "strategies": [{"users": ["prod-user"]}]},
+      "staging": {"enabled": false}}})"));
+  ASSERT_EQ("changed", Flip("a", "production", false));
+  ASSERT_EQ("changed", Flip("a", "staging", true));
+  EventQuery q;
+  q.environment = "staging";
+  std::vector<std::string> seen;
+  ASSERT_TRUE(store_->ScanEvents(q, [&](const AuditEvent& e) {
+    seen.push_back(std::to_string(e.revision) + " " + e.action + " " +
+                   e.after["environments"].dump());
+    return true;
+  }).ok());
+  EXPECT_EQ((std::vector<std::string>{
+                R"(1 create {"staging":{"enabled":false,"strategies":[]}})",
+                R"(3 enable {"staging":{"enabled":true,"strategies":[]}})"}),
+            seen);
+  // A toggle that does not list the environment shows it disabled, as List does.
+  AuditEvent e;
+  e.after = ToJson(MakeToggle(R"({"key": "b", "environments": {"production": {"enabled": true}}})"));
+  EXPECT_EQ(R"({"qa":{"enabled":false,"strategies":[]}})",
+            ForEnvironment(e, "qa").after["environments"].dump());
+  // Paging: limit and after; `each` may stop early.
+  q = EventQuery();
+  q.after = 1;
+  q.limit = 1;
+  seen.clear();
+  ASSERT_TRUE(store_->ScanEvents(q, [&](const AuditEvent& ev) {
+    seen.push_back(std::to_string(ev.revision));
+    return true;
+  }).ok());
+  EXPECT_EQ((std::vector<std::string>{"2"}), seen);
+  q.key = "nope";
+  q.limit = 0;
+  seen.clear();
+  ASSERT_TRUE(store_->ScanEvents(q, [&](const AuditEvent& ev) {
+    seen.push_back(std::to_string(ev.revision));
+    return true;
+  }).ok());
+  EXPECT_TRUE(seen.empty());
+  bool exists = true;
+  ASSERT_TRUE(store_->HasHistory("nope", &exists).ok());
+  EXPECT_FALSE(exists);
+  ASSERT_TRUE(store_->HasHistory("a", &exists).ok());
+  EXPECT_TRUE(exists);
+}
+
 TEST_F(ToggleStoreTest, OnChangeIsCalledOncePerChangeAfterCommit) {
   std::unique_ptr<ToggleStore> other = OpenStore();  // another connection
   std::vector<std::string> seen;

@@ -266,7 +266,7 @@ Status Client::Fetch() {
 Status Client::FetchLocked() {
   HttpHeaders headers = {{"Accept", "application/json"}};
   if (!etag_.empty()) headers.emplace_back("If-None-Match", etag_);
-  HttpResponse r;
+  ClientResponse r;
   Status s = http_.Send("GET", "/api/v1/toggles?environment=" + EncodePathSegment(options_.environment),
                         "", headers, &r, &cancel_fetch_);
   if (!s.ok()) return s;
@@ -369,7 +369,7 @@ bool Client::OpenStream() {
     std::lock_guard<std::mutex> lock(fetch_mu_);
     if (seen_revision_ > 0) headers.emplace_back("Last-Event-ID", std::to_string(seen_revision_));
   }
-  HttpResponse r;
+  ClientResponse r;
   // A stream that cannot open or that ends is not an error to report: the
   // caller falls back to polling (and Fetch records why the server is away).
   Status stream = http_.Stream(

@@ -88,7 +88,8 @@ std::string_view ToString(ToggleSource source);  // "none", "cache", "server"
 struct ToggleDetails {
   bool found = false;     // false: FLAG_NOT_FOUND, and the rest is the default
   bool on = false;
-  std::string variant;    // "on", "off" or a variant's name; "" when not found
+  std::string variant;    // "on", "off" or a variant's name (off: the default
+                          // variant's); "" when not found
   nlohmann::json value;   // true/false or the variant's value; null when not found
   Reason reason = Reason::kDefault;
   std::optional<ErrorCode> error;  // with Reason::kError
@@ -114,8 +115,10 @@ class Client {
   // allocation.
   bool IsEnabled(std::string_view key, const EvaluationContext& context,
                  bool default_value = false) const;
-  // The variant's name ("on"/"off" for a toggle without variants; "off" when
-  // disabled); `default_variant` where IsEnabled gives its default.
+  // The variant's name ("on"/"off" for a toggle without variants; a toggle
+  // with variants that is off or matches nothing gives its default variant,
+  // the first, as OFREP does); `default_variant` where IsEnabled gives its
+  // default.
   std::string Variant(std::string_view key, const EvaluationContext& context,
                       std::string_view default_variant = "") const;
   // Everything, copied out of the set (allocates).

@@ -168,7 +168,7 @@ void SetTimeout(httplib::Client* cli, std::chrono::milliseconds connect,
 }
 
 Status Transport(const ServerUrl& url, httplib::Error error, std::chrono::milliseconds read_timeout,
-                 HttpResponse* out) {
+                 ClientResponse* out) {
   out->status = 0;
   switch (error) {
     case httplib::Error::Connection:
@@ -226,9 +226,9 @@ HttpClient::HttpClient(ServerUrl url, Options options)
     : url_(std::move(url)), options_(std::move(options)) {}
 
 Status HttpClient::Send(std::string_view method, const std::string& target, const std::string& body,
-                        const HttpHeaders& headers, HttpResponse* out,
+                        const HttpHeaders& headers, ClientResponse* out,
                         HttpCanceller* control) const {
-  *out = HttpResponse();
+  *out = ClientResponse();
   httplib::Client cli(url_.host, url_.port);
   SetTimeout(&cli, options_.connect_timeout, options_.read_timeout);
   httplib::Request req = MakeRequest(url_, options_, method, target, headers);
@@ -245,12 +245,12 @@ Status HttpClient::Send(std::string_view method, const std::string& target, cons
 }
 
 Status HttpClient::Json(std::string_view method, const std::string& target,
-                        const nlohmann::json* body, nlohmann::json* out, HttpResponse* raw,
+                        const nlohmann::json* body, nlohmann::json* out, ClientResponse* raw,
                         const HttpHeaders& extra) const {
   HttpHeaders headers = {{"Accept", "application/json"}};
   headers.insert(headers.end(), extra.begin(), extra.end());
   if (body != nullptr) headers.emplace_back("Content-Type", "application/json");
-  HttpResponse r;
+  ClientResponse r;
   Status s = Send(method, target, body != nullptr ? body->dump() : "", headers, &r);
   if (s.ok() && (r.status < 200 || r.status > 299)) s = StatusFromHttp(r.status, r.body);
   if (s.ok()) {
@@ -267,8 +267,8 @@ Status HttpClient::Stream(const std::string& target, const HttpHeaders& headers,
                           std::chrono::milliseconds idle_timeout,
                           const std::function<bool(int status)>& on_open,
                           const std::function<bool(std::string_view data)>& on_data,
-                          HttpCanceller* control, HttpResponse* out) const {
-  *out = HttpResponse();
+                          HttpCanceller* control, ClientResponse* out) const {
+  *out = ClientResponse();
   httplib::Client cli(url_.host, url_.port);
   SetTimeout(&cli, options_.connect_timeout, idle_timeout);
   bool stopped_by_caller = false;

@@ -66,7 +66,10 @@ enum class HttpFailure {
   kCancelled,  // HttpCanceller::Cancel
 };
 
-struct HttpResponse {
+// What one request got back. Not named HttpResponse: core/http.h has a
+// ladle::HttpResponse (the server's), and a code that sees both would pick one
+// by lookup order (and two structs of one name across libraries break the ODR).
+struct ClientResponse {
   int status = 0;            // 0 when `failure` is not kNone
   std::string body;          // empty for a stream that was answered 200
   std::string etag;          // the ETag header as sent (quotes included); "" when none
@@ -115,7 +118,7 @@ class HttpClient {
   // decides what a 304 or a 404 means. Unavailable when none did, with
   // out->failure saying why; Cancelled after control->Cancel().
   Status Send(std::string_view method, const std::string& target, const std::string& body,
-              const HttpHeaders& headers, HttpResponse* out,
+              const HttpHeaders& headers, ClientResponse* out,
               HttpCanceller* control = nullptr) const;
 
   // JSON in and out: sends `body` (unless null) as application/json; a 2xx
@@ -123,7 +126,7 @@ class HttpClient {
   // anything else becomes StatusFromHttp. `raw`, if given, gets the answer;
   // `extra` adds headers (If-Match).
   Status Json(std::string_view method, const std::string& target, const nlohmann::json* body,
-              nlohmann::json* out, HttpResponse* raw = nullptr,
+              nlohmann::json* out, ClientResponse* raw = nullptr,
               const HttpHeaders& extra = {}) const;
 
   // GET for a long-lived answer (Server-Sent Events). `on_open` sees the
@@ -137,7 +140,7 @@ class HttpClient {
                 std::chrono::milliseconds idle_timeout,
                 const std::function<bool(int status)>& on_open,
                 const std::function<bool(std::string_view data)>& on_data,
-                HttpCanceller* control, HttpResponse* out) const;
+                HttpCanceller* control, ClientResponse* out) const;
 
  private:
   ServerUrl url_;

@@ -251,7 +251,14 @@ Match StrategyMatches(const CompiledStrategy& s, const EvaluationContext& ctx) {
 
 // --- answers ---
 
-Evaluation Off(Reason reason) { return Evaluation{false, &kFalse, "off", reason, std::nullopt}; }
+// An off answer (DISABLED, DEFAULT): false / "off", or the default variant
+// (the first) of a toggle with variants, so that the value keeps their type
+// (docs/design.md "OFREP").
+Evaluation Off(const CompiledToggle::Impl& t, Reason reason) {
+  const std::vector<Variant>& variants = t.source.variants;
+  if (variants.empty()) return Evaluation{false, &kFalse, "off", reason, std::nullopt};
+  return Evaluation{false, &variants.front().value, variants.front().name, reason, std::nullopt};
+}
 
 Evaluation Failed(ErrorCode code) {
   return Evaluation{false, &kFalse, "off", Reason::kError, code};
@@ -350,6 +357,8 @@ Status ContextFromJson(const nlohmann::json& context, EvaluationContext* out) {
 }
 
 CompiledToggle::CompiledToggle() = default;
+CompiledToggle::CompiledToggle(const CompiledToggle&) = default;
+CompiledToggle& CompiledToggle::operator=(const CompiledToggle&) = default;
 CompiledToggle::CompiledToggle(CompiledToggle&&) noexcept = default;
 CompiledToggle& CompiledToggle::operator=(CompiledToggle&&) noexcept = default;
 CompiledToggle::~CompiledToggle() = default;
@@ -358,7 +367,7 @@ Status CompiledToggle::Compile(Toggle toggle, CompiledToggle* out) {
   Status s = Validate(toggle);
   if (!s.ok()) return s;
   try {
-    auto impl = std::make_unique<Impl>(std::move(toggle));
+    auto impl = std::make_shared<Impl>(std::move(toggle));
     CompileInto(impl.get());
     out->impl_ = std::move(impl);
   } catch (const std::exception& e) {  // bad_alloc: the API does not throw
@@ -372,7 +381,7 @@ const Toggle& CompiledToggle::toggle() const { return impl_->source; }
 Evaluation CompiledToggle::Evaluate(std::string_view environment,
                                     const EvaluationContext& ctx) const {
   const CompiledRules* rules = FindRules(*impl_, environment);
-  if (rules == nullptr || !rules->enabled) return Off(Reason::kDisabled);
+  if (rules == nullptr || !rules->enabled) return Off(*impl_, Reason::kDisabled);
   if (rules->strategies.empty()) return On(*impl_, Reason::kStatic, ctx);
   bool needs_targeting_key = false;
   for (const CompiledStrategy& s : rules->strategies) {
@@ -386,7 +395,8 @@ Evaluation CompiledToggle::Evaluate(std::string_view environment,
         break;
     }
   }
-  return needs_targeting_key ? Failed(ErrorCode::kTargetingKeyMissing) : Off(Reason::kDefault);
+  return needs_targeting_key ? Failed(ErrorCode::kTargetingKeyMissing)
+                             : Off(*impl_, Reason::kDefault);
 }
 
 Status Snapshot::Build(int64_t revision, std::vector<Toggle> toggles,
@@ -403,15 +413,69 @@ Status Snapshot::Build(int64_t revision, std::vector<Toggle> toggles,
     }
     Status s = CompiledToggle::Compile(std::move(toggles[i]), &snap->toggles_[i]);
     if (!s.ok()) return s.WithContext(context);
-    snap->index_.emplace(snap->toggles_[i].key(), i);
   }
+  snap->IndexKeys();
   *out = std::move(snap);
   return Status::OK();
 }
 
+Status Snapshot::Update(const Snapshot& base, int64_t revision,
+                        std::vector<CompiledToggle> changed,
+                        const std::vector<std::string>& removed,
+                        std::shared_ptr<const Snapshot>* out) {
+  auto by_key = [](const CompiledToggle& a, const CompiledToggle& b) { return a.key() < b.key(); };
+  std::sort(changed.begin(), changed.end(), by_key);
+  for (size_t i = 1; i < changed.size(); ++i) {
+    if (changed[i].key() == changed[i - 1].key()) {
+      return Status::Invalid("toggle \"" + changed[i].key() + "\": duplicate key");
+    }
+  }
+  std::shared_ptr<Snapshot> snap(new Snapshot());
+  snap->revision_ = revision;
+  // The common write (a flip, a new strategy): the same keys, new rules.
+  bool same_keys = true;
+  for (const std::string& key : removed) same_keys = same_keys && base.Find(key) == nullptr;
+  for (const CompiledToggle& t : changed) same_keys = same_keys && base.Find(t.key()) != nullptr;
+  if (same_keys) {
+    snap->toggles_ = base.toggles_;
+    for (CompiledToggle& t : changed) {
+      snap->toggles_[base.index_->position.find(t.key())->second] = std::move(t);
+    }
+    snap->index_ = base.index_;
+    *out = std::move(snap);
+    return Status::OK();
+  }
+  // A create or a delete: merge the two sorted lists, then index again.
+  std::vector<std::string_view> gone(removed.begin(), removed.end());
+  std::sort(gone.begin(), gone.end());
+  snap->toggles_.reserve(base.toggles_.size() + changed.size());
+  auto next = changed.begin();
+  for (const CompiledToggle& t : base.toggles_) {
+    while (next != changed.end() && next->key() < t.key()) snap->toggles_.push_back(std::move(*next++));
+    if (next != changed.end() && next->key() == t.key()) {
+      snap->toggles_.push_back(std::move(*next++));
+    } else if (!std::binary_search(gone.begin(), gone.end(), std::string_view(t.key()))) {
+      snap->toggles_.push_back(t);
+    }
+  }
+  while (next != changed.end()) snap->toggles_.push_back(std::move(*next++));
+  snap->IndexKeys();
+  *out = std::move(snap);
+  return Status::OK();
+}
+
+void Snapshot::IndexKeys() {
+  auto index = std::make_shared<KeyIndex>();
+  index->keys.reserve(toggles_.size());
+  for (const CompiledToggle& t : toggles_) index->keys.push_back(t.key());
+  index->position.reserve(toggles_.size());
+  for (size_t i = 0; i < index->keys.size(); ++i) index->position.emplace(index->keys[i], i);
+  index_ = std::move(index);
+}
+
 const CompiledToggle* Snapshot::Find(std::string_view key) const {
-  auto it = index_.find(key);
-  return it == index_.end() ? nullptr : &toggles_[it->second];
+  auto it = index_->position.find(key);
+  return it == index_->position.end() ? nullptr : &toggles_[it->second];
 }
 
 }  // namespace ladle::toggles

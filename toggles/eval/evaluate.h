@@ -27,8 +27,11 @@
 //   makes the strategy not match. A rollout of 0% or 100% reads no stickiness
 //   value at all, so 100% is on even without a targeting key.
 // - Variants always bucket by the targeting key with the toggle key as group.
-// - Off answers (DISABLED, DEFAULT, errors) are false / "off" even for a
-//   toggle with variants: OFREP needs some value (docs/design.md "OFREP").
+// - Off answers (DISABLED, DEFAULT) of a toggle with variants carry its
+//   default variant, the first one listed, so that the value keeps the
+//   variants' type (an OpenFeature SDK reports TYPE_MISMATCH otherwise); a
+//   toggle without variants answers false / "off". Errors are false / "off"
+//   (docs/design.md "OFREP").
 #ifndef LADLE_TOGGLES_EVAL_EVALUATE_H_
 #define LADLE_TOGGLES_EVAL_EVALUATE_H_
 
@@ -103,13 +106,16 @@ struct Evaluation {
   std::optional<ErrorCode> error;         // set only with Reason::kError
 };
 
-// One toggle, compiled for evaluation in every environment it lists.
+// One toggle, compiled for evaluation in every environment it lists. A copy
+// shares the compiled rules (immutable), so snapshots share unchanged toggles.
 class CompiledToggle {
  public:
   // Validates (model.h's rules) and compiles; the message names the field.
   static Status Compile(Toggle toggle, CompiledToggle* out);
 
   CompiledToggle();
+  CompiledToggle(const CompiledToggle&);
+  CompiledToggle& operator=(const CompiledToggle&);
   CompiledToggle(CompiledToggle&&) noexcept;
   CompiledToggle& operator=(CompiledToggle&&) noexcept;
   ~CompiledToggle();
@@ -124,7 +130,7 @@ class CompiledToggle {
   struct Impl;  // compiled rules; defined in evaluate.cc
 
  private:
-  std::unique_ptr<const Impl> impl_;
+  std::shared_ptr<const Impl> impl_;
 };
 
 // Every toggle at one global revision, immutable once built.
@@ -134,6 +140,16 @@ class Snapshot {
   // duplicate key.
   static Status Build(int64_t revision, std::vector<Toggle> toggles,
                       std::shared_ptr<const Snapshot>* out);
+  // The snapshot at `revision` that is `base` with the toggles in `changed`
+  // put in (replacing those of the same key) and the keys in `removed` taken
+  // out. Every other toggle is shared with `base`, not compiled again, and
+  // when the set of keys stays the same so is the key index: a write costs a
+  // copy of n pointers, not n compilations. `changed` must not repeat a key
+  // (Invalid); a removed key that `base` lacks is ignored.
+  static Status Update(const Snapshot& base, int64_t revision,
+                       std::vector<CompiledToggle> changed,
+                       const std::vector<std::string>& removed,
+                       std::shared_ptr<const Snapshot>* out);
 
   int64_t revision() const { return revision_; }
   const CompiledToggle* Find(std::string_view key) const;  // null: FLAG_NOT_FOUND
@@ -145,10 +161,17 @@ class Snapshot {
  private:
   Snapshot() = default;
 
+  // Key -> position in toggles_; immutable, shared by the snapshots that
+  // hold the same keys. The views point into `keys`, which never changes.
+  struct KeyIndex {
+    std::vector<std::string> keys;
+    std::unordered_map<std::string_view, size_t> position;
+  };
+  void IndexKeys();  // builds index_ from toggles_
+
   int64_t revision_ = 0;
   std::vector<CompiledToggle> toggles_;
-  // Views of the keys in toggles_ (their storage never moves).
-  std::unordered_map<std::string_view, size_t> index_;
+  std::shared_ptr<const KeyIndex> index_;
 };
 
 }  // namespace ladle::toggles

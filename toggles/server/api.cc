@@ -2,6 +2,7 @@
 #include "core/base/text.h"
 
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <utility>
@@ -18,6 +19,12 @@ constexpr std::string_view kEnvironmentHeader = "X-Ladle-Environment";
 // Why a write happened ("run 12: rollout check failed"), for its audit event.
 constexpr std::string_view kNoteHeader = "X-Ladle-Note";
 constexpr size_t kMaxNoteBytes = 200;
+// Pages of the audit trail (docs/toggles.md "HTTP API").
+constexpr int64_t kDefaultEventPage = 100;
+constexpr int64_t kMaxEventPage = 1000;
+// A page stops early past this size: events carry whole toggles, which may be
+// large (up to the 1 MiB body limit each).
+constexpr size_t kMaxPageBytes = 4 << 20;
 
 // The X-Ladle-Note header, trimmed and cut to kMaxNoteBytes (never inside a
 // UTF-8 sequence); "" when absent.
@@ -119,9 +126,15 @@ HttpResponse ToggleResponse(int status, const Toggle& t) {
   return r;
 }
 
-// 304 with the ETag when the client's If-None-Match is `etag`.
+// 304 with the ETag when the client's If-None-Match names `etag`
+// (IfNoneMatchHolds).
 std::optional<HttpResponse> NotModified(const HttpRequest& r, const std::string& etag) {
-  if (Trim(r.Header("If-None-Match")) != etag) return std::nullopt;
+  if (!r.headers.Has("If-None-Match")) return std::nullopt;  // the usual case: no allocation
+  bool holds = false;
+  for (std::string_view field : r.headers.GetAll("If-None-Match")) {
+    holds = holds || IfNoneMatchHolds(field, etag);  // several fields make one list
+  }
+  if (!holds) return std::nullopt;
   HttpResponse not_modified;
   not_modified.status = 304;
   not_modified.headers.Set("ETag", etag);
@@ -215,17 +228,65 @@ uint64_t Fnv1a(uint64_t h, std::string_view s) {
   return h;
 }
 
-int64_t ParseInt(std::string_view text, int64_t fallback, bool* ok) {
-  if (text.empty()) return fallback;
+// A query parameter that must be an integer in [min, max]; absent: fallback.
+// The 400 names the parameter.
+std::optional<HttpResponse> QueryInt(const HttpRequest& r, std::string_view name, int64_t min,
+                                     int64_t max, int64_t fallback, int64_t* out) {
+  *out = fallback;
+  if (!r.query.Has(name)) return std::nullopt;
+  std::string_view text = r.Query(name);
   int64_t v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  *ok = ec == std::errc() && end == text.data() + text.size();
-  return v;
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < min ||
+      v > max) {
+    return HttpResponse::Error(400, "bad_request",
+                               std::string(name) + ": expected an integer from " +
+                                   std::to_string(min) + " to " + std::to_string(max) +
+                                   ", got '" + std::string(text) + "'");
+  }
+  *out = v;
+  return std::nullopt;
+}
+
+// One entity-tag of an If-None-Match list at *p (RFC 9110 section 8.8.3:
+// [W/] DQUOTE *etagc DQUOTE): its opaque part, quotes included, and *p moves
+// past it. False when the text there is not an entity-tag.
+bool NextEntityTag(std::string_view* p, std::string_view* opaque) {
+  std::string_view v = *p;
+  if (v.size() >= 2 && v[0] == 'W' && v[1] == '/') v.remove_prefix(2);
+  if (v.empty() || v.front() != '"') return false;
+  size_t close = v.find('"', 1);
+  if (close == v.npos) return false;
+  *opaque = v.substr(0, close + 1);
+  *p = v.substr(close + 1);
+  return true;
+}
+
+std::string_view OpaqueTag(std::string_view etag) {
+  return etag.size() >= 2 && etag[0] == 'W' && etag[1] == '/' ? etag.substr(2) : etag;
 }
 
 int ReasonIndex(Reason r) { return static_cast<int>(r); }
 
 }  // namespace
+
+bool IfNoneMatchHolds(std::string_view header, std::string_view etag) {
+  std::string_view rest = Trim(header);
+  if (rest == "*") return true;
+  const std::string_view want = OpaqueTag(etag);
+  while (!rest.empty()) {
+    std::string_view opaque;
+    if (!NextEntityTag(&rest, &opaque)) return false;  // malformed: no match, a full answer
+    if (opaque == want) return true;                    // weak comparison
+    rest = Trim(rest);
+    if (rest.empty()) break;
+    if (rest.front() != ',') return false;
+    while (!rest.empty() && (rest.front() == ',' || rest.front() == ' ' || rest.front() == '\t')) {
+      rest.remove_prefix(1);
+    }
+  }
+  return false;
+}
 
 std::string BulkEtag(int64_t revision, std::string_view environment,
                      std::string_view canonical_context) {
@@ -247,7 +308,9 @@ ToggleApi::ToggleApi(ToggleStore& store, TokenStore& tokens, MetricsRegistry* me
       tokens_(tokens),
       metrics_(metrics),
       options_(std::move(options)),
-      hub_(options_.sse, [this](uint64_t after, const SseHub::EmitFn& emit) { Replay(after, emit); }) {
+      hub_(options_.sse, [this](uint64_t after, const SseHub::EmitFn& emit) {
+        Replay(after, std::nullopt, emit);
+      }) {
   if (metrics_) {
     revision_gauge_ = &metrics_->GetGauge("ladle_toggles_revision",
                                           "The toggle store's current global revision");
@@ -259,6 +322,8 @@ ToggleApi::ToggleApi(ToggleStore& store, TokenStore& tokens, MetricsRegistry* me
 ToggleApi::~ToggleApi() {
   store_.RemoveListener(listener_id_);
   hub_.CloseAll();
+  std::lock_guard<std::mutex> lock(env_hubs_mu_);
+  for (const auto& [env, hub] : env_hubs_) hub->CloseAll();
 }
 
 void ToggleApi::Register(Router* router) {
@@ -300,8 +365,10 @@ std::optional<HttpResponse> ToggleApi::EvaluationEnvironment(const HttpRequest& 
     return std::nullopt;
   }
   if (!named.empty() && named != p.environment) {
-    return HttpResponse::Error(403, "forbidden", "token '" + p.name + "' is bound to environment '" +
-                                                     p.environment + "'");
+    return HttpResponse::Error(403, "forbidden",
+                               r.method + " " + r.path + ": " + std::string(kEnvironmentHeader) +
+                                   " names '" + std::string(named) + "', but token '" + p.name +
+                                   "' is bound to environment '" + p.environment + "'");
   }
   *env = p.environment;
   return std::nullopt;
@@ -397,9 +464,10 @@ HttpResponse ToggleApi::ListToggles(const HttpRequest& r) {
   if (r.query.Has("environment")) env = std::string(r.Query("environment"));
   if (p.role == Role::kClient) {
     if (env && *env != p.environment) {
-      return HttpResponse::Error(403, "forbidden", "token '" + p.name +
-                                                       "' may only read environment '" +
-                                                       p.environment + "'");
+      return HttpResponse::Error(403, "forbidden",
+                                 "GET /api/v1/toggles?environment=" + *env + ": token '" +
+                                     p.name + "' may only read environment '" +
+                                     p.environment + "'");
     }
     env = p.environment;
   }
@@ -483,41 +551,104 @@ HttpResponse ToggleApi::Flip(const HttpRequest& r, bool on) {
   return WrittenResponse(s, 200, w);
 }
 
+// A page of the audit trail, as GET /api/v1/events and .../history answer it
+// (docs/toggles.md "HTTP API"): ?after=REV (default 0) and ?limit=N (default
+// 100, at most 1000). The page is written event by event while the store
+// reads it, and stops early past kMaxPageBytes, so one request holds at most
+// one page, whatever the audit trail holds. "next" is the target of the next
+// page, null on the last one.
+std::optional<HttpResponse> ToggleApi::EventPage(const HttpRequest& r, const Principal& p,
+                                                 std::optional<std::string> key,
+                                                 std::string* body) {
+  EventQuery q;
+  q.key = std::move(key);
+  if (auto e = QueryInt(r, "after", 0, INT64_MAX, 0, &q.after)) return e;
+  int64_t limit = 0;
+  if (auto e = QueryInt(r, "limit", 1, kMaxEventPage, kDefaultEventPage, &limit)) return e;
+  q.limit = limit + 1;  // one more tells whether there is a next page
+  if (p.role == Role::kClient) q.environment = p.environment;
+  body->assign("{\"events\":[");
+  int64_t count = 0, last = q.after;
+  bool more = false;
+  Status s = store_.ScanEvents(q, [&](const AuditEvent& e) {
+    if (count == limit || (count > 0 && body->size() > kMaxPageBytes)) {
+      more = true;
+      return false;
+    }
+    if (count++ > 0) body->push_back(',');
+    body->append(ToJson(e).dump(-1, ' ', false, json::error_handler_t::replace));
+    last = e.revision;
+    return true;
+  });
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  body->append("],\"next\":");
+  if (more) {
+    std::string next = std::string(r.path) + "?after=" + std::to_string(last) +
+                       "&limit=" + std::to_string(limit);
+    AppendJsonString(body, next);
+  } else {
+    body->append("null");
+  }
+  return std::nullopt;
+}
+
 HttpResponse ToggleApi::History(const HttpRequest& r) {
   Principal p;
   if (auto e = Authenticate(r, false, &p)) return *e;
-  std::vector<AuditEvent> events;
-  Status s = store_.History(std::string(r.Param("key")), &events);
+  std::string key(r.Param("key"));
+  bool exists = false;
+  Status s = store_.HasHistory(key, &exists);
   if (!s.ok()) return HttpResponse::FromStatus(s);
-  return HttpResponse::Json(200, JsonList("events", events));
+  if (!exists) return HttpResponse::FromStatus(Status::NotFound("toggle \"" + key + "\" not found"));
+  std::string body;
+  if (auto e = EventPage(r, p, key, &body)) return *e;
+  body.push_back('}');
+  return JsonText(200, std::move(body));
 }
 
 HttpResponse ToggleApi::Events(const HttpRequest& r) {
   Principal p;
   if (auto e = Authenticate(r, false, &p)) return *e;
-  bool ok = true;
-  int64_t after = ParseInt(r.Query("after"), 0, &ok);
-  int64_t limit = ParseInt(r.Query("limit"), 0, &ok);
-  if (!ok || after < 0 || limit < 0) {
-    return HttpResponse::Error(400, "bad_request", "after, limit: expected non-negative integers");
-  }
-  std::vector<AuditEvent> events;
-  Status s = store_.Events(after, static_cast<int>(limit), &events);
-  if (!s.ok()) return HttpResponse::FromStatus(s);
-  json out = JsonList("events", events);
-  out["revision"] = store_.CurrentRevision();
-  return HttpResponse::Json(200, out);
+  const int64_t revision = store_.CurrentRevision();
+  std::string body;
+  if (auto e = EventPage(r, p, std::nullopt, &body)) return *e;
+  body.append(",\"revision\":" + std::to_string(revision) + "}");
+  return JsonText(200, std::move(body));
 }
 
+// A client token's stream carries only what its environment may see; each
+// environment has its own hub (created on its first subscriber), admins
+// share hub_.
 HttpResponse ToggleApi::Stream(const HttpRequest& r) {
   Principal p;
   if (auto e = Authenticate(r, false, &p)) return *e;
-  return hub_.Subscribe(r);
+  if (p.role != Role::kClient) return hub_.Subscribe(r);
+  return HubFor(p.environment).Subscribe(r);
 }
 
-void ToggleApi::Replay(uint64_t after, const SseHub::EmitFn& emit) {
+SseHub& ToggleApi::HubFor(const std::string& environment) {
+  std::lock_guard<std::mutex> lock(env_hubs_mu_);
+  std::unique_ptr<SseHub>& hub = env_hubs_[environment];
+  if (!hub) {
+    hub = std::make_unique<SseHub>(options_.sse, [this, environment](uint64_t after,
+                                                                     const SseHub::EmitFn& emit) {
+      Replay(after, environment, emit);
+    });
+  }
+  return *hub;
+}
+
+void ToggleApi::Replay(uint64_t after, const std::optional<std::string>& environment,
+                       const SseHub::EmitFn& emit) {
+  EventQuery q;
+  q.after = static_cast<int64_t>(after);
+  q.limit = options_.max_replay + 1;
+  q.environment = environment;
   std::vector<AuditEvent> events;
-  Status s = store_.Events(static_cast<int64_t>(after), options_.max_replay + 1, &events);
+  Status s = store_.ScanEvents(q, [&](const AuditEvent& e) {
+    events.push_back(e);
+    return true;
+  });
   if (!s.ok() || static_cast<int>(events.size()) > options_.max_replay) {
     // Too far behind (or unreadable): tell the client to re-fetch everything.
     json data = {{"revision", store_.CurrentRevision()}};
@@ -525,7 +656,8 @@ void ToggleApi::Replay(uint64_t after, const SseHub::EmitFn& emit) {
     return;
   }
   for (const AuditEvent& e : events) {
-    emit(SseEvent{static_cast<uint64_t>(e.revision), "change", ToJson(e).dump()});
+    emit(SseEvent{static_cast<uint64_t>(e.revision), "change",
+                  ToJson(e).dump(-1, ' ', false, json::error_handler_t::replace)});
   }
 }
 
@@ -534,6 +666,13 @@ void ToggleApi::OnStoreChange(const AuditEvent& e) {
   if (revision_gauge_) revision_gauge_->Set(e.revision);
   hub_.Publish(static_cast<uint64_t>(e.revision), "change",
                ToJson(e).dump(-1, ' ', false, json::error_handler_t::replace));
+  std::lock_guard<std::mutex> lock(env_hubs_mu_);
+  for (const auto& [env, hub] : env_hubs_) {
+    if (!VisibleIn(e, env)) continue;
+    hub->Publish(static_cast<uint64_t>(e.revision), "change",
+                 ToJson(ForEnvironment(e, env)).dump(-1, ' ', false,
+                                                     json::error_handler_t::replace));
+  }
 }
 
 // ---- tokens, health, metrics ----

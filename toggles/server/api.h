@@ -7,7 +7,7 @@
 // path: they read the store's lock-free Snapshot and the token store's
 // in-memory table, never SQLite, and write their JSON by hand.
 //
-// Ownership: ToggleApi owns the SseHub of /api/v1/stream and the listener it
+// Ownership: ToggleApi owns the SseHubs of /api/v1/stream and the listener it
 // registers on the store (removed by the destructor); it only refers to the
 // stores and the metrics registry, which must outlive it.
 //
@@ -19,6 +19,8 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -39,6 +41,12 @@ namespace ladle::toggles {
 // changes with the flags and with the context.
 std::string BulkEtag(int64_t revision, std::string_view environment,
                      std::string_view canonical_context);
+
+// Whether an If-None-Match field value names `etag` (RFC 9110 section 13.1.2):
+// "*"; or a comma-separated list of entity-tags, weak (W/"x") or strong,
+// compared weakly (W/"x" matches "x"). A malformed value matches nothing, so
+// the client gets a full answer.
+bool IfNoneMatchHolds(std::string_view if_none_match, std::string_view etag);
 
 class ToggleApi {
  public:
@@ -88,6 +96,8 @@ class ToggleApi {
   HttpResponse FlipOff(const HttpRequest& r) { return Flip(r, false); }
   HttpResponse Flip(const HttpRequest& r, bool on);
   HttpResponse History(const HttpRequest& r);
+  std::optional<HttpResponse> EventPage(const HttpRequest& r, const Principal& p,
+                                        std::optional<std::string> key, std::string* body);
   HttpResponse Events(const HttpRequest& r);
   HttpResponse Stream(const HttpRequest& r);
 
@@ -98,7 +108,11 @@ class ToggleApi {
   HttpResponse Health(const HttpRequest& r);
   HttpResponse Metrics(const HttpRequest& r);
 
-  void Replay(uint64_t after, const SseHub::EmitFn& emit);
+  // Replays events after `after`; with `environment`, only what a client
+  // token bound to it sees.
+  void Replay(uint64_t after, const std::optional<std::string>& environment,
+              const SseHub::EmitFn& emit);
+  SseHub& HubFor(const std::string& environment);
   void OnStoreChange(const AuditEvent& e);
 
   ToggleStore& store_;
@@ -113,7 +127,11 @@ class ToggleApi {
   mutable std::shared_mutex counters_mu_;
   std::map<std::string, ReasonCounters, std::less<>> counters_;
 
-  SseHub hub_;  // after store_: its replay reads the store
+  SseHub hub_;  // after store_: its replay reads the store; admin streams
+  // Client streams, one hub per environment (docs/toggles.md "HTTP API"):
+  // never removed, at most one per environment that has client tokens.
+  std::mutex env_hubs_mu_;
+  std::map<std::string, std::unique_ptr<SseHub>> env_hubs_;
   int64_t listener_id_ = 0;
 };
 

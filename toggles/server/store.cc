@@ -248,6 +248,11 @@ struct ToggleStore::State {
   int64_t revision = 0;
   std::map<std::string, Toggle> toggles;
   std::set<std::string> environments;
+  // What changed since the published snapshot was built, for Publish to
+  // build the next one from it: the compiled toggles written (nullopt:
+  // deleted), or, after a Load, everything (`rebuild`).
+  bool rebuild = true;
+  std::map<std::string, std::optional<CompiledToggle>> changed;
 
   // REQUIRES: inside a transaction, for a consistent read.
   Status Load(Database* db) {
@@ -327,7 +332,8 @@ class ToggleStore::Change {
   // Stores `after` as the new state of after.key, with its event.
   Status Put(const Toggle* before, Toggle after, const EventInfo& info, WriteResult* out) {
     after.revision = ++revision_;
-    Status s = Compile(after);
+    CompiledToggle compiled;
+    Status s = CompiledToggle::Compile(after, &compiled);
     for (auto it = after.environments.begin(); s.ok() && it != after.environments.end(); ++it) {
       s = UseEnvironment(it->first);
     }
@@ -335,6 +341,7 @@ class ToggleStore::Change {
     if (s.ok()) s = Record(info, after.key, before ? ToJson(*before) : json(), ToJson(after));
     if (!s.ok()) return s;
     if (out) *out = WriteResult{after, true};
+    compiled_[after.key] = std::move(compiled);
     pending_[after.key] = std::move(after);
     return s;
   }
@@ -349,6 +356,7 @@ class ToggleStore::Change {
     Status s = Exec(db_, "DELETE FROM toggles WHERE toggle_key = ?1", before.key);
     if (s.ok()) s = Record(info, before.key, ToJson(before), json());
     if (s.ok()) pending_[before.key] = std::nullopt;
+    if (s.ok()) compiled_[before.key] = std::nullopt;
     return s;
   }
 
@@ -402,6 +410,7 @@ class ToggleStore::Change {
         state->toggles.erase(key);
       }
     }
+    for (auto& [key, t] : compiled_) state->changed[key] = std::move(t);
     state->environments.insert(new_environments_.begin(), new_environments_.end());
     state->revision = revision_;
     for (AuditEvent& e : events_) events->push_back(std::move(e));
@@ -413,13 +422,6 @@ class ToggleStore::Change {
     if (p != pending_.end()) return p->second ? &*p->second : nullptr;
     auto it = state_.toggles.find(key);
     return it == state_.toggles.end() ? nullptr : &it->second;
-  }
-
-  // Callers validate their input with the model's parsers (for messages that
-  // name the field); this guards the snapshot that is built after COMMIT.
-  static Status Compile(const Toggle& t) {
-    CompiledToggle compiled;
-    return CompiledToggle::Compile(t, &compiled);
   }
 
   Status UseEnvironment(const std::string& env) {
@@ -450,6 +452,10 @@ class ToggleStore::Change {
   const std::string now_;
   int64_t revision_;
   std::map<std::string, std::optional<Toggle>> pending_;  // nullopt: deleted
+  // pending_, compiled for the snapshot. Callers validate their input with
+  // the model's parsers (for messages that name the field); compiling in Put
+  // guards the snapshot built after COMMIT, and Publish reuses the result.
+  std::map<std::string, std::optional<CompiledToggle>> compiled_;
   std::set<std::string> new_environments_;
   std::vector<AuditEvent> events_;
 };
@@ -474,6 +480,32 @@ nlohmann::json ToJson(const AuditEvent& e) {
           {"before", e.before},
           {"after", e.after},
           {"note", e.note.empty() ? json() : json(e.note)}};
+}
+
+namespace {
+
+// A toggle's JSON (ToJson) with only `env` under "environments"; null stays null.
+json ToggleJsonIn(json toggle, const std::string& env) {
+  if (!toggle.is_object()) return toggle;
+  auto envs = toggle.find("environments");
+  if (envs == toggle.end() || !envs->is_object()) return toggle;
+  auto it = envs->find(env);
+  json only = json::object();
+  only[env] = it != envs->end() ? std::move(*it) : ToJson(EnvironmentConfig());
+  *envs = std::move(only);
+  return toggle;
+}
+
+}  // namespace
+
+AuditEvent ForEnvironment(AuditEvent e, const std::string& environment) {
+  e.before = ToggleJsonIn(std::move(e.before), environment);
+  e.after = ToggleJsonIn(std::move(e.after), environment);
+  return e;
+}
+
+bool VisibleIn(const AuditEvent& e, const std::string& environment) {
+  return e.environment.empty() || e.environment == environment;
 }
 
 nlohmann::json ToJson(const SyncResult& r) {
@@ -525,13 +557,8 @@ std::shared_ptr<const Snapshot> ToggleStore::GetSnapshot() const {
 // listeners. REQUIRES: *lock holds mu_; it is released on return.
 Status ToggleStore::Publish(std::unique_lock<std::mutex>* lock,
                             const std::vector<AuditEvent>& events) {
-  std::vector<Toggle> all;
-  all.reserve(state_->toggles.size());
-  for (const auto& [key, t] : state_->toggles) all.push_back(t);
   const int64_t revision = state_->revision;
-  std::shared_ptr<const Snapshot> snapshot;
-  Status s = Snapshot::Build(revision, std::move(all), &snapshot);
-  if (s.ok()) std::atomic_store(&snapshot_, snapshot);
+  Status s = BuildSnapshotLocked();
   std::lock_guard<std::mutex> notify(notify_mu_);
   lock->unlock();
   for (const AuditEvent& e : events) {
@@ -546,6 +573,33 @@ Status ToggleStore::Publish(std::unique_lock<std::mutex>* lock,
   if (s.ok()) return s;
   return Status::Internal("revision " + std::to_string(revision) +
                           " is committed but its snapshot failed: " + s.message());
+}
+
+// The snapshot of state_: from the published one and state_->changed when it
+// can (a write compiles only the toggles it changed, docs/toggles.md
+// "Store"), from every toggle after a Load. REQUIRES: mu_ held.
+Status ToggleStore::BuildSnapshotLocked() {
+  std::shared_ptr<const Snapshot> base = GetSnapshot();
+  std::shared_ptr<const Snapshot> next;
+  Status s;
+  if (state_->rebuild || base == nullptr) {
+    std::vector<Toggle> all;
+    all.reserve(state_->toggles.size());
+    for (const auto& [key, t] : state_->toggles) all.push_back(t);
+    s = Snapshot::Build(state_->revision, std::move(all), &next);
+  } else {
+    std::vector<CompiledToggle> changed;
+    std::vector<std::string> removed;
+    for (auto& [key, t] : state_->changed) {
+      if (t) changed.push_back(std::move(*t));
+      else removed.push_back(key);
+    }
+    s = Snapshot::Update(*base, state_->revision, std::move(changed), removed, &next);
+  }
+  state_->rebuild = !s.ok();  // a failed build is tried whole the next time
+  state_->changed.clear();
+  if (s.ok()) std::atomic_store(&snapshot_, std::move(next));
+  return s;
 }
 
 Status ToggleStore::Write(const std::function<Status(Change*)>& change) {
@@ -674,6 +728,48 @@ Status ToggleStore::History(const std::string& key, std::vector<AuditEvent>* out
     out->clear();
     Status s = QueryEvents(db_.get(), "WHERE toggle_key = ?1 ORDER BY revision", out, key);
     if (s.ok() && out->empty()) s = Status::NotFound("toggle " + Quote(key) + " not found");
+    return s;
+  });
+}
+
+Status ToggleStore::ScanEvents(const EventQuery& q,
+                               const std::function<bool(const AuditEvent&)>& each) {
+  if (q.environment) {
+    if (Status s = CheckEnvironment(*q.environment); !s.ok()) return s;
+  }
+  // Only the conditions asked for, so that a toggle's history reads the
+  // events_by_key index from `after` on rather than the whole trail. The
+  // environment column is NULL for changes that are not about one environment.
+  std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE revision > ?1";
+  if (q.key) sql += " AND toggle_key = ?3";
+  if (q.environment) sql += " AND (environment IS NULL OR environment = ?4)";
+  sql += " ORDER BY revision LIMIT ?2";
+  return Read([&] {
+    Statement st;
+    Status s = db_->Prepare(sql, &st);
+    if (s.ok()) s = st.Bind(1, q.after);
+    if (s.ok()) s = st.Bind(2, q.limit > 0 ? q.limit : int64_t{-1});
+    if (s.ok() && q.key) s = st.Bind(3, *q.key);
+    if (s.ok() && q.environment) s = st.Bind(4, *q.environment);
+    for (bool row = true; s.ok();) {
+      s = st.Step(&row);
+      if (!s.ok() || !row) break;
+      AuditEvent e;
+      s = ReadEvent(st, &e);
+      if (!s.ok()) break;
+      if (q.environment) e = ForEnvironment(std::move(e), *q.environment);
+      if (!each(e)) break;
+    }
+    return s;
+  });
+}
+
+Status ToggleStore::HasHistory(const std::string& key, bool* out) {
+  return Read([&] {
+    Statement st;
+    Status s = db_->Prepare("SELECT 1 FROM events WHERE toggle_key = ?1 LIMIT 1", &st);
+    if (s.ok()) s = st.BindAll(key);
+    if (s.ok()) s = st.Step(out);
     return s;
   });
 }

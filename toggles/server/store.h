@@ -84,6 +84,22 @@ struct SyncResult {
 // {created, updated, unchanged, removal_candidates, revision}
 nlohmann::json ToJson(const SyncResult& r);
 
+// The event as a client token bound to `environment` may see it
+// (docs/toggles.md "HTTP API"): before and after keep only that environment's
+// config (disabled when the toggle does not list it), as List shows a toggle.
+AuditEvent ForEnvironment(AuditEvent e, const std::string& environment);
+// Whether that client sees the event at all: not when it is about another
+// environment (a flip, a rollout, new strategies there).
+bool VisibleIn(const AuditEvent& e, const std::string& environment);
+
+// Which events ScanEvents reads: a page of the audit trail.
+struct EventQuery {
+  int64_t after = 0;                       // events with revision > after
+  int64_t limit = 0;                       // at most this many; <= 0: no limit
+  std::optional<std::string> key;          // only this toggle's
+  std::optional<std::string> environment;  // only what VisibleIn(e, env), ForEnvironment'd
+};
+
 
 class ToggleStore {
  public:
@@ -120,6 +136,13 @@ class ToggleStore {
   // Events with revision > after_revision, oldest first, at most `limit`
   // (<= 0: all). For GET /api/v1/events and SSE's Last-Event-ID replay.
   Status Events(int64_t after_revision, int limit, std::vector<AuditEvent>* out);
+  // The events `query` selects, oldest first, one at a time without holding
+  // more than one: `each` returns false to stop early. Takes the store's lock
+  // for the whole scan, so keep `each` quick (format, append).
+  Status ScanEvents(const EventQuery& query,
+                    const std::function<bool(const AuditEvent&)>& each);
+  // Whether `key` has any event (a toggle that ever existed).
+  Status HasHistory(const std::string& key, bool* out);
 
   // Lock-free; as of the last commit or Refresh(). Never null.
   std::shared_ptr<const Snapshot> GetSnapshot() const;
@@ -187,6 +210,7 @@ class ToggleStore {
   Status RefreshLocked(std::vector<AuditEvent>* events);
   Status CatchUpLocked(std::vector<AuditEvent>* events);
   Status Publish(std::unique_lock<std::mutex>* lock, const std::vector<AuditEvent>& events);
+  Status BuildSnapshotLocked();
 
   const Options options_;
   std::mutex mu_;  // guards db_, state_, data_version_
