@@ -423,6 +423,14 @@ Status DockerEngine::CleanupStale(const std::function<bool(int64_t)>& run_is_liv
       removed);
 }
 
+Status DockerEngine::RemoveKeptContainers(std::vector<std::string>* removed) {
+  return RemoveContainersOfDataDir(
+      [](const ContainerSummary& c, int64_t, bool) {
+        return c.labels.count(kKeepLabel) > 0 || c.name.rfind(kKeptContainerPrefix, 0) == 0;
+      },
+      removed);
+}
+
 Status DockerEngine::RemoveRunContainers(const std::set<int64_t>& runs,
                                          std::vector<std::string>* removed) {
   return RemoveContainersOfDataDir(
@@ -574,9 +582,12 @@ std::string DockerStep::Keep() const {
   // Its work lives on in the image; the original would run the script again.
   s = client_->RemoveContainer(id_);
   if (!s.ok() && notes_) notes_("could not remove container " + name_ + ": " + s.message());
-  // The CLI that matches the daemon (docs/backends.md "keep").
+  // The CLI that matches the daemon (docs/backends.md "keep"). `-t` only on
+  // a terminal: without one (a script, CI) `exec -it` fails, while `exec -i`
+  // runs the command added after it (`... sh -c 'ls'`).
   const std::string& cli = client_->cli();
-  return cli + " start " + kept_name + " >/dev/null && " + cli + " exec -it " + kept_name + " sh";
+  return cli + " start " + kept_name + " >/dev/null && " + cli + " exec -i$(test -t 0 && echo t) " +
+         kept_name + " sh";
 }
 
 }  // namespace ladle::env

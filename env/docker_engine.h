@@ -12,8 +12,9 @@
 // commits the stopped container to an untagged image and replaces it with a
 // stopped container of that image named "ladle-kept-...", labelled ladle.keep,
 // whose command is an idle `sh`; the command it returns,
-// `docker start NAME >/dev/null && docker exec -it NAME sh`, therefore opens a
-// shell in the step's file system without running the script again.
+// `docker start NAME >/dev/null && docker exec -i$(test -t 0 && echo t) NAME sh`,
+// therefore opens a shell in the step's file system without running the
+// script again (on a terminal; without one, `-c 'COMMAND'` added runs it).
 // Start-up cleanup (CleanupStale) leaves containers labelled ladle.keep or
 // named ladle-kept-*.
 #ifndef LADLE_ENV_DOCKER_ENGINE_H_
@@ -110,6 +111,12 @@ class DockerEngine : public Engine {
   // REQUIRES: options.data_dir was set.
   Status RemoveRunContainers(const std::set<int64_t>& runs,
                              std::vector<std::string>* removed = nullptr);
+
+  // Removes every kept container of this data dir (label ladle.keep or a
+  // ladle-kept-* name) with the image ladle committed for it (`ladle prune
+  // --kept`), running or not. Goes on after a failed removal; returns the
+  // first error. REQUIRES: options.data_dir was set.
+  Status RemoveKeptContainers(std::vector<std::string>* removed = nullptr);
 
   // Where pull progress and keep problems are reported. REQUIRES: set
   // before the first Create (it is not guarded).

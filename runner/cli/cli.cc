@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "runner/cli/cli_commands.h"
+#include "runner/config/yaml_check.h"  // DidYouMean
 
 namespace ladle::runner {
 
@@ -27,8 +28,11 @@ namespace {
 void AddRun(CLI::App& app, RunFlags* f) {
   CLI::App* run = app.add_subcommand("run", "Run a pipeline here, now");
   run->add_option("file", f->file, "Pipeline file")->capture_default_str();
-  run->add_option("--stage", f->stages, "Run only this stage (repeatable)");
-  run->add_option("--step", f->steps, "Run only this step, STAGE/STEP (repeatable)");
+  // One value per flag (allow_extra_args(false)): `--env K=V ladle.yml` must
+  // not read the file as a second K=V.
+  run->add_option("--stage", f->stages, "Run only this stage (repeatable)")->allow_extra_args(false);
+  run->add_option("--step", f->steps, "Run only this step, STAGE/STEP (repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--from", f->from, "Resume at this step: it, its dependents, later stages");
   run->add_option("--backend", f->backend, "docker or local (default: docker when a daemon answers)")
       ->check(CLI::IsMember({"docker", "local"}));
@@ -36,8 +40,40 @@ void AddRun(CLI::App& app, RunFlags* f) {
       ->capture_default_str();
   run->add_option("--keep", f->keep, "Keep step containers: never, on-failure, always")
       ->check(CLI::IsMember({"never", "on-failure", "always"}));
-  run->add_option("--env", f->env, "Set a variable for every step, K=V (repeatable)");
+  run->add_option("--env", f->env, "Set a variable for every step, K=V (repeatable)")
+      ->allow_extra_args(false);
   run->add_flag("--bind", f->bind, "Use the working tree in place instead of a copy");
+  run->add_flag("--list", f->list, "Print the stages, steps, needs, images and environments; run nothing");
+  run->add_flag("--needs", f->needs,
+                "With --step/--from: run the steps they depend on first, rather than restoring "
+                "their artifacts");
+}
+
+// docs/running.md "Find your way": `ladle rnu` says which word is not a
+// command, suggests the closest one and lists them all. The word is the
+// first argument that is not an option (nor --data's value); true when it
+// was unknown and said so.
+bool ReportUnknownCommand(CLI::App& app, int argc, char** argv) {
+  std::string word;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--data") ++i;
+    else if (arg.empty() || arg[0] != '-') {
+      word = arg;
+      break;
+    }
+  }
+  if (word.empty()) return false;
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+  for (const std::string& name : names)
+    if (name == word) return false;
+  std::vector<std::string_view> candidates(names.begin(), names.end());
+  std::string list;
+  for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+  std::fprintf(stderr, "ladle: unknown command '%s'%s\ncommands: %s (ladle --help)\n", word.c_str(),
+               DidYouMean(word, candidates).c_str(), list.c_str());
+  return true;
 }
 
 }  // namespace
@@ -101,9 +137,25 @@ int RunCli(int argc, char** argv) {
   rollback->add_option("environment", environment, "Environment")->required();
   rollback->add_option("--to", to_run, "Redeploy what this run deployed");
   add_server_flags(rollback);
+  ReproFlags repro_flags;
+  CLI::App* repro = app.add_subcommand("repro", "Run one step of a server's run here");
+  repro->add_option("run", repro_flags.run, "Run id, or its web UI address")->required();
+  repro->add_option("step", repro_flags.step, "STAGE/STEP or a unique step name");
+  repro->add_option("--server", repro_flags.server, "Server URL (default $LADLE_SERVER, else http://127.0.0.1:7707)");
+  repro->add_option("--token", repro_flags.token, "API token (default $LADLE_TOKEN, else DATA/admin.token)");
+  repro->add_option("--env", repro_flags.env, "Set a variable or a secret, K=V (repeatable)")
+      ->allow_extra_args(false);
+  repro->add_option("--env-file", repro_flags.env_file, "KEY=VALUE lines: variables and secrets");
+  repro->add_option("--backend", repro_flags.backend, "docker or local (default: as ladle run)")
+      ->check(CLI::IsMember({"docker", "local"}));
+  repro->add_option("--keep", repro_flags.keep, "Keep the step's container: never, on-failure, always")
+      ->check(CLI::IsMember({"never", "on-failure", "always"}));
+  repro->add_flag("--worktree", repro_flags.worktree, "Use this working tree (a fix) instead of the run's commit");
   std::string older_than = "30d";
   CLI::App* prune = app.add_subcommand("prune", "Delete old runs with their logs, artifacts and workspaces");
   prune->add_option("--older-than", older_than, "Age: 30d, 2w, 12h")->capture_default_str();
+  bool prune_kept = false;
+  prune->add_flag("--kept", prune_kept, "Remove the kept step containers instead (keep:)");
   TogglesFlags toggles_flags;
   CLI::App* toggles = AddTogglesCommands(app, &toggles_flags);
   std::string serve_listen = "127.0.0.1:7707";
@@ -121,7 +173,7 @@ int RunCli(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    if (!ReportUnknownCommand(app, argc, argv)) app.exit(e);
     return 2;
   }
   g.data = ResolveDataDir(data_flag);
@@ -132,7 +184,8 @@ int RunCli(int argc, char** argv) {
   if (app.got_subcommand("logs")) return CmdLogs(g, run_id, step, follow);
   if (app.got_subcommand("cancel")) return CmdCancel(g, run_id);
   if (serve->parsed()) return CmdServe(g, serve_flags);
-  if (prune->parsed()) return CmdPrune(g, older_than);
+  if (prune->parsed()) return prune_kept ? CmdPruneKept(g) : CmdPrune(g, older_than);
+  if (repro->parsed()) return CmdRepro(g, repro_flags);
   if (deployments->parsed()) return CmdDeployments(g, environment, deploy_limit);
   if (approve->parsed()) return CmdApprove(g, server_flags, run_id, stage);
   if (rollback->parsed()) return CmdRollback(g, server_flags, environment, to_run);

@@ -31,6 +31,8 @@ struct RunFlags {
   std::string from, backend, keep;
   int jobs = 4;
   bool bind = false;
+  bool needs = false;  // --needs: run the dependencies rather than restore their artifacts
+  bool list = false;   // --list: print the stages and steps, run nothing
 };
 
 int CmdRun(const GlobalFlags& g, const RunFlags& f);
@@ -62,8 +64,26 @@ int CmdRollback(const GlobalFlags& g, const ServerFlags& f, const std::string& e
 // `ladle prune --older-than AGE`: runs finished before now - AGE go, with
 // their logs, artifacts and workspaces.
 int CmdPrune(const GlobalFlags& g, const std::string& older_than);
+// `ladle prune --kept`: removes this data dir's kept step containers and the
+// images ladle committed for them (docs/backends.md "keep").
+int CmdPruneKept(const GlobalFlags& g);
 // `ladle cancel` of a run that `ladle serve` owns: asks the server.
 int CancelOnServer(const GlobalFlags& g, int64_t run);
+
+// `ladle repro RUN [STEP]` (runner/cli/cli_repro.cc): one step of a run of
+// `ladle serve`, run here with its commit, pipeline and the artifacts of the
+// steps before (docs/running.md "Reproduce a server's step"). Exit codes as
+// `ladle run`.
+struct ReproFlags {
+  std::string run;   // an id, or a web UI address http://HOST:PORT/#/runs/ID[/STAGE/STEP]
+  std::string step;  // STAGE/STEP or a step name unique in the run
+  std::string server, token;
+  std::vector<std::string> env;  // --env K=V
+  std::string env_file;          // --env-file FILE (KEY=VALUE lines)
+  std::string backend, keep;
+  bool worktree = false;  // the working tree (a fix in progress) instead of the run's commit
+};
+int CmdRepro(const GlobalFlags& g, ReproFlags f);
 
 // Prints "ladle: MESSAGE" to stderr and returns the status's exit code.
 int Fail(const Status& status);

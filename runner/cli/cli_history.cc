@@ -120,16 +120,17 @@ int CmdRuns(const GlobalFlags& g, const std::string& status, int limit) {
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("%-6s %-12s %-20s %-16s %-9s %-20s %s\n", "ID", "STATUS", "PIPELINE", "BRANCH",
+  std::printf("%-6s %-12s %-20s %-16s %-14s %-20s %s\n", "ID", "STATUS", "PIPELINE", "BRANCH",
               "COMMIT", "STARTED", "TOOK");
   for (const RunRecord& run : runs) {
     std::chrono::system_clock::time_point a, b;
     std::string took;
     if (ParseRfc3339(run.started_at, &a) && ParseRfc3339(run.finished_at, &b))
       took = FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(b - a));
-    std::printf("%-6lld %-12s %-20s %-16s %-9s %-20s %s\n", static_cast<long long>(run.id),
+    // docs/running.md "Same inputs as CI": a dirty tree's run shows +dirty.
+    std::printf("%-6lld %-12s %-20s %-16s %-14s %-20s %s\n", static_cast<long long>(run.id),
                 ToString(run.status), run.pipeline.c_str(), run.branch.empty() ? "-" : run.branch.c_str(),
-                run.commit.empty() ? "-" : Short(run.commit).c_str(), run.started_at.substr(0, 19).c_str(),
+                run.commit.empty() ? "-" : (Short(run.commit) + (run.dirty ? "+dirty" : "")).c_str(), run.started_at.substr(0, 19).c_str(),
                 took.c_str());
   }
   return 0;
@@ -145,7 +146,16 @@ int CmdShow(const GlobalFlags& g, int64_t id) {
     return 0;
   }
   std::printf("run %lld of %s (%s)\n", static_cast<long long>(run.id), run.pipeline.c_str(), run.file.c_str());
-  if (!run.commit.empty()) std::printf("commit %s on %s\n", run.commit.c_str(), run.branch.c_str());
+  if (!run.commit.empty())
+    std::printf("commit %s%s on %s\n", run.commit.c_str(), run.dirty ? "+dirty" : "", run.branch.c_str());
+  if (run.dirty) {
+    // docs/running.md "Same inputs as CI": what differed from the commit.
+    std::string paths;
+    for (size_t i = 0; i < run.changed_paths.size() && i < 10; ++i)
+      paths += (i ? ", " : "") + run.changed_paths[i];
+    if (run.changed_paths.size() > 10) paths += " and " + std::to_string(run.changed_paths.size() - 10) + " more";
+    std::printf("changed from the commit: %s\n", paths.c_str());
+  }
   if (!run.message.empty()) std::printf("%s\n", run.message.c_str());
   std::printf("%s", FormatSummary(run, DetectViewOptions(false).color).c_str());
   return 0;

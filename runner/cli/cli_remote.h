@@ -30,6 +30,9 @@ class Remote {
               nlohmann::json* out, toggles::ClientResponse* raw = nullptr,
               const toggles::HttpHeaders& extra = {});
 
+  // The client itself, for downloads (ladle repro). REQUIRES: Open succeeded.
+  const toggles::HttpClient& http() const { return *http_; }
+
  private:
   Token token_;
   std::unique_ptr<toggles::HttpClient> http_;

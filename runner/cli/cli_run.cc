@@ -12,6 +12,7 @@
 #include "runner/cli/cli_commands.h"
 #include "runner/exec/executor.h"
 #include "runner/config/pipeline.h"
+#include "runner/config/yaml_check.h"  // DidYouMean
 #include "runner/store/run_store.h"
 #include "runner/cli/signals.h"
 #include "runner/cli/terminal_view.h"
@@ -43,24 +44,81 @@ Status ParseEnvFlags(const std::vector<std::string>& flags, Vars* vars) {
   return Status::OK();
 }
 
+// docs/running.md "Find your way": what `ladle run --list` prints, one row
+// per step.
+std::string ListPipeline(const Pipeline& pipeline) {
+  std::vector<std::vector<std::string>> rows;
+  auto dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
+  for (const Stage& stage : pipeline.stages)
+    for (const Step& step : stage.steps) {
+      std::string needs;
+      for (const std::string& n : step.needs) needs += (needs.empty() ? "" : ",") + n;
+      rows.push_back({stage.name, step.name, dash(needs), dash(step.image), dash(stage.environment)});
+    }
+  return FormatTable({"STAGE", "STEP", "NEEDS", "IMAGE", "ENVIRONMENT"}, rows);
+}
+
+nlohmann::json ListPipelineJson(const Pipeline& pipeline) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (const Stage& stage : pipeline.stages) {
+    nlohmann::json steps = nlohmann::json::array();
+    for (const Step& step : stage.steps)
+      steps.push_back({{"name", step.name}, {"needs", step.needs}, {"image", step.image}});
+    stages.push_back({{"name", stage.name},
+                      {"environment", stage.environment.empty() ? nlohmann::json(nullptr)
+                                                                : nlohmann::json(stage.environment)},
+                      {"steps", steps}});
+  }
+  return {{"pipeline", pipeline.name}, {"file", pipeline.file}, {"stages", stages}};
+}
+
+// An unknown --stage, --step or --from: the closest name, and the list.
+Status UnknownName(const Pipeline& pipeline, const std::string& flag, const std::string& name,
+                   const std::string& what, bool steps) {
+  std::vector<std::string> names;
+  for (const Stage& stage : pipeline.stages) {
+    if (!steps) names.push_back(stage.name);
+    else
+      for (const Step& step : stage.steps) {
+        names.push_back(step.name);
+        names.push_back(stage.name + "/" + step.name);
+      }
+  }
+  std::vector<std::string_view> candidates(names.begin(), names.end());
+  std::string list = ListPipeline(pipeline);
+  if (!list.empty() && list.back() == '\n') list.pop_back();
+  return Status::Invalid(flag + " " + name + ": no such " + what + " in " + pipeline.file +
+                         DidYouMean(name, candidates) + "\n" + list);
+}
+
 Status SelectSteps(const Pipeline& pipeline, const RunFlags& f, RunOptions* o) {
   for (const std::string& name : f.stages) {
-    if (!pipeline.FindStage(name)) return Status::Invalid("--stage " + name + ": no such stage in " + pipeline.file);
+    if (!pipeline.FindStage(name)) return UnknownName(pipeline, "--stage", name, "stage", false);
     o->stages.push_back(name);
   }
+  // ResolveStep says "no step" for an unknown name, "ambiguous" for a
+  // name several stages use: only the first gets the suggestions.
+  auto resolve = [&](const std::string& flag, const std::string& name, StepRef* ref) {
+    Status s = ResolveStep(pipeline, name, ref);
+    if (s.ok() || s.message().rfind("no step", 0) != 0) return s.ok() ? s : s.WithContext(flag);
+    return UnknownName(pipeline, flag, name, "step", true);
+  };
   for (const std::string& name : f.steps) {
     StepRef ref;
-    Status s = ResolveStep(pipeline, name, &ref);
-    if (!s.ok()) return s.WithContext("--step");
+    Status s = resolve("--step", name, &ref);
+    if (!s.ok()) return s;
     o->steps.push_back(ref);
   }
   if (!f.from.empty()) {
     StepRef ref;
-    Status s = ResolveStep(pipeline, f.from, &ref);
-    if (!s.ok()) return s.WithContext("--from");
+    Status s = resolve("--from", f.from, &ref);
+    if (!s.ok()) return s;
     o->from = ref;
   }
   if (!o->steps.empty() && o->from) return Status::Invalid("--step and --from cannot be combined");
+  if (f.needs && o->steps.empty() && !o->from)
+    return Status::Invalid("--needs goes with --step or --from");
+  o->needs = f.needs;
   return Status::OK();
 }
 
@@ -145,6 +203,11 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   std::vector<Diagnostic> diagnostics;
   bool ok = LoadPipeline(f.file, &pipeline, &diagnostics);
   if (!Report(diagnostics) && !ok) return 2;
+  if (f.list) {  // docs/running.md "Find your way": nothing runs
+    if (g.json) std::printf("%s\n", ListPipelineJson(pipeline).dump(2).c_str());
+    else std::printf("%s", ListPipeline(pipeline).c_str());
+    return 0;
+  }
   RunOptions options;
   Status s = SelectSteps(pipeline, f, &options);
   if (s.ok()) s = ParseEnvFlags(f.env, &options.extra_env);
@@ -188,12 +251,23 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   options.commit = source.commit;
   options.branch = source.branch;
   options.repo = source.root;
+  // docs/running.md "Same inputs as CI": the project is the working tree's
+  // root, the pipeline's path is relative to it.
+  options.project = source.root;
+  options.pipeline_path = fs::absolute(f.file).lexically_normal().lexically_relative(source.root).string();
   if (f.bind) {
     options.workspace = source.root;
+    if (source.is_git) {
+      options.prepare_workspace = [&](int64_t, std::string* path, TreeState* tree) {
+        *path = source.root;
+        return ReadTreeState(source, (fs::path(options.data_dir) / "bind-index.tmp").string(),
+                             options.data_dir, tree);
+      };
+    }
   } else {
-    options.prepare_workspace = [&](int64_t id, std::string* path) {
+    options.prepare_workspace = [&](int64_t id, std::string* path, TreeState* tree) {
       *path = (fs::path(options.data_dir) / "workspaces" / std::to_string(id)).string();
-      return CopyWorkingTree(source, *path, options.data_dir);
+      return CheckoutWorkingTree(source, *path, options.data_dir, tree);
     };
   }
 

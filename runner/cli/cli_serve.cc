@@ -88,12 +88,17 @@ int CmdServe(const GlobalFlags& g, const ServeFlags& f) {
 }
 
 int CmdDeployments(const GlobalFlags& g, const std::string& environment, int limit) {
-  std::unique_ptr<RunStore> store;
-  Status s = RunStore::Open(g.data, &store);
-  if (!s.ok()) return Fail(s.WithContext("open the run store in " + g.data));
   std::vector<DeploymentRecord> list;
-  s = store->ListDeployments(environment, limit, 0, &list);
-  if (!s.ok()) return Fail(s);
+  // A data dir without a run store has no deployments, as `ladle runs` says
+  // of its runs; opening the store would create the directory.
+  std::error_code ec;
+  if (fs::exists(fs::path(g.data) / "ladle.db", ec)) {
+    std::unique_ptr<RunStore> store;
+    Status s = RunStore::Open(g.data, &store);
+    if (!s.ok()) return Fail(s.WithContext("open the run store in " + g.data));
+    s = store->ListDeployments(environment, limit, 0, &list);
+    if (!s.ok()) return Fail(s);
+  }
   if (g.json) {
     json out = json::array();
     for (const DeploymentRecord& d : list) out.push_back(DeploymentToJson(d));
@@ -107,7 +112,7 @@ int CmdDeployments(const GlobalFlags& g, const std::string& environment, int lim
   std::vector<std::vector<std::string>> rows;
   for (const DeploymentRecord& d : list)
     rows.push_back({std::to_string(d.id), d.environment, std::to_string(d.run_id), d.repo,
-                    Dash(d.branch), Short(d.commit), ToString(d.status) + std::string(d.rollback ? " (rollback)" : ""),
+                    Dash(d.branch), Short(d.commit) + (d.dirty ? "+dirty" : ""), ToString(d.status) + std::string(d.rollback ? " (rollback)" : ""),
                     d.started_at, Dash(d.finished_at)});
   std::printf("%s", FormatTable({"ID", "ENVIRONMENT", "RUN", "REPO", "BRANCH", "COMMIT", "STATUS",
                                  "STARTED", "FINISHED"},
@@ -177,6 +182,36 @@ int CmdPrune(const GlobalFlags& g, const std::string& older_than) {
   } else if (!g.quiet) {
     std::printf("pruned %zu run(s) that finished more than %s ago\n", pruned.size(),
                 older_than.c_str());
+  }
+  return 0;
+}
+
+int CmdPruneKept(const GlobalFlags& g) {
+  std::string data = fs::absolute(g.data).lexically_normal().string();
+  if (data.size() > 1 && data.back() == '/') data.pop_back();
+  env::DockerEngineOptions options;
+  options.data_dir = data;
+  std::unique_ptr<env::DockerEngine> docker;
+  Status s = env::DockerEngine::Open(options, &docker);
+  if (!s.ok()) return Fail(s.WithContext("prune kept containers"));
+  std::vector<std::string> removed;
+  s = docker->RemoveKeptContainers(&removed);
+  // The steps no longer name containers that are gone (a store that was
+  // never made has none to name).
+  std::error_code ec;
+  if (s.ok() && fs::exists(fs::path(g.data) / "ladle.db", ec)) {
+    std::unique_ptr<RunStore> store;
+    s = RunStore::Open(g.data, &store);
+    if (s.ok()) s = store->ClearKept();
+  }
+  if (!s.ok()) return Fail(s);
+  if (g.json) {
+    std::printf("%s\n", json({{"removed", removed}}).dump().c_str());
+  } else if (!g.quiet) {
+    std::printf("removed %zu kept container(s)", removed.size());
+    for (size_t i = 0; i < removed.size(); ++i)
+      std::printf("%s%s", i ? ", " : ": ", removed[i].c_str());
+    std::printf("\n");
   }
   return 0;
 }

@@ -53,8 +53,10 @@ std::string Elapsed(const std::string& from, const std::string& to) {
   return FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(b - a));
 }
 
+// At least one space after the text, so that a word as wide as its column
+// ("interrupted") does not run into the next ("interrupted74ms").
 std::string Pad(std::string text, size_t width) {
-  if (text.size() < width) text.append(width - text.size(), ' ');
+  text.append(text.size() < width ? width - text.size() : 1, ' ');
   return text;
 }
 
@@ -336,6 +338,29 @@ std::string SanitizeForTerminal(std::string_view text) {
   return out;
 }
 
+// docs/running.md "Tests by name": the stage's failed test cases, at most
+// kShownFailedTests, then how many more.
+std::string FailedTestsText(const StageRecord& stage) {
+  constexpr size_t kShownFailedTests = 10;
+  std::string out;
+  size_t shown = 0;
+  long long more = 0;
+  for (const StepRecord& step : stage.steps) {
+    for (const FailedTest& test : step.failed_tests) {
+      if (shown == kShownFailedTests) {
+        ++more;
+        continue;
+      }
+      out += "        ✗ " + SanitizeForTerminal(FailedTestLine(test)) + "\n";
+      ++shown;
+    }
+    more += step.failed_tests_more;
+  }
+  if (more > 0)
+    out += "        and " + std::to_string(more) + " more failed test" + (more == 1 ? "" : "s") + "\n";
+  return out;
+}
+
 std::string FormatSummary(const RunRecord& run, bool color) {
   std::string started, finished;
   for (const StageRecord& stage : run.stages)
@@ -368,7 +393,10 @@ std::string FormatSummary(const RunRecord& run, bool color) {
         out += std::to_string(step.attempts) + " attempts";
       }
       out += "\n";
+      // docs/backends.md "keep": repeated here, where it is not lost in the output.
+      if (!step.kept.empty()) out += "        container kept; enter it with: " + step.kept + "\n";
     }
+    out += FailedTestsText(stage);
   }
   return out;
 }

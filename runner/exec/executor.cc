@@ -74,7 +74,7 @@ struct Executor::StepRun {
   bool has_reports = false;
   TestCounts tests;
   std::vector<std::string> report_notes;
-  std::vector<std::string> failures;
+  std::vector<FailedTest> failures;
   std::string report_error;        // a report that could not be read
 };
 
@@ -205,6 +205,8 @@ Status Executor::BeginRun(RunRecord* run) {
     run->commit = options_.commit;
     run->branch = options_.branch;
     run->workspace = options_.workspace;
+    run->project = options_.project;
+    run->pipeline_path = options_.pipeline_path;
     run->rollback_environment = options_.rollback_environment;
     run->status = kRunning;
     run->created_at = run->started_at = NowRfc3339();
@@ -224,6 +226,8 @@ Status Executor::BeginRun(RunRecord* run) {
     }
   }
   *run = queued;
+  run->project = options_.project;
+  run->pipeline_path = options_.pipeline_path;
   run->pipeline = planned.pipeline;
   run->file = planned.file;
   run->stages = planned.stages;
@@ -272,8 +276,22 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
       Notify("secret " + name + " is withheld from this run: server.yml's 'secrets' scopes it " +
              "to other repositories, branches or environments");
   }
+  if (options_.needs) dependencies_ = Dependencies();
   if (options.prepare_workspace) {
-    s = options.prepare_workspace(run->id, &run->workspace);
+    TreeState tree;
+    s = options.prepare_workspace(run->id, &run->workspace, &tree);
+    run->tree = tree.tree;
+    run->dirty = tree.dirty;
+    run->changed_paths = tree.changed_paths;
+    if (run->dirty) {
+      std::string paths;
+      for (size_t i = 0; i < run->changed_paths.size() && i < 5; ++i)
+        paths += (i ? ", " : "") + run->changed_paths[i];
+      if (run->changed_paths.size() > 5)
+        paths += " and " + std::to_string(run->changed_paths.size() - 5) + " more";
+      Notify("the working tree differs from commit " + ShortCommit(run->commit, false) + " (" +
+             paths + "): this run is recorded as " + ShortCommit(run->commit, true));
+    }
     if (!s.ok()) {
       run->status = kFailed;
       run->message = "could not prepare the workspace: " + s.message();
@@ -323,6 +341,67 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
 }
 
 bool Executor::StageSelected(const Stage& stage, std::string* why) const {
+  if (StageChosen(stage, why)) return true;
+  for (const auto& dep : dependencies_) {
+    if (dep.first == stage.name) {
+      why->clear();
+      return true;
+    }
+  }
+  return false;
+}
+
+std::set<std::string> Executor::SelectedSteps(const Stage& stage) const {
+  std::string why;
+  std::set<std::string> out;
+  if (StageChosen(stage, &why)) out = StepsChosen(stage);
+  for (const auto& dep : dependencies_)
+    if (dep.first == stage.name) out.insert(dep.second);
+  return out;
+}
+
+std::set<std::pair<std::string, std::string>> Executor::Dependencies() const {
+  std::set<std::pair<std::string, std::string>> deps;
+  if (options_.steps.empty() && !options_.from) return deps;
+  // The last stage with a selected step: every stage before it is earlier
+  // than some selected step.
+  size_t last = 0;
+  bool any = false;
+  std::vector<std::set<std::string>> chosen(pipeline_.stages.size());
+  for (size_t i = 0; i < pipeline_.stages.size(); ++i) {
+    std::string why;
+    if (StageChosen(pipeline_.stages[i], &why)) chosen[i] = StepsChosen(pipeline_.stages[i]);
+    if (!chosen[i].empty()) {
+      last = i;
+      any = true;
+    }
+  }
+  for (size_t i = 0; any && i <= last; ++i) {
+    const Stage& stage = pipeline_.stages[i];
+    std::set<std::string> wanted;
+    if (i < last) {
+      for (const Step& step : stage.steps) wanted.insert(step.name);
+    } else {
+      wanted = chosen[i];
+    }
+    // What the selected steps of this stage need, transitively.
+    std::vector<std::string> todo(chosen[i].begin(), chosen[i].end());
+    while (!todo.empty()) {
+      std::string name = todo.back();
+      todo.pop_back();
+      for (const Step& step : stage.steps) {
+        if (step.name != name) continue;
+        for (const std::string& need : step.needs)
+          if (wanted.insert(need).second) todo.push_back(need);
+      }
+    }
+    for (const std::string& name : wanted)
+      if (!chosen[i].count(name)) deps.insert({stage.name, name});
+  }
+  return deps;
+}
+
+bool Executor::StageChosen(const Stage& stage, std::string* why) const {
   if (!options_.rollback_environment.empty() &&
       stage.environment != options_.rollback_environment) {
     *why = "a rollback of " + options_.rollback_environment + " runs only its stage";
@@ -350,7 +429,7 @@ bool Executor::StageSelected(const Stage& stage, std::string* why) const {
   return true;
 }
 
-std::set<std::string> Executor::SelectedSteps(const Stage& stage) const {
+std::set<std::string> Executor::StepsChosen(const Stage& stage) const {
   std::set<std::string> out;
   if (!options_.steps.empty()) {
     for (const StepRef& ref : options_.steps)
@@ -364,6 +443,7 @@ std::set<std::string> Executor::SelectedSteps(const Stage& stage) const {
 }
 
 void Executor::RestoreNeededArtifacts(RunRecord* run) {
+  if (options_.artifacts_restored) return;  // ladle repro downloaded them
   if (options_.artifacts_from != 0) {
     // A rollback redeploys what that run built: its artifacts, as they were.
     for (const Stage& stage : pipeline_.stages) {
@@ -387,28 +467,74 @@ void Executor::RestoreNeededArtifacts(RunRecord* run) {
     }
     return;
   }
-  if (options_.steps.empty() && !options_.from) return;
+  // docs/running.md "Artifacts of steps that do not run": only what the
+  // selected steps depend on, only from runs of the same project and
+  // pipeline; --needs runs those steps instead.
+  if (options_.needs) return;
+  const std::set<std::pair<std::string, std::string>> deps = Dependencies();
+  std::map<int64_t, std::vector<std::string>> restored;  // run -> steps, for one note per run
   for (const Stage& stage : pipeline_.stages) {
-    std::string why;
-    bool stage_runs = StageSelected(stage, &why);
-    std::set<std::string> selected = stage_runs ? SelectedSteps(stage) : std::set<std::string>();
     for (const Step& step : stage.steps) {
-      if (step.artifacts.empty() || selected.count(step.name)) continue;
+      if (step.artifacts.empty() || !deps.count({stage.name, step.name})) continue;
       int64_t from_run = 0;
-      Status s = store_->FindLastSuccessfulStep(pipeline_.file, stage.name, step.name, &from_run);
+      Status s = options_.project.empty()
+                     ? store_->FindLastSuccessfulStep(pipeline_.file, stage.name, step.name,
+                                                      run->id, &from_run)
+                     : store_->FindLastSuccessfulStepOf(options_.project, options_.pipeline_path,
+                                                        stage.name, step.name, run->id,
+                                                        &from_run);
       if (!s.ok() || from_run == 0) {
-        Notify("no earlier run has the artifacts of " + stage.name + "/" + step.name +
-               "; steps that need them may fail");
+        Notify("no earlier run of this pipeline has the artifacts of " + stage.name + "/" +
+               step.name + "; steps that need them may fail (--needs runs it first)");
         continue;
       }
       s = RestoreArtifacts(ArtifactDir(options_.data_dir, from_run, stage.name, step.name),
                            run->workspace);
-      Notify(s.ok() ? "restored the artifacts of " + stage.name + "/" + step.name + " from run " +
-                          std::to_string(from_run)
-                    : "could not restore artifacts of " + stage.name + "/" + step.name + ": " +
-                          s.message());
+      if (s.ok())
+        restored[from_run].push_back(stage.name + "/" + step.name);
+      else
+        Notify("could not restore artifacts of " + stage.name + "/" + step.name + ": " +
+               s.message());
     }
   }
+  for (const auto& [id, steps] : restored) {
+    RunRecord from;
+    Status s = store_->GetRun(id, &from);
+    if (!s.ok()) from.id = id;
+    NoteArtifactSource(*run, from, steps);
+  }
+}
+
+void Executor::NoteArtifactSource(const RunRecord& run, const RunRecord& from,
+                                  const std::vector<std::string>& steps) {
+  std::string names;
+  for (const std::string& step : steps) names += (names.empty() ? "" : ", ") + step;
+  std::string note = "restored the artifacts of " + names + " from run " + std::to_string(from.id);
+  if (!from.commit.empty()) note += " (commit " + ShortCommit(from.commit, from.dirty) + ")";
+  Notify(note);
+  std::string differs;
+  if (!from.tree.empty() && !run.tree.empty()) {
+    if (from.tree == run.tree) return;
+    std::vector<std::string> paths;
+    size_t more = 0;
+    SourceInfo source;
+    source.root = options_.repo;
+    source.is_git = true;
+    Status s = ChangedPaths(source, from.tree, run.tree, 5, &paths, &more);
+    if (s.ok()) {
+      for (const std::string& p : paths) differs += (differs.empty() ? "" : ", ") + p;
+      if (more > 0) differs += " and " + std::to_string(more) + " more";
+    }
+    if (differs.empty()) differs = "tree " + run.tree.substr(0, 7) + ", was " + from.tree.substr(0, 7);
+  } else if (!from.commit.empty() && !run.commit.empty() &&
+             (from.commit != run.commit || from.dirty || run.dirty)) {
+    differs = "commit " + ShortCommit(run.commit, run.dirty) + ", was " +
+              ShortCommit(from.commit, from.dirty);
+  } else {
+    return;
+  }
+  Notify("warning: the tree differs from the one run " + std::to_string(from.id) +
+         " built them from (" + differs + "): they may be stale; --needs builds them again");
 }
 
 void Executor::RecordStoreFailure(const Status& s) {
@@ -727,7 +853,7 @@ bool Executor::RunRolloutStage(const Stage& stage, StageContext* ctx, std::strin
 }
 
 void Executor::ScheduleSteps(StageContext* ctx) {
-  const bool ignore_needs = !options_.steps.empty();
+  const bool ignore_needs = !options_.steps.empty() && !options_.needs;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     bool pending = false;
@@ -898,13 +1024,26 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
       Status rs = CollectJUnitReports(run_->workspace, step.junit, &sr->tests, &sr->failures,
                                       &sr->report_notes);
       sr->report_error = rs.ok() ? "" : rs.message();
+      // docs/running.md "Tests by name": the first failed tests, and how
+      // many more, go with the step's record.
+      std::lock_guard<std::mutex> lock(mu_);
+      sr->rec->failed_tests = sr->failures;
+      sr->rec->failed_tests_more =
+          std::max(0, sr->tests.failed - static_cast<int>(sr->failures.size()));
     }
     bool last = failure == FailureReason::kNone || attempt == attempts || cancel_signal_;
-    bool keep_it = keep == "always" || (keep == "on-failure" && failure != FailureReason::kNone && last);
+    // docs/backends.md "keep": on-failure keeps a step that failed by itself,
+    // not one that a cancel stopped (cancelled, or timed out while the run
+    // was being cancelled).
+    const bool failed_itself =
+        failure != FailureReason::kNone && failure != FailureReason::kCancelled && !cancel_signal_;
+    bool keep_it = keep == "always" || (keep == "on-failure" && failed_itself && last);
     if (proc && keep_it && !proc->ShellCommand().empty()) {
+      // Into the log (and so the live output) once; the run's summary repeats
+      // it from the step's record.
       log.Note("container kept; open a shell in it with: " + proc->ShellCommand());
-      Notify(stage.name + "/" + step.name + ": container kept; open a shell in it with: " +
-             proc->ShellCommand());
+      std::lock_guard<std::mutex> lock(mu_);
+      sr->rec->kept = proc->ShellCommand();
     } else if (proc) {
       Status rs = proc->Remove();
       if (!rs.ok()) log.Note("cleanup: " + rs.message());
@@ -984,9 +1123,14 @@ void Executor::FinishStage(StageContext* ctx, const std::string& rollout_message
   if (ctx->rollout_failed) failed = true;
   if (!rollout_message.empty()) message += (message.empty() ? "" : "; ") + rollout_message;
   if (failed && message.empty()) {
+    // "step unit failed": the stage's status already says "failed" before
+    // its message ("[test] failed: ..."), so the message does not repeat it.
+    std::string names;
+    int count = 0;
     for (auto& sr : ctx->steps)
       if (sr->rec->status == kFailed && !sr->step->allow_failure)
-        message += (message.empty() ? "failed: " : ", ") + sr->step->name;
+        names += (count++ ? ", " : "") + sr->step->name;
+    if (count) message = (count == 1 ? "step " : "steps ") + names + " failed";
   }
   SetStage(ctx->rec, cancel_signal_ ? kCancelled : failed ? kFailed : kSuccess, message);
 }

@@ -24,6 +24,7 @@
 #include "runner/config/server_config.h"
 #include "runner/store/run_store.h"
 #include "runner/store/step_log.h"
+#include "runner/exec/workspace.h"
 
 namespace ladle::runner {
 
@@ -56,14 +57,23 @@ struct RunOptions {
   std::vector<std::string> stages;  // --stage: only these stages; empty: all
   std::vector<StepRef> steps;       // --step: only these steps, needs ignored
   std::optional<StepRef> from;      // --from: this step, its dependents, later stages
+  // --needs: with --step or --from, the steps the selected ones depend on
+  // (earlier stages, `needs` in their stage) run first instead of having their
+  // artifacts restored (docs/running.md "Artifacts of steps that do not run").
+  bool needs = false;
   int jobs = 4;
   std::string keep;                 // --keep, overrides the steps' own
   Vars extra_env;                   // --env
   std::string workspace;            // the workspace, when the caller prepared it already
-  // Otherwise called once the run has its id, to make the workspace (a copy of
-  // the working tree under DATA/workspaces/RUN).
-  std::function<Status(int64_t run_id, std::string* workspace)> prepare_workspace;
+  // Otherwise called once the run has its id, to make the workspace (a
+  // checkout of the working tree under DATA/workspaces/RUN); it says in *tree
+  // what the workspace holds (docs/running.md "Same inputs as CI").
+  std::function<Status(int64_t run_id, std::string* workspace, TreeState* tree)>
+      prepare_workspace;
   std::string commit, branch, repo;
+  // The run's project and pipeline path (RunRecord): artifacts are restored
+  // only from runs of the same two. Empty project: by the pipeline file.
+  std::string project, pipeline_path;
   std::chrono::milliseconds kill_grace{std::chrono::seconds(5)};
 
   // Secret values by name (the server's secrets file); a secret not listed
@@ -100,6 +110,10 @@ struct RunOptions {
   // With rollback_environment: the run whose deployment is repeated; the
   // artifacts it kept are restored into the workspace first.
   int64_t artifacts_from = 0;
+  // ladle repro (docs/running.md "Reproduce a server's step"): the caller put
+  // the artifacts of the steps before into the workspace already (downloaded
+  // from the server); none are looked for in this data dir.
+  bool artifacts_restored = false;
 };
 
 // DATA/locks/ENVIRONMENT.lock: held (flock) while a run deploys there, by
@@ -143,12 +157,23 @@ class Executor {
   void RunStage(const Stage& stage, size_t index, RunRecord* run);
   bool StageSelected(const Stage& stage, std::string* why) const;
   std::set<std::string> SelectedSteps(const Stage& stage) const;
+  // The same, before --needs adds the dependencies.
+  bool StageChosen(const Stage& stage, std::string* why) const;
+  std::set<std::string> StepsChosen(const Stage& stage) const;
   void ScheduleSteps(StageContext* ctx);
   void RunStepThread(StepRun* sr, StageContext* ctx);
   void SuperviseRunning(StageContext* ctx);
   void FinishStage(StageContext* ctx, const std::string& rollout_message);
   env::StepSpec MakeSpec(const Stage& stage, const Step& step, int attempt) const;
   void RestoreNeededArtifacts(RunRecord* run);
+  // The steps (stage, step) that the selected ones (--step, --from) depend
+  // on and that are not selected: every step of an earlier stage than a
+  // selected one, and the `needs` of selected steps in their stage.
+  std::set<std::pair<std::string, std::string>> Dependencies() const;
+  // RestoreNeededArtifacts: the note for artifacts taken from `from`, with a
+  // warning when the tree that made them differs from this run's.
+  void NoteArtifactSource(const RunRecord& run, const RunRecord& from,
+                          const std::vector<std::string>& steps);
   void SetStep(const Stage& stage, StepRecord* rec, RunStatus status);
   void SetStage(StageRecord* rec, RunStatus status, const std::string& message);
   // Notes a write the run store refused; the run is then not a success.
@@ -183,6 +208,7 @@ class Executor {
   std::atomic<int> cancel_signal_{0};
   Status outside_failure_;            // guarded by mu_
   Status store_failure_;              // the first write the store refused; guarded by mu_
+  std::set<std::pair<std::string, std::string>> dependencies_;  // with --needs: Dependencies()
 };
 
 }  // namespace ladle::runner

@@ -92,19 +92,17 @@ std::string Describe(const pugi::xml_node& failure) {
   return message.empty() ? failure.name() : message;
 }
 
-bool StartsWith(const std::string& text, const std::string& prefix) {
-  return text.compare(0, prefix.size(), prefix) == 0;
-}
-
-// "class.name", or "suite.name" when there is no classname (pytest's suite is
-// always "pytest": classname says more). A qualifier the name already starts
-// with is dropped: jest-junit repeats the describe block in both.
-std::string TestName(const std::string& suite, const pugi::xml_node& testcase) {
-  std::string qualifier = testcase.attribute("classname").value();
-  if (qualifier.empty()) qualifier = suite;
-  const std::string name = testcase.attribute("name").value();
-  if (qualifier.empty() || StartsWith(name, qualifier)) return name;
-  return name.empty() ? qualifier : qualifier + "." + name;
+// A failed test case: its class, or its suite when there is no classname
+// (pytest's suite is always "pytest": classname says more). FailedTestLine
+// (run_store.cc) drops a qualifier the name already starts with: jest-junit
+// repeats the describe block in both.
+FailedTest Failed(const std::string& suite, const pugi::xml_node& testcase, std::string message) {
+  FailedTest test;
+  test.suite = CleanLine(testcase.attribute("classname").value());
+  if (test.suite.empty()) test.suite = CleanLine(suite);
+  test.name = CleanLine(testcase.attribute("name").value());
+  test.message = std::move(message);
+  return test;
 }
 
 // ---- Counting --------------------------------------------------------------
@@ -182,7 +180,7 @@ class Counter {
   // and what was said and shown there.
   pugi::xml_node disagreeing() const { return disagreeing_; }
   const std::string& disagreement() const { return disagreement_; }
-  std::vector<std::string>& failures() { return failures_; }
+  std::vector<FailedTest>& failures() { return failures_; }
 
  private:
   void CountCase(const std::string& suite, const pugi::xml_node& testcase, TestCounts* counts) {
@@ -192,7 +190,7 @@ class Counter {
     if (failure) {
       one.total = one.failed = 1;
       if (failures_.size() < room_) {
-        failures_.push_back(CleanLine(TestName(suite, testcase)) + ": " + Describe(failure));
+        failures_.push_back(Failed(suite, testcase, Describe(failure)));
       }
     } else if (IsSkipped(testcase)) {
       one.skipped = 1;
@@ -244,7 +242,7 @@ class Counter {
 
   size_t room_;
   bool too_deep_ = false;
-  std::vector<std::string> failures_;
+  std::vector<FailedTest> failures_;
   pugi::xml_node disagreeing_;
   std::string disagreement_;
 };
@@ -293,7 +291,7 @@ bool IsRegularFile(const std::string& path) {
 }  // namespace
 
 Status ParseJUnitString(const std::string& name, const std::string& xml, TestCounts* counts,
-                        std::vector<std::string>* failures, std::vector<std::string>* notes) {
+                        std::vector<FailedTest>* failures, std::vector<std::string>* notes) {
   pugi::xml_document doc;
   const pugi::xml_parse_result parsed = doc.load_buffer(xml.data(), xml.size());
   if (!parsed) {
@@ -324,7 +322,7 @@ Status ParseJUnitString(const std::string& name, const std::string& xml, TestCou
 }
 
 Status ParseJUnitFile(const std::string& path, TestCounts* counts,
-                      std::vector<std::string>* failures, std::vector<std::string>* notes) {
+                      std::vector<FailedTest>* failures, std::vector<std::string>* notes) {
   std::string text;
   Status status = ReadReport(path, path, &text);
   if (!status.ok()) return status;
@@ -332,7 +330,7 @@ Status ParseJUnitFile(const std::string& path, TestCounts* counts,
 }
 
 Status CollectJUnitReports(const std::string& root, const std::vector<std::string>& globs,
-                           TestCounts* counts, std::vector<std::string>* failures,
+                           TestCounts* counts, std::vector<FailedTest>* failures,
                            std::vector<std::string>* notes) {
   TestCounts sum;
   std::set<std::string> seen;  // a file two globs match counts once

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "core/base/status.h"
-#include "runner/store/run_store.h"  // TestCounts
+#include "runner/store/run_store.h"  // TestCounts, FailedTest
 
 namespace ladle::runner {
 
@@ -34,7 +34,7 @@ namespace ladle::runner {
 inline constexpr size_t kMaxListedFailures = 10;
 
 // Counts the tests of one report held in memory; `name` names it in errors.
-// Sets *counts; appends "class.name: message" for failed tests while
+// Sets *counts; appends {class, name, message} for failed tests while
 // failures->size() < kMaxListedFailures (the suite's name stands in for a
 // missing classname; the message is one cleaned line of at most 200 bytes,
 // valid UTF-8). Invalid, as "NAME:LINE:COL: message", when the text is not
@@ -43,13 +43,13 @@ inline constexpr size_t kMaxListedFailures = 10;
 // note "NAME:LINE:COL: the report disagrees with itself: ..." (the first
 // such suite) is appended to *notes, when given.
 Status ParseJUnitString(const std::string& name, const std::string& xml, TestCounts* counts,
-                        std::vector<std::string>* failures,
+                        std::vector<FailedTest>* failures,
                         std::vector<std::string>* notes = nullptr);
 
 // The same for the file at `path`, which names it in errors. IoError when it
 // cannot be read; Invalid when it is over 256 MiB (no test tool writes that).
 Status ParseJUnitFile(const std::string& path, TestCounts* counts,
-                      std::vector<std::string>* failures,
+                      std::vector<FailedTest>* failures,
                       std::vector<std::string>* notes = nullptr);
 
 // Sums the reports that `globs` (relative to `root`, the workspace; see
@@ -60,7 +60,7 @@ Status ParseJUnitFile(const std::string& path, TestCounts* counts,
 // first bad glob or bad report is the error, naming it relative to `root`;
 // *counts is set only on success.
 Status CollectJUnitReports(const std::string& root, const std::vector<std::string>& globs,
-                           TestCounts* counts, std::vector<std::string>* failures,
+                           TestCounts* counts, std::vector<FailedTest>* failures,
                            std::vector<std::string>* notes);
 
 struct GateResult {

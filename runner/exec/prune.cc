@@ -32,6 +32,19 @@ Status PruneRuns(RunStore* store, const std::string& data_dir, std::chrono::seco
                                ec.message());
     }
   }
+  // The workspaces `ladle repro` kept for a failed step (docs/running.md
+  // "Reproduce a server's step") are named repro-RUN-XXXXXX after the
+  // server's run, not a local one: they go by their age.
+  std::error_code ec;
+  const auto limit = fs::file_time_type::clock::now() - older_than;
+  for (fs::directory_iterator it(fs::path(data_dir) / "workspaces", ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().rfind("repro-", 0) != 0) continue;
+    std::error_code tec;
+    const auto when = fs::last_write_time(it->path(), tec);
+    if (tec || when >= limit) continue;
+    fs::remove_all(it->path(), tec);
+    if (tec) return Status::IoError("prune: remove " + it->path().string() + ": " + tec.message());
+  }
   return Status::OK();
 }
 

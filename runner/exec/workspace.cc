@@ -1,6 +1,7 @@
 #include "runner/exec/workspace.h"
 
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 
 #include "env/subprocess.h"
@@ -124,6 +125,153 @@ Status CopyWorkingTree(const SourceInfo& source, const std::string& dest,
     if (!s.ok()) return s;
   }
   return Status::OK();
+}
+
+namespace {
+
+// Runs `git -C dir ARGS` (with GIT_INDEX_FILE=index when given); a failure
+// is an error naming the command and git's message.
+Status GitStatus(const std::string& dir, const std::string& index,
+                 const std::vector<std::string>& args, std::string* out) {
+  std::vector<std::string> argv;
+  if (!index.empty()) argv = {"env", "GIT_INDEX_FILE=" + index};
+  argv.insert(argv.end(), {"git", "-C", dir});
+  argv.insert(argv.end(), args.begin(), args.end());
+  env::CommandResult result;
+  Status s = env::RunCommand(argv, dir, &result);
+  std::string command = "git";
+  for (const std::string& a : args) command += " " + a;
+  if (!s.ok()) return s.WithContext(command + " in " + dir);
+  if (result.exit_code != 0) {
+    std::string err = result.err;
+    while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.pop_back();
+    return Status::IoError(command + " in " + dir + " failed: " + err);
+  }
+  if (out != nullptr) {
+    *out = result.out;
+    while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
+  }
+  return Status::OK();
+}
+
+bool WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  return static_cast<bool>(out.flush());
+}
+
+}  // namespace
+
+Status ChangedPaths(const SourceInfo& source, const std::string& from_tree,
+                    const std::string& to_tree, size_t limit, std::vector<std::string>* paths,
+                    size_t* more) {
+  paths->clear();
+  *more = 0;
+  std::string out;
+  Status s = GitStatus(source.root, "", {"diff", "--name-only", "-z", "--no-renames", from_tree,
+                                         to_tree, "--"},
+                       &out);
+  if (!s.ok()) return s;
+  for (std::string& p : SplitNul(out)) {
+    if (paths->size() < limit) paths->push_back(std::move(p));
+    else ++*more;
+  }
+  return Status::OK();
+}
+
+namespace {
+
+// ReadTreeState, and the repository's object directory in *objects. One
+// rev-parse answers the paths and HEAD's tree: each git process costs ~30 ms
+// on a busy machine, and the checkout is on every run's path.
+Status ReadTreeAndObjects(const SourceInfo& source, const std::string& scratch_index,
+                          const std::string& exclude, TreeState* state, std::string* objects) {
+  *state = TreeState();
+  std::error_code ec;
+  fs::remove(scratch_index, ec);
+  std::vector<std::string> ask = {"rev-parse", "--path-format=absolute", "--git-path", "index",
+                                  "--git-path", "objects"};
+  if (!source.commit.empty()) ask.push_back(source.commit + "^{tree}");
+  std::string answer;
+  Status s = GitStatus(source.root, "", ask, &answer);
+  if (!s.ok()) return s;
+  std::vector<std::string> lines;
+  for (size_t start = 0; start <= answer.size();) {
+    size_t end = answer.find('\n', start);
+    if (end == std::string::npos) end = answer.size();
+    lines.push_back(answer.substr(start, end - start));
+    start = end + 1;
+  }
+  if (lines.size() < ask.size() - 4)
+    return Status::IoError("git rev-parse in " + source.root + " answered: " + answer);
+  // Start from the repository's own index, so files whose stat data did not
+  // change are not read again (the index of a large tree is a cache).
+  const std::string index = lines[0];
+  *objects = lines[1];
+  const std::string head_tree = source.commit.empty() ? "" : lines[2];
+  if (fs::exists(index, ec)) {
+    fs::copy_file(index, scratch_index, fs::copy_options::overwrite_existing, ec);
+    if (ec) return Status::IoError("copy " + index + " to " + scratch_index + ": " + ec.message());
+  } else if (!source.commit.empty()) {
+    s = GitStatus(source.root, scratch_index, {"read-tree", source.commit}, nullptr);
+    if (!s.ok()) return s;
+  }
+  std::vector<std::string> add = {"add", "--all", "--", "."};
+  fs::path root(source.root), excluded(exclude);
+  if (!exclude.empty() && IsWithin(excluded, root)) {
+    // An ignored path named in a pathspec, even an excluding one, fails
+    // `git add`; an ignored data dir needs no exclusion anyway.
+    const std::string rel = excluded.lexically_relative(root).string();
+    env::CommandResult ignored;
+    s = env::RunCommand({"git", "-C", source.root, "check-ignore", "-q", rel}, source.root, &ignored);
+    if (!s.ok() || ignored.exit_code != 0) add.push_back(":(exclude)" + rel);
+  }
+  s = GitStatus(source.root, scratch_index, add, nullptr);
+  if (s.ok()) s = GitStatus(source.root, scratch_index, {"write-tree"}, &state->tree);
+  fs::remove(scratch_index, ec);
+  if (!s.ok()) return s.WithContext("read the working tree of " + source.root);
+  if (source.commit.empty()) return Status::OK();
+  state->dirty = head_tree != state->tree;
+  if (!state->dirty) return Status::OK();
+  size_t more = 0;
+  return ChangedPaths(source, head_tree, state->tree, kMaxTreePaths, &state->changed_paths, &more);
+}
+
+}  // namespace
+
+Status ReadTreeState(const SourceInfo& source, const std::string& scratch_index,
+                     const std::string& exclude, TreeState* state) {
+  std::string objects;
+  return ReadTreeAndObjects(source, scratch_index, exclude, state, &objects);
+}
+
+// docs/running.md "Same inputs as CI": the same skeleton as the server's
+// checkout (runner/serve/git_source.cc, GitMirror::Checkout), borrowing the
+// repository's objects, so no object is copied.
+Status CheckoutWorkingTree(const SourceInfo& source, const std::string& dest,
+                           const std::string& exclude, TreeState* state) {
+  *state = TreeState();
+  if (!source.is_git || source.commit.empty()) return CopyWorkingTree(source, dest, exclude);
+  const fs::path git = fs::path(dest) / ".git";
+  std::error_code ec;
+  fs::create_directories(git / "objects" / "info", ec);
+  if (!ec) fs::create_directories(git / "refs" / "heads", ec);
+  if (!ec) fs::create_directories(git / "refs" / "tags", ec);
+  if (ec) return Status::IoError("create " + git.string() + ": " + ec.message());
+  std::string objects;
+  Status s = ReadTreeAndObjects(source, (git / "ladle-scratch-index").string(), exclude, state,
+                                &objects);
+  if (!s.ok()) return s;
+  if (!WriteText(git / "HEAD", source.commit + "\n") ||
+      !WriteText(git / "config",
+                 "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n") ||
+      !WriteText(git / "objects" / "info" / "alternates", objects + "\n"))
+    return Status::IoError("write the git directory " + git.string());
+  // The files of what runs, then the index back at HEAD: the changes show
+  // in `git status` and `git diff` as they do in the person's tree.
+  s = GitStatus(dest, "", {"read-tree", "--reset", "-u", state->tree}, nullptr);
+  if (s.ok() && state->dirty) s = GitStatus(dest, "", {"read-tree", source.commit}, nullptr);
+  return s.WithContext("check out the working tree into " + dest);
 }
 
 Status SaveArtifacts(const std::string& workspace, const std::vector<std::string>& patterns,

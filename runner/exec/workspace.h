@@ -32,6 +32,38 @@ Status DescribeSource(const std::string& pipeline_file, SourceInfo* info);
 Status CopyWorkingTree(const SourceInfo& source, const std::string& dest,
                        const std::string& exclude);
 
+// What a `ladle run` ran, besides HEAD (docs/running.md "Same inputs as CI").
+struct TreeState {
+  std::string tree;                        // git tree id of HEAD plus the changes
+  bool dirty = false;                      // tree differs from HEAD's
+  std::vector<std::string> changed_paths;  // vs HEAD, at most kMaxTreePaths
+};
+constexpr size_t kMaxTreePaths = 1000;
+
+// The tree of the working tree as it is now: HEAD plus its changes, and
+// untracked files that are not ignored, written as git objects into the
+// repository's object store (as `git stash` does; nothing else of the
+// repository changes) through a temporary index `scratch_index`. Paths
+// under `exclude` (absolute, may be empty) are left out. REQUIRES:
+// source.is_git.
+Status ReadTreeState(const SourceInfo& source, const std::string& scratch_index,
+                     const std::string& exclude, TreeState* state);
+
+// Makes `dest` a git checkout like `ladle serve`'s (a `.git` that borrows the
+// repository's objects, HEAD detached at source.commit) whose files are
+// `state.tree`: HEAD with the working tree's changes on top, the index at
+// HEAD, so `git status` in a step shows the changes. Fills *state
+// (ReadTreeState). Outside git (or before the first commit) it falls back to
+// CopyWorkingTree, with state->tree empty or not dirty.
+Status CheckoutWorkingTree(const SourceInfo& source, const std::string& dest,
+                           const std::string& exclude, TreeState* state);
+
+// Up to `limit` paths that differ between two trees of `source`'s
+// repository (`git diff --name-only`), and in *more how many more.
+Status ChangedPaths(const SourceInfo& source, const std::string& from_tree,
+                    const std::string& to_tree, size_t limit, std::vector<std::string>* paths,
+                    size_t* more);
+
 // Copies what `patterns` (globs relative to `workspace`) match into `dest`,
 // keeping relative paths. Reports patterns that matched nothing in `missing`.
 Status SaveArtifacts(const std::string& workspace, const std::vector<std::string>& patterns,

@@ -1,10 +1,14 @@
 #include "runner/serve/runs_api.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <thread>
 #include <utility>
@@ -12,6 +16,7 @@
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include "runner/exec/executor.h"
 #include "runner/store/step_log.h"
 #include "toggles/server/auth.h"
 
@@ -19,6 +24,7 @@ namespace ladle::runner {
 namespace {
 
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
 constexpr int kDefaultLimit = 50;
 constexpr int kMaxLimit = 500;
@@ -295,6 +301,9 @@ void RunsApi::Register(Router* router) {
   router->Add("GET", "/api/v1/runs/stream", this, &RunsApi::Stream);
   router->Add("GET", "/api/v1/runs/{id}", this, &RunsApi::GetRun);
   router->Add("GET", "/api/v1/runs/{id}/steps/{stage}/{step}/log", this, &RunsApi::Log);
+  router->Add("GET", "/api/v1/runs/{id}/artifacts", this, &RunsApi::ListArtifacts);
+  router->Add("GET", "/api/v1/runs/{id}/artifacts/{stage}/{step}/{path...}", this,
+              &RunsApi::Artifact);
   router->Add("POST", "/api/v1/runs/{id}/cancel", this, &RunsApi::Cancel);
   router->Add("POST", "/api/v1/runs/{id}/stages/{stage}/approve", this, &RunsApi::Approve);
   router->Add("GET", "/api/v1/deployments", this, &RunsApi::ListDeployments);
@@ -420,6 +429,158 @@ HttpResponse RunsApi::ListDeployments(const HttpRequest& r) {
   for (const DeploymentRecord& d : list) out["deployments"].push_back(DeploymentToJson(d));
   if (more) out["next_before"] = list.back().id;
   return HttpResponse::Json(200, out);
+}
+
+// ---- artifacts (docs/server.md "Artifacts") ----
+
+namespace {
+
+// Sends one artifact file in pieces: a piece whenever the client's queue is
+// below one chunk (on Start and on each OnDrained), so memory stays bounded
+// whatever the file's size. Callbacks run on the connection's io thread.
+class FileSource : public StreamSource {
+ public:
+  FileSource(int fd, size_t chunk) : fd_(fd), chunk_(std::max<size_t>(chunk, 4096)) {}
+  ~FileSource() override { CloseFile(); }
+
+  void Start(std::shared_ptr<StreamWriter> writer) override {
+    writer_ = std::move(writer);
+    Pump();
+  }
+  void OnDrained() override { Pump(); }
+  void OnClosed() override { CloseFile(); }
+
+ private:
+  void Pump() {
+    while (fd_ >= 0 && !writer_->closed() && writer_->queued_bytes() < chunk_) {
+      std::string piece(chunk_, '\0');
+      ssize_t n = ::read(fd_, piece.data(), piece.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {  // the end, or a read error: the client sees a short body
+        CloseFile();
+        writer_->Close();
+        return;
+      }
+      piece.resize(static_cast<size_t>(n));
+      if (!writer_->Send(std::move(piece))) return CloseFile();
+    }
+  }
+  void CloseFile() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  int fd_;
+  const size_t chunk_;
+  std::shared_ptr<StreamWriter> writer_;
+};
+
+// The run and its step dir, or the 400/404 to answer (naming what is missing).
+std::optional<HttpResponse> ArtifactStep(RunStore& store, const HttpRequest& r,
+                                         std::string* dir, std::string* name) {
+  int64_t id = 0;
+  if (auto e = RunIdParam(r, &id)) return e;
+  RunRecord run;
+  Status s = store.GetRun(id, &run);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  std::string missing;
+  if (!FindStep(run, r.Param("stage"), r.Param("step"), &missing)) {
+    return HttpResponse::Error(404, "not_found", missing);
+  }
+  *name = std::string(r.Param("stage")) + "/" + std::string(r.Param("step")) + " of run " +
+          std::to_string(id);
+  *dir = ArtifactDir(store.data_dir(), id, std::string(r.Param("stage")),
+                     std::string(r.Param("step")));
+  return std::nullopt;
+}
+
+// A relative path of plain segments: no "", ".", ".." or NUL, so it cannot
+// leave the step's artifact dir.
+bool PlainRelativePath(std::string_view path) {
+  if (path.empty() || path.size() > 4096 || path.find('\0') != std::string_view::npos) return false;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view seg = path.substr(start, end - start);
+    if (seg.empty() || seg == "." || seg == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+HttpResponse RunsApi::ListArtifacts(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  int64_t id = 0;
+  if (auto e = RunIdParam(r, &id)) return *e;
+  RunRecord run;
+  Status s = store_.GetRun(id, &run);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  json list = json::array();
+  bool truncated = false;
+  for (const StageRecord& stage : run.stages) {
+    for (const StepRecord& step : stage.steps) {
+      const fs::path dir = ArtifactDir(store_.data_dir(), id, stage.name, step.name);
+      std::error_code ec;
+      if (!fs::is_directory(dir, ec)) continue;
+      // Symlinks are neither followed nor listed: only regular files are served.
+      for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+        if (list.size() >= options_.max_artifact_files) {
+          truncated = true;
+          break;
+        }
+        list.push_back({{"stage", stage.name},
+                        {"step", step.name},
+                        {"path", it->path().lexically_relative(dir).generic_string()},
+                        {"size", it->file_size(ec)}});
+      }
+    }
+  }
+  return HttpResponse::Json(200, {{"run_id", id}, {"artifacts", list}, {"truncated", truncated}});
+}
+
+HttpResponse RunsApi::Artifact(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  std::string dir, name;
+  if (auto e = ArtifactStep(store_, r, &dir, &name)) return *e;
+  std::string_view path = r.Param("path");
+  if (!PlainRelativePath(path)) {
+    return BadRequest("artifact path: expected a relative path without '.' or '..' segments, "
+                      "got '" + std::string(path) + "'");
+  }
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return HttpResponse::Error(404, "not_found", "step " + name + " kept no artifacts");
+  }
+  const std::string file = dir + "/" + std::string(path);
+  // A symlink anywhere below the step's dir could point out of it: the
+  // canonical path must stay inside, and the file itself is opened without
+  // following one.
+  const std::string canonical_dir = fs::weakly_canonical(dir, ec).string();
+  const std::string canonical = fs::weakly_canonical(file, ec).string();
+  int fd = -1;
+  if (!ec && canonical.rfind(canonical_dir + "/", 0) == 0) {
+    fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  }
+  struct stat st;
+  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    ::close(fd);
+    fd = -1;
+  }
+  if (fd < 0) {
+    return HttpResponse::Error(404, "not_found",
+                               "no artifact '" + std::string(path) + "' in step " + name);
+  }
+  HttpResponse response =
+      HttpResponse::Stream(std::make_shared<FileSource>(fd, options_.artifact_chunk),
+                           "application/octet-stream");
+  response.headers.Add("X-Ladle-Size", std::to_string(st.st_size));
+  return response;
 }
 
 // ---- control ----

@@ -80,6 +80,10 @@ struct RunsApiOptions {
   size_t stream_max_queued_bytes = 1 << 20;  // per log stream (StreamOptions)
   // A log bigger than this is streamed rather than answered in one body.
   uint64_t max_log_body = 8 << 20;
+  // GET /api/v1/runs/{id}/artifacts lists at most this many files (then
+  // "truncated": true); an artifact file is sent in pieces of artifact_chunk.
+  size_t max_artifact_files = 10000;
+  size_t artifact_chunk = 256 << 10;
   // Threads that handle push webhooks: a push may wait for a fetch of a
   // remote repository, which must hold no HTTP io thread (OFREP, the API).
   int hook_threads = 2;
@@ -112,6 +116,9 @@ class RunsApi {
   HttpResponse ListRuns(const HttpRequest& r);
   HttpResponse GetRun(const HttpRequest& r);
   HttpResponse Log(const HttpRequest& r);
+  // docs/server.md "Artifacts": the files a run's steps kept, and one of them.
+  HttpResponse ListArtifacts(const HttpRequest& r);
+  HttpResponse Artifact(const HttpRequest& r);
   HttpResponse Cancel(const HttpRequest& r);
   HttpResponse Approve(const HttpRequest& r);
   HttpResponse ListDeployments(const HttpRequest& r);

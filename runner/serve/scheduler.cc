@@ -331,6 +331,10 @@ void Scheduler::Execute(RunRecord run) {
   options.commit = run.commit;
   options.branch = run.branch;
   options.repo = run.repo;
+  // docs/running.md "Same inputs as CI": a served run's project is its
+  // repository's name.
+  options.project = run.repo;
+  options.pipeline_path = repo->config->pipeline;
   options.secrets = RunSecrets();
   options.secrets_from_environment = false;
   options.secret_scopes = config_.secrets;

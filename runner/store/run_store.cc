@@ -105,6 +105,27 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_by_time ON deliveries (received_at);
 )sql",
+      // 5: where a run comes from (docs/running.md "Same inputs as CI"): its
+      // project (a repository's root, or the server's repository name), its
+      // pipeline's path inside it, and whether the working tree differed
+      // from the commit (changed_paths a JSON array; tree the git tree id of
+      // what ran).
+      R"sql(
+ALTER TABLE runs ADD COLUMN project TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN pipeline_path TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN changed_paths TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE runs ADD COLUMN tree TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_by_project ON runs (project, pipeline_path, id DESC);
+)sql",
+      // 6: the failed test cases of a step's reports (a JSON array of
+      // {suite, name, message}, at most the first 10) and how many more;
+      // the command that enters the step's kept container, '' when none.
+      R"sql(
+ALTER TABLE steps ADD COLUMN failed_tests TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE steps ADD COLUMN failed_tests_more INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN kept TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return kSteps;
 }
@@ -112,11 +133,53 @@ CREATE INDEX deliveries_by_time ON deliveries (received_at);
 constexpr const char* kRunColumns =
     "id, repo, pipeline, file, commit_id, branch, status, created_at, started_at,"
     " finished_at, message, workspace, owner_pid, owner_start, trigger,"
-    " rollback_environment, resume_stage, source_run";
+    " rollback_environment, resume_stage, source_run, project, pipeline_path, dirty,"
+    " changed_paths, tree";
+
+// changed_paths: a JSON array of strings; anything else reads as none.
+std::vector<std::string> PathsFromJson(const std::string& text) {
+  std::vector<std::string> paths;
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_array()) return paths;
+  for (const nlohmann::json& p : j)
+    if (p.is_string() && paths.size() < kMaxChangedPaths) paths.push_back(p.get<std::string>());
+  return paths;
+}
+
+std::string PathsToJson(const std::vector<std::string>& paths) {
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t i = 0; i < paths.size() && i < kMaxChangedPaths; ++i) j.push_back(paths[i]);
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // Empty strings are stored as NULL (times), so "" and "not set" are one thing.
 std::optional<std::string> OrNull(const std::string& s) {
   return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
+
+// A step's failed tests as the JSON array stored in steps.failed_tests.
+std::string FailedTestsText(const std::vector<FailedTest>& tests) {
+  nlohmann::json array = nlohmann::json::array();
+  for (const FailedTest& t : tests)
+    array.push_back({{"suite", t.suite}, {"name", t.name}, {"message", t.message}});
+  return array.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The column back; text that is not such an array (no ladle writes one)
+// reads as no failed tests rather than failing the whole run's read.
+std::vector<FailedTest> ParseFailedTests(const std::string& text) {
+  std::vector<FailedTest> out;
+  nlohmann::json array = nlohmann::json::parse(text, nullptr, false);
+  if (!array.is_array()) return out;
+  for (const nlohmann::json& t : array) {
+    if (!t.is_object()) continue;
+    FailedTest test;
+    test.suite = t.value("suite", "");
+    test.name = t.value("name", "");
+    test.message = t.value("message", "");
+    out.push_back(std::move(test));
+  }
+  return out;
 }
 
 // One counter of optional test counts, NULL when the stage has none.
@@ -151,6 +214,11 @@ Status ReadRun(const Statement& st, RunRecord* run) {
   run->rollback_environment = st.ColumnText(15);
   run->resume_stage = st.ColumnText(16);
   run->source_run = st.ColumnInt64(17);
+  run->project = st.ColumnText(18);
+  run->pipeline_path = st.ColumnText(19);
+  run->dirty = st.ColumnInt(20) != 0;
+  run->changed_paths = PathsFromJson(st.ColumnText(21));
+  run->tree = st.ColumnText(22);
   return StatusColumn(st, 6, "runs", &run->status);
 }
 
@@ -181,24 +249,29 @@ Status InsertStep(Database* db, int64_t run_id, const std::string& stage, int or
                   const StepRecord& step) {
   return Exec(db,
               "INSERT INTO steps (run_id, stage, name, ordinal, status, exit_code, attempts,"
-              " started_at, finished_at, failure_reason, allow_failure)"
-              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+              " started_at, finished_at, failure_reason, allow_failure, failed_tests,"
+              " failed_tests_more, kept)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
               run_id, stage, step.name, ordinal, ToString(step.status), step.exit_code, step.attempts,
               OrNull(step.started_at), OrNull(step.finished_at), ToString(step.failure_reason),
-              step.allow_failure ? 1 : 0);
+              step.allow_failure ? 1 : 0, FailedTestsText(step.failed_tests),
+              step.failed_tests_more, step.kept);
 }
 
 Status InsertRun(Database* db, RunRecord* run) {
   Status s = Exec(db,
                   "INSERT INTO runs (repo, pipeline, file, commit_id, branch, status,"
                   " created_at, started_at, finished_at, message, workspace, owner_pid,"
-                  " owner_start, trigger, rollback_environment, resume_stage, source_run)"
+                  " owner_start, trigger, rollback_environment, resume_stage, source_run,"
+                  " project, pipeline_path, dirty, changed_paths, tree)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-                  " ?17)",
+                  " ?17, ?18, ?19, ?20, ?21, ?22)",
                   run->repo, run->pipeline, run->file, run->commit, run->branch, ToString(run->status),
                   run->created_at, OrNull(run->started_at), OrNull(run->finished_at),
                   run->message, run->workspace, run->owner_pid, run->owner_start, run->trigger,
-                  run->rollback_environment, run->resume_stage, run->source_run);
+                  run->rollback_environment, run->resume_stage, run->source_run, run->project,
+                  run->pipeline_path, run->dirty ? 1 : 0, PathsToJson(run->changed_paths),
+                  run->tree);
   if (s.ok()) run->id = db->last_insert_rowid();
   return s;
 }
@@ -232,7 +305,8 @@ Status LoadSteps(Database* db, RunRecord* run) {
   Statement st;
   Status s = db->Prepare(
       "SELECT stage, name, status, exit_code, attempts, started_at, finished_at,"
-      " failure_reason, allow_failure FROM steps WHERE run_id = ?1 ORDER BY ordinal",
+      " failure_reason, allow_failure, failed_tests, failed_tests_more, kept FROM steps"
+      " WHERE run_id = ?1 ORDER BY ordinal",
       &st);
   if (s.ok()) s = st.BindAll(run->id);
   bool row = false;
@@ -249,6 +323,9 @@ Status LoadSteps(Database* db, RunRecord* run) {
       break;
     }
     step.allow_failure = st.ColumnInt(8) != 0;
+    step.failed_tests = ParseFailedTests(st.ColumnText(9));
+    step.failed_tests_more = st.ColumnInt(10);
+    step.kept = st.ColumnText(11);
     auto it = by_name.find(st.ColumnText(0));
     if (it != by_name.end()) it->second->steps.push_back(std::move(step));
   }
@@ -266,7 +343,7 @@ Status UpdateOne(Database* db, const std::string& what, const std::string& sql,
 
 constexpr const char* kDeploymentColumns =
     "id, environment, run_id, stage, repo, commit_id, branch, status, rollback, started_at,"
-    " finished_at";
+    " finished_at, (SELECT runs.dirty FROM runs WHERE runs.id = deployments.run_id)";
 
 Status ReadDeployment(const Statement& st, DeploymentRecord* d) {
   d->id = st.ColumnInt64(0);
@@ -279,6 +356,7 @@ Status ReadDeployment(const Statement& st, DeploymentRecord* d) {
   d->rollback = st.ColumnInt(8) != 0;
   d->started_at = st.ColumnText(9);
   d->finished_at = st.ColumnText(10);
+  d->dirty = st.ColumnInt(11) != 0;
   return StatusColumn(st, 7, "deployments", &d->status);
 }
 
@@ -437,9 +515,11 @@ Status RunStore::UpdateRun(const RunRecord& run) {
   std::lock_guard<std::mutex> lock(mu_);
   return UpdateOne(db_.get(), "run " + std::to_string(run.id),
                    "UPDATE runs SET status = ?2, started_at = ?3, finished_at = ?4,"
-                   " message = ?5, workspace = ?6 WHERE id = ?1",
+                   " message = ?5, workspace = ?6, project = ?7, pipeline_path = ?8,"
+                   " dirty = ?9, changed_paths = ?10, tree = ?11 WHERE id = ?1",
                    run.id, ToString(run.status), OrNull(run.started_at), OrNull(run.finished_at),
-                   run.message, run.workspace);
+                   run.message, run.workspace, run.project, run.pipeline_path, run.dirty ? 1 : 0,
+                   PathsToJson(run.changed_paths), run.tree);
 }
 
 Status RunStore::UpdateStage(int64_t run_id, const StageRecord& stage) {
@@ -454,16 +534,24 @@ Status RunStore::UpdateStage(int64_t run_id, const StageRecord& stage) {
                    Count(stage.tests, &TestCounts::skipped), stage.message);
 }
 
+Status RunStore::ClearKept() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Exec(db_.get(), "UPDATE steps SET kept = '' WHERE kept != ''");
+}
+
 Status RunStore::UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step) {
   std::lock_guard<std::mutex> lock(mu_);
   return UpdateOne(db_.get(),
                    "step " + stage + "/" + step.name + " of run " + std::to_string(run_id),
                    "UPDATE steps SET status = ?4, exit_code = ?5, attempts = ?6,"
                    " started_at = ?7, finished_at = ?8, failure_reason = ?9,"
-                   " allow_failure = ?10 WHERE run_id = ?1 AND stage = ?2 AND name = ?3",
+                   " allow_failure = ?10, failed_tests = ?11, failed_tests_more = ?12,"
+                   " kept = ?13"
+                   " WHERE run_id = ?1 AND stage = ?2 AND name = ?3",
                    run_id, stage, step.name, ToString(step.status), step.exit_code, step.attempts,
                    OrNull(step.started_at), OrNull(step.finished_at), ToString(step.failure_reason),
-                   step.allow_failure ? 1 : 0);
+                   step.allow_failure ? 1 : 0, FailedTestsText(step.failed_tests),
+                   step.failed_tests_more, step.kept);
 }
 
 Status RunStore::GetRun(int64_t id, RunRecord* run) {
@@ -515,6 +603,25 @@ Status RunStore::FindLastSuccessfulStep(const std::string& file, const std::stri
       &st);
   bool row = false;
   if (s.ok()) s = st.BindAll(file, stage, step, before);
+  if (s.ok()) s = st.Step(&row);
+  if (s.ok()) *run_id = row ? st.ColumnInt64(0) : 0;
+  return s;
+}
+
+Status RunStore::FindLastSuccessfulStepOf(const std::string& project,
+                                          const std::string& pipeline_path,
+                                          const std::string& stage, const std::string& step,
+                                          int64_t before, int64_t* run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      "SELECT runs.id FROM runs JOIN steps ON steps.run_id = runs.id"
+      " AND steps.stage = ?3 AND steps.name = ?4"
+      " WHERE runs.project = ?1 AND runs.pipeline_path = ?2 AND steps.status = 'success'"
+      " AND (?5 = 0 OR runs.id < ?5) ORDER BY runs.id DESC LIMIT 1",
+      &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(project, pipeline_path, stage, step, before);
   if (s.ok()) s = st.Step(&row);
   if (s.ok()) *run_id = row ? st.ColumnInt64(0) : 0;
   return s;
@@ -668,10 +775,11 @@ Status RunStore::StartRun(RunRecord* run) {
     s = UpdateOne(db_.get(), "run " + std::to_string(run->id),
                   "UPDATE runs SET pipeline = ?2, file = ?3, status = ?4, started_at = ?5,"
                   " finished_at = NULL, workspace = ?6, owner_pid = ?7, owner_start = ?8,"
-                  " resume_stage = ?9, message = ?10 WHERE id = ?1",
+                  " resume_stage = ?9, message = ?10, project = ?11, pipeline_path = ?12"
+                  " WHERE id = ?1",
                   run->id, run->pipeline, run->file, ToString(run->status), OrNull(run->started_at),
                   run->workspace, run->owner_pid, run->owner_start, run->resume_stage,
-                  run->message);
+                  run->message, run->project, run->pipeline_path);
   }
   if (s.ok()) s = InsertStagesAndSteps(db_.get(), *run);
   if (s.ok()) s = txn.Commit();
@@ -768,6 +876,14 @@ nlohmann::json OrJsonNull(const std::string& s) {
 
 }  // namespace
 
+std::string FailedTestLine(const FailedTest& test) {
+  std::string name = test.name;
+  if (name.empty()) name = test.suite;
+  else if (!test.suite.empty() && name.compare(0, test.suite.size(), test.suite) != 0)
+    name = test.suite + "." + name;
+  return test.message.empty() ? name : name + ": " + test.message;
+}
+
 nlohmann::json StepToJson(const StepRecord& step) {
   nlohmann::json j = {
       {"name", step.name},
@@ -779,6 +895,16 @@ nlohmann::json StepToJson(const StepRecord& step) {
       {"failure_reason", step.failure_reason},
   };
   if (step.allow_failure) j["allow_failure"] = true;
+  // docs/running.md "Tests by name": only a step whose reports had failures.
+  if (!step.failed_tests.empty() || step.failed_tests_more > 0) {
+    nlohmann::json failed = nlohmann::json::array();
+    for (const FailedTest& t : step.failed_tests)
+      failed.push_back({{"suite", t.suite}, {"name", t.name}, {"message", t.message}});
+    j["failed_tests"] = failed;
+    j["failed_tests_more"] = step.failed_tests_more;
+  }
+  // docs/backends.md "keep": the command that enters its kept container.
+  if (!step.kept.empty()) j["kept"] = step.kept;
   return j;
 }
 
@@ -799,6 +925,11 @@ nlohmann::json StageToJson(const StageRecord& stage) {
                       {"steps", steps}};
   if (!stage.message.empty()) j["message"] = stage.message;
   return j;
+}
+
+std::string ShortCommit(const std::string& commit, bool dirty) {
+  if (commit.empty()) return dirty ? "+dirty" : "";
+  return commit.substr(0, 7) + (dirty ? "+dirty" : "");
 }
 
 nlohmann::json RunToJson(const RunRecord& run) {
@@ -822,6 +953,11 @@ nlohmann::json RunToJson(const RunRecord& run) {
   if (!run.message.empty()) j["message"] = run.message;
   if (!run.rollback_environment.empty()) j["rollback_environment"] = run.rollback_environment;
   if (run.source_run != 0) j["source_run"] = run.source_run;
+  // docs/running.md "Same inputs as CI".
+  j["project"] = run.project;
+  j["pipeline_path"] = run.pipeline_path;
+  j["dirty"] = run.dirty;
+  j["changed_paths"] = run.changed_paths;
   return j;
 }
 
@@ -842,6 +978,7 @@ nlohmann::json DeploymentToJson(const DeploymentRecord& d) {
           {"branch", d.branch},
           {"status", d.status},
           {"rollback", d.rollback},
+          {"dirty", d.dirty},
           {"started_at", OrJsonNull(d.started_at)},
           {"finished_at", OrJsonNull(d.finished_at)}};
 }

@@ -33,6 +33,19 @@ struct TestCounts {
   int skipped = 0;
 };
 
+// A failed test case of a step's JUnit reports (docs/running.md "Tests by
+// name"): its suite (the classname, else the suite's name), its name, and the
+// first line of its message.
+struct FailedTest {
+  std::string suite;
+  std::string name;
+  std::string message;
+};
+
+// "suite.name: message" (the suite dropped when the name already starts with
+// it, as jest-junit repeats it), for people.
+std::string FailedTestLine(const FailedTest& test);
+
 struct StepRecord {
   std::string name;
   RunStatus status = kQueued;
@@ -42,6 +55,9 @@ struct StepRecord {
   std::string finished_at;
   FailureReason failure_reason = FailureReason::kNone;
   bool allow_failure = false;
+  std::vector<FailedTest> failed_tests;  // the first ones (kMaxListedFailures), in report order
+  int failed_tests_more = 0;             // failed tests not listed
+  std::string kept;  // the command that enters its kept container, "" when none
 };
 
 struct StageRecord {
@@ -62,8 +78,16 @@ struct DeploymentRecord {
   std::string repo, commit, branch;
   RunStatus status = kRunning;  // running, success, failed, cancelled, interrupted
   bool rollback = false;          // a rollback run's redeploy
+  bool dirty = false;             // its run's working tree differed from the commit
   std::string started_at, finished_at;
 };
+
+// How many changed paths a run records.
+constexpr size_t kMaxChangedPaths = 1000;
+
+// "abc1234" or "abc1234+dirty": a commit as people read it (runs, show,
+// deployments); "" for no commit.
+std::string ShortCommit(const std::string& commit, bool dirty);
 
 struct RunRecord {
   int64_t id = 0;
@@ -86,6 +110,19 @@ struct RunRecord {
   std::string rollback_environment;  // a rollback run: the environment it redeploys
   std::string resume_stage;          // a queued run that resumes at this stage (approval)
   int64_t source_run = 0;            // a rollback: the run whose deployment it repeats
+  // Where the run comes from (docs/running.md "Same inputs as CI"): its
+  // project (the repository's root for `ladle run`, the repository's name for
+  // `ladle serve`, the pipeline file's directory outside git) and the
+  // pipeline's path relative to it. Artifacts are restored only between runs
+  // of the same project and pipeline path.
+  std::string project;
+  std::string pipeline_path;
+  // True when the working tree differed from `commit` (`ladle run`); the
+  // paths that differed (at most kMaxChangedPaths), and the git tree id of
+  // what ran ("" outside git).
+  bool dirty = false;
+  std::vector<std::string> changed_paths;
+  std::string tree;
   std::vector<StageRecord> stages;
   std::optional<DeploymentRecord> deployment;  // GetRun: the run's latest deployment
 };
@@ -123,6 +160,12 @@ class RunStore {
   Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
                                 const std::string& step, int64_t* run_id);
 
+  // Newest run id (below `before`, 0 for none) of the same project and
+  // pipeline path whose step `stage`/`step` succeeded; 0 when there is none
+  // (docs/running.md "Artifacts of steps that do not run").
+  Status FindLastSuccessfulStepOf(const std::string& project, const std::string& pipeline_path,
+                                  const std::string& stage, const std::string& step,
+                                  int64_t before, int64_t* run_id);
   // Marks `running`/`waiting` runs whose owner process is gone as
   // (queued runs are the server's queue and stay queued)
   // interrupted (their running steps and stages too). Returns their ids.
@@ -169,6 +212,9 @@ class RunStore {
   // before `cutoff` (RFC 3339), with their stages and steps; their ids in
   // *ids. Deployments stay: they are the environments' history.
   Status DeleteFinishedBefore(const std::string& cutoff, std::vector<int64_t>* ids);
+
+  // Forgets every step's kept container (`ladle prune --kept` removed them).
+  Status ClearKept();
 
   // --- deployments ---
 

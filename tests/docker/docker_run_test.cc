@@ -224,7 +224,11 @@ TEST_F(DockerRunTest, KeptFailedContainerCanBeEnteredAndSurvivesTheNextStart) {
   auto at = all.find("docker start ladle-kept-");
   ASSERT_NE(std::string::npos, at) << all;
   std::string name = all.substr(at + 13, all.find(' ', at + 13) - (at + 13));
-  EXPECT_NE(std::string::npos, all.find("docker exec -it " + name + " sh")) << all;
+  EXPECT_NE(std::string::npos, all.find("docker exec -i$(test -t 0 && echo t) " + name + " sh"))
+      << all;
+  // Said once in the output, and again in the summary.
+  EXPECT_NE(std::string::npos, all.find("container kept; enter it with: docker start " + name)) << all;
+  EXPECT_EQ(all.find("open a shell in it with"), all.rfind("open a shell in it with")) << all;
 
   // A crashed runner's leftover, to be cleaned at the next start.
   CommandOutput stale = Docker({"create", "--network", "none", "--label", "ladle.data=" + data_, "--label",
@@ -246,6 +250,32 @@ TEST_F(DockerRunTest, KeptFailedContainerCanBeEnteredAndSurvivesTheNextStart) {
   std::string image = Docker({"inspect", "-f", "{{.Image}}", name}).out;
   Docker({"rm", "-f", name});
   Docker({"rmi", image.substr(0, image.find('\n'))});
+}
+
+// docs/backends.md "keep": `ladle prune --kept` removes the kept containers
+// (and their images), runs stay; the steps no longer name them.
+TEST_F(DockerRunTest, PruneKeptRemovesKeptContainersAndKeepsTheRuns) {
+  Pipeline(R"yml(  - name: s
+    network: none
+    steps:
+      - {name: broken, run: 'exit 4', keep: on-failure}
+)yml");
+  CommandOutput r = Ladle({"run"});
+  EXPECT_EQ(1, r.code) << r.out << r.err;
+  std::vector<std::string> kept = ContainersOf(data_);
+  ASSERT_EQ(1u, kept.size()) << r.out << r.err;
+  std::string image = Docker({"inspect", "-f", "{{.Image}}", kept[0]}).out;
+  EXPECT_NE(std::string::npos, Ladle({"show", "1"}).out.find("container kept; enter it with:"));
+
+  r = Ladle({"prune", "--kept"});
+  ASSERT_EQ(0, r.code) << r.err;
+  EXPECT_EQ("removed 1 kept container(s): " + kept[0] + "\n", r.out);
+  EXPECT_TRUE(ContainersOf(data_).empty());
+  EXPECT_NE(0, Docker({"image", "inspect", image.substr(0, image.find('\n'))}).code)
+      << "the kept container's image goes with it";
+  CommandOutput show = Ladle({"show", "1"});
+  EXPECT_EQ(0, show.code) << show.err << "the run stays";
+  EXPECT_EQ(std::string::npos, show.out.find("container kept")) << show.out;
 }
 
 // What happens without a daemon, or before one is asked: these run anywhere.

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "env/subprocess.h"
+#include "runner/cli/terminal_view.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -491,6 +492,153 @@ stages:
   r = Ladle({"run"}, {"LADLE_SERVER="});
   ASSERT_EQ(0, r.code) << r.all();
   EXPECT_NE(std::string::npos, r.all().find("0 created (off), 0 updated, 1 unchanged")) << r.all();
+}
+
+// docs/running.md "Tests by name": the failed test cases, 10 at most and
+// the count of the rest, in the summary, `ladle show` and the JSON.
+TEST_F(RunTest, FailedTestsAreNamedInSummaryShowAndJson) {
+  std::string xml = "<testsuite name='s'>";
+  for (int i = 0; i < 12; ++i)
+    xml += "<testcase classname='cart' name='t" + std::to_string(i) +
+           "'><failure message='expected 1&#10;second line'/></testcase>";
+  xml += "<testcase classname='cart' name='ok'/></testsuite>";
+  Write("report.xml", xml);
+  Write("ladle.yml", R"(name: named
+stages:
+  - name: test
+    steps:
+      - name: unit
+        run: mkdir -p out && cp report.xml out/ && exit 1
+        reports: {junit: "out/*.xml"}
+)");
+  Result r = Ladle({"run", "--backend", "local"});
+  EXPECT_EQ(1, r.code) << r.all();
+  EXPECT_NE(std::string::npos, r.out.find("✗ cart.t0: expected 1 second line\n")) << r.out;
+  EXPECT_NE(std::string::npos, r.out.find("✗ cart.t9: expected 1")) << r.out;
+  EXPECT_EQ(std::string::npos, r.out.find("cart.t10")) << r.out;
+  EXPECT_NE(std::string::npos, r.out.find("and 2 more failed tests\n")) << r.out;
+  // The stage's message does not repeat its status ("failed: failed: unit").
+  EXPECT_NE(std::string::npos, r.out.find("[test] failed: step unit failed\n")) << r.out;
+  EXPECT_EQ(std::string::npos, r.out.find("failed: failed")) << r.out;
+
+  Result show = Ladle({"show", "1"});
+  EXPECT_EQ(0, show.code) << show.all();
+  EXPECT_NE(std::string::npos, show.out.find("✗ cart.t3: expected 1 second line\n")) << show.out;
+  EXPECT_NE(std::string::npos, show.out.find("and 2 more failed tests\n")) << show.out;
+
+  json step = StepOf(Show(1), "test", "unit");
+  ASSERT_EQ(10u, step["failed_tests"].size()) << step.dump();
+  EXPECT_EQ(json::parse(R"({"suite": "cart", "name": "t0", "message": "expected 1 second line"})"),
+            step["failed_tests"][0]);
+  EXPECT_EQ(2, step["failed_tests_more"]);
+}
+
+// Issue 11: `--env K=V FILE` read FILE as a second K=V.
+TEST_F(RunTest, EnvTakesOneValuePerFlag) {
+  Write("other.yml", R"(name: env
+stages:
+  - name: a
+    steps:
+      - {name: b, run: 'echo "K is $K and J is $J"'}
+)");
+  Result r = Ladle({"run", "--backend", "local", "--env", "K=1", "--env", "J=2", "other.yml"});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_NE(std::string::npos, r.out.find("K is 1 and J is 2")) << r.out;
+}
+
+// Issue 11: `ladle deployments` on an empty data dir exited 3.
+TEST_F(RunTest, DeploymentsOnAnEmptyDataDirSaysNoneYet) {
+  Result r = Ladle({"deployments"});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_EQ("no deployments yet\n", r.out);
+  r = Ladle({"--json", "deployments"});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_EQ(json::parse(R"({"deployments": []})"), json::parse(r.out, nullptr, false));
+  EXPECT_FALSE(fs::exists(data_)) << "a read does not make the data dir";
+}
+
+// docs/running.md "Find your way".
+TEST_F(RunTest, ListPrintsStagesStepsNeedsImagesAndEnvironments) {
+  Write("ladle.yml", R"(name: listed
+stages:
+  - name: build
+    image: alpine:3
+    steps:
+      - {name: compile, run: 'touch ran'}
+      - {name: lint, run: 'true', needs: [compile]}
+  - name: deploy
+    environment: staging
+    steps:
+      - {name: ship, run: 'true'}
+)");
+  Result r = Ladle({"run", "--list"});
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_EQ("STAGE   STEP     NEEDS    IMAGE     ENVIRONMENT\n"
+            "build   compile  -        alpine:3  -\n"
+            "build   lint     compile  alpine:3  -\n"
+            "deploy  ship     -        -         staging\n",
+            r.out);
+  EXPECT_FALSE(fs::exists(src_ / "ran"));
+  EXPECT_FALSE(fs::exists(data_ / "ladle.db")) << "--list runs nothing";
+  r = Ladle({"--json", "run", "--list"});
+  json list = json::parse(r.out, nullptr, false);
+  EXPECT_EQ("lint", list["stages"][0]["steps"][1]["name"]) << r.out;
+  EXPECT_EQ(json::array({"compile"}), list["stages"][0]["steps"][1]["needs"]) << r.out;
+  EXPECT_EQ("staging", list["stages"][1]["environment"]) << r.out;
+
+  r = Ladle({"run", "--step", "compil"});
+  EXPECT_EQ(2, r.code) << r.all();
+  EXPECT_NE(std::string::npos,
+            r.err.find("ladle: --step compil: no such step in ladle.yml; did you mean 'compile'?\n"
+                       "STAGE   STEP"))
+      << r.err;
+  r = Ladle({"run", "--stage", "biuld"});
+  EXPECT_EQ(2, r.code) << r.all();
+  EXPECT_NE(std::string::npos, r.err.find("--stage biuld: no such stage in ladle.yml; did you mean 'build'?"))
+      << r.err;
+  r = Ladle({"run", "--from", "build/lnt"});
+  EXPECT_EQ(2, r.code) << r.all();
+  EXPECT_NE(std::string::npos, r.err.find("--from build/lnt: no such step in ladle.yml; did you mean 'build/lint'?"))
+      << r.err;
+  EXPECT_NE(std::string::npos, r.err.find("deploy  ship")) << r.err;
+  EXPECT_FALSE(fs::exists(data_ / "ladle.db"));
+}
+
+TEST_F(RunTest, UnknownCommandIsNamedWithASuggestion) {
+  Result r = Ladle({"rnu"});
+  EXPECT_EQ(2, r.code) << r.all();
+  EXPECT_EQ(0u, r.err.find("ladle: unknown command 'rnu'; did you mean 'run'?\ncommands: run, validate,"))
+      << r.err;
+}
+
+// Issue 11: a status as wide as its column ran into the duration
+// ("interrupted74ms"); the summary lists failed tests and kept containers.
+TEST(FormatSummaryTest, ColumnsStayApartAndKeptContainersAreRepeated) {
+  using namespace ladle::runner;
+  RunRecord run;
+  run.id = 3;
+  run.status = kInterrupted;
+  StageRecord stage{"test", kInterrupted, "", std::nullopt, "", {}};
+  StepRecord step{"unit", kInterrupted, std::nullopt, 1, "2026-01-01T00:00:00.000Z",
+                  "2026-01-01T00:00:00.074Z", FailureReason::kNone, false};
+  stage.steps.push_back(step);
+  step.name = "a-step-name-over-sixteen";
+  step.status = kFailed;
+  step.exit_code = 1;
+  step.failed_tests = {FailedTest{"cart", "t0", "expected 1"}};
+  step.failed_tests_more = 1;
+  step.kept = "docker start k >/dev/null && docker exec -i k sh";
+  stage.steps.push_back(step);
+  run.stages.push_back(stage);
+  const std::string text = FormatSummary(run, false);
+  EXPECT_NE(std::string::npos, text.find("interrupted 74ms")) << text;
+  EXPECT_EQ(std::string::npos, text.find("interrupted7")) << text;
+  EXPECT_NE(std::string::npos, text.find("a-step-name-over-sixteen failed")) << text;
+  EXPECT_NE(std::string::npos, text.find("        ✗ cart.t0: expected 1\n        and 1 more failed test\n"))
+      << text;
+  EXPECT_NE(std::string::npos,
+            text.find("        container kept; enter it with: docker start k >/dev/null && docker exec -i k sh\n"))
+      << text;
 }
 
 }  // namespace

@@ -1249,13 +1249,18 @@ env: {OUT: "@OUT@"}
 stages:
   - name: test
     steps:
-      - {name: unit, run: 'echo "unit tests of <b>app</b> passed"; echo "a warning" >&2'}
+      - name: unit
+        run: 'echo "unit tests of <b>app</b> passed"; echo "a warning" >&2'
+        reports: {junit: report.xml}
   - name: production
     environment: production
     approval: manual
     steps:
       - {name: deploy, run: echo "$LADLE_RUN" > "$OUT/deployed"}
-)Y")}},
+)Y")},
+                                {"report.xml", "<testsuite name='cart'><testcase name='ok'/>"
+                                               "<testcase name='adds &lt;tax&gt;'><failure message='expected 1'/>"
+                                               "</testcase></testsuite>"}},
                                "pipeline");
   Start({});
   const int64_t id = WaitRunOfCommit(a);
@@ -1294,6 +1299,7 @@ stages:
   EXPECT_EQ("Run " + std::to_string(id) + " waiting", seen.value("run_heading", ""));
   EXPECT_EQ(json({"test", "production"}), seen["stages"]);
   EXPECT_EQ(json({"unit", "deploy"}), seen["steps"]);
+  EXPECT_EQ(json({"cart.adds <tax> expected 1"}), seen["failed_tests"]);
   EXPECT_EQ("#/runs/" + std::to_string(id) + "/test/unit", seen.value("hash_after_step_click", ""));
   EXPECT_EQ("Log of test/unit", seen.value("log_title", ""));
   // The log is text, not markup: the <b> arrives as typed.
@@ -1485,6 +1491,39 @@ stages:
   run = WaitRun(json::parse(r.out)["run_id"].get<int64_t>(), {"success", "failed"});
   EXPECT_EQ("success", run["status"]) << run.dump(1);
   EXPECT_EQ(a, Trim(ReadFile(out_ / "deployed")));
+}
+
+// docs/running.md "Same inputs as CI": a step that calls git passes under
+// `ladle serve` as under `ladle run` (tests/e2e/run_source_test.cc); the
+// served run's project is the repository's name.
+TEST_F(ServeTest, ServeStepCallingGitSeesTheCommit) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+env: {OUT: "@OUT@"}
+on:
+  push: {branches: [main]}
+stages:
+  - name: build
+    steps:
+      - name: compile
+        run: test "$(git rev-parse HEAD)" = "$LADLE_COMMIT" && git rev-parse HEAD >> "$OUT/built"
+)Y")}},
+                               "pipeline");
+  ServerOptions o;
+  o.poll = "1s";
+  o.secret = false;
+  Start(o);
+  json run = WaitRun(WaitRunOfCommit(a), {"success", "failed"});
+  EXPECT_EQ("success", run["status"]) << run.dump(1);
+  EXPECT_EQ("app", run["project"]);
+  EXPECT_EQ("ladle.yml", run["pipeline_path"]);
+  EXPECT_EQ(false, run["dirty"]);
+  EXPECT_EQ(a, Trim(ReadFile(out_ / "built")));
+  // The same pipeline under `ladle run` in the repository.
+  Result r = Exec({"env", "NO_COLOR=1", LADLE_BINARY, "--data", (root_ / "local-data").string(), "run",
+                   "--backend", "local"},
+                  repo_);
+  EXPECT_EQ(0, r.code) << r.all();
+  EXPECT_EQ(2u, Lines(ReadFile(out_ / "built")).size());
 }
 
 }  // namespace

@@ -32,6 +32,9 @@ class FakeStep : public Step {
     return Status::OK();
   }
 
+  // A kept fake step can be "entered" with this (the executor's keep).
+  std::string ShellCommand() const override { return "enter " + spec_.id; }
+
   Status Wait(ExitStatus* status) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_) return Status::Precondition("step '" + spec_.id + "' was not started");

@@ -177,6 +177,32 @@ stages:
   EXPECT_EQ((std::vector<env::FakeKill>{{"1/s/slow#1", SIGTERM}}), engine_.kills());
 }
 
+// docs/backends.md "keep": on-failure keeps a step that failed, not one a
+// cancel stopped; the step's record names the command that enters it.
+TEST_F(ExecutorTest, KeepOnFailureKeepsFailedStepsNotCancelledOnes) {
+  env::FakeOutcome slow;
+  slow.duration = std::chrono::seconds(30);
+  engine_.AddRule("slow", slow);
+  std::thread canceller([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    while (executor_ == nullptr) std::this_thread::yield();
+    executor_->Cancel(SIGINT);
+  });
+  RunRecord run = Run(R"(name: p
+stages:
+  - name: s
+    steps:
+      - {name: broken, run: "exit 3", keep: on-failure}
+      - {name: slow, run: "sleep", keep: on-failure}
+)");
+  canceller.join();
+  EXPECT_EQ(kCancelled, StepOf(run, "s", "slow").status);
+  EXPECT_EQ("", StepOf(run, "s", "slow").kept);
+  EXPECT_EQ(kFailed, StepOf(run, "s", "broken").status);
+  EXPECT_EQ("enter 1/s/broken#1", StepOf(run, "s", "broken").kept);
+  EXPECT_EQ(std::vector<std::string>{"1/s/slow#1"}, engine_.removed()) << "the cancelled one goes";
+}
+
 TEST_F(ExecutorTest, RetryRunsUpToNMoreTimes) {
   RunRecord run = Run("name: p\nstages:\n  - name: s\n    steps: [{name: f, run: 'exit 1', retry: 2}]\n");
   EXPECT_EQ(3, StepOf(run, "s", "f").attempts);

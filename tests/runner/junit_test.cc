@@ -22,21 +22,38 @@ std::string Show(const TestCounts& counts) {
          std::to_string(counts.skipped);
 }
 
+// Failed tests as the lines people see ("suite.name: message"); *lines may
+// hold earlier ones, which go in and come back as they were.
+std::vector<FailedTest> FromLines(const std::vector<std::string>* lines) {
+  std::vector<FailedTest> tests;
+  if (lines)
+    for (const std::string& line : *lines) tests.push_back(FailedTest{"", line, ""});
+  return tests;
+}
+
+void ToLines(const std::vector<FailedTest>& tests, std::vector<std::string>* lines) {
+  if (!lines) return;
+  lines->clear();
+  for (const FailedTest& test : tests) lines->push_back(FailedTestLine(test));
+}
+
 // The counts of fixture `file`, or "error: MESSAGE" (named relative to the
 // fixture directory, as CollectJUnitReports names it).
 std::string Count(const std::string& file, std::vector<std::string>* failures = nullptr) {
-  std::vector<std::string> ignored, notes;
+  std::vector<std::string> notes;
+  std::vector<FailedTest> tests = FromLines(failures);
   TestCounts counts;
-  Status status =
-      CollectJUnitReports(kData, {file}, &counts, failures ? failures : &ignored, &notes);
+  Status status = CollectJUnitReports(kData, {file}, &counts, &tests, &notes);
+  ToLines(tests, failures);
   if (!status.ok()) return "error: " + status.message();
   return Show(counts);
 }
 
 std::string CountXml(const std::string& xml, std::vector<std::string>* failures = nullptr) {
-  std::vector<std::string> ignored;
+  std::vector<FailedTest> tests = FromLines(failures);
   TestCounts counts;
-  Status status = ParseJUnitString("report.xml", xml, &counts, failures ? failures : &ignored);
+  Status status = ParseJUnitString("report.xml", xml, &counts, &tests);
+  ToLines(tests, failures);
   if (!status.ok()) return "error: " + status.message();
   return Show(counts);
 }
@@ -114,7 +131,7 @@ TEST(JUnitTest, MalformedXmlNamesFileLineColumnAndError) {
 
 TEST(JUnitTest, ParseJUnitFileNamesThePathItWasGiven) {
   TestCounts counts;
-  std::vector<std::string> failures;
+  std::vector<FailedTest> failures;
   Status status = ParseJUnitFile(kData + "/malformed.xml", &counts, &failures);
   EXPECT_EQ(Code::kInvalid, status.code());
   EXPECT_EQ(kData + "/malformed.xml:14:35: not valid XML: Error parsing element attribute",
@@ -141,7 +158,7 @@ TEST(JUnitTest, EmptyFileIsNotValidXml) {
 
 TEST(JUnitTest, MissingFileIsAnIoError) {
   TestCounts counts;
-  std::vector<std::string> failures;
+  std::vector<FailedTest> failures;
   Status status = ParseJUnitFile(kData + "/missing.xml", &counts, &failures);
   EXPECT_EQ(Code::kIoError, status.code());
   EXPECT_EQ("read report " + kData + "/missing.xml: No such file or directory",
@@ -151,12 +168,13 @@ TEST(JUnitTest, MissingFileIsAnIoError) {
 TEST(JUnitTest, ErrorLeavesCountsAndFailuresUnchanged) {
   TestCounts counts;
   counts.total = 7;
-  std::vector<std::string> failures = {"earlier"};
+  std::vector<FailedTest> failures = {FailedTest{"", "earlier", ""}};
   EXPECT_FALSE(ParseJUnitString("x.xml", "<testsuite><testcase><failure/></testcase>", &counts,
                                 &failures)
                    .ok());
   EXPECT_EQ(7, counts.total);
-  EXPECT_EQ(std::vector<std::string>{"earlier"}, failures);
+  ASSERT_EQ(1u, failures.size());
+  EXPECT_EQ("earlier", failures[0].name);
 }
 
 TEST(JUnitTest, DeeplyNestedSuitesAreRejectedNotRecursedInto) {
@@ -169,7 +187,8 @@ TEST(JUnitTest, DeeplyNestedSuitesAreRejectedNotRecursedInto) {
 // ---- Counting rules --------------------------------------------------------
 
 TEST(JUnitTest, TestcasesWinOverSummaryAttributesThatCountLess) {
-  std::vector<std::string> ignored, notes;
+  std::vector<FailedTest> ignored;
+  std::vector<std::string> notes;
   TestCounts counts;
   ASSERT_TRUE(ParseJUnitString("report.xml", R"(<testsuite tests="1" failures="0" errors="0">
       <testcase name="a"/><testcase name="b"><failure/></testcase>
@@ -181,7 +200,8 @@ TEST(JUnitTest, TestcasesWinOverSummaryAttributesThatCountLess) {
 // Issue 10, gates fail closed: attributes that count more than the test
 // cases show are read by the worse count, with a note saying so.
 std::string CountXmlWithNotes(const std::string& xml) {
-  std::vector<std::string> ignored, notes;
+  std::vector<FailedTest> ignored;
+  std::vector<std::string> notes;
   TestCounts counts;
   Status status = ParseJUnitString("report.xml", xml, &counts, &ignored, &notes);
   if (!status.ok()) return "error: " + status.message();
@@ -262,6 +282,18 @@ TEST(JUnitTest, NameFallsBackToSuiteAndMessageToTypeOrElementName) {
             failures);
 }
 
+TEST(JUnitTest, FailedTestKeepsSuiteNameAndMessageApart) {
+  std::vector<FailedTest> failures;
+  std::vector<std::string> notes;
+  TestCounts counts;
+  ASSERT_TRUE(CollectJUnitReports(kData, {"pytest.xml"}, &counts, &failures, &notes).ok());
+  ASSERT_EQ(2u, failures.size());
+  EXPECT_EQ("tests.test_cart", failures[0].suite);
+  EXPECT_EQ("test_total_includes_tax", failures[0].name);
+  EXPECT_EQ("assert 120 == 121 + where 120 = total(Cart(items=[Item(sku='A1', price=100)]))",
+            failures[0].message);
+}
+
 TEST(JUnitTest, FailureListIsCappedAcrossReports) {
   std::string xml = "<testsuite name='s'>";
   for (int i = 0; i < 15; ++i) xml += "<testcase name='t" + std::to_string(i) + "'><failure/></testcase>";
@@ -290,7 +322,8 @@ TEST(JUnitTest, MessagesAreValidUtf8OfBoundedLength) {
 
 TEST(JUnitCollectTest, DoubleStarSumsReportsOfNestedModules) {
   TestCounts counts;
-  std::vector<std::string> failures, notes;
+  std::vector<FailedTest> failures;
+  std::vector<std::string> notes;
   ASSERT_TRUE(CollectJUnitReports(kData, {"**/TEST-*.xml"}, &counts, &failures, &notes).ok());
   EXPECT_EQ("ran 7, passed 5, failed 2, skipped 1", Show(counts));
   EXPECT_EQ(2u, failures.size());
@@ -299,7 +332,8 @@ TEST(JUnitCollectTest, DoubleStarSumsReportsOfNestedModules) {
 
 TEST(JUnitCollectTest, SumsSeveralGlobsAndCountsEachFileOnce) {
   TestCounts counts;
-  std::vector<std::string> failures, notes;
+  std::vector<FailedTest> failures;
+  std::vector<std::string> notes;
   ASSERT_TRUE(CollectJUnitReports(kData, {"gtest.xml", "pytest.xml", "g*.xml", "**/gtest.xml"},
                                   &counts, &failures, &notes)
                   .ok());
@@ -309,7 +343,8 @@ TEST(JUnitCollectTest, SumsSeveralGlobsAndCountsEachFileOnce) {
 
 TEST(JUnitCollectTest, GlobMatchingNothingIsANoteAndCountsZero) {
   TestCounts counts;
-  std::vector<std::string> failures, notes;
+  std::vector<FailedTest> failures;
+  std::vector<std::string> notes;
   ASSERT_TRUE(
       CollectJUnitReports(kData, {"gtest.xml", "out/*.xml"}, &counts, &failures, &notes).ok());
   EXPECT_EQ("ran 3, passed 2, failed 1, skipped 2", Show(counts));
@@ -318,7 +353,8 @@ TEST(JUnitCollectTest, GlobMatchingNothingIsANoteAndCountsZero) {
 
 TEST(JUnitCollectTest, GlobMatchingOnlyDirectoriesMatchedNoFile) {
   TestCounts counts;
-  std::vector<std::string> failures, notes;
+  std::vector<FailedTest> failures;
+  std::vector<std::string> notes;
   ASSERT_TRUE(CollectJUnitReports(kData, {"maven/*"}, &counts, &failures, &notes).ok());
   EXPECT_EQ("ran 0, passed 0, failed 0, skipped 0", Show(counts));
   EXPECT_EQ(std::vector<std::string>{"report glob 'maven/*' matched no file"}, notes);
@@ -326,7 +362,8 @@ TEST(JUnitCollectTest, GlobMatchingOnlyDirectoriesMatchedNoFile) {
 
 TEST(JUnitCollectTest, BadGlobIsInvalidNamingIt) {
   TestCounts counts;
-  std::vector<std::string> failures, notes;
+  std::vector<FailedTest> failures;
+  std::vector<std::string> notes;
   Status status = CollectJUnitReports(kData, {"gtest.xml", "../secrets.xml"}, &counts,
                                       &failures, &notes);
   EXPECT_EQ(Code::kInvalid, status.code());
@@ -344,7 +381,8 @@ TEST(JUnitCollectTest, AReportThatDisagreesWithItselfFailsTheGateAndSaysSo) {
       << "<?xml version=\"1.0\"?>\n<testsuite name=\"unit\" tests=\"10\" failures=\"0\">\n"
          "  <testcase name=\"a\"/><testcase name=\"b\"/>\n</testsuite>\n";
   TestCounts counts;
-  std::vector<std::string> failures, notes;
+  std::vector<FailedTest> failures;
+  std::vector<std::string> notes;
   ASSERT_TRUE(CollectJUnitReports(dir.string(), {"out/*.xml"}, &counts, &failures, &notes).ok());
   EXPECT_EQ("ran 10, passed 2, failed 8, skipped 0", Show(counts));
   GateResult gate = EvaluateGate(0, counts, notes);
@@ -436,7 +474,8 @@ TEST(JUnitGateTest, MinimumZeroStillRequiresNoFailure) {
 
 TEST(JUnitGateTest, EndToEndFromPytestReport) {
   TestCounts counts;
-  std::vector<std::string> failures, notes;
+  std::vector<FailedTest> failures;
+  std::vector<std::string> notes;
   ASSERT_TRUE(
       CollectJUnitReports(kData, {"pytest.xml", "out/*.xml"}, &counts, &failures, &notes).ok());
   EXPECT_EQ("gate failed: 2 of 6 tests failed; report glob 'out/*.xml' matched no file",

@@ -138,6 +138,46 @@ TEST_F(RunStoreTest, DuplicateStageFailsWholeRun) {
   EXPECT_EQ("", List(RunFilter{}));  // nothing half-written
 }
 
+// docs/running.md "Tests by name": a step's failed tests and its kept
+// container are recorded, read back and in the JSON.
+TEST_F(RunStoreTest, StepKeepsItsFailedTestsAndKeptContainer) {
+  RunRecord run = SampleRun();
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  StepRecord step = run.stages[0].steps[0];
+  step.status = kFailed;
+  step.failed_tests = {FailedTest{"tests.test_cart", "test_total", "assert 120 == 121"},
+                       FailedTest{"Cart", "Cart totals", "Error: \"quoted\" \xE9"}};
+  step.failed_tests_more = 3;
+  step.kept = "docker start ladle-kept-1 >/dev/null && docker exec -i ladle-kept-1 sh";
+  ASSERT_TRUE(store_->UpdateStep(run.id, "build", step).ok());
+  Reopen();
+  RunRecord got = Get(run.id);
+  const StepRecord& s = got.stages[0].steps[0];
+  ASSERT_EQ(2u, s.failed_tests.size());
+  EXPECT_EQ("tests.test_cart", s.failed_tests[0].suite);
+  EXPECT_EQ("test_total", s.failed_tests[0].name);
+  EXPECT_EQ("assert 120 == 121", s.failed_tests[0].message);
+  EXPECT_EQ(3, s.failed_tests_more);
+  EXPECT_EQ(step.kept, s.kept);
+  EXPECT_EQ("tests.test_cart.test_total: assert 120 == 121", FailedTestLine(s.failed_tests[0]));
+  EXPECT_EQ("Cart totals: Error: \"quoted\" \xEF\xBF\xBD", FailedTestLine(s.failed_tests[1]))
+      << "invalid UTF-8 is replaced, not a broken record";
+
+  nlohmann::json j = StepToJson(s);
+  EXPECT_EQ(nlohmann::json::parse(R"([{"suite": "tests.test_cart", "name": "test_total",
+                                      "message": "assert 120 == 121"}])")[0],
+            j["failed_tests"][0]);
+  EXPECT_EQ(3, j["failed_tests_more"]);
+  EXPECT_EQ(step.kept, j["kept"]);
+  // A step without either has neither key.
+  nlohmann::json other = StepToJson(got.stages[0].steps[1]);
+  EXPECT_FALSE(other.contains("failed_tests"));
+  EXPECT_FALSE(other.contains("kept"));
+
+  ASSERT_TRUE(store_->ClearKept().ok());
+  EXPECT_EQ("", Get(run.id).stages[0].steps[0].kept);
+}
+
 TEST_F(RunStoreTest, UpdatesRunStageAndStep) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
@@ -269,6 +309,58 @@ TEST_F(RunStoreTest, FindLastSuccessfulStep) {
   EXPECT_EQ(0, id);
 }
 
+// docs/running.md "Same inputs as CI": where a run comes from is kept, and
+// artifacts are found only within one project and pipeline path (two
+// projects both naming their pipeline ladle.yml share a data dir).
+TEST_F(RunStoreTest, SourceFieldsRoundTripAndScopeArtifactLookup) {
+  RunRecord a = SampleRun();
+  a.project = "/src/a";
+  a.pipeline_path = "ladle.yml";
+  a.dirty = true;
+  a.changed_paths = {"src/x.c", "new file.txt"};
+  a.tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+  a.stages[0].steps[0].status = kSuccess;
+  ASSERT_TRUE(store_->CreateRun(&a).ok());
+  RunRecord b = SampleRun();
+  b.project = "/src/b";
+  b.pipeline_path = "ladle.yml";
+  b.stages[0].steps[0].status = kSuccess;
+  ASSERT_TRUE(store_->CreateRun(&b).ok());
+
+  RunRecord back;
+  ASSERT_TRUE(store_->GetRun(a.id, &back).ok());
+  EXPECT_EQ("/src/a", back.project);
+  EXPECT_EQ("ladle.yml", back.pipeline_path);
+  EXPECT_TRUE(back.dirty);
+  EXPECT_EQ(a.changed_paths, back.changed_paths);
+  EXPECT_EQ(a.tree, back.tree);
+  nlohmann::json j = RunToJson(back);
+  EXPECT_EQ(true, j["dirty"]);
+  EXPECT_EQ("/src/a", j["project"]);
+  EXPECT_EQ("ladle.yml", j["pipeline_path"]);
+  EXPECT_EQ(2u, j["changed_paths"].size());
+  EXPECT_EQ("0123abc+dirty", ShortCommit(back.commit, back.dirty));
+  EXPECT_EQ("0123abc", ShortCommit(back.commit, false));
+
+  // UpdateRun writes them too (the executor learns them with the workspace).
+  back.dirty = false;
+  back.changed_paths.clear();
+  ASSERT_TRUE(store_->UpdateRun(back).ok());
+  ASSERT_TRUE(store_->GetRun(a.id, &back).ok());
+  EXPECT_FALSE(back.dirty);
+  EXPECT_TRUE(back.changed_paths.empty());
+
+  int64_t found = 0;
+  ASSERT_TRUE(store_->FindLastSuccessfulStepOf("/src/a", "ladle.yml", "build", "compile", 0, &found).ok());
+  EXPECT_EQ(a.id, found);
+  ASSERT_TRUE(store_->FindLastSuccessfulStepOf("/src/b", "ladle.yml", "build", "compile", 0, &found).ok());
+  EXPECT_EQ(b.id, found);
+  ASSERT_TRUE(store_->FindLastSuccessfulStepOf("/src/c", "ladle.yml", "build", "compile", 0, &found).ok());
+  EXPECT_EQ(0, found);
+  ASSERT_TRUE(store_->FindLastSuccessfulStepOf("/src/a", "ci/other.yml", "build", "compile", 0, &found).ok());
+  EXPECT_EQ(0, found);
+}
+
 TEST_F(RunStoreTest, RunToJsonHasTheSpecShape) {
   RunRecord run = SampleRun();
   run.id = 12;
@@ -285,6 +377,7 @@ TEST_F(RunStoreTest, RunToJsonHasTheSpecShape) {
     "commit": "0123abcd", "branch": "main", "status": "running",
     "created_at": "2026-11-29T10:04:49.000Z", "started_at": "2026-11-29T10:04:50.000Z",
     "finished_at": null,
+    "project": "", "pipeline_path": "", "dirty": false, "changed_paths": [],
     "stages": [
       {"name": "build", "status": "running", "environment": null,
        "tests": {"total": 3, "passed": 2, "failed": 1, "skipped": 0},
@@ -421,7 +514,7 @@ TEST_F(RunStoreTest, ZombieOwnerCountsAsGone) {
   waitpid(child, nullptr, 0);
 }
 
-TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsFour) {
+TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsSix) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   Reopen();
@@ -433,7 +526,7 @@ TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsFour) {
   ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
   int version = 0;
   ASSERT_TRUE(db->UserVersion(&version).ok());
-  EXPECT_EQ(4, version);
+  EXPECT_EQ(6, version);
 }
 
 // docs/server.md "Webhook trust": a delivery id is claimed once, forgotten
@@ -856,8 +949,8 @@ TEST_F(RunStoreQueueTest, RunToJsonHasTriggerAndDeployment) {
   EXPECT_EQ("production", j["rollback_environment"]);
   EXPECT_EQ(nlohmann::json::parse(R"({"id": 4, "environment": "production", "run_id": 3,
       "stage": "prod", "repo": "webshop", "commit": "abc", "branch": "main",
-      "status": "success", "rollback": true, "started_at": "2026-11-29T10:00:00.000Z",
-      "finished_at": "2026-11-29T10:01:00.000Z"})"),
+      "status": "success", "rollback": true, "dirty": false,
+      "started_at": "2026-11-29T10:00:00.000Z", "finished_at": "2026-11-29T10:01:00.000Z"})"),
             j["deployment"]);
   d.finished_at.clear();
   d.status = kRunning;
@@ -975,6 +1068,16 @@ TEST_F(RunStoreQueueTest, PruneRunsDeletesThePrunedRunsDirectories) {
   EXPECT_EQ(Code::kNotFound, store_->GetRun(old_run, &got).code());
   EXPECT_TRUE(store_->GetRun(new_run, &got).ok());
   EXPECT_TRUE(store_->GetRun(running.id, &got).ok());
+
+  // `ladle repro` workspaces go by their age.
+  const fs::path old_repro = fs::path(dir_) / "workspaces" / "repro-7-aaaaaa";
+  const fs::path new_repro = fs::path(dir_) / "workspaces" / "repro-8-bbbbbb";
+  fs::create_directories(old_repro / "src");
+  fs::create_directories(new_repro);
+  fs::last_write_time(old_repro, fs::file_time_type::clock::now() - std::chrono::hours(24 * 40));
+  ASSERT_TRUE(PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), nullptr, &pruned).ok());
+  EXPECT_FALSE(fs::exists(old_repro));
+  EXPECT_TRUE(fs::exists(new_repro));
 
   // Nothing left to prune: a second pass is a no-op.
   ASSERT_TRUE(PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), nullptr, &pruned).ok());

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -382,6 +383,24 @@ TEST_F(RunsApiTest, RunsApiGetRunIsRunToJsonAnd404Or400) {
     EXPECT_EQ(400, r.status) << bad;
     EXPECT_EQ("run id: expected a positive integer, got '" + std::string(bad) + "'", Message(r));
   }
+}
+
+// docs/running.md "Tests by name": the runs API carries a step's failed
+// tests and its kept container.
+TEST_F(RunsApiTest, RunsApiGetRunNamesFailedTestsAndKeptContainer) {
+  int64_t id = AddRun();
+  StepRecord rec{"compile", kFailed, 1, 1, "", "", FailureReason::kExitCode, false};
+  rec.failed_tests = {FailedTest{"cart", "t0", "expected 1"}};
+  rec.failed_tests_more = 4;
+  rec.kept = "docker start k >/dev/null && docker exec -i k sh";
+  ASSERT_TRUE(store_->UpdateStep(id, "build", rec).ok());
+  HttpResponse r = Send("GET", "/api/v1/runs/" + std::to_string(id));
+  ASSERT_EQ(200, r.status) << r.body;
+  nlohmann::json step = Body(r)["stages"][0]["steps"][0];
+  EXPECT_EQ(nlohmann::json::parse(R"([{"suite": "cart", "name": "t0", "message": "expected 1"}])"),
+            step["failed_tests"]);
+  EXPECT_EQ(4, step["failed_tests_more"]);
+  EXPECT_EQ(rec.kept, step["kept"]);
 }
 
 // ---- logs ----
@@ -862,6 +881,137 @@ TEST_F(RunsApiTest, RunsApiOverARealSocketFollowsALogToItsEnd) {
   EXPECT_EQ(200, status);
   EXPECT_EQ("start\nmiddle\nend\n", body);
   EXPECT_TRUE(WaitFor([&] { return api_->follower_count() == 0; }));
+  server_->Stop();
+}
+
+// ---- artifacts (docs/server.md "Artifacts") ----
+
+// Writes DATA/artifacts/RUN/STAGE/STEP/PATH.
+void WriteArtifact(const std::string& data, int64_t run, const std::string& stage,
+                   const std::string& step, const std::string& path, const std::string& text) {
+  std::filesystem::path file =
+      std::filesystem::path(data) / "artifacts" / std::to_string(run) / stage / step / path;
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream(file, std::ios::binary) << text;
+}
+
+TEST_F(RunsApiTest, RunsApiArtifactsListsEveryKeptFileWithItsSize) {
+  int64_t id = AddRun();
+  WriteArtifact(dir_, id, "build", "compile", "out/app", "binary");
+  WriteArtifact(dir_, id, "build", "compile", "out/lib/a.so", "ab");
+  WriteArtifact(dir_, id, "deploy", "push", "receipt.txt", "");
+  std::filesystem::create_symlink("/etc/passwd",
+                                  dir_ + "/artifacts/" + std::to_string(id) + "/build/compile/pw");
+  HttpResponse r = Send("GET", "/api/v1/runs/" + std::to_string(id) + "/artifacts", "", "client");
+  ASSERT_EQ(200, r.status) << r.body;
+  json body = Body(r);
+  EXPECT_EQ(id, body["run_id"]);
+  EXPECT_FALSE(body["truncated"].get<bool>());
+  std::vector<std::string> got;
+  for (const json& a : body["artifacts"]) {
+    got.push_back(a["stage"].get<std::string>() + "/" + a["step"].get<std::string>() + " " +
+                  a["path"].get<std::string>() + " " + a["size"].dump());
+  }
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ((std::vector<std::string>{"build/compile out/app 6", "build/compile out/lib/a.so 2",
+                                      "deploy/push receipt.txt 0"}),
+            got);  // the symlink is neither listed nor followed
+  // A run with no artifacts lists none; an unknown run is a 404.
+  int64_t other = AddRun();
+  r = Send("GET", "/api/v1/runs/" + std::to_string(other) + "/artifacts");
+  EXPECT_EQ(200, r.status);
+  EXPECT_TRUE(Body(r)["artifacts"].empty());
+  r = Send("GET", "/api/v1/runs/999/artifacts");
+  EXPECT_EQ(404, r.status);
+  EXPECT_EQ("run 999 not found", Message(r));
+  EXPECT_EQ(401, Send("GET", "/api/v1/runs/" + std::to_string(id) + "/artifacts", "", "").status);
+}
+
+TEST_F(RunsApiTest, RunsApiArtifactsListIsBounded) {
+  RunsApi::Options options;
+  options.max_artifact_files = 3;
+  MakeApi(options);
+  int64_t id = AddRun();
+  for (int i = 0; i < 5; ++i) WriteArtifact(dir_, id, "build", "compile", "f" + std::to_string(i), "x");
+  HttpResponse r = Send("GET", "/api/v1/runs/" + std::to_string(id) + "/artifacts");
+  ASSERT_EQ(200, r.status);
+  EXPECT_EQ(3u, Body(r)["artifacts"].size());
+  EXPECT_TRUE(Body(r)["truncated"].get<bool>());
+}
+
+TEST_F(RunsApiTest, RunsApiArtifactDownloadStreamsTheFileInPieces) {
+  RunsApi::Options options;
+  options.artifact_chunk = 4096;
+  MakeApi(options);
+  int64_t id = AddRun();
+  std::string big;
+  for (int i = 0; i < 50000; ++i) big += static_cast<char>('a' + i % 26);
+  WriteArtifact(dir_, id, "build", "compile", "out/app", big);
+  HttpResponse r =
+      Send("GET", "/api/v1/runs/" + std::to_string(id) + "/artifacts/build/compile/out/app", "",
+           "client");
+  ASSERT_EQ(200, r.status) << r.body;
+  EXPECT_EQ("application/octet-stream", r.headers.Get("Content-Type"));
+  EXPECT_EQ("50000", r.headers.Get("X-Ladle-Size"));
+  auto writer = Start(r);
+  ASSERT_TRUE(WaitFor([&] { return writer->closed(); }));
+  EXPECT_EQ(big, writer->data());
+}
+
+TEST_F(RunsApiTest, RunsApiArtifactDownload404sNameWhatIsMissingAndTraversalIsRefused) {
+  int64_t id = AddRun();
+  std::string run = "/api/v1/runs/" + std::to_string(id);
+  std::string name = std::to_string(id);
+  WriteArtifact(dir_, id, "build", "compile", "out/app", "binary");
+  std::ofstream(dir_ + "/secret.txt") << "do not serve";
+  std::filesystem::create_symlink(dir_ + "/secret.txt",
+                                  dir_ + "/artifacts/" + name + "/build/compile/link");
+  std::filesystem::create_directory_symlink(dir_, dir_ + "/artifacts/" + name + "/build/compile/up");
+  HttpResponse r = Send("GET", "/api/v1/runs/999/artifacts/build/compile/out/app");
+  EXPECT_EQ(404, r.status);
+  EXPECT_EQ("run 999 not found", Message(r));
+  r = Send("GET", run + "/artifacts/test/compile/out/app");
+  EXPECT_EQ(404, r.status);
+  EXPECT_EQ("run " + name + " has no stage 'test'", Message(r));
+  r = Send("GET", run + "/artifacts/build/link/out/app");
+  EXPECT_EQ(404, r.status);
+  EXPECT_EQ("run " + name + " has no step 'build/link'", Message(r));
+  r = Send("GET", run + "/artifacts/build/lint/out/app");
+  EXPECT_EQ(404, r.status);
+  EXPECT_EQ("step build/lint of run " + name + " kept no artifacts", Message(r));
+  r = Send("GET", run + "/artifacts/build/compile/out/missing");
+  EXPECT_EQ(404, r.status);
+  EXPECT_EQ("no artifact 'out/missing' in step build/compile of run " + name, Message(r));
+  for (const char* bad : {"out/../../../../secret.txt", "out/%2e%2e/x", "./out/app", "out//app"}) {
+    SCOPED_TRACE(bad);
+    r = Send("GET", run + "/artifacts/build/compile/" + bad);
+    EXPECT_EQ(400, r.status) << r.body;
+  }
+  // Symlinks out of the step's dir are not followed, neither as the file nor on the way.
+  EXPECT_EQ(404, Send("GET", run + "/artifacts/build/compile/link").status);
+  EXPECT_EQ(404, Send("GET", run + "/artifacts/build/compile/up/secret.txt").status);
+  EXPECT_EQ(404, Send("GET", run + "/artifacts/build/compile/out").status);  // a directory
+  EXPECT_EQ(401, Send("GET", run + "/artifacts/build/compile/out/app", "", "").status);
+}
+
+TEST_F(RunsApiTest, RunsApiArtifactDownloadOverARealSocket) {
+  int64_t id = AddRun();
+  std::string big(3 << 20, 'z');
+  WriteArtifact(dir_, id, "build", "compile", "blob", big);
+  StartServer();
+  toggles::HttpClient client(url_, toggles::HttpClient::Options{admin_});
+  std::string body;
+  int status = 0;
+  toggles::ClientResponse got;
+  toggles::HttpCanceller cancel;
+  Status s = client.Stream(
+      "/api/v1/runs/" + std::to_string(id) + "/artifacts/build/compile/blob", {}, 5s,
+      [&](int st) { status = st; return true; },
+      [&](std::string_view data) { body.append(data); return true; }, &cancel, &got);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(200, status);
+  EXPECT_EQ(big.size(), body.size());
+  EXPECT_TRUE(body == big);
   server_->Stop();
 }
 

@@ -84,6 +84,10 @@ describe('shortCommit', () => {
     assert.equal(app.shortCommit('abc'), 'abc');
   });
 
+  test('a run from a dirty tree shows +dirty', () => {
+    assert.equal(app.shortCommit('0123456789abcdef0123456789abcdef01234567', true), '0123456789+dirty');
+  });
+
   test('no commit gives the empty string', () => {
     assert.equal(app.shortCommit(''), '');
     assert.equal(app.shortCommit(null), '');
@@ -738,6 +742,11 @@ describe('runsTableHtml', () => {
     assert.ok(!html.includes('<script>'), html);
   });
 
+  test('a run from a dirty tree shows its commit +dirty', () => {
+    const html = app.runsTableHtml([run({dirty: true})], NOW, false);
+    assert.ok(html.includes('>0123456789+dirty</td>'), html);
+  });
+
   test('the commit is shortened to 10 characters, the full one in the title', () => {
     const html = app.runsTableHtml([run({})], NOW, false);
     assert.ok(html.includes('title="0123456789abcdef0123456789abcdef01234567">0123456789</td>'), html);
@@ -812,6 +821,12 @@ describe('runHtml', () => {
                             '</span></dd></dl>'), html);
   });
 
+  test('a run from a dirty tree shows its commit +dirty and the changed paths', () => {
+    const html = app.runHtml(fixture({dirty: true, changed_paths: ['src/a.c', '<b>.txt']}), NOW);
+    assert.ok(html.includes('<dt>commit</dt><dd><span class="mono">0123456789abcdef0123456789abcdef01234567+dirty' +
+                            '</span> (changed: src/a.c, &lt;b&gt;.txt)</dd>'), html);
+  });
+
   test('every stage name and step is present, in order', () => {
     const html = app.runHtml(fixture({}), NOW);
     assert.ok(html.includes('<section class="stage"><div class="title"><span class="name">test</span>' +
@@ -850,6 +865,39 @@ describe('runHtml', () => {
     for (const status of ['success', 'failed', 'skipped', 'cancelled', 'interrupted', 'superseded']) {
       assert.equal(count(app.runHtml(fixture({status}), NOW), 'data-action="cancel"'), 0, status);
     }
+  });
+
+  test('a stage names its failed tests, 10 at most, then how many more; escaped', () => {
+    const run = fixture({});
+    const many = [];
+    for (let i = 0; i < 8; i++) many.push({suite: 'cart', name: 't' + i, message: 'expected <1>'});
+    run.stages[0].steps[0].failed_tests = many;
+    run.stages[0].steps[0].failed_tests_more = 1;
+    run.stages[0].steps[1].failed_tests = [{suite: 'Cart totals', name: 'Cart totals tax', message: ''},
+                                           {suite: 's', name: 'x', message: 'm'},
+                                           {suite: 's', name: 'y', message: 'm'}];
+    const html = app.runHtml(run, NOW);
+    assert.ok(html.includes('<ul class="failed-tests"><li><span class="mono">cart.t0</span> ' +
+                            '<span class="muted">expected &lt;1&gt;</span></li>'), html);
+    assert.ok(html.includes('<li><span class="mono">Cart totals tax</span></li>'), html);
+    assert.ok(html.includes('<li><span class="mono">s.x</span>'), html);
+    assert.ok(!html.includes('s.y'), html);
+    assert.equal(count(html, '<li><span class="mono">'), 10);
+    assert.ok(html.includes('<li class="muted">and 2 more failed tests</li></ul>'), html);
+    // The list sits in its stage, before the steps.
+    assert.ok(html.indexOf('failed-tests') < html.indexOf('>unit<'), html);
+    assert.equal(app.failedTestsHtml(fixture({}).stages[0]), '');
+  });
+
+  test('a kept step shows the command that enters its container', () => {
+    const run = fixture({});
+    run.stages[0].steps[1].kept = 'docker start ladle-kept-1 >/dev/null && docker exec -i ladle-kept-1 sh';
+    const html = app.runHtml(run, NOW);
+    assert.ok(html.includes('<tr class="kept"><td colspan="5"><span class="muted">container kept; enter it with:' +
+                            '</span> <code>docker start ladle-kept-1 &gt;/dev/null &amp;&amp; docker exec -i ' +
+                            'ladle-kept-1 sh</code></td></tr>'), html);
+    assert.ok(html.indexOf('>lint<') < html.indexOf('tr class="kept"'), html);
+    assert.equal(count(html, 'class="kept"'), 1);
   });
 
   test('a stage\'s tests are summed up', () => {
@@ -1107,5 +1155,27 @@ describe('toggles', () => {
   test('the toggles route', () => {
     assert.deepEqual(app.parseRoute('#/toggles'), {view: 'toggles'});
     assert.equal(app.routeHash({view: 'toggles'}), '#/toggles');
+  });
+});
+
+describe('artifactsHtml', () => {
+  const run = {id: 7, artifacts: [
+    {stage: 'build', step: 'compile', path: 'out/app bin', size: 12},
+    {stage: 'build', step: 'lint', path: 'report.txt', size: 3},
+  ]};
+  test("a step's files as download buttons with the encoded route", () => {
+    const html = app.artifactsHtml(run, {name: 'build'}, {name: 'compile'});
+    assert.ok(html.includes('data-action="artifact" data-path="/api/v1/runs/7/artifacts/build/compile/out/app%20bin"'), html);
+    assert.ok(html.includes('>out/app bin</button> <span class="muted">(12 B)</span>'), html);
+    assert.ok(!html.includes('report.txt'), html);
+  });
+  test('nothing for a step without artifacts, or a run not loaded with them', () => {
+    assert.equal(app.artifactsHtml(run, {name: 'test'}, {name: 'unit'}), '');
+    assert.equal(app.artifactsHtml({id: 7}, {name: 'build'}, {name: 'compile'}), '');
+  });
+  test('runHtml shows them under their step', () => {
+    const html = app.runHtml({id: 7, status: 'success', stages: [{name: 'build', status: 'success',
+      steps: [{name: 'compile', status: 'success'}]}], artifacts: run.artifacts}, Date.now());
+    assert.ok(html.includes('<tr class="artifacts">'), html);
   });
 });

@@ -91,6 +91,9 @@ async function main() {
       seen.run_heading = (await page.textContent('h1')).replace(/\s+/g, ' ').trim();
       seen.stages = await page.$$eval('.stage .title .name', (els) => els.map((e) => e.textContent));
       seen.steps = await page.$$eval('.stage table.steps a', (els) => els.map((e) => e.textContent));
+      // docs/running.md "Tests by name": the stage names its failed tests.
+      seen.failed_tests = await page.$$eval('.stage .failed-tests li',
+                                            (els) => els.map((e) => e.textContent.replace(/\s+/g, ' ').trim()));
     });
 
     await step_('log', async () => {

@@ -21,7 +21,10 @@ function escapeHtml(value) {
   }[c]));
 }
 
-function shortCommit(commit) { return commit ? String(commit).slice(0, 10) : ''; }
+// docs/running.md "Same inputs as CI": a run from a dirty tree shows +dirty.
+function shortCommit(commit, dirty) {
+  return commit ? String(commit).slice(0, 10) + (dirty ? '+dirty' : '') : '';
+}
 
 function parseTime(text) {
   if (!text) return null;
@@ -295,7 +298,7 @@ function runsTableHtml(runs, now, filtered) {
     html += '<tr data-run="' + Number(run.id) + '"><td>' + runLink(run.id) + '</td><td>' +
             statusBadge(run.status) + '</td><td>' + escapeHtml(run.repo) + '</td><td>' +
             escapeHtml(run.branch) + '</td><td class="mono" title="' + escapeHtml(run.commit) + '">' +
-            escapeHtml(shortCommit(run.commit)) + '</td><td>' + escapeHtml(run.trigger || '') +
+            escapeHtml(shortCommit(run.commit, run.dirty)) + '</td><td>' + escapeHtml(run.trigger || '') +
             (run.rollback_environment ? ' <span class="env">rollback of ' + escapeHtml(run.rollback_environment) +
                                         '</span>' : '') +
             '</td><td>' + timeCell(run.created_at, now) + '</td><td class="num">' +
@@ -326,6 +329,61 @@ function stepHtml(run, stage, step, now, selected) {
          escapeHtml(notes.join(', ')) + '</td></tr>';
 }
 
+// A failed test case as people read it: "suite.name" (the suite dropped
+// when the name starts with it), as FailedTestLine in run_store.cc.
+function failedTestName(t) {
+  const suite = String(t.suite || '');
+  const name = String(t.name || '');
+  if (!name) return suite;
+  return !suite || name.startsWith(suite) ? name : suite + '.' + name;
+}
+
+// docs/running.md "Tests by name": the failed test cases of a stage's steps,
+// at most 10, then how many more.
+function failedTestsHtml(stage) {
+  const shown = [];
+  let more = 0;
+  for (const step of stage.steps || []) {
+    for (const t of step.failed_tests || []) {
+      if (shown.length < 10) shown.push(t);
+      else more++;
+    }
+    more += Number(step.failed_tests_more) || 0;
+  }
+  if (!shown.length && !more) return '';
+  let html = '<ul class="failed-tests">';
+  for (const t of shown) {
+    html += '<li><span class="mono">' + escapeHtml(failedTestName(t)) + '</span>' +
+            (t.message ? ' <span class="muted">' + escapeHtml(t.message) + '</span>' : '') + '</li>';
+  }
+  if (more) html += '<li class="muted">and ' + more + ' more failed test' + (more === 1 ? '' : 's') + '</li>';
+  return html + '</ul>';
+}
+
+// docs/backends.md "keep": the command that enters a step's kept container.
+function keptHtml(step) {
+  if (!step.kept) return '';
+  return '<tr class="kept"><td colspan="5"><span class="muted">container kept; enter it with:</span> <code>' +
+         escapeHtml(step.kept) + '</code></td></tr>';
+}
+
+// The files a step kept (run.artifacts, from GET /api/v1/runs/{id}/artifacts)
+// as download buttons: a download needs the token, so a plain link would not do
+// (docs/server.md "HTTP API: runs").
+function artifactsHtml(run, stage, step) {
+  const files = (run.artifacts || []).filter((a) => a.stage === stage.name && a.step === step.name);
+  if (!files.length) return '';
+  let html = '<tr class="artifacts"><td colspan="5"><span class="muted">artifacts:</span>';
+  for (const a of files) {
+    const path = '/api/v1/runs/' + Number(run.id) + '/artifacts/' + encodeURIComponent(stage.name) + '/' +
+                 encodeURIComponent(step.name) + '/' + String(a.path).split('/').map(encodeURIComponent).join('/');
+    html += ' <button type="button" class="link" data-action="artifact" data-path="' + escapeHtml(path) +
+            '" data-name="' + escapeHtml(a.path) + '">' + escapeHtml(a.path) + '</button> <span class="muted">(' +
+            escapeHtml(a.size) + ' B)</span>';
+  }
+  return html + '</td></tr>';
+}
+
 // One run with its stages and steps. `route` marks the step whose log shows.
 function runHtml(run, now, route) {
   const r = route || {};
@@ -334,7 +392,10 @@ function runHtml(run, now, route) {
   const fact = (name, value) => { if (value) html += '<dt>' + name + '</dt><dd>' + value + '</dd>'; };
   fact('repository', escapeHtml(run.repo));
   fact('branch', escapeHtml(run.branch));
-  if (run.commit) fact('commit', '<span class="mono">' + escapeHtml(run.commit) + '</span>');
+  if (run.commit) fact('commit', '<span class="mono">' + escapeHtml(run.commit + (run.dirty ? '+dirty' : '')) + '</span>' +
+      (run.dirty && run.changed_paths && run.changed_paths.length
+         ? ' (changed: ' + escapeHtml(run.changed_paths.slice(0, 10).join(', ')) +
+           (run.changed_paths.length > 10 ? ', ...' : '') + ')' : ''));
   fact('pipeline', escapeHtml(run.pipeline) + (run.file ? ' <span class="muted">(' + escapeHtml(run.file) + ')</span>' : ''));
   fact('trigger', escapeHtml(run.trigger || ''));
   if (run.rollback_environment) {
@@ -367,10 +428,13 @@ function runHtml(run, now, route) {
     }
     html += '</div>';
     if (stage.message) html += '<p class="message muted">' + escapeHtml(stage.message) + '</p>';
+    html += failedTestsHtml(stage);
     if ((stage.steps || []).length) {
       html += '<table class="steps"><tbody>';
       for (const step of stage.steps) {
         html += stepHtml(run, stage, step, now, r.stage === stage.name && r.step === step.name);
+        html += keptHtml(step);
+        html += artifactsHtml(run, stage, step);
       }
       html += '</tbody></table>';
     }
@@ -399,7 +463,7 @@ function deploymentsHtml(deployments, now, environment) {
     html += '<tr><td><a href="#/deployments?environment=' + encodeURIComponent(d.environment) + '">' +
             escapeHtml(d.environment) + '</a></td><td>' + statusBadge(d.status) + (d.rollback ? ' rollback' : '') +
             '</td><td>' + runLink(d.run_id) + '</td><td class="mono" title="' + escapeHtml(d.commit) + '">' +
-            escapeHtml(shortCommit(d.commit)) + '</td><td>' + timeCell(d.started_at, now) + '</td><td>' +
+            escapeHtml(shortCommit(d.commit, d.dirty)) + '</td><td>' + timeCell(d.started_at, now) + '</td><td>' +
             '<button type="button" class="danger" data-action="rollback" data-environment="' +
             escapeHtml(d.environment) + '">Roll back…</button></td></tr>';
   }
@@ -410,7 +474,7 @@ function deploymentsHtml(deployments, now, environment) {
     html += '<tr><td>' + escapeHtml(d.environment) + '</td><td>' + statusBadge(d.status) +
             (d.rollback ? ' rollback' : '') + '</td><td>' + runLink(d.run_id) + '</td><td>' +
             escapeHtml(d.stage) + '</td><td>' + escapeHtml(d.repo) + '</td><td>' + escapeHtml(d.branch) +
-            '</td><td class="mono" title="' + escapeHtml(d.commit) + '">' + escapeHtml(shortCommit(d.commit)) +
+            '</td><td class="mono" title="' + escapeHtml(d.commit) + '">' + escapeHtml(shortCommit(d.commit, d.dirty)) +
             '</td><td>' + timeCell(d.started_at, now) + '</td><td class="num">' +
             tookCell(d, now) + '</td></tr>';
   }
@@ -505,8 +569,8 @@ function errorMessage(status, bodyText, what) {
 const pure = {
   STATUSES, escapeHtml, shortCommit, formatDuration, elapsed, relativeTime, statusBadge,
   parseRoute, routeHash, runsPath, logPath, deploymentsPath, parseSse, parseNdjson, matchesFilters,
-  applyRunEvent, applyDetailEvent, runsTableHtml, runHtml, deploymentsHtml, currentDeployments,
-  errorMessage, testsText, tickText, strategiesText, toggleEnvironments, togglesHtml,
+  applyRunEvent, applyDetailEvent, runsTableHtml, runHtml, artifactsHtml, deploymentsHtml, currentDeployments,
+  errorMessage, testsText, failedTestsHtml, keptHtml, tickText, strategiesText, toggleEnvironments, togglesHtml,
   rolloutStrategies, parsePercent,
 };
 
@@ -706,6 +770,13 @@ async function loadRun() {
   const run = await api('/api/v1/runs/' + route.id, {}, 'run ' + route.id);
   if (state.route !== route) return;
   state.run = run;
+  try {  // the UI works without them (an older server has no such route)
+    const list = await api('/api/v1/runs/' + route.id + '/artifacts', {}, 'artifacts of run ' + route.id);
+    if (state.route !== route) return;
+    run.artifacts = (list && list.artifacts) || [];
+  } catch (e) {
+    run.artifacts = [];
+  }
   state.loaded = true;
   render();
   if (route.stage && route.step && !state.log) startLog(route);
@@ -858,8 +929,26 @@ function pause(ms) {
 
 // ---- Actions (admin token) ----
 
+// Fetches an artifact with the token and hands it to the browser as a download.
+async function downloadArtifact(button) {
+  try {
+    const response = await api(button.dataset.path, {raw: true}, 'artifact ' + button.dataset.name);
+    const url = root.URL.createObjectURL(await response.blob());
+    const a = doc.createElement('a');
+    a.href = url;
+    a.download = button.dataset.name.split('/').pop();
+    doc.body.appendChild(a);
+    a.click();
+    a.remove();
+    root.setTimeout(() => root.URL.revokeObjectURL(url), 60000);
+  } catch (err) {
+    failed(err);
+  }
+}
+
 async function act(button) {
   const action = button.dataset.action;
+  if (action === 'artifact') return downloadArtifact(button);
   try {
     let answer;
     if (action === 'cancel') {
