@@ -406,7 +406,9 @@ int CmdRepro(const GlobalFlags& g, ReproFlags f) {
   s = RunStore::Open(data_dir, &store);
   if (!s.ok()) return Fail(s.WithContext("open the run store in " + data_dir));
   std::vector<int64_t> interrupted;
-  store->MarkInterrupted(&interrupted).IgnoreError();  // as ladle run: only a warning there
+  // Dead runs are marked by every command that opens the store; one that
+  // cannot be marked now stays for the next (as `ladle run`, which warns).
+  store->MarkInterrupted(&interrupted).IgnoreError();
   std::unique_ptr<env::Engine> engine;
   std::vector<std::string> backend_notes;
   EndProcessesOfDeadRuns(store.get(), data_dir, &backend_notes);
@@ -418,6 +420,7 @@ int CmdRepro(const GlobalFlags& g, ReproFlags f) {
   options.repo = run.value("repo", "");
   options.keep = f.keep;
   options.actor = "ladle repro";
+  options.trigger = "repro";
   options.workspace = tree;
   if (auto* docker = dynamic_cast<env::DockerEngine*>(engine.get()))
     docker->SetNoteCallback([v = view.get()](const std::string& line) { v->Note(line); });

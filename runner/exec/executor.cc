@@ -208,6 +208,7 @@ Status Executor::BeginRun(RunRecord* run) {
     run->project = options_.project;
     run->pipeline_path = options_.pipeline_path;
     run->rollback_environment = options_.rollback_environment;
+    run->trigger = options_.trigger;
     run->status = kRunning;
     run->created_at = run->started_at = NowRfc3339();
     run->owner_pid = getpid();

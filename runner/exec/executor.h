@@ -95,6 +95,8 @@ struct RunOptions {
   // with a note. Not owned. `actor` names the writer in the audit trail.
   ToggleOps* toggles = nullptr;
   std::string actor = "ladle run";
+  // Why the run exists, for a run recorded here: "" (ladle run) or "repro".
+  std::string trigger;
 
   // --- ladle serve ---
   // Carry out this queued run (RunStore::EnqueueRun) rather than record a new

@@ -104,8 +104,8 @@ struct RunRecord {
   std::string workspace;   // host path of the run's workspace
   int owner_pid = 0;       // the process running it, with its start time (from /proc),
   int64_t owner_start = 0; // so a dead owner is told apart from a live one
-  // Why the run exists: "" (ladle run), "push" (webhook), "poll", "start"
-  // (found at server start), "rollback", "requeue".
+  // Why the run exists: "" (ladle run), "repro" (ladle repro), "push"
+  // (webhook), "poll", "start" (found at server start), "rollback", "requeue".
   std::string trigger;
   std::string rollback_environment;  // a rollback run: the environment it redeploys
   std::string resume_stage;          // a queued run that resumes at this stage (approval)

@@ -55,8 +55,9 @@ class DockerServeTest : public ::testing::Test {
   }
   // Starts `ladle serve` (env::Subprocess: its tree is ended with the
   // object); its pid.
-  int StartServer() {
+  int StartServer(std::vector<std::pair<std::string, std::string>> env = {}) {
     env::LaunchSpec spec;
+    spec.env = std::move(env);
     spec.exe = "/bin/sh";
     const std::string log = (root_.path() / "serve.log").string();
     spec.args = {"-c", "exec \"$0\" \"$@\" >>'" + log + "' 2>&1", LADLE_BINARY, "serve",
@@ -118,6 +119,32 @@ TEST_F(DockerServeTest, RestartAfterKill9RemovesTheDeadRunsContainers) {
   EXPECT_EQ("interrupted", run["status"]) << run.dump();
   EXPECT_NE(std::string::npos, ServerLog().find("run 1 was left running by a ladle that is gone"))
       << ServerLog();
+  ::kill(pid, SIGTERM);
+}
+
+// docs/running.md "Reproduce a server's step": a step that failed in a
+// container on the server fails the same way here, in a container of the
+// same image, with the artifacts of the step before it from the server.
+TEST_F(DockerServeTest, ReproRunsTheServersFailedStepInTheSameImage) {
+  const std::string token = "docker-repro-admin-token-0123456789";
+  Repository(
+      "      - {name: compile, run: 'mkdir -p out && echo v7 > out/version', artifacts: [out/]}\n"
+      "      - name: unit\n"
+      "        needs: [compile]\n"
+      "        run: 'test \"$PWD\" = /workspace && echo \"in-a-container with $(cat out/version)\"; exit 1'\n");
+  int pid = StartServer({{"LADLE_ADMIN_TOKEN", token}});
+  ASSERT_TRUE(WaitFor([&] { return Show(1).value("status", "") == "failed"; }, 60))
+      << Show(1).dump() << ServerLog();
+  ASSERT_NE(std::string::npos,
+            ReadFile(fs::path(data_) / "logs" / "1" / "s" / "unit.log").find("in-a-container with v7"));
+  const std::string local = (root_.path() / "local-data").string();
+  CommandOutput r = docker_test::Run({LADLE_BINARY, "--data", local, "repro", "1", "s/unit", "--server",
+                                      "http://127.0.0.1:" + std::to_string(port_), "--token", token},
+                                     repo_.string());
+  EXPECT_EQ(1, r.code) << r.out << r.err;
+  EXPECT_NE(std::string::npos, (r.out + r.err).find("in-a-container with v7")) << r.out << r.err;
+  EXPECT_NE(std::string::npos, (r.out + r.err).find("backend: docker")) << r.out << r.err;
+  EXPECT_TRUE(ContainersOf(local).empty()) << "the repro's container is removed";
   ::kill(pid, SIGTERM);
 }
 

@@ -218,6 +218,11 @@ TEST_F(ReproTest, ReproOfAFailedStepFailsTheSameWayHereThenPassesAfterAFix) {
   // The fix in the working tree did not change the commit's repro.
   r = Repro({id, "unit", "--env", "DEPLOY_KEY=s3cr3t-given"});
   EXPECT_EQ(1, r.code) << r.all();
+  // Each repro is recorded here as a run of its own, marked as a repro.
+  r = Exec({LADLE_BINARY, "--data", (root_ / "local-data").string(), "--json", "runs"}, repo_);
+  json local = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(local.is_array() && !local.empty()) << r.all();
+  for (const json& lr : local) EXPECT_EQ("repro", lr.value("trigger", "")) << lr.dump();
 }
 
 TEST_F(ReproTest, ReproNamesWhatIsMissing) {
