@@ -526,7 +526,7 @@ Status DockerStep::Remove() {
   if (!kept_id_.empty()) {
     Status k = client_->RemoveContainer(kept_id_);
     // The image of a kept container that is gone is only disk space: prune
-    // (docs/cli.md "ladle prune") removes what this leaves.
+    // (docs/backends.md "keep") removes what this leaves.
     if (k.ok()) client_->RemoveImage(kept_image_).IgnoreError();
     if (s.ok()) s = k;
   }

@@ -117,6 +117,9 @@ int RunCli(int argc, char** argv) {
   serve->add_option("--max-connections", serve_flags.max_connections,
                     "HTTP connections at once; past it 503 (default the config's, else 10000)")
       ->check(CLI::Range(1, 1000000));
+  serve->add_option("--io-threads", serve_flags.io_threads,
+                    "HTTP io threads, 1 to 64 (default the config's, else 2)")
+      ->check(CLI::Range(1, 64));
   ServerFlags server_flags;
   auto add_server_flags = [&](CLI::App* sub) {
     sub->add_option("--server", server_flags.server, "Server URL (default $LADLE_SERVER, else http://127.0.0.1:7707)");
@@ -165,6 +168,10 @@ int RunCli(int argc, char** argv) {
   toggles_serve->add_option("--max-connections", serve_max_connections,
                             "HTTP connections at once; past it 503 (default 10000)")
       ->check(CLI::Range(1, 1000000));
+  int serve_io_threads = 0;  // 0: core's default, 2 (docs/toggles.md "HTTP API")
+  toggles_serve->add_option("--io-threads", serve_io_threads,
+                            "HTTP io threads, 1 to 64 (default 2)")
+      ->check(CLI::Range(1, 64));
   toggles_serve->fallthrough();
   for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
 
@@ -189,7 +196,8 @@ int RunCli(int argc, char** argv) {
   if (deployments->parsed()) return CmdDeployments(g, environment, deploy_limit);
   if (approve->parsed()) return CmdApprove(g, server_flags, run_id, stage);
   if (rollback->parsed()) return CmdRollback(g, server_flags, environment, to_run);
-  if (toggles_serve->parsed()) return CmdTogglesServe(g, serve_listen, serve_max_connections);
+  if (toggles_serve->parsed()) return CmdTogglesServe(g, serve_listen, serve_max_connections,
+                                                      serve_io_threads);
   if (app.got_subcommand("toggles")) return CmdToggles(g, toggles_flags);
   return 2;
 }

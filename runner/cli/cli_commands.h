@@ -48,6 +48,7 @@ struct ServeFlags {
   std::string config;  // --config FILE; "" for the defaults (no repositories)
   std::string listen;  // --listen, over the config's
   int max_connections = 0;  // --max-connections, over the config's; 0 = not given
+  int io_threads = 0;       // --io-threads, over the config's; 0 = not given
 };
 // Until SIGINT/SIGTERM, then drains; exit 0. 2 for a bad config, 3 when the
 // address is taken or another server holds the data dir.
@@ -120,8 +121,10 @@ std::string SummarizeStrategies(const nlohmann::json& strategies);
 // `ladle toggles serve [--listen ADDR:PORT]` (runner/cli/cli_toggles_serve.cc):
 // the toggle service alone (docs/toggles.md "HTTP API") over DATA/toggles.db until SIGINT or
 // SIGTERM (exit 0). Exit 3 when the address is taken. `max_connections` 0:
-// core's default (docs/design.md "HTTP API conventions").
-int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_connections);
+// core's default (docs/design.md "HTTP API conventions"); `io_threads` 1..64,
+// 0: core's default (docs/toggles.md "HTTP API").
+int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_connections,
+                    int io_threads);
 
 }  // namespace ladle::runner
 

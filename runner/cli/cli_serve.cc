@@ -60,8 +60,9 @@ int CmdServe(const GlobalFlags& g, const ServeFlags& f) {
   }
   if (!f.listen.empty()) config.listen = f.listen;
   if (f.max_connections > 0) config.max_connections = f.max_connections;
+  if (f.io_threads > 0) config.io_threads = f.io_threads;
   // Every connection is a descriptor: the soft limit on open files goes up
-  // to the hard one (docs/server.md "max_connections").
+  // to the hard one (docs/server.md "Top level", max_connections).
   uint64_t files_before = 0;
   uint64_t files = RaiseOpenFileLimit(&files_before);
   if (files != files_before)

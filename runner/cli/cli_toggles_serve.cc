@@ -53,8 +53,9 @@ void ReportAdminToken(const std::string& data, toggles::AdminTokenSetup what) {
 }
 
 HttpServerOptions ServerOptions(const std::string& host, uint16_t port, int max_connections,
-                                MetricsRegistry* m) {
+                                int io_threads, MetricsRegistry* m) {
   HttpServerOptions o;
+  o.threads = io_threads;
   o.host = host;
   o.port = port;
   o.max_connections = static_cast<size_t>(max_connections);  // 0: core's default
@@ -83,7 +84,8 @@ void ServeUntilStopped(StopSignal* stop, toggles::ToggleStore* store,
 
 }  // namespace
 
-int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_connections) {
+int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_connections,
+                    int io_threads) {
   // Before any thread: signals go to the signal thread only.
   auto stop = std::make_shared<StopSignal>();
   InstallSignalHandler([stop](int sig) {
@@ -115,7 +117,7 @@ int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_con
   uint64_t files = RaiseOpenFileLimit(&files_before);
   if (files != files_before)
     spdlog::info("open files: soft limit raised from {} to {}", files_before, files);
-  HttpServer server(router, ServerOptions(host, port, max_connections, &metrics));
+  HttpServer server(router, ServerOptions(host, port, max_connections, io_threads, &metrics));
   s = server.Start();
   if (!s.ok()) {
     // The address is taken or not ours: an outside condition, exit 3.

@@ -42,7 +42,7 @@ constexpr std::size_t kMaxRepositoryName = 64;
 const Keys kServerKeys = {"listen",    "data",         "workers",
                           "backend",   "secrets_file", "requeue_interrupted",
                           "retention", "repositories", "secrets",
-                          "environments", "max_connections"};
+                          "environments", "max_connections", "io_threads"};
 const Keys kRepositoryKeys = {"name", "url", "branches", "pipeline", "poll", "webhook_secret_env"};
 const Keys kSecretKeys = {"name", "repositories", "branches", "environments"};
 const Keys kEnvironmentKeys = {"name", "branches"};
@@ -276,6 +276,8 @@ void ConfigReader::ReadServer(const YamlMap& m, ServerConfig* config) {
   if (const YamlNode* v = m.Get("workers")) c_.Int(*v, "'workers'", 1, 64, &config->workers);
   if (const YamlNode* v = m.Get("max_connections"))
     c_.Int(*v, "'max_connections'", 1, 1000000, &config->max_connections);
+  if (const YamlNode* v = m.Get("io_threads"))
+    c_.Int(*v, "'io_threads'", 1, 64, &config->io_threads);
   if (const YamlNode* v = m.Get("backend")) {
     if (c_.String(*v, "'backend'", &config->backend) && config->backend != "docker" &&
         config->backend != "local")

@@ -55,6 +55,7 @@ struct ServerConfig {
   std::string data;          // absolute; "" = the default data dir (docs/design.md "The data dir")
   int workers = 2;           // 1..64 runs at a time
   int max_connections = 0;   // HTTP connections at once; 0 = the default (docs/server.md)
+  int io_threads = 0;        // HTTP io threads 1..64; 0 = the default, 2 (docs/server.md)
   std::string backend;       // "", "docker" or "local"; "" = docker when a daemon answers
   std::string secrets_file;  // absolute; "" = none
   bool requeue_interrupted = false;

@@ -12,10 +12,25 @@ void RunQueue::Start(int workers, Work work) {
   for (int i = 0; i < workers; ++i) workers_.emplace_back(&RunQueue::WorkerLoop, this);
 }
 
+void RunQueue::SetGauges(Gauge* queued, Gauge* running, Gauge* busy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  queued_gauge_ = queued;
+  running_gauge_ = running;
+  busy_gauge_ = busy;
+  UpdateGaugesLocked();
+}
+
+void RunQueue::UpdateGaugesLocked() {
+  if (queued_gauge_) queued_gauge_->Set(static_cast<int64_t>(queue_.size()));
+  if (running_gauge_) running_gauge_->Set(static_cast<int64_t>(running_.size()));
+  if (busy_gauge_) busy_gauge_->Set(static_cast<int64_t>(busy_));
+}
+
 bool RunQueue::Push(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!queued_.insert(id).second) return false;
   queue_.push_back(id);
+  UpdateGaugesLocked();
   cv_.notify_one();
   return true;
 }
@@ -24,6 +39,7 @@ bool RunQueue::Remove(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (queued_.erase(id) == 0) return false;
   queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
+  UpdateGaugesLocked();
   return true;
 }
 
@@ -37,12 +53,14 @@ RunQueue::Begin RunQueue::BeginRun(int64_t id, Canceller cancel) {
   const bool cancelled = cancelled_.count(id) != 0;
   if (!cancelled && stopping_) return Begin::kStopping;
   running_[id] = std::move(cancel);
+  UpdateGaugesLocked();
   return cancelled ? Begin::kCancelled : Begin::kRun;
 }
 
 bool RunQueue::EndRun(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   running_.erase(id);
+  UpdateGaugesLocked();
   return cancelled_.erase(id) != 0;
 }
 
@@ -66,6 +84,7 @@ void RunQueue::CancelQueued(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (queued_.erase(id) != 0) {
     queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
+    UpdateGaugesLocked();
   } else {
     cancelled_.insert(id);  // a worker took it and has not begun it yet
   }
@@ -74,6 +93,11 @@ void RunQueue::CancelQueued(int64_t id) {
 size_t RunQueue::running() const {
   std::lock_guard<std::mutex> lock(mu_);
   return running_.size();
+}
+
+size_t RunQueue::busy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return busy_;
 }
 
 void RunQueue::Stop(int signal) {
@@ -105,8 +129,13 @@ void RunQueue::WorkerLoop() {
       id = queue_.front();
       queue_.pop_front();
       queued_.erase(id);
+      ++busy_;
+      UpdateGaugesLocked();
     }
     work_(id);
+    std::lock_guard<std::mutex> lock(mu_);
+    --busy_;
+    UpdateGaugesLocked();
   }
 }
 

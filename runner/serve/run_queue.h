@@ -1,5 +1,5 @@
 // RunQueue: the order in which `ladle serve` carries out queued runs, and the
-// worker threads that take them (docs/server.md "The queue").
+// worker threads that take them (docs/server.md "From commit to production").
 //
 // The runs themselves live in the RunStore, which survives restarts; this is
 // the in-memory hand-off: run ids oldest first, each taken by one worker,
@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/metrics.h"
+
 namespace ladle::runner {
 
 class RunQueue {
@@ -44,6 +46,11 @@ class RunQueue {
   // Starts `workers` threads; each takes the oldest queued id and calls
   // work(id), one run at a time. REQUIRES: called once, workers >= 1.
   void Start(int workers, Work work);
+
+  // docs/server.md "Metrics": gauges kept equal to queued(), running() and
+  // busy() at every change. Before Start; null ones are not kept. They must
+  // outlive the queue.
+  void SetGauges(Gauge* queued, Gauge* running, Gauge* busy);
 
   // Adds `id` at the back; false when it is queued already (and nothing changes).
   bool Push(int64_t id);
@@ -71,6 +78,8 @@ class RunQueue {
   // already and not begun it, remembered so that BeginRun says kCancelled.
   void CancelQueued(int64_t id);
   size_t running() const;
+  // Workers that took a run and are not done with it (preparing or running it).
+  size_t busy() const;
 
   // No more work: workers finish the run they carry out (each running run is
   // cancelled with `signal`, unless 0) and stop; joins them. Queued ids stay
@@ -80,6 +89,7 @@ class RunQueue {
 
  private:
   void WorkerLoop();
+  void UpdateGaugesLocked();  // REQUIRES: mu_ held
 
   Work work_;
   mutable std::mutex mu_;  // guards everything below
@@ -89,6 +99,10 @@ class RunQueue {
   std::map<int64_t, Canceller> running_;
   std::set<int64_t> cancelled_;             // cancelled, running or about to begin
   bool stopping_ = false;
+  size_t busy_ = 0;  // workers inside work_
+  Gauge* queued_gauge_ = nullptr;
+  Gauge* running_gauge_ = nullptr;
+  Gauge* busy_gauge_ = nullptr;
   std::vector<std::thread> workers_;
 };
 

@@ -431,7 +431,7 @@ HttpResponse RunsApi::ListDeployments(const HttpRequest& r) {
   return HttpResponse::Json(200, out);
 }
 
-// ---- artifacts (docs/server.md "Artifacts") ----
+// ---- artifacts (docs/server.md "HTTP API: runs") ----
 
 namespace {
 

@@ -116,7 +116,7 @@ class RunsApi {
   HttpResponse ListRuns(const HttpRequest& r);
   HttpResponse GetRun(const HttpRequest& r);
   HttpResponse Log(const HttpRequest& r);
-  // docs/server.md "Artifacts": the files a run's steps kept, and one of them.
+  // docs/server.md "HTTP API: runs": the files a run's steps kept, and one of them.
   HttpResponse ListArtifacts(const HttpRequest& r);
   HttpResponse Artifact(const HttpRequest& r);
   HttpResponse Cancel(const HttpRequest& r);

@@ -26,7 +26,7 @@ namespace ladle::runner {
 // Tells the run events (the SSE stream) and the server's log what a run does.
 class Scheduler::Observer : public RunObserver {
  public:
-  explicit Observer(RunEvents* events) : events_(events) {}
+  Observer(RunEvents* events, ServeMetrics* metrics) : events_(events), metrics_(metrics) {}
   // Whether the executor recorded the run as started (the store's StartRun
   // refuses a run superseded or cancelled since the worker took it).
   bool started() const { return id_ != 0; }
@@ -39,10 +39,29 @@ class Scheduler::Observer : public RunObserver {
   void Note(const std::string& text) override { spdlog::info("run {}: {}", id_, text); }
   void StageChanged(const RunRecord& run, const StageRecord& stage) override {
     events_->PublishStage(run.id, stage);
+    // A deployment: a stage with an environment that ran (the executor
+    // begins the deployment before the stage runs) and ended.
+    if (!stage.environment.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stage.status == kRunning) {
+        deploying_.insert(stage.name);
+      } else if (IsFinished(stage.status) && deploying_.erase(stage.name) != 0) {
+        deployments_.emplace_back(stage.environment, stage.status);
+      }
+    }
   }
   void StepChanged(const RunRecord& run, const std::string& stage,
                    const StepRecord& step) override {
     events_->PublishStep(run.id, stage, step);
+    if (metrics_ != nullptr && IsFinished(step.status)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (steps_ended_.insert(stage + "\n" + step.name).second) metrics_->StepEnded(step.status);
+    }
+  }
+  // The deployments that ended, in order (environment, status).
+  std::vector<std::pair<std::string, RunStatus>> deployments() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return deployments_;
   }
   void RunFinished(const RunRecord& run) override {
     events_->PublishRun(run);
@@ -51,8 +70,69 @@ class Scheduler::Observer : public RunObserver {
 
  private:
   RunEvents* events_;
+  ServeMetrics* metrics_;  // may be null
   int64_t id_ = 0;
+  std::mutex mu_;  // steps end on several threads
+  std::set<std::string> steps_ended_;  // "stage\nstep" counted
+  std::set<std::string> deploying_;    // stages with an environment that run
+  std::vector<std::pair<std::string, RunStatus>> deployments_;
 };
+
+// ---- ServeMetrics ----
+
+const std::vector<double>& ServeMetrics::RunDurationBuckets() {
+  static const std::vector<double> buckets{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600};
+  return buckets;
+}
+
+ServeMetrics::ServeMetrics(MetricsRegistry* registry)
+    : registry_(registry),
+      duration_(registry->GetHistogram("ladle_run_duration_seconds",
+                                       "Time the runs that ended took to carry out.", {},
+                                       RunDurationBuckets())),
+      queued_(registry->GetGauge("ladle_runs_queued", "Runs waiting in the queue.")),
+      running_(registry->GetGauge("ladle_runs_running", "Runs being carried out.")),
+      workers_(registry->GetGauge("ladle_workers", "Workers configured (server.yml workers).")),
+      busy_(registry->GetGauge("ladle_workers_busy", "Workers preparing or carrying out a run.")) {
+  // Every status shows, at 0 until it happens.
+  for (RunStatus status : {kSuccess, kFailed, kCancelled, kInterrupted, kSuperseded}) {
+    registry_->GetCounter("ladle_runs_total", "Runs that ended, by status.",
+                          {{"status", ToString(status)}});
+  }
+}
+
+void ServeMetrics::RunEnded(RunStatus status) {
+  registry_->GetCounter("ladle_runs_total", "Runs that ended, by status.",
+                        {{"status", ToString(status)}})
+      .Inc();
+}
+
+void ServeMetrics::RunDuration(std::chrono::nanoseconds duration) { duration_.Observe(duration); }
+
+void ServeMetrics::StepEnded(RunStatus status) {
+  registry_->GetCounter("ladle_steps_total", "Steps that ended, by status.",
+                        {{"status", ToString(status)}})
+      .Inc();
+}
+
+void ServeMetrics::DeploymentEnded(const std::string& environment, RunStatus status) {
+  std::string label = environment;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!environments_.count(environment)) {
+      if (environments_.size() < kMaxEnvironments) {
+        environments_.insert(environment);
+      } else {
+        label = "other";
+      }
+    }
+  }
+  registry_->GetCounter("ladle_deployments_total",
+                        "Deployments that ended, by environment and status (environments "
+                        "past the first 100 count as \"other\").",
+                        {{"environment", label}, {"status", ToString(status)}})
+      .Inc();
+}
 
 namespace {
 
@@ -82,6 +162,7 @@ void Scheduler::EndBeforeStart(RunRecord* run, RunStatus status, const std::stri
   Status s = store_->UpdateRun(*run);
   if (!s.ok()) spdlog::error("run {}: {}", run->id, s.ToString());
   events_->PublishRun(*run);
+  if (metrics_) metrics_->RunEnded(status);
   spdlog::warn("run {}: {}: {}", run->id, ToString(status), message);
 }
 
@@ -129,7 +210,13 @@ Vars Scheduler::RunSecrets() const {
 
 Scheduler::~Scheduler() { Stop(SIGTERM); }
 
+void Scheduler::SetMetrics(MetricsRegistry* registry) {
+  metrics_ = std::make_unique<ServeMetrics>(registry);
+  queue_.SetGauges(&metrics_->queued(), &metrics_->running(), &metrics_->busy());
+}
+
 void Scheduler::Start(int workers) {
+  if (metrics_) metrics_->workers().Set(std::max(1, workers));
   queue_.Start(std::max(1, workers), [this](int64_t id) { TakeRun(id); });
 }
 
@@ -155,6 +242,7 @@ void Scheduler::Recover() {
   Status s = store_->MarkInterrupted(&interrupted);
   if (!s.ok()) spdlog::error("{}", s.ToString());
   for (int64_t id : interrupted) {
+    if (metrics_) metrics_->RunEnded(kInterrupted);
     spdlog::warn("run {} was left running by a ladle that is gone: marked interrupted{}", id,
                  config_.requeue_interrupted ? ", queued again" : "");
   }
@@ -242,6 +330,7 @@ Status Scheduler::OfferCommit(const RepositoryConfig& config, const std::string&
                commit.substr(0, 12), trigger);
   for (int64_t old : superseded) queue_.Remove(old);
   for (int64_t old : superseded) {
+    if (metrics_) metrics_->RunEnded(kSuperseded);
     RunRecord r;
     if (store_->GetRun(old, &r).ok()) events_->PublishRun(r);
     spdlog::info("run {} superseded by run {}", old, run.id);
@@ -313,7 +402,7 @@ void Scheduler::Execute(RunRecord run) {
     engine = own_engine.get();
   }
 
-  Observer observer(events_);
+  Observer observer(events_, metrics_.get());
   Executor executor(pipeline, store_, engine, &observer);
   switch (queue_.BeginRun(run.id, [&executor](int signal) { executor.Cancel(signal); })) {
     case RunQueue::Begin::kRun:
@@ -349,8 +438,27 @@ void Scheduler::Execute(RunRecord run) {
   options.rollback_environment = run.rollback_environment;
   options.artifacts_from = run.source_run;
   RunRecord result;
+  const auto began = std::chrono::steady_clock::now();
   s = executor.Run(options, &result);
   const bool cancelled_by_request = queue_.EndRun(run.id);
+  // docs/server.md "Metrics": counted once the run's last status is known
+  // (below: interrupted when the server stops).
+  struct CountEnd {
+    ServeMetrics* metrics;
+    Observer* observer;
+    RunRecord* result;
+    std::chrono::steady_clock::time_point began;
+    ~CountEnd() {
+      if (metrics == nullptr || !observer->started()) return;
+      const bool interrupted = result->status == kInterrupted;
+      for (const auto& [environment, status] : observer->deployments())
+        metrics->DeploymentEnded(environment,
+                                 interrupted && status == kCancelled ? kInterrupted : status);
+      if (!IsFinished(result->status)) return;  // waiting for an approval: not ended
+      metrics->RunEnded(result->status);
+      metrics->RunDuration(std::chrono::steady_clock::now() - began);
+    }
+  } count_end{metrics_.get(), &observer, &result, began};
   if (!observer.started()) {
     // Superseded or cancelled while its workspace was prepared: the store
     // refused to start it (RunStore::StartRun), so it never ran.
@@ -457,6 +565,10 @@ Status Scheduler::Rollback(const std::string& environment, int64_t to_run, const
   s = store_->EnqueueRun(&run, &superseded);
   if (!s.ok()) return s;
   *run_id = run.id;
+  for (int64_t old : superseded) {
+    queue_.Remove(old);
+    if (metrics_) metrics_->RunEnded(kSuperseded);
+  }
   spdlog::info("run {} queued by {}: roll {} back to {} (run {})", run.id, actor, environment,
                run.commit.substr(0, 12), target->run_id);
   events_->PublishRun(run);

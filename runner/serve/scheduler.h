@@ -1,4 +1,4 @@
-// Scheduler: what `ladle serve` runs, when (docs/server.md "The queue").
+// Scheduler: what `ladle serve` runs, when (docs/server.md "From commit to production").
 //
 // A new commit on a watched branch (offered by the poller, a push webhook, or
 // the listing at start) becomes one queued run in the RunStore; a newer
@@ -18,15 +18,18 @@
 #define LADLE_RUNNER_SERVE_SCHEDULER_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/base/status.h"
+#include "core/metrics.h"
 #include "runner/config/pipeline.h"
 #include "runner/config/server_config.h"
 #include "runner/serve/git_source.h"
@@ -44,6 +47,44 @@ namespace ladle::runner {
 
 class ToggleOps;
 
+// docs/server.md "Metrics": what `ladle serve` counts of its runs, steps,
+// deployments, queue and workers, in a MetricsRegistry. Environment names
+// come from pipelines: the first kMaxEnvironments distinct ones are labels,
+// later ones count as "other".
+//
+// Thread-safety: every method may be called from any thread.
+class ServeMetrics {
+ public:
+  static constexpr size_t kMaxEnvironments = 100;
+  // Buckets of ladle_run_duration_seconds: 1 s to an hour.
+  static const std::vector<double>& RunDurationBuckets();
+
+  // REQUIRES: registry outlives this object.
+  explicit ServeMetrics(MetricsRegistry* registry);
+
+  // A run ended with `status` (success, failed, cancelled, interrupted,
+  // superseded); `duration` is observed when the run was carried out.
+  void RunEnded(RunStatus status);
+  void RunDuration(std::chrono::nanoseconds duration);
+  void StepEnded(RunStatus status);
+  void DeploymentEnded(const std::string& environment, RunStatus status);
+
+  Gauge& queued() { return queued_; }
+  Gauge& running() { return running_; }
+  Gauge& workers() { return workers_; }
+  Gauge& busy() { return busy_; }
+
+ private:
+  MetricsRegistry* registry_;
+  Histogram& duration_;
+  Gauge& queued_;
+  Gauge& running_;
+  Gauge& workers_;
+  Gauge& busy_;
+  std::mutex mu_;
+  std::set<std::string> environments_;  // the labelled ones
+};
+
 class Scheduler : public RunControl {
  public:
   // REQUIRES: config, store, toggle_ops and events outlive this object;
@@ -59,6 +100,10 @@ class Scheduler : public RunControl {
   // their containers removed; the docker daemon is opened when one answers;
   // queued runs are queued here. Before Start.
   void Recover();
+  // docs/server.md "Metrics": counts runs, steps and deployments, and keeps
+  // the queue's and workers' gauges, in `registry` (which must outlive this
+  // object). Before Recover.
+  void SetMetrics(MetricsRegistry* registry);
   // Starts the workers.
   void Start(int workers);
   // No new runs; running ones get `signal` (TERM and their grace) and become
@@ -116,6 +161,7 @@ class Scheduler : public RunControl {
   std::map<std::string, std::unique_ptr<Repo>> repos_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> stop_signal_{0};
+  std::unique_ptr<ServeMetrics> metrics_;  // null without SetMetrics
   RunQueue queue_;  // last: its workers use everything above
 };
 

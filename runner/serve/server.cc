@@ -56,6 +56,7 @@ Status Server::Open(const ServerConfig& config, std::unique_ptr<Server>* out) {
   server->scheduler_ = std::make_unique<Scheduler>(server->config_, std::move(secrets),
                                                    server->store_.get(),
                                                    server->toggle_ops_.get(), &server->events_);
+  server->scheduler_->SetMetrics(&server->metrics_);  // docs/server.md "Metrics"
   *out = std::move(server);
   return Status::OK();
 }
@@ -79,10 +80,12 @@ Status Server::Start() {
   s = ParseListenAddress(config_.listen, &options.host, &options.port);
   if (!s.ok()) return Status::Invalid("listen: " + s.message());
   options.metrics = &metrics_;
-  // docs/server.md "max_connections"; 0 leaves core's default.
+  // docs/server.md "Top level", max_connections; 0 leaves core's default.
   options.max_connections = static_cast<size_t>(config_.max_connections);
+  // docs/server.md "Top level", io_threads; 0 leaves core's default.
+  options.threads = config_.io_threads;
   options.on_warning = [](const std::string& message) { spdlog::warn("http: {}", message); };
-  // Two io threads (one per core here): nothing slow runs on them. A push
+  // Two io threads by default (one per core here): nothing slow runs on them. A push
   // webhook that waits for a fetch of a remote repository waits on a hook
   // thread of the runs API (a deferred response), not on an io thread.
   options.on_request = [](const HttpRequestLog& l) {

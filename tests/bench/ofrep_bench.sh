@@ -1,16 +1,19 @@
 #!/bin/bash
 # OFREP single evaluation (POST /ofrep/v1/evaluate/flags/{key}, a 50% rollout
 # toggle, bearer token, 100 targeting keys) of `ladle toggles serve` beside
-# nginx serving a static JSON body of the same size, both on 127.0.0.1 with
-# one worker (LADLE_BENCH_THREADS io threads for ladle, default 1), each under
+# nginx serving a static JSON body of the same size, both on 127.0.0.1: one io
+# thread (`--io-threads 1`; LADLE_BENCH_THREADS=N for N) against one nginx
+# worker (`worker_processes 1`), each under
 # `wrk -t1 -c32 -d10s --latency` after a 2 s warm-up. Then the latency from
 # sending a flip to an SSE subscriber receiving its event, median and p99
 # over 200 flips (a small node client). Targets: >= 60% of nginx's req/s,
 # p99 < 5 ms, flip -> SSE median < 5 ms. Beside req/s, requests per
-# CPU-second of each server (from /proc), steadier when others share the machine.
+# CPU-second of each server's processes (from /proc: ladle's whole process,
+# nginx's master and worker), steadier when others share the machine.
 # Usage: tests/bench/ofrep_bench.sh [BUILD_DIR]   (default: build)
 #   LADLE_BENCH_SECONDS=N  measured seconds per server (default 10)
 #   LADLE_BENCH_FLIPS=N    flips for the SSE latency (default 200)
+#   LADLE_BENCH_THREADS=N  ladle's io threads (default 1, against nginx's one worker)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SRC=$(pwd)
@@ -20,6 +23,7 @@ LADLE="$BUILD/ladle"
 [ -x "$LADLE" ] || { echo "build it first: ninja -C $BUILD ladle"; exit 2; }
 SECONDS_EACH=${LADLE_BENCH_SECONDS:-10}
 FLIPS=${LADLE_BENCH_FLIPS:-200}
+THREADS=${LADLE_BENCH_THREADS:-1}
 # The references are installed here, never by the test command. Debian's nginx
 # package must not start its own service: policy-rc.d says no for this install.
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
@@ -48,7 +52,8 @@ trap cleanup EXIT
 
 # ladle: its own data dir, one 50% rollout toggle in production.
 ladle_port=$(free_port 18570)
-"$LADLE" --data "$work/data" toggles serve --listen "127.0.0.1:$ladle_port" > "$work/ladle.out" 2>&1 &
+"$LADLE" --data "$work/data" toggles serve --listen "127.0.0.1:$ladle_port" \
+  --io-threads "$THREADS" > "$work/ladle.out" 2>&1 &
 ladle_pid=$!
 wait_listening "$ladle_port"
 TOKEN=$(cat "$work/data/admin.token")
@@ -94,11 +99,13 @@ per_cpu() { awk -v n="$(awk '/requests in/ {print $1}' "$work/$1.wrk")" -v c="$(
 ladle_cpu=$(per_cpu ladle); nginx_cpu=$(per_cpu nginx)
 cpu_ratio=$(awk -v a="$ladle_cpu" -v b="$nginx_cpu" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print "-" }')
 
+threads_label="$THREADS io thread"; [ "$THREADS" = 1 ] || threads_label="${threads_label}s"
 echo "OFREP single evaluation, 50% rollout, ${#BODY}-byte answer, wrk -t1 -c32 -d${SECONDS_EACH}s, 127.0.0.1, $(nproc) cores"
-printf '%-28s %12s %10s %14s\n' "server" "req/s" "p99" "req/CPU-s"
-printf '%-28s %12s %10s %14s\n' "ladle toggles serve" "$ladle_rps" "$(p99 ladle)" "$ladle_cpu"
-printf '%-28s %12s %10s %14s\n' "nginx 1 worker (static)" "$nginx_rps" "$(p99 nginx)" "$nginx_cpu"
-echo "ladle / nginx: ${ratio}% (target >= 60%, p99 < 5 ms); per CPU-second: ${cpu_ratio}%"
+echo "ladle toggles serve --io-threads $THREADS against nginx worker_processes 1 (static body)"
+printf '%-34s %12s %10s %14s\n' "server" "req/s" "p99" "req/CPU-s"
+printf '%-34s %12s %10s %14s\n' "ladle toggles serve, $threads_label" "$ladle_rps" "$(p99 ladle)" "$ladle_cpu"
+printf '%-34s %12s %10s %14s\n' "nginx, 1 worker (static)" "$nginx_rps" "$(p99 nginx)" "$nginx_cpu"
+echo "ladle ($threads_label) / nginx (1 worker): ${ratio}% of req/s (target >= 60%, p99 < 5 ms); per CPU-second: ${cpu_ratio}%"
 errors ladle; errors nginx
 
 # Flip -> SSE: one subscriber; each flip waits for its own event.

@@ -1528,3 +1528,64 @@ stages:
 
 }  // namespace
 
+
+// ---- metrics ----
+
+// docs/server.md "Metrics": /metrics counts the runs, steps and deployments
+// that ended, and shows the queue and the workers.
+TEST_F(ServeTest, ServeMetricsCountRunsStepsDeploymentsAndWorkers) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: echo built}
+  - name: staging
+    environment: staging
+    steps:
+      - {name: deploy, run: echo deployed}
+)Y")}},
+                               "good");
+  ServerOptions o;
+  o.workers = 3;
+  o.poll = "1s";
+  o.secret = false;
+  Start(o);
+  EXPECT_EQ("success", WaitRun(WaitRunOfCommit(a), {"success", "failed"})["status"]);
+  const std::string b = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: exit 3}
+)Y")}},
+                               "bad");
+  EXPECT_EQ("failed", WaitRun(WaitRunOfCommit(b, 20s), {"success", "failed"})["status"]);
+
+  auto has = [](const std::string& text, const std::string& line) {
+    return text.find("\n" + line + "\n") != std::string::npos;
+  };
+  std::string text;
+  // The run's status is stored before its worker counts it: wait for it.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto r = Http().Get("/metrics");
+        text = r && r->status == 200 ? r->body : "";
+        return has(text, "ladle_runs_total{status=\"failed\"} 1") &&
+               has(text, "ladle_runs_running 0");
+      },
+      10s))
+      << text;
+  EXPECT_TRUE(has(text, "ladle_runs_total{status=\"success\"} 1")) << text;
+  EXPECT_TRUE(has(text, "ladle_runs_total{status=\"cancelled\"} 0")) << text;
+  EXPECT_TRUE(has(text, "ladle_runs_queued 0")) << text;
+  EXPECT_TRUE(has(text, "ladle_workers 3")) << text;
+  EXPECT_TRUE(has(text, "ladle_run_duration_seconds_count 2")) << text;
+  EXPECT_TRUE(has(text, "ladle_run_duration_seconds_bucket{le=\"+Inf\"} 2")) << text;
+  EXPECT_TRUE(has(text, "ladle_steps_total{status=\"success\"} 2")) << text;
+  EXPECT_TRUE(has(text, "ladle_steps_total{status=\"failed\"} 1")) << text;
+  EXPECT_TRUE(has(text, "ladle_deployments_total{environment=\"staging\",status=\"success\"} 1"))
+      << text;
+  EXPECT_TRUE(WaitFor([&] {
+    auto r = Http().Get("/metrics");
+    return r && has(r->body, "ladle_workers_busy 0");
+  }, 10s));
+}

@@ -52,24 +52,28 @@ class ToggleServerTest : public ::testing::Test {
     fs::remove_all(root_, ec);
   }
 
-  // Starts `ladle toggles serve --listen 127.0.0.1:PORT --data DATA`.
-  pid_t Spawn(int port) {
-    std::string listen = "127.0.0.1:" + std::to_string(port);
+  // Starts `ladle toggles serve --listen 127.0.0.1:PORT --data DATA EXTRA...`.
+  pid_t Spawn(int port, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {LADLE_BINARY, "toggles", "serve", "--listen",
+                                     "127.0.0.1:" + std::to_string(port), "--data", data_.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     std::string log = (root_ / "server.log").string();
     pid_t pid = fork();
     if (pid == 0) {
       int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
-      execl(LADLE_BINARY, LADLE_BINARY, "toggles", "serve", "--listen", listen.c_str(), "--data",
-            data_.c_str(), static_cast<char*>(nullptr));
+      execv(LADLE_BINARY, argv.data());
       _exit(127);
     }
     return pid;
   }
 
-  void Start() {
-    pid_ = Spawn(port_);
+  void Start(const std::vector<std::string>& extra = {}) {
+    pid_ = Spawn(port_, extra);
     httplib::Client c("127.0.0.1", port_);
     for (int i = 0; i < 200; ++i) {
       if (auto r = c.Get("/healthz"); r && r->status == 200) {
@@ -127,6 +131,30 @@ TEST_F(ToggleServerTest, ServesTheApiAndStopsOnSigterm) {
   int status = Kill(SIGTERM);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+// docs/toggles.md "HTTP API": --io-threads is 1 to 64; outside, exit 2 naming the flag.
+TEST_F(ToggleServerTest, IoThreadsFlag) {
+  pid_t bad = Spawn(port_, {"--io-threads", "0"});
+  int status = 0;
+  waitpid(bad, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(2, WEXITSTATUS(status));
+  EXPECT_NE(std::string::npos, ReadFile(root_ / "server.log").find("--io-threads"))
+      << ReadFile(root_ / "server.log");
+  Start({"--io-threads", "1"});
+  ASSERT_NE("", token_);
+  httplib::Client c = Client();
+  auto r = c.Post("/api/v1/toggles", R"({"key":"one","environments":{"production":{"enabled":true}}})",
+                  "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(201, r->status) << r->body;
+  r = c.Post("/ofrep/v1/evaluate/flags/one", R"({"context":{"targetingKey":"u"}})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(200, r->status) << r->body;
+  int exit_status = Kill(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(exit_status));
+  EXPECT_EQ(0, WEXITSTATUS(exit_status));
 }
 
 TEST_F(ToggleServerTest, PortInUseExits3) {

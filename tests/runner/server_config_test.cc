@@ -721,5 +721,16 @@ TEST(ServerConfigTest, MaxConnections) {
       Errors(std::string("max_connections: many\n") + kRepo));
 }
 
+// docs/server.md "Top level": the HTTP io threads.
+TEST(ServerConfigTest, IoThreads) {
+  EXPECT_EQ(0, Valid(kRepo).io_threads);  // core's default, 2
+  EXPECT_EQ(1, Valid(std::string("io_threads: 1\n") + kRepo).io_threads);
+  EXPECT_EQ(64, Valid(std::string("io_threads: 64\n") + kRepo).io_threads);
+  EXPECT_EQ("/etc/ladle/server.yml:1:13: 'io_threads' must be between 1 and 64, got 65",
+            Errors(std::string("io_threads: 65\n") + kRepo));
+  EXPECT_EQ("/etc/ladle/server.yml:1:13: 'io_threads' must be an integer, got a string 'two'",
+            Errors(std::string("io_threads: two\n") + kRepo));
+}
+
 }  // namespace
 }  // namespace ladle::runner
