@@ -81,6 +81,19 @@ std::string PercentEncode(std::string_view in) {
   return out;
 }
 
+bool PlainRelativePath(std::string_view path) {
+  if (path.empty() || path.size() > 4096 || path.find('\0') != std::string_view::npos) return false;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view seg = path.substr(start, end - start);
+    if (seg.empty() || seg == "." || seg == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 bool JsonDeeperThan(std::string_view text, int max_depth) {
   int depth = 0;
   bool in_string = false;

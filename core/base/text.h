@@ -36,6 +36,11 @@ inline constexpr int kMaxJsonDepth = 64;
 // says nothing about whether the text is valid JSON.
 bool JsonDeeperThan(std::string_view text, int max_depth);
 
+// True when `path` is a relative path of plain segments: not empty, at most
+// 4096 bytes, no NUL, and no "", "." or ".." segment, so that joined to a
+// directory it cannot leave it.
+bool PlainRelativePath(std::string_view path);
+
 // True when `path` names a directory (symbolic links followed).
 bool IsDirectory(const std::string& path);
 

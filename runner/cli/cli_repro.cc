@@ -13,13 +13,14 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "core/base/text.h"
 #include "env/docker_engine.h"
 #include "env/subprocess.h"
+#include "runner/cli/cancel_target.h"
 #include "runner/cli/cli_commands.h"
 #include "runner/cli/cli_remote.h"
 #include "runner/cli/signals.h"
@@ -51,20 +52,6 @@ bool IsHex(std::string_view s) {
   return s.size() >= 7 && s.size() <= 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
-// The same rule as the server's (runner/serve/runs_api.cc): plain segments only,
-// so a listed path cannot leave the workspace.
-bool PlainRelativePath(std::string_view path) {
-  if (path.empty() || path.size() > 4096 || path.find('\0') != std::string_view::npos) return false;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view seg = path.substr(start, end - start);
-    if (seg.empty() || seg == "." || seg == "..") return false;
-    start = end + 1;
-  }
-  return true;
-}
 
 // RUN is an id, or a web UI address "http://HOST:PORT/#/runs/ID[/STAGE/STEP]",
 // which also names the server and maybe the step.
@@ -168,18 +155,7 @@ std::set<std::pair<std::string, std::string>> StepsBefore(const Pipeline& p, con
       for (const Step& step : stage.steps) out.insert({stage.name, step.name});
       continue;
     }
-    std::vector<std::string> todo = {ref.step};
-    std::set<std::string> seen;
-    while (!todo.empty()) {
-      std::string name = todo.back();
-      todo.pop_back();
-      for (const Step& step : stage.steps) {
-        if (step.name != name) continue;
-        for (const std::string& need : step.needs)
-          if (seen.insert(need).second) todo.push_back(need);
-      }
-    }
-    for (const std::string& need : seen) out.insert({stage.name, need});
+    for (const std::string& need : NeedsClosure(stage, {ref.step})) out.insert({stage.name, need});
     break;
   }
   return out;
@@ -289,22 +265,6 @@ Status CollectEnv(const ReproFlags& f, const Pipeline& pipeline, Vars* secrets, 
   }
   return Status::OK();
 }
-
-struct CancelTarget {
-  std::mutex mu;
-  Executor* active = nullptr;
-  int early_signal = 0;
-  void Signal(int sig) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (active) active->Cancel(sig);
-    else early_signal = sig;
-  }
-  void Attach(Executor* executor) {
-    std::lock_guard<std::mutex> lock(mu);
-    active = executor;
-    if (executor != nullptr && early_signal) executor->Cancel(early_signal);
-  }
-};
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include "env/docker_engine.h"
 #include "runner/exec/backend.h"
+#include "runner/cli/cancel_target.h"
 #include "runner/cli/cli_commands.h"
 #include "runner/exec/executor.h"
 #include "runner/config/pipeline.h"
@@ -171,25 +172,6 @@ int CmdValidate(const GlobalFlags& g, const std::string& file) {
 }
 
 namespace {
-
-// Where Ctrl-C and SIGTERM go during `ladle run`: the executor once there is
-// one, else remembered for it.
-struct CancelTarget {
-  std::mutex mu;
-  Executor* active = nullptr;  // guarded by mu
-  int early_signal = 0;        // guarded by mu
-
-  void Signal(int sig) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (active) active->Cancel(sig);
-    else early_signal = sig;
-  }
-  void Attach(Executor* executor) {
-    std::lock_guard<std::mutex> lock(mu);
-    active = executor;
-    if (executor != nullptr && early_signal) executor->Cancel(early_signal);
-  }
-};
 
 }  // namespace
 

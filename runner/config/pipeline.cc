@@ -929,6 +929,21 @@ bool ParsePipeline(std::string_view text, const std::string& filename, Pipeline*
   return ParseYamlFile(text, filename, kRules, PipelineFiller(filename, pipeline), diagnostics);
 }
 
+std::set<std::string> NeedsClosure(const Stage& stage, const std::set<std::string>& names) {
+  std::set<std::string> needed;
+  std::vector<std::string> todo(names.begin(), names.end());
+  while (!todo.empty()) {
+    const std::string name = todo.back();
+    todo.pop_back();
+    for (const Step& step : stage.steps) {
+      if (step.name != name) continue;
+      for (const std::string& need : step.needs)
+        if (needed.insert(need).second) todo.push_back(need);
+    }
+  }
+  return needed;
+}
+
 bool LoadPipeline(const std::string& path, Pipeline* pipeline,
                   std::vector<Diagnostic>* diagnostics) {
   return LoadYamlFile(path, kRules, PipelineFiller(path, pipeline), diagnostics);

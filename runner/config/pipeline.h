@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -80,6 +81,10 @@ struct Pipeline {
 
 // Loads and validates `path`. Returns true when there are no errors (warnings
 // may be present). Never throws.
+// The steps of `stage` that the steps named in `names` need, directly or
+// through other needs (the names themselves only when one needs another).
+std::set<std::string> NeedsClosure(const Stage& stage, const std::set<std::string>& names);
+
 bool LoadPipeline(const std::string& path, Pipeline* pipeline,
                   std::vector<Diagnostic>* diagnostics);
 

@@ -386,16 +386,7 @@ std::set<std::pair<std::string, std::string>> Executor::Dependencies() const {
       wanted = chosen[i];
     }
     // What the selected steps of this stage need, transitively.
-    std::vector<std::string> todo(chosen[i].begin(), chosen[i].end());
-    while (!todo.empty()) {
-      std::string name = todo.back();
-      todo.pop_back();
-      for (const Step& step : stage.steps) {
-        if (step.name != name) continue;
-        for (const std::string& need : step.needs)
-          if (wanted.insert(need).second) todo.push_back(need);
-      }
-    }
+    for (const std::string& need : NeedsClosure(stage, chosen[i])) wanted.insert(need);
     for (const std::string& name : wanted)
       if (!chosen[i].count(name)) deps.insert({stage.name, name});
   }

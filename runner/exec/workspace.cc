@@ -245,6 +245,22 @@ Status ReadTreeState(const SourceInfo& source, const std::string& scratch_index,
   return ReadTreeAndObjects(source, scratch_index, exclude, state, &objects);
 }
 
+Status WriteBorrowingGitDir(const std::string& dest, const std::string& head,
+                            const std::string& objects) {
+  const fs::path git = fs::path(dest) / ".git";
+  std::error_code ec;
+  fs::create_directories(git / "objects" / "info", ec);
+  if (!ec) fs::create_directories(git / "refs" / "heads", ec);
+  if (!ec) fs::create_directories(git / "refs" / "tags", ec);
+  if (ec) return Status::IoError("create " + git.string() + ": " + ec.message());
+  if (!WriteText(git / "HEAD", head + "\n") ||
+      !WriteText(git / "config",
+                 "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n") ||
+      !WriteText(git / "objects" / "info" / "alternates", objects + "\n"))
+    return Status::IoError("write the git directory " + git.string());
+  return Status::OK();
+}
+
 // docs/running.md "Same inputs as CI": the same skeleton as the server's
 // checkout (runner/serve/git_source.cc, GitMirror::Checkout), borrowing the
 // repository's objects, so no object is copied.
@@ -254,19 +270,14 @@ Status CheckoutWorkingTree(const SourceInfo& source, const std::string& dest,
   if (!source.is_git || source.commit.empty()) return CopyWorkingTree(source, dest, exclude);
   const fs::path git = fs::path(dest) / ".git";
   std::error_code ec;
-  fs::create_directories(git / "objects" / "info", ec);
-  if (!ec) fs::create_directories(git / "refs" / "heads", ec);
-  if (!ec) fs::create_directories(git / "refs" / "tags", ec);
+  fs::create_directories(git, ec);
   if (ec) return Status::IoError("create " + git.string() + ": " + ec.message());
   std::string objects;
   Status s = ReadTreeAndObjects(source, (git / "ladle-scratch-index").string(), exclude, state,
                                 &objects);
   if (!s.ok()) return s;
-  if (!WriteText(git / "HEAD", source.commit + "\n") ||
-      !WriteText(git / "config",
-                 "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n") ||
-      !WriteText(git / "objects" / "info" / "alternates", objects + "\n"))
-    return Status::IoError("write the git directory " + git.string());
+  s = WriteBorrowingGitDir(dest, source.commit, objects);
+  if (!s.ok()) return s;
   // The files of what runs, then the index back at HEAD: the changes show
   // in `git status` and `git diff` as they do in the person's tree.
   s = GitStatus(dest, "", {"read-tree", "--reset", "-u", state->tree}, nullptr);

@@ -55,6 +55,13 @@ Status ReadTreeState(const SourceInfo& source, const std::string& scratch_index,
 // HEAD, so `git status` in a step shows the changes. Fills *state
 // (ReadTreeState). Outside git (or before the first commit) it falls back to
 // CopyWorkingTree, with state->tree empty or not dirty.
+// Writes DEST/.git: the skeleton `git init` would write (less the process),
+// with `head` as HEAD ("ref: refs/heads/main" or a commit) and `objects`, a
+// repository's objects directory, borrowed through alternates, so no object
+// is copied. The server's checkouts and `ladle run`'s both start this way.
+Status WriteBorrowingGitDir(const std::string& dest, const std::string& head,
+                            const std::string& objects);
+
 Status CheckoutWorkingTree(const SourceInfo& source, const std::string& dest,
                            const std::string& exclude, TreeState* state);
 

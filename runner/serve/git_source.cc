@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "env/subprocess.h"
+#include "runner/exec/workspace.h"
 
 namespace fs = std::filesystem;
 
@@ -206,24 +207,9 @@ Status GitMirror::ReadFile(const std::string& commit, const std::string& path,
 // is the latency that matters here.
 Status GitMirror::Checkout(const std::string& commit, const std::string& dest) {
   Resolve();
-  const fs::path git = fs::path(dest) / ".git";
-  std::error_code ec;
-  fs::create_directories(git / "objects" / "info", ec);
-  if (!ec) fs::create_directories(git / "refs" / "heads", ec);
-  if (!ec) fs::create_directories(git / "refs" / "tags", ec);
-  if (ec) return Status::IoError("create " + git.string() + ": " + ec.message());
-  auto write = [&](const fs::path& path, const std::string& text) {
-    std::ofstream out(path);
-    out << text;
-    return static_cast<bool>(out.flush());
-  };
-  if (!write(git / "HEAD", "ref: refs/heads/main\n") ||
-      !write(git / "config",
-             "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n") ||
-      !write(git / "objects" / "info" / "alternates",
-             fs::absolute(fs::path(dir_) / "objects").string() + "\n"))
-    return Status::IoError("write the git directory " + git.string());
-  Status s;
+  Status s = WriteBorrowingGitDir(dest, "ref: refs/heads/main",
+                                  fs::absolute(fs::path(dir_) / "objects").string());
+  if (!s.ok()) return s.WithContext("check out " + commit.substr(0, 12) + " into " + dest);
   if (!Git({"-C", dest, "checkout", "--quiet", "--detach", commit}, "/").ok()) {
     s = EnsureCommit(commit, "");
     if (s.ok()) s = Git({"-C", dest, "checkout", "--quiet", "--detach", commit}, "/");

@@ -16,6 +16,7 @@
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/base/text.h"
 #include "runner/exec/executor.h"
 #include "runner/store/step_log.h"
 #include "toggles/server/auth.h"
@@ -494,20 +495,6 @@ std::optional<HttpResponse> ArtifactStep(RunStore& store, const HttpRequest& r,
   return std::nullopt;
 }
 
-// A relative path of plain segments: no "", ".", ".." or NUL, so it cannot
-// leave the step's artifact dir.
-bool PlainRelativePath(std::string_view path) {
-  if (path.empty() || path.size() > 4096 || path.find('\0') != std::string_view::npos) return false;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view seg = path.substr(start, end - start);
-    if (seg.empty() || seg == "." || seg == "..") return false;
-    start = end + 1;
-  }
-  return true;
-}
 
 }  // namespace
 
