@@ -132,6 +132,17 @@ Status TransportError(const DockerEndpoint& ep, CURLcode code, const Exchange& e
   return Status::Unavailable("docker daemon at " + ep.host + ": " + detail);
 }
 
+}  // namespace
+
+// How a handle reaches the daemon: its socket, no proxy, no signals.
+void ApplyEndpoint(CURL* h, const DockerEndpoint& ep) {
+  if (!ep.socket_path.empty()) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, ep.socket_path.c_str());
+  curl_easy_setopt(h, CURLOPT_PROXY, "");  // never through $http_proxy
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for timeouts
+}
+
+namespace {
+
 // One request to a full path (with or without the version prefix).
 Status Perform(const DockerEndpoint& ep, const std::string& method, const std::string& path,
                const std::string& body, std::chrono::milliseconds timeout, Exchange* ex) {
@@ -143,9 +154,7 @@ Status Perform(const DockerEndpoint& ep, const std::string& method, const std::s
   char errbuf[CURL_ERROR_SIZE] = {0};
   std::string url = ep.base_url + path;
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  if (!ep.socket_path.empty()) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, ep.socket_path.c_str());
-  curl_easy_setopt(h, CURLOPT_PROXY, "");  // never through $http_proxy
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for timeouts
+  ApplyEndpoint(h, ep);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, ex);

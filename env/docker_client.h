@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
 #include "core/base/status.h"
@@ -37,6 +38,11 @@ struct DockerEndpoint {
   std::string socket_path;  // unix: the socket file; empty for tcp
   std::string base_url;     // "http://localhost" (unix) or "http://HOST:PORT" (tcp)
 };
+
+// Sets on a curl handle how it reaches the daemon at `endpoint` (its unix
+// socket or TLS settings, no proxy, no signals); every connection to the
+// daemon goes through it, the hijacked ones included.
+void ApplyEndpoint(CURL* handle, const DockerEndpoint& endpoint);
 
 // $DOCKER_HOST, or kDefaultDockerHost when it is unset or empty.
 std::string DockerHostFromEnvironment();

@@ -459,7 +459,8 @@ DockerStep::~DockerStep() {
   }
   // A destructor has nobody to tell; the executor calls Remove() itself and
   // reports its error, so this only catches steps abandoned on error paths.
-  if (!kept) Remove().IgnoreError();  DropSecrets();
+  if (!kept) Remove().IgnoreError();
+  DropSecrets();
 }
 
 void DockerStep::DropSecrets() {

@@ -22,7 +22,8 @@ runner/config: toggles/eval env core core/base
 runner/store: env core core/base
 runner/exec: runner/config runner/store toggles/client toggles/server toggles/eval env core core/base
 runner/serve: runner/exec runner/config runner/store toggles/client toggles/server toggles/eval env core core/base
-runner/cli: runner/serve runner/exec runner/config runner/store toggles/client toggles/server toggles/eval env core core/base
+runner/spoon: runner/exec runner/config runner/store toggles/client toggles/server toggles/eval env core core/base
+runner/cli: runner/spoon runner/serve runner/exec runner/config runner/store toggles/client toggles/server toggles/eval env core core/base
 '
 
 files=""

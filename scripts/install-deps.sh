@@ -22,6 +22,7 @@ BUILD_PACKAGES="build-essential cmake ninja-build ccache pkg-config git curl ope
 # docker.io, busybox-static and docker-registry: the docker tests
 # (tests/env/docker_setup.sh starts the daemon they use).
 TEST_PACKAGES="clang libclang-rt-14-dev sqlite3 busybox-static procps docker.io docker-registry
+  tmux openssh-server openssh-client
   nodejs npm chromium"
 NPM_DIRS="tests/web tests/toggles/ofrep_sdk"
 
