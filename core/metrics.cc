@@ -4,6 +4,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace ladle {
 namespace {
@@ -174,6 +180,86 @@ std::string MetricsRegistry::Render() const {
   std::string out;
   for (const auto& [name, family] : families_) RenderFamily(name, family, &out);
   return out;
+}
+
+namespace {
+
+void ProcessFamily(const char* name, const char* type, const char* help, double value,
+                   std::string* out) {
+  *out += "# HELP ";
+  *out += name;
+  *out += ' ';
+  *out += help;
+  *out += "\n# TYPE ";
+  *out += name;
+  *out += ' ';
+  *out += type;
+  *out += '\n';
+  *out += name;
+  *out += ' ';
+  *out += FormatMetricValue(value);
+  *out += '\n';
+}
+
+std::string ReadSmallFile(const char* path) {
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text, '\0');
+  return text;
+}
+
+}  // namespace
+
+void RenderProcessMetrics(std::string* out) {
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  // /proc/self/stat: the fields after the command's closing parenthesis,
+  // from field 3 (state); proc(5) numbers utime 14, stime 15, starttime 22,
+  // vsize 23, rss 24.
+  std::string stat = ReadSmallFile("/proc/self/stat");
+  size_t paren = stat.rfind(')');
+  if (paren != std::string::npos && ticks > 0) {
+    std::istringstream fields(stat.substr(paren + 1));
+    std::vector<std::string> f{"", "", ""};  // fields 1 and 2 are before the parenthesis
+    for (std::string word; fields >> word;) f.push_back(word);
+    if (f.size() > 24) {
+      double utime = std::strtod(f[14].c_str(), nullptr);
+      double stime = std::strtod(f[15].c_str(), nullptr);
+      ProcessFamily("process_cpu_seconds_total", "counter",
+                    "Total user and system CPU time spent in seconds.", (utime + stime) / ticks, out);
+      // Boot time (btime in /proc/stat) plus the start in ticks since boot.
+      std::istringstream proc_stat(ReadSmallFile("/proc/stat"));
+      for (std::string line; std::getline(proc_stat, line);) {
+        if (line.rfind("btime ", 0) == 0) {
+          double btime = std::strtod(line.c_str() + 6, nullptr);
+          ProcessFamily("process_start_time_seconds", "gauge",
+                        "Start time of the process since unix epoch in seconds.",
+                        btime + std::strtod(f[22].c_str(), nullptr) / ticks, out);
+          break;
+        }
+      }
+      ProcessFamily("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+                    std::strtod(f[23].c_str(), nullptr), out);
+      ProcessFamily("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                    std::strtod(f[24].c_str(), nullptr) * page, out);
+    }
+  }
+  std::error_code ec;
+  size_t fds = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    ++fds;
+  }
+  // The iterator's own descriptor was open while it counted.
+  if (!ec && fds > 0) {
+    ProcessFamily("process_open_fds", "gauge", "Number of open file descriptors.",
+                  static_cast<double>(fds - 1), out);
+  }
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    ProcessFamily("process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                  static_cast<double>(limit.rlim_cur), out);
+  }
 }
 
 }  // namespace ladle

@@ -115,6 +115,13 @@ class MetricsRegistry {
   std::vector<std::unique_ptr<Histogram>> stray_histograms_;
 };
 
+// The standard process_* families of Prometheus' client libraries, read
+// from /proc at the time of the call and appended to `out`:
+// process_cpu_seconds_total, process_resident_memory_bytes,
+// process_virtual_memory_bytes, process_open_fds, process_max_fds,
+// process_start_time_seconds. A figure that cannot be read is left out.
+void RenderProcessMetrics(std::string* out);
+
 // A number as Prometheus expects it: shortest text that reads back exactly,
 // "+Inf", "-Inf", "NaN".
 std::string FormatMetricValue(double value);

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "core/http.h"
+#include "env/ssh_tunnel.h"
 
 namespace ladle::env {
 
@@ -49,12 +51,15 @@ struct Exchange {
   const DockerClient::DataCallback* on_data = nullptr;
   const DockerClient::AbortCheck* abort = nullptr;
   bool stopped = false;  // on_data or abort ended it
+  bool head_done = false;  // the final response's header has ended
 };
 
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   auto* ex = static_cast<Exchange*>(user);
   std::string_view line(data, size * count);
-  if (line.substr(0, 5) == "HTTP/") {  // a new response (after 100 Continue, say)
+  if (line == "\r\n" || line == "\n") {
+    ex->head_done = ex->status / 100 != 1;
+  } else if (line.substr(0, 5) == "HTTP/") {  // a new response (after 100 Continue, say)
     ex->headers.clear();
     auto sp = line.find(' ');
     ex->status = sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
@@ -137,21 +142,25 @@ Status TransportError(const DockerEndpoint& ep, CURLcode code, const Exchange& e
 // How a handle reaches the daemon: its socket, no proxy, no signals.
 void ApplyEndpoint(CURL* h, const DockerEndpoint& ep) {
   if (!ep.socket_path.empty()) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, ep.socket_path.c_str());
+  if (ep.tls) {  // docs/spoons.md "A shared host over tcp and TLS"
+    if (!ep.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ep.ca_file.c_str());
+    if (!ep.cert_file.empty()) curl_easy_setopt(h, CURLOPT_SSLCERT, ep.cert_file.c_str());
+    if (!ep.key_file.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, ep.key_file.c_str());
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, ep.tls_verify ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, ep.tls_verify ? 2L : 0L);
+  }
   curl_easy_setopt(h, CURLOPT_PROXY, "");  // never through $http_proxy
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for timeouts
 }
 
 namespace {
 
-// One request to a full path (with or without the version prefix).
-Status Perform(const DockerEndpoint& ep, const std::string& method, const std::string& path,
-               const std::string& body, std::chrono::milliseconds timeout, Exchange* ex) {
-  GlobalInit();
-  Curl c;
-  if (c.get() == nullptr) return Status::Internal("curl_easy_init failed");
-  CURL* h = c.get();
+// Sets up `c` for one request to a full path, its callbacks writing to
+// `ex`. `body` and `errbuf` must outlive the transfer.
+void Configure(Curl* c, const DockerEndpoint& ep, const std::string& method, const std::string& path,
+               const std::string& body, std::chrono::milliseconds timeout, Exchange* ex, char* errbuf) {
+  CURL* h = c->get();
   ex->curl = h;
-  char errbuf[CURL_ERROR_SIZE] = {0};
   std::string url = ep.base_url + path;
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   ApplyEndpoint(h, ep);
@@ -169,9 +178,19 @@ Status Perform(const DockerEndpoint& ep, const std::string& method, const std::s
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, OnProgress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, ex);
   }
-  SetMethodAndBody(&c, method, body);
-  if (c.headers() != nullptr) curl_easy_setopt(h, CURLOPT_HTTPHEADER, c.headers());
-  CURLcode code = curl_easy_perform(h);
+  SetMethodAndBody(c, method, body);
+  if (c->headers() != nullptr) curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers());
+}
+
+// One request to a full path (with or without the version prefix).
+Status Perform(const DockerEndpoint& ep, const std::string& method, const std::string& path,
+               const std::string& body, std::chrono::milliseconds timeout, Exchange* ex) {
+  GlobalInit();
+  Curl c;
+  if (c.get() == nullptr) return Status::Internal("curl_easy_init failed");
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  Configure(&c, ep, method, path, body, timeout, ex, errbuf);
+  CURLcode code = curl_easy_perform(c.get());
   Status s = code == CURLE_OK ? Status::OK() : TransportError(ep, code, *ex, errbuf);
   ex->curl = nullptr;
   return s;
@@ -294,7 +313,54 @@ std::string DockerHostFromEnvironment() {
   return v != nullptr && *v != '\0' ? v : kDefaultDockerHost;
 }
 
+DockerTlsEnvironment DockerTlsEnvironment::FromProcess() {
+  auto get = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  return DockerTlsEnvironment{get("DOCKER_TLS"), get("DOCKER_TLS_VERIFY"), get("DOCKER_CERT_PATH"),
+                              get("HOME")};
+}
+
 Status ParseDockerHost(const std::string& docker_host, DockerEndpoint* endpoint) {
+  return ParseDockerHost(docker_host, DockerTlsEnvironment::FromProcess(), endpoint);
+}
+
+namespace {
+
+// The certificates of a TLS endpoint, as the docker CLI finds them
+// (docs/spoons.md "A shared host over tcp and TLS").
+Status FindTlsFiles(const DockerTlsEnvironment& env, DockerEndpoint* ep) {
+  std::string dir = env.cert_path;
+  if (dir.empty()) {
+    if (env.home.empty()) return Status::Invalid("DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is");
+    dir = env.home + "/.docker";
+  }
+  auto exists = [](const std::string& path) { return ::access(path.c_str(), R_OK) == 0; };
+  std::string where = env.cert_path.empty() ? " (DOCKER_CERT_PATH is unset: ~/.docker)" : " (DOCKER_CERT_PATH)";
+  std::string ca = dir + "/ca.pem", cert = dir + "/cert.pem", key = dir + "/key.pem";
+  if (exists(ca)) ep->ca_file = ca;
+  else if (ep->tls_verify)
+    return Status::Invalid("TLS to " + ep->host + ": the CA certificate " + ca +
+                           " is missing or unreadable" + where);
+  bool has_cert = exists(cert), has_key = exists(key);
+  if (has_cert != has_key)
+    return Status::Invalid("TLS to " + ep->host + ": the client " + (has_cert ? "key " + key : "certificate " + cert) +
+                           " is missing or unreadable" + where);
+  if (!has_cert && ep->tls_verify)
+    return Status::Invalid("TLS to " + ep->host + ": the client certificate " + cert +
+                           " is missing or unreadable" + where);
+  if (has_cert) {
+    ep->cert_file = cert;
+    ep->key_file = key;
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ParseDockerHost(const std::string& docker_host, const DockerTlsEnvironment& tls,
+                       DockerEndpoint* endpoint) {
   std::string host = docker_host.empty() ? kDefaultDockerHost : docker_host;
   DockerEndpoint ep;
   ep.host = host;
@@ -310,10 +376,24 @@ Status ParseDockerHost(const std::string& docker_host, DockerEndpoint* endpoint)
       return Status::Invalid("DOCKER_HOST '" + host + "': expected tcp://HOST:PORT");
     bool has_port = rest[0] == '[' ? rest.find("]:") != std::string::npos
                                    : rest.find(':') != std::string::npos;
-    ep.base_url = "http://" + rest + (has_port ? "" : ":2375");
+    ep.tls_verify = !tls.tls_verify.empty();
+    ep.tls = ep.tls_verify || !tls.tls.empty();
+    ep.base_url = (ep.tls ? "https://" : "http://") + rest + (has_port ? "" : ep.tls ? ":2376" : ":2375");
+    if (ep.tls) {
+      Status s = FindTlsFiles(tls, &ep);
+      if (!s.ok()) return s;
+    }
+  } else if (host.rfind("ssh://", 0) == 0) {
+    SshTarget target;
+    Status s = ParseSshUrl(host, "DOCKER_HOST", &target);
+    if (!s.ok()) return s;
+    ep.ssh_user = target.user;
+    ep.ssh_host = target.host;
+    ep.ssh_port = target.port;
+    ep.base_url = "http://localhost";
   } else {
     return Status::Invalid("DOCKER_HOST '" + host +
-                           "': ladle speaks to unix:///PATH and tcp://HOST:PORT only");
+                           "': ladle speaks to unix:///PATH, tcp://HOST:PORT and ssh://[USER@]HOST[:PORT] only");
   }
   *endpoint = ep;
   return Status::OK();
@@ -418,8 +498,21 @@ std::string DockerResponse::ErrorMessage() const {
 
 // --- DockerClient -------------------------------------------------------------
 
-Status DockerClient::Connect(const DockerEndpoint& endpoint, std::chrono::milliseconds timeout,
+Status DockerClient::Connect(const DockerEndpoint& given, std::chrono::milliseconds timeout,
                              std::unique_ptr<DockerClient>* client) {
+  DockerEndpoint endpoint = given;
+  if (!endpoint.ssh_host.empty() && endpoint.socket_path.empty()) {
+    // docs/spoons.md "A shared host over ssh": every call, streaming and
+    // hijacked, goes through the forwarded socket.
+    std::unique_ptr<SshTunnel> tunnel;
+    Status t = SshTunnel::ForwardSocket(SshTarget{endpoint.ssh_user, endpoint.ssh_host, endpoint.ssh_port},
+                                        SshTunnel::kRemoteDockerSocket,
+                                        std::max<std::chrono::milliseconds>(timeout, SshTunnel::kDefaultTimeout),
+                                        &tunnel);
+    if (!t.ok()) return t.WithContext("docker daemon at " + endpoint.host);
+    endpoint.socket_path = tunnel->local();
+    endpoint.tunnel = std::shared_ptr<const SshTunnel>(std::move(tunnel));
+  }
   std::string daemon_version;
   Status s = DaemonApiVersion(endpoint, timeout, &daemon_version);
   if (!s.ok()) return s;
@@ -490,6 +583,102 @@ Status DockerClient::FollowLogs(const std::string& id, const LogDemuxer::Callbac
   if (r.status != 200) return ResponseError("read the container's output", r);
   if (!demux.daemon_error().empty())
     return Status::Unavailable("read the container's output: " + demux.daemon_error());
+  return Status::OK();
+}
+
+// --- AttachedOutput ------------------------------------------------------------
+
+// One attach request driven by a curl multi handle, so that AttachOutput can
+// return once the answer's header is in and Follow read the body later.
+struct AttachedOutput::Impl {
+  Curl curl;
+  CURLM* multi = curl_multi_init();
+  Exchange ex;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  DockerEndpoint ep;       // for messages
+  const std::string body;  // empty; POSTFIELDS points at it
+  DockerClient::DataCallback on_data;
+  bool done = false;  // the transfer has ended; `result` holds how
+  CURLcode result = CURLE_OK;
+
+  ~Impl() {
+    if (multi != nullptr) {
+      curl_multi_remove_handle(multi, curl.get());
+      curl_multi_cleanup(multi);
+    }
+  }
+  // Runs the transfer until `until()` or its end; polls `abort` between
+  // waits of at most a second.
+  Status Drive(const std::function<bool()>& until, const AbortCheck& abort) {
+    while (!done && !until()) {
+      if (abort && abort()) {
+        ex.stopped = true;
+        return TransportError(ep, CURLE_ABORTED_BY_CALLBACK, ex, errbuf);
+      }
+      int running = 0;
+      CURLMcode mc = curl_multi_perform(multi, &running);
+      if (mc == CURLM_OK && running == 0) {
+        int left = 0;
+        CURLMsg* msg = curl_multi_info_read(multi, &left);
+        done = true;
+        result = msg != nullptr && msg->msg == CURLMSG_DONE ? msg->data.result : CURLE_RECV_ERROR;
+        break;
+      }
+      if (mc == CURLM_OK && !until()) mc = curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+      if (mc != CURLM_OK)
+        return Status::Unavailable("docker daemon at " + ep.host + ": " + curl_multi_strerror(mc));
+    }
+    if (done && result != CURLE_OK) return TransportError(ep, result, ex, errbuf);
+    return Status::OK();
+  }
+};
+
+AttachedOutput::AttachedOutput(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AttachedOutput::~AttachedOutput() = default;
+
+Status AttachedOutput::Follow(const LogDemuxer::Callback& on_output, const AbortCheck& abort) {
+  Impl& a = *impl_;
+  LogDemuxer demux(on_output);
+  // What arrived with the header was collected; the rest goes straight on.
+  demux.Feed(a.ex.body);
+  a.ex.body.clear();
+  a.on_data = [&](std::string_view d) { demux.Feed(d); return true; };
+  a.ex.on_data = &a.on_data;
+  Status s = a.Drive([] { return false; }, abort);
+  a.ex.on_data = nullptr;
+  if (!s.ok()) return s.WithContext("read the container's output");
+  if (!demux.daemon_error().empty())
+    return Status::Unavailable("read the container's output: " + demux.daemon_error());
+  return Status::OK();
+}
+
+Status DockerClient::AttachOutput(const std::string& id, std::unique_ptr<AttachedOutput>* out) const {
+  GlobalInit();
+  auto impl = std::make_unique<AttachedOutput::Impl>();
+  if (impl->curl.get() == nullptr || impl->multi == nullptr) return Status::Internal("curl init failed");
+  Configure(&impl->curl, endpoint_, "POST",
+            "/v" + api_version_ + "/containers/" + id + "/attach?stream=1&stdout=1&stderr=1", impl->body,
+            std::chrono::milliseconds(0), &impl->ex, impl->errbuf);
+  // Big reads: a step may print hundreds of megabytes (curl's default is 16 KiB).
+  curl_easy_setopt(impl->curl.get(), CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_multi_add_handle(impl->multi, impl->curl.get());
+  impl->ep = endpoint_;
+  const auto deadline = Clock::now() + kRequestTimeout;
+  Exchange& ex = impl->ex;
+  // The header; an error's body too (the daemon closes after it).
+  Status s = impl->Drive([&] { return ex.head_done && ex.status / 100 == 2; },
+                         [&] { return Clock::now() > deadline; });
+  if (!s.ok() && ex.stopped)
+    return Status::Unavailable("attach to the container's output: docker daemon at " + endpoint_.host +
+                               ": no answer within " + std::to_string(kRequestTimeout.count()) + " s");
+  if (!s.ok()) return s.WithContext("attach to the container's output");
+  if (ex.status / 100 != 2) {
+    DockerResponse r;
+    r.status = ex.status;
+    r.body = ex.body;
+    return ResponseError("attach to the container's output", r);
+  }
+  out->reset(new AttachedOutput(std::move(impl)));
   return Status::OK();
 }
 

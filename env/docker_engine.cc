@@ -1,5 +1,6 @@
 #include "env/docker_engine.h"
 #include "core/base/text.h"
+#include "env/docker_services.h"
 
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -160,7 +161,9 @@ Status HostConfig(const StepSpec& spec, json* host) {
 // the daemon is on this machine (a unix socket); a tcp daemon sees its own
 // file system.
 Status CheckWorkspaceOnHost(const StepSpec& spec, const DockerEndpoint& endpoint) {
-  if (endpoint.socket_path.empty()) return Status::OK();
+  // A tcp:// daemon, or one reached over ssh (its socket is a local tunnel),
+  // is on another machine: the workspace path is the remote one's to check.
+  if (endpoint.socket_path.empty() || !endpoint.ssh_host.empty()) return Status::OK();
   if (!IsDirectory(spec.workspace)) return Status::NotFound("workspace '" + spec.workspace + "' does not exist");
   if (!spec.workdir.empty() && !IsDirectory(spec.workspace + "/" + spec.workdir))
     return Status::NotFound("workdir '" + spec.workdir + "' does not exist in the workspace");
@@ -335,6 +338,18 @@ Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
   Status s = ContainerConfig(spec, &config);
   if (s.ok()) s = CheckWorkspaceOnHost(spec, client_->endpoint());
   if (!s.ok()) return s.WithContext("step '" + spec.id + "'");
+  // docs/pipeline.md "Services": started and ready before the step's own
+  // container, which joins their network namespace.
+  std::unique_ptr<DockerServices> services;
+  const json own_host = config["HostConfig"];
+  if (!spec.services.empty()) {
+    s = DockerServices::Start(
+        client_, spec, [this](const std::string& image, const Status& e) { return PullMissing(image, e); },
+        &services);
+    if (!s.ok()) return s.WithContext("step '" + spec.id + "'");
+    config["HostConfig"]["NetworkMode"] = services->NetworkMode();
+    config["HostConfig"].erase("Dns");  // the namespace's owner has it
+  }
   std::string secrets_dir;
   if (!spec.secrets.empty()) {
     s = WriteSecretsFile(spec, &secrets_dir);
@@ -347,8 +362,17 @@ Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
     RemoveSecretsFile(secrets_dir);
     return s.WithContext("create container for step '" + spec.id + "'");
   }
+  // A kept copy (DockerStep::Keep) must not join a namespace that goes with
+  // the services: it gets the step's own network settings back.
+  if (services) {
+    for (const char* key : {"NetworkMode", "Dns"}) {
+      config["HostConfig"].erase(key);
+      if (own_host.contains(key)) config["HostConfig"][key] = own_host[key];
+    }
+  }
   auto* created = new DockerStep(client_, spec, std::move(config), name, id, notes_);
   created->secrets_dir_ = secrets_dir;
+  created->services_ = std::move(services);
   step->reset(created);
   return Status::OK();
 }
@@ -470,6 +494,10 @@ void DockerStep::DropSecrets() {
 }
 
 Status DockerStep::Start() {
+  // Attached first, as `docker run` does, so that no output is lost. A
+  // daemon that refuses to attach to a container not yet started gets its
+  // logs followed instead; one that is gone fails the start below.
+  if (!client_->AttachOutput(id_, &output_).ok()) output_.reset();
   Status s = client_->StartContainer(id_);
   if (!s.ok()) return s.WithContext("step '" + spec_.id + "': container " + name_);
   started_ = true;
@@ -483,12 +511,12 @@ bool DockerStep::StreamShouldStop() const {
 
 Status DockerStep::Stream(OutputSink* sink) {
   if (!started_) return Status::Precondition("step '" + spec_.id + "' was not started");
-  Status s = client_->FollowLogs(
-      id_,
-      [sink](OutputStream stream, std::string_view data) {
-        if (sink != nullptr) sink->Write(stream, data);
-      },
-      [this] { return StreamShouldStop(); });
+  auto pass_on = [sink](OutputStream stream, std::string_view data) {
+    if (sink != nullptr) sink->Write(stream, data);
+  };
+  Status s = output_ != nullptr ? output_->Follow(pass_on, [this] { return StreamShouldStop(); })
+                                : client_->FollowLogs(id_, pass_on, [this] { return StreamShouldStop(); });
+  output_.reset();
   // Gave up on a stream that did not end after SIGKILL: Wait has the verdict.
   if (s.code() == Code::kCancelled) return Status::OK();
   return s.ok() ? s : s.WithContext("step '" + spec_.id + "': container " + name_);
@@ -521,8 +549,10 @@ void DockerStep::Kill(int signal) {
 
 Status DockerStep::Remove() {
   DropSecrets();
+  // docs/pipeline.md "Services": they go with the step, kept or not.
+  Status services = services_ ? services_->Remove() : Status::OK();
   std::lock_guard<std::mutex> lock(mu_);
-  if (spec_.keep || removed_) return Status::OK();
+  if (spec_.keep || removed_) return services;
   Status s = client_->RemoveContainer(id_);
   if (!kept_id_.empty()) {
     Status k = client_->RemoveContainer(kept_id_);
@@ -533,7 +563,11 @@ Status DockerStep::Remove() {
   }
   if (!s.ok()) return s.WithContext("remove container " + name_);
   removed_ = true;
-  return Status::OK();
+  return services;
+}
+
+void DockerStep::WriteServiceLogs(OutputSink* sink) {
+  if (services_) services_->WriteLogs(sink);
 }
 
 std::string DockerStep::ShellCommand() const {
@@ -583,12 +617,10 @@ std::string DockerStep::Keep() const {
   // Its work lives on in the image; the original would run the script again.
   s = client_->RemoveContainer(id_);
   if (!s.ok() && notes_) notes_("could not remove container " + name_ + ": " + s.message());
-  // The CLI that matches the daemon (docs/backends.md "keep"). `-t` only on
-  // a terminal: without one (a script, CI) `exec -it` fails, while `exec -i`
-  // runs the command added after it (`... sh -c 'ls'`).
-  const std::string& cli = client_->cli();
-  return cli + " start " + kept_name + " >/dev/null && " + cli + " exec -i$(test -t 0 && echo t) " +
-         kept_name + " sh";
+  // `ladle env NAME` starts it and opens a shell in it, on a terminal or
+  // not (`ladle env NAME -- ls` runs a command), with Docker or Podman alike
+  // (docs/backends.md "keep").
+  return "ladle env " + kept_name;
 }
 
 }  // namespace ladle::env

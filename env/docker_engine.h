@@ -11,10 +11,9 @@
 // or on-failure after a failure) and then does not call Remove(). ShellCommand
 // commits the stopped container to an untagged image and replaces it with a
 // stopped container of that image named "ladle-kept-...", labelled ladle.keep,
-// whose command is an idle `sh`; the command it returns,
-// `docker start NAME >/dev/null && docker exec -i$(test -t 0 && echo t) NAME sh`,
-// therefore opens a shell in the step's file system without running the
-// script again (on a terminal; without one, `-c 'COMMAND'` added runs it).
+// whose command is an idle `sh`; the command it returns, `ladle env NAME`
+// (runner/spoon/spoon.h), therefore opens a shell in the step's file system
+// without running the script again (`ladle env NAME -- COMMAND` runs one).
 // Start-up cleanup (CleanupStale) leaves containers labelled ladle.keep or
 // named ladle-kept-*.
 #ifndef LADLE_ENV_DOCKER_ENGINE_H_
@@ -74,6 +73,7 @@ void RemoveSecretsFile(const std::string& dir);
 void AddSecretsFile(const std::string& dir, nlohmann::json* config);
 
 class DockerStep;
+class DockerServices;  // env/docker_services.h
 
 struct DockerEngineOptions {
   std::string docker_host;  // empty: $DOCKER_HOST, else unix:///var/run/docker.sock
@@ -161,7 +161,8 @@ class DockerStep : public Step {
   ~DockerStep() override;
 
   Status Start() override;
-  // Follows the container's logs until it has stopped.
+  // Passes the container's output on until it has stopped: the stream Start
+  // attached, else its logs.
   Status Stream(OutputSink* sink) override;
   // The container's exit code; `signal` is set when ladle's own Kill(N) ended
   // it (exit code 128 + N), since a container cannot tell the two apart.
@@ -174,6 +175,8 @@ class DockerStep : public Step {
   // the command that opens a shell in it; empty, and nothing kept, when
   // keeping failed (the reason goes to the note callback).
   std::string ShellCommand() const override;
+  // docs/pipeline.md "Services": their last lines, prefixed with their names.
+  void WriteServiceLogs(OutputSink* sink) override;
 
   const std::string& name() const { return name_; }
   const std::string& container_id() const { return id_; }
@@ -194,6 +197,9 @@ class DockerStep : public Step {
   std::atomic<bool> started_{false};
   std::atomic<int> last_signal_{0};           // the last signal Kill sent
   std::atomic<int64_t> stream_deadline_ns_{0};  // steady clock; 0: none
+  // Attached by Start before the container starts; null when the daemon
+  // refused to attach (Stream follows the logs instead). Start/Stream only.
+  std::unique_ptr<AttachedOutput> output_;
 
   mutable std::mutex mu_;  // guards the fields below
   mutable bool keep_tried_ = false;
@@ -201,6 +207,9 @@ class DockerStep : public Step {
   mutable std::string kept_id_, kept_image_;
   bool removed_ = false;
   std::string secrets_dir_;  // WriteSecretsFile's directory; "" when none or removed
+  // The step's services (StepSpec::services), set by DockerEngine::Create;
+  // removed by Remove() even when the step is kept, else when this goes.
+  std::unique_ptr<DockerServices> services_;
 };
 
 }  // namespace ladle::env

@@ -10,6 +10,8 @@
 #ifndef LADLE_ENV_ENGINE_H_
 #define LADLE_ENV_ENGINE_H_
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,6 +43,22 @@ struct Resources {
   std::vector<std::string> volumes;  // HOST:CONTAINER[:ro]
 };
 
+// A container started beside a docker step, in the step's network namespace
+// (docs/pipeline.md "Services"): the step reaches it at `name` (127.0.0.1).
+struct ServiceSpec {
+  std::string name;
+  std::string image;
+  std::vector<std::pair<std::string, std::string>> env;
+  // Empty: the image's own command. One entry with shell == true: run with
+  // `sh -c` (entrypoint cleared); otherwise replaces the image's CMD.
+  std::vector<std::string> command;
+  bool shell = false;
+  int port = 0;                      // the port it listens on; 0: none declared
+  std::string ready_command;         // readiness: `sh -c` in the service, exit 0
+  int ready_port = 0;                // readiness: a TCP connect to 127.0.0.1:PORT
+  std::chrono::milliseconds ready_timeout{std::chrono::seconds(60)};
+};
+
 struct StepSpec {
   std::string id;        // unique and readable, e.g. "12/test/unit#2"; names containers
   std::string image;     // docker: the image; local: ignored
@@ -53,11 +71,23 @@ struct StepSpec {
   // hands them over in a file and never puts them in the container's
   // configuration.
   std::vector<std::pair<std::string, std::string>> secrets;
+  // The local backend: false passes only the base of the host's environment
+  // (PATH, HOME, the locale...; env/subprocess.h kBaseEnvironment) under
+  // `env`, as `ladle serve` does, so nothing of the server's own environment
+  // reaches a step (docs/backends.md "Environment"). Docker: unused (a
+  // container starts from its image's environment).
+  bool host_environment = true;
   std::string workspace;  // host path of the run's workspace (mounted at /workspace)
   std::string workdir;    // relative to the workspace; empty: the workspace itself
   std::map<std::string, std::string> labels;  // docker labels (ladle.run, ladle.stage, ...)
   Resources resources;
   bool keep = false;      // docker: do not remove the container in Remove()
+  // docker only (docs/pipeline.md "Services"): started, in this order, before
+  // the step, removed with it; the local backend refuses a step with any.
+  std::vector<ServiceSpec> services;
+  // Polled while services are being made ready: true stops the wait (the run
+  // was cancelled). May be empty.
+  std::function<bool()> cancelled;
 };
 
 // The checks every backend makes before it starts a step: a variable name
@@ -90,6 +120,10 @@ class Step {
   // A command that opens a shell where the step ran (a kept container);
   // empty when there is none.
   virtual std::string ShellCommand() const { return ""; }
+  // Writes the output of the step's services (StepSpec::services), each line
+  // prefixed "[service NAME] ", to `sink`; a no-op without services.
+  // REQUIRES: Wait returned (or the step never started).
+  virtual void WriteServiceLogs(OutputSink* sink) {}
 };
 
 class Engine {

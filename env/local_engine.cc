@@ -112,6 +112,7 @@ Status LocalStep::Start() {
   launch.exe = kShell;
   launch.args = {"-e", "-c", spec_.script};
   launch.env = spec_.env;
+  launch.base_environment_only = !spec_.host_environment;
   // A process's environment is readable only by its user: secrets go there.
   launch.env.insert(launch.env.end(), spec_.secrets.begin(), spec_.secrets.end());
   launch.env.emplace_back(kStepIdVariable, spec_.id);  // last: the step cannot hide it

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <random>
 #include <set>
@@ -160,7 +161,15 @@ std::string NewMarkerName() {
   return name;
 }
 
-// The child's environment: ladle's, with spec.env and the marker set.
+}  // namespace
+
+const char* const kBaseEnvironment[] = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG",
+                                        "LANGUAGE", "TZ", "TMPDIR", "TERM", nullptr};
+
+namespace {
+
+// The child's environment: ladle's (or its base, LaunchSpec::
+// base_environment_only), with spec.env and the marker set.
 // Built here rather than with bp::environment, whose lookup in Boost 1.74
 // compares past the end of shorter entries (AddressSanitizer:
 // heap-buffer-overflow in basic_environment_impl::find).
@@ -180,9 +189,20 @@ struct ChildEnvironment {
   }
 };
 
+bool InBaseEnvironment(const char* entry) {
+  const char* eq = std::strchr(entry, '=');
+  if (eq == nullptr) return false;
+  const std::string_view name(entry, static_cast<size_t>(eq - entry));
+  if (name.rfind("LC_", 0) == 0) return true;
+  for (const char* const* base = kBaseEnvironment; *base != nullptr; ++base)
+    if (name == *base) return true;
+  return false;
+}
+
 void MakeEnvironment(const LaunchSpec& spec, const std::string& marker_name,
                      ChildEnvironment* env) {
-  for (char** e = environ; *e != nullptr; ++e) env->entries.emplace_back(*e);
+  for (char** e = environ; *e != nullptr; ++e)
+    if (!spec.base_environment_only || InBaseEnvironment(*e)) env->entries.emplace_back(*e);
   for (const auto& [name, value] : spec.env) env->Set(name, value);
   env->Set(marker_name, "1");
   for (std::string& e : env->entries) env->pointers.push_back(e.data());
@@ -503,7 +523,10 @@ void Subprocess::Kill(int signal) {
 // Reaper to collect them.
 bool Subprocess::TreeGone() const {
   if (::kill(-pgid_, 0) == 0 || errno != ESRCH) return false;
-  if (cgroup_ && !cgroup_->Empty()) return false;
+  // The step's cgroup holds every descendant, setsid or not: where there is
+  // one it is the answer, without the walk of /proc, which was most of a
+  // short step's own cost (docs/benchmarks.md "ladle run on the local backend").
+  if (cgroup_) return cgroup_->Empty();
   return !AnyProcessWith(marker_);
 }
 

@@ -24,11 +24,20 @@
 namespace ladle::env {
 
 // What to start.
+// The variables of ladle's environment that a child started with
+// LaunchSpec::base_environment_only still gets: where programs are, who and
+// where it is, the locale and the time zone.
+extern const char* const kBaseEnvironment[];
+
 struct LaunchSpec {
   std::string exe;                // absolute path (see FindInPath)
   std::vector<std::string> args;  // argv[1..]; argv[0] is `exe`
   // Overlaid on ladle's own environment, in order (later ones win).
   std::vector<std::pair<std::string, std::string>> env;
+  // True: of ladle's own environment only kBaseEnvironment is passed on, so
+  // nothing else the process that runs ladle holds (a server's tokens and
+  // secrets) reaches the child (docs/backends.md "Environment").
+  bool base_environment_only = false;
   std::string cwd;  // empty: ladle's working directory
   // Where the host allows it (env/cgroup.h), the tree runs in its own cgroup
   // BASE/<cgroup_parent>/<cgroup_leaf>, joined between fork and exec. Empty:

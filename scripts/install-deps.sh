@@ -18,11 +18,12 @@ BUILD_PACKAGES="build-essential cmake ninja-build ccache pkg-config git curl ope
   libboost-dev libboost-filesystem-dev libboost-system-dev libyaml-cpp-dev
   libsqlite3-dev libcpp-httplib-dev libcurl4-openssl-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libpugixml-dev libssl-dev
-  libmurmurhash-dev libcli11-dev libbenchmark-dev"
+  libmurmurhash-dev libcli11-dev libbenchmark-dev libarchive-dev libpq-dev"
 # docker.io, busybox-static and docker-registry: the docker tests
-# (tests/env/docker_setup.sh starts the daemon they use).
+# (tests/env/docker_setup.sh starts the daemon they use). postgresql: the
+# PostgreSQL store tests, which initdb and start their own (tests/pg_util.h).
 TEST_PACKAGES="clang libclang-rt-14-dev sqlite3 busybox-static procps docker.io docker-registry
-  tmux openssh-server openssh-client
+  tmux openssh-server openssh-client socat prometheus postgresql
   nodejs npm chromium"
 NPM_DIRS="tests/web tests/toggles/ofrep_sdk"
 
@@ -43,7 +44,7 @@ done
 
 # Packages must not start their services: docker.io would start dockerd with
 # its default bridge, docker-registry would listen on :5000 on every
-# interface. A policy-rc.d that says no, for the install only (as
+# interface, postgresql its "main" cluster on :5432. A policy-rc.d that says no, for the install only (as
 # tests/env/docker_setup.sh does); the tests start their own dockerd.
 added_policy=""
 remove_policy() {
@@ -70,10 +71,11 @@ disable_services() {
   units=""
   case " $missing " in *" docker.io "*) units="docker.service docker.socket" ;; esac
   case " $missing " in *" docker-registry "*) units="$units docker-registry.service" ;; esac
+  case " $missing " in *" postgresql "*) units="$units postgresql.service" ;; esac
   [ -z "$units" ] && return 0
   # shellcheck disable=SC2086
   $SUDO systemctl disable $units >> "$LADLE_LOG" 2>&1 || true
-  say "not enabled at boot: $units (the docker tests start their own dockerd, without a bridge)"
+  say "not enabled at boot: $units (the tests start their own dockerd and postgres)"
 }
 
 if [ -n "$missing" ]; then

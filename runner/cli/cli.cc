@@ -43,6 +43,9 @@ void AddRun(CLI::App& app, RunFlags* f) {
   run->add_option("--env", f->env, "Set a variable for every step, K=V (repeatable)")
       ->allow_extra_args(false);
   run->add_flag("--bind", f->bind, "Use the working tree in place instead of a copy");
+  run->add_option("--host,-H", f->host,
+                  "Docker daemon of the docker backend: unix:///PATH, tcp://HOST:PORT, ssh://USER@HOST "
+                  "(default $DOCKER_HOST)");
   run->add_flag("--list", f->list, "Print the stages, steps, needs, images and environments; run nothing");
   run->add_flag("--needs", f->needs,
                 "With --step/--from: run the steps they depend on first, rather than restoring "
@@ -140,6 +143,16 @@ int RunCli(int argc, char** argv) {
   rollback->add_option("environment", environment, "Environment")->required();
   rollback->add_option("--to", to_run, "Redeploy what this run deployed");
   add_server_flags(rollback);
+  std::string trigger_repo, trigger_ref;
+  bool trigger_tag = false;
+  CLI::App* trigger = app.add_subcommand("trigger", "Ask ladle serve for a run of a branch, tag or commit");
+  trigger->add_option("repo", trigger_repo, "Repository name (server.yml)")->required();
+  trigger->add_option("ref", trigger_ref, "Branch, refs/tags/TAG, or a full commit id")->required();
+  trigger->add_flag("--tag", trigger_tag, "REF is a tag");
+  add_server_flags(trigger);
+  CLI::App* rerun = app.add_subcommand("rerun", "Run a server's run again: same commit and pipeline");
+  rerun->add_option("run", run_id, "Run id")->required();
+  add_server_flags(rerun);
   ReproFlags repro_flags;
   CLI::App* repro = app.add_subcommand("repro", "Run one step of a server's run here");
   repro->add_option("run", repro_flags.run, "Run id, or its web UI address")->required();
@@ -159,6 +172,8 @@ int RunCli(int argc, char** argv) {
   prune->add_option("--older-than", older_than, "Age: 30d, 2w, 12h")->capture_default_str();
   bool prune_kept = false;
   prune->add_flag("--kept", prune_kept, "Remove the kept step containers instead (keep:)");
+  EnvFlags env_flags;
+  CLI::App* env_cmd = AddEnvCommands(app, &env_flags);
   TogglesFlags toggles_flags;
   CLI::App* toggles = AddTogglesCommands(app, &toggles_flags);
   std::string serve_listen = "127.0.0.1:7707";
@@ -172,6 +187,9 @@ int RunCli(int argc, char** argv) {
   toggles_serve->add_option("--io-threads", serve_io_threads,
                             "HTTP io threads, 1 to 64 (default 2)")
       ->check(CLI::Range(1, 64));
+  std::string serve_store;  // "": $LADLE_STORE, else the data dir (docs/toggles.md "Store")
+  toggles_serve->add_option("--store", serve_store,
+                            "postgresql://... to share toggles with other servers");
   toggles_serve->fallthrough();
   for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
 
@@ -193,11 +211,14 @@ int RunCli(int argc, char** argv) {
   if (serve->parsed()) return CmdServe(g, serve_flags);
   if (prune->parsed()) return prune_kept ? CmdPruneKept(g) : CmdPrune(g, older_than);
   if (repro->parsed()) return CmdRepro(g, repro_flags);
+  if (env_cmd->parsed()) return CmdEnv(g, env_flags);
   if (deployments->parsed()) return CmdDeployments(g, environment, deploy_limit);
   if (approve->parsed()) return CmdApprove(g, server_flags, run_id, stage);
   if (rollback->parsed()) return CmdRollback(g, server_flags, environment, to_run);
+  if (trigger->parsed()) return CmdTrigger(g, server_flags, trigger_repo, trigger_ref, trigger_tag);
+  if (rerun->parsed()) return CmdRerun(g, server_flags, run_id);
   if (toggles_serve->parsed()) return CmdTogglesServe(g, serve_listen, serve_max_connections,
-                                                      serve_io_threads);
+                                                      serve_io_threads, serve_store);
   if (app.got_subcommand("toggles")) return CmdToggles(g, toggles_flags);
   return 2;
 }

@@ -5,18 +5,23 @@
 #define LADLE_RUNNER_CLI_CLI_COMMANDS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/base/status.h"
+#include "runner/spoon/settings.h"
 
 namespace CLI {
 class App;
 }
 
 namespace ladle::runner {
+namespace spoon {
+struct SpoonInfo;
+}
 
 struct GlobalFlags {
   std::string data;   // resolved data dir
@@ -29,6 +34,7 @@ struct RunFlags {
   std::string file = "ladle.yml";
   std::vector<std::string> stages, steps, env;
   std::string from, backend, keep;
+  std::string host;  // --host: the Docker daemon ("" = $DOCKER_HOST)
   int jobs = 4;
   bool bind = false;
   bool needs = false;  // --needs: run the dependencies rather than restore their artifacts
@@ -62,6 +68,12 @@ int CmdDeployments(const GlobalFlags& g, const std::string& environment, int lim
 int CmdApprove(const GlobalFlags& g, const ServerFlags& f, int64_t run, const std::string& stage);
 int CmdRollback(const GlobalFlags& g, const ServerFlags& f, const std::string& environment,
                 int64_t to_run);
+// `ladle trigger REPO REF [--tag]` and `ladle rerun ID` (runner/cli/cli_trigger.cc,
+// docs/server.md "Triggers"): REF is a branch, refs/heads/B, refs/tags/T, a
+// full commit id, or with --tag a tag.
+int CmdTrigger(const GlobalFlags& g, const ServerFlags& f, const std::string& repo,
+               const std::string& ref, bool tag);
+int CmdRerun(const GlobalFlags& g, const ServerFlags& f, int64_t run);
 // `ladle prune --older-than AGE`: runs finished before now - AGE go, with
 // their logs, artifacts and workspaces.
 int CmdPrune(const GlobalFlags& g, const std::string& older_than);
@@ -85,6 +97,42 @@ struct ReproFlags {
   bool worktree = false;  // the working tree (a fix in progress) instead of the run's commit
 };
 int CmdRepro(const GlobalFlags& g, ReproFlags f);
+
+// --- `ladle env ...` (runner/cli/cli_env.cc): spoons, docs/spoons.md ---
+
+struct EnvFlags {
+  std::vector<std::string> words;  // NAME [COMMAND...], or VERB [NAME [IMAGE]]
+  std::vector<std::string> command;  // the rest after "--", when CLI11 puts it apart
+  std::string name;                // the spoon entered (set by CmdEnv)
+  std::string image, cpus, memory, shell, prefix, profile, host, network;
+  std::vector<std::string> ports, volumes, dns, env, copy_specs, run;
+  bool privileged = false, keep = false, force = false, no_tmux = false;
+  // `env config` / `env from-step` / --forward (runner/cli/cli_env_config.cc,
+  // runner/cli/cli_env_from_step.cc; options added by AddEnvExtraOptions).
+  std::string spoon_name;             // from-step --name
+  bool with_secrets = false;          // from-step --with-secrets
+  std::vector<std::string> forwards;  // --forward [LOCAL:]PORT (ssh:// hosts)
+};
+// Registers `env` on `app` (values land in *f, which must outlive parsing).
+CLI::App* AddEnvCommands(CLI::App& app, EnvFlags* f);
+// Exit codes: the shell's when entering; 2 for a missing spoon or bad
+// input, 3 when the daemon does not answer (docs/design.md "Exit codes").
+int CmdEnv(const GlobalFlags& g, EnvFlags f);
+// The settings of a spoon: env.yml files, --profile and the flags.
+Status LoadEnvSettings(const EnvFlags& f, spoon::SpoonSettings* settings);
+// The options of `env config`, `env from-step` and --forward on `env`
+// (AddEnvCommands calls it). CmdEnv hands the words "config" and
+// "from-step" to these (docs/spoons.md "Profiles and env.yml", "From a pipeline step"):
+void AddEnvExtraOptions(CLI::App* env, EnvFlags* f);
+int CmdEnvConfig(const GlobalFlags& g, const EnvFlags& f);
+int CmdEnvFromStep(const GlobalFlags& g, const EnvFlags& f);
+// `ladle env NAME --forward [LOCAL:]PORT` with an ssh:// host: forwards the
+// spoon's PORT (its published host port, or PORT itself on the remote's
+// 127.0.0.1 when unpublished: a spoon on the host network) to 127.0.0.1:LOCAL
+// here, for as long as *keep lives (docs/spoons.md "A shared host over ssh").
+// OK and nothing when f.forwards is empty; Invalid for a host that is not ssh://.
+Status ForwardSpoonPorts(const EnvFlags& f, const std::string& docker_host,
+                         const spoon::SpoonInfo& info, std::vector<std::shared_ptr<void>>* keep);
 
 // Prints "ladle: MESSAGE" to stderr and returns the status's exit code.
 int Fail(const Status& status);
@@ -122,9 +170,10 @@ std::string SummarizeStrategies(const nlohmann::json& strategies);
 // the toggle service alone (docs/toggles.md "HTTP API") over DATA/toggles.db until SIGINT or
 // SIGTERM (exit 0). Exit 3 when the address is taken. `max_connections` 0:
 // core's default (docs/design.md "HTTP API conventions"); `io_threads` 1..64,
-// 0: core's default (docs/toggles.md "HTTP API").
+// 0: core's default (docs/toggles.md "HTTP API"). `store`: --store, a
+// postgresql:// URI or "" ($LADLE_STORE, else DATA/toggles.db; docs/toggles.md "Store").
 int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_connections,
-                    int io_threads);
+                    int io_threads, const std::string& store = "");
 
 }  // namespace ladle::runner
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -71,17 +72,22 @@ struct StepName {
 
 Status MatchStep(const RunRecord& run, const std::string& name, std::vector<StepName>* out) {
   auto slash = name.find('/');
-  std::vector<StepName> all, hits;
+  const std::string rest = slash == std::string::npos ? name : name.substr(slash + 1);
+  std::vector<StepName> hits;
+  // docs/running.md "Matrix steps": a combination also by its display name;
+  // a matrix step as written names all of its combinations (one stage's).
+  std::set<std::string> matrices;
   for (const StageRecord& stage : run.stages)
-    for (const StepRecord& step : stage.steps) all.push_back({stage.name, step.name});
-  for (const StepName& n : all) {
-    bool hit = name.empty() ||
-               (slash == std::string::npos ? n.step == name
-                                           : n.stage + "/" + n.step == name);
-    if (hit) hits.push_back(n);
-  }
+    for (const StepRecord& step : stage.steps) {
+      if (slash != std::string::npos && stage.name != name.substr(0, slash)) continue;
+      bool whole = !step.matrix_of.empty() && step.matrix_of == rest;
+      if (!name.empty() && step.name != rest && step.DisplayName() != rest && !whole) continue;
+      hits.push_back({stage.name, step.name});
+      matrices.insert(whole ? stage.name : "/");
+    }
   if (hits.empty()) return Status::Invalid("run " + std::to_string(run.id) + " has no step '" + name + "'");
-  if (!name.empty() && hits.size() > 1) {
+  const bool one_matrix = !matrices.count("/") && matrices.size() == 1;
+  if (!name.empty() && hits.size() > 1 && !one_matrix) {
     std::string list;
     for (const StepName& n : hits) list += (list.empty() ? "" : ", ") + n.stage + "/" + n.step;
     return Status::Invalid("step name '" + name + "' is ambiguous: " + list);
@@ -146,8 +152,17 @@ int CmdShow(const GlobalFlags& g, int64_t id) {
     return 0;
   }
   std::printf("run %lld of %s (%s)\n", static_cast<long long>(run.id), run.pipeline.c_str(), run.file.c_str());
-  if (!run.commit.empty())
+  if (!run.commit.empty() && !run.branch.empty())
     std::printf("commit %s%s on %s\n", run.commit.c_str(), run.dirty ? "+dirty" : "", run.branch.c_str());
+  else if (!run.commit.empty())
+    std::printf("commit %s%s\n", run.commit.c_str(), run.dirty ? "+dirty" : "");
+  // docs/server.md "Triggers": why the run exists, and from which ref.
+  if (!run.trigger.empty()) {
+    std::string line = "trigger " + run.trigger;
+    if (!run.ref.empty()) line += " (" + run.ref + ")";
+    if (run.rerun_of != 0) line += ", re-run of run " + std::to_string(run.rerun_of);
+    std::printf("%s\n", line.c_str());
+  }
   if (run.dirty) {
     // docs/running.md "Same inputs as CI": what differed from the commit.
     std::string paths;

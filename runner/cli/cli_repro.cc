@@ -89,7 +89,11 @@ Status ResolveRunStep(const json& run, const std::string& name, StepRef* ref) {
   for (const json& stage : run.value("stages", json::array())) {
     for (const json& step : stage.value("steps", json::array())) {
       StepRef r{stage.value("name", ""), step.value("name", "")};
-      if (name == r.stage + "/" + r.step || name == r.step) matches.push_back(r);
+      // docs/pipeline.md "Matrix": a combination also by its display name.
+      const std::string display = step.value("display", r.step);
+      if (name == r.stage + "/" + r.step || name == r.step || name == display ||
+          name == r.stage + "/" + display)
+        matches.push_back(r);
     }
   }
   if (matches.size() == 1) {

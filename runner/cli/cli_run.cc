@@ -54,7 +54,7 @@ std::string ListPipeline(const Pipeline& pipeline) {
     for (const Step& step : stage.steps) {
       std::string needs;
       for (const std::string& n : step.needs) needs += (needs.empty() ? "" : ",") + n;
-      rows.push_back({stage.name, step.name, dash(needs), dash(step.image), dash(stage.environment)});
+      rows.push_back({stage.name, step.DisplayName(), dash(needs), dash(step.image), dash(stage.environment)});
     }
   return FormatTable({"STAGE", "STEP", "NEEDS", "IMAGE", "ENVIRONMENT"}, rows);
 }
@@ -63,8 +63,16 @@ nlohmann::json ListPipelineJson(const Pipeline& pipeline) {
   nlohmann::json stages = nlohmann::json::array();
   for (const Stage& stage : pipeline.stages) {
     nlohmann::json steps = nlohmann::json::array();
-    for (const Step& step : stage.steps)
-      steps.push_back({{"name", step.name}, {"needs", step.needs}, {"image", step.image}});
+    for (const Step& step : stage.steps) {
+      nlohmann::json j = {{"name", step.name}, {"needs", step.needs}, {"image", step.image}};
+      if (!step.matrix_of.empty()) {  // docs/design.md "JSON shapes"
+        nlohmann::json values = nlohmann::json::object();
+        for (const auto& [k, v] : step.matrix_values) values[k] = v;
+        j["display"] = step.DisplayName();
+        j["matrix"] = {{"of", step.matrix_of}, {"values", values}};
+      }
+      steps.push_back(j);
+    }
     stages.push_back({{"name", stage.name},
                       {"environment", stage.environment.empty() ? nlohmann::json(nullptr)
                                                                 : nlohmann::json(stage.environment)},
@@ -104,11 +112,14 @@ Status SelectSteps(const Pipeline& pipeline, const RunFlags& f, RunOptions* o) {
     if (s.ok() || s.message().rfind("no step", 0) != 0) return s.ok() ? s : s.WithContext(flag);
     return UnknownName(pipeline, flag, name, "step", true);
   };
+  // docs/running.md "Matrix steps": --step test selects every combination.
   for (const std::string& name : f.steps) {
-    StepRef ref;
-    Status s = resolve("--step", name, &ref);
-    if (!s.ok()) return s;
-    o->steps.push_back(ref);
+    std::vector<StepRef> refs;
+    Status s = ResolveSteps(pipeline, name, &refs);
+    if (!s.ok() && s.message().rfind("no step", 0) == 0)
+      return UnknownName(pipeline, "--step", name, "step", true);
+    if (!s.ok()) return s.WithContext("--step");
+    o->steps.insert(o->steps.end(), refs.begin(), refs.end());
   }
   if (!f.from.empty()) {
     StepRef ref;
@@ -217,7 +228,8 @@ int CmdRun(const GlobalFlags& g, const RunFlags& f) {
   std::vector<std::string> backend_notes;
   // What the steps of dead runs left running (a ladle killed with -9).
   EndProcessesOfDeadRuns(store.get(), options.data_dir, &backend_notes);
-  s = PickEngine(f.backend, pipeline, options.data_dir, store.get(), &engine, &backend_notes);
+  s = PickEngine(f.backend, pipeline, options.data_dir, store.get(), &engine, &backend_notes,
+                 "--backend", f.host);
   if (!s.ok()) return Fail(s);
 
   std::unique_ptr<ToggleOps> toggle_ops;

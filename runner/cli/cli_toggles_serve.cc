@@ -13,6 +13,7 @@
 #include "core/http.h"
 #include "core/http_server.h"
 #include "core/metrics.h"
+#include "core/pg.h"
 #include "runner/cli/cli_commands.h"
 #include "runner/cli/signals.h"
 #include "toggles/server/api.h"
@@ -33,14 +34,22 @@ struct StopSignal {
   int signal = 0;
 };
 
-Status OpenStores(const std::string& data, std::unique_ptr<toggles::ToggleStore>* store,
+// Toggles at `location` (the data dir or a postgresql:// URI); tokens stay
+// in the data dir (docs/toggles.md "Store").
+Status OpenStores(const std::string& data, const std::string& location,
+                  std::unique_ptr<toggles::ToggleStore>* store,
                   std::unique_ptr<toggles::TokenStore>* tokens) {
   std::error_code ec;
   fs::create_directories(data, ec);
   if (ec) return Status::IoError("create data dir " + data + ": " + ec.message());
-  Status s = toggles::ToggleStore::Open(data, store);
-  if (s.ok()) s = toggles::TokenStore::Open(data, tokens);
-  return s.WithContext("open toggle store in " + data);
+  Status s = toggles::ToggleStore::Open(location, store);
+  if (!s.ok()) {
+    const bool pg = IsPostgresUri(location);
+    return s.WithContext(pg ? "open toggle store " + RedactPostgresUri(location)
+                            : "open toggle store in " + location);
+  }
+  s = toggles::TokenStore::Open(data, tokens);
+  return s.WithContext("open token store in " + data);
 }
 
 void ReportAdminToken(const std::string& data, toggles::AdminTokenSetup what) {
@@ -85,7 +94,7 @@ void ServeUntilStopped(StopSignal* stop, toggles::ToggleStore* store,
 }  // namespace
 
 int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_connections,
-                    int io_threads) {
+                    int io_threads, const std::string& store_flag) {
   // Before any thread: signals go to the signal thread only.
   auto stop = std::make_shared<StopSignal>();
   InstallSignalHandler([stop](int sig) {
@@ -102,7 +111,7 @@ int CmdTogglesServe(const GlobalFlags& g, const std::string& listen, int max_con
   if (!s.ok()) return Fail(Status::Invalid("--listen: " + s.message()));
   std::unique_ptr<toggles::ToggleStore> store;
   std::unique_ptr<toggles::TokenStore> tokens;
-  s = OpenStores(g.data, &store, &tokens);
+  s = OpenStores(g.data, toggles::ToggleStoreLocation(store_flag, g.data), &store, &tokens);
   toggles::AdminTokenSetup what = toggles::AdminTokenSetup::kExisting;
   if (s.ok()) s = tokens->EnsureAdminToken(&what);
   if (!s.ok()) return Fail(s);

@@ -382,7 +382,8 @@ std::string FormatSummary(const RunRecord& run, bool color) {
     out += detail + "\n";
     for (const StepRecord& step : stage.steps) {
       if (step.status == kSkipped && stage.status == kSkipped) continue;
-      out += "      " + Paint(std::string(StatusIcon(step.status)) + " " + Pad(step.name, 16), step.status, color) +
+      // docs/pipeline.md "Matrix": a combination shows as "test [GO=1.21]".
+      out += "      " + Paint(std::string(StatusIcon(step.status)) + " " + Pad(step.DisplayName(), 16), step.status, color) +
              Pad(ToString(step.status), 11) + Pad(Elapsed(step.started_at, step.finished_at), 9);
       if (step.status == kFailed) {
         if (step.failure_reason == FailureReason::kTimeout) out += "timed out; ";

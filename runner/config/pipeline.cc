@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cerrno>
 #include <cstring>
@@ -14,9 +15,12 @@
 #include <set>
 #include <tuple>
 
+#include "runner/config/cron.h"
 #include "runner/config/yaml_check.h"
 #include "runner/config/yaml_file.h"
 #include "runner/config/yaml_tree.h"
+#include "runner/config/matrix.h"
+#include "runner/config/stage_needs.h"
 
 namespace ladle::runner {
 namespace {
@@ -35,17 +39,28 @@ constexpr YamlFileRules kRules = [] {
 const Keys kPipelineKeys = {"name", "image", "env", "secrets", "on", "stages"};
 const Keys kStageKeys = {"name",    "steps",      "env",     "image",    "cpus",   "memory",
                          "network", "privileged", "dns",     "volumes",  "gate",   "environment",
-                         "when",    "approval",   "toggles", "rollback", "rollout"};
+                         "when",    "approval",   "toggles", "rollback", "rollout",
+                         "services"};
 const Keys kStepKeys = {"name",  "run",       "image",   "env",        "workdir", "keep",
                         "needs", "artifacts", "reports", "timeout",    "retry",   "allow_failure",
-                        "cpus",  "memory",    "network", "privileged", "dns",     "volumes"};
-const Keys kOnKeys = {"push"};
-const Keys kPushKeys = {"branches"};
+                        "cpus",  "memory",    "network", "privileged", "dns",     "volumes",
+                        "services", "cache",   "matrix"};
+const Keys kOnKeys = {"push", "pull_request", "schedule"};
+const Keys kPushKeys = {"branches", "tags"};
+const Keys kPullRequestKeys = {"branches"};
+const Keys kScheduleKeys = {"cron", "branch"};
+constexpr std::size_t kMaxSchedules = 32;  // on.schedule entries
 const Keys kGateKeys = {"min_tests"};
 const Keys kWhenKeys = {"branch"};
 const Keys kRunKeys = {"run"};
 const Keys kRolloutKeys = {"toggle", "environment", "percent", "interval", "check"};
 const Keys kReportsKeys = {"junit"};
+const Keys kServiceKeys = {"name", "image", "env", "command", "port", "ready"};
+const Keys kReadyKeys = {"command", "port", "timeout"};
+const Keys kCacheKeys = {"paths", "key", "policy", "max_size"};
+const Keys kCacheKeyKeys = {"files", "prefix"};
+// docs/pipeline.md "Services": what one step may start beside it.
+constexpr std::size_t kMaxServices = 16;
 
 const char kProtectionHint[] =
     "no earlier stage has a 'gate' and the stage has no 'when': ladle exists to ship only "
@@ -178,6 +193,7 @@ env::Resources Effective(const ResourceSpec& step, const ResourceSpec& stage) {
 struct StepDefaults {
   std::string image;  // the stage's, else the pipeline's
   ResourceSpec resources;
+  std::vector<env::ServiceSpec> services;  // the stage's
 };
 
 // Where things are, for the checks that run once the model is built.
@@ -200,6 +216,7 @@ class PipelineReader {
  private:
   // Pipeline level.
   void ReadOn(const YamlNode& node, Pipeline* p);
+  void ReadSchedules(const YamlNode& node, Pipeline* p);
   void ReadSecrets(const YamlNode& node, std::vector<std::string>* secrets);
   void ReadStages(const YamlNode& node, Pipeline* p);
   // Stage level.
@@ -220,6 +237,14 @@ class PipelineReader {
                 const StepDefaults& defaults, Step* step, std::vector<const YamlNode*>* needs);
   void ReadStepOptions(const YamlMap& m, const std::string& label, Step* step);
   void ReadReports(const YamlNode& node, const std::string& label, Step* step);
+  // docs/pipeline.md "Services" and "Caches".
+  void ReadServices(const YamlNode& node, const std::string& label,
+                    std::vector<env::ServiceSpec>* services);
+  void ReadService(const YamlNode& node, std::size_t index, const std::string& label,
+                   env::ServiceSpec* service);
+  void ReadReady(const YamlNode& node, const std::string& where, env::ServiceSpec* service);
+  void ReadCache(const YamlNode& node, const std::string& label, Step* step);
+  void ReadCacheKey(const YamlNode& node, const std::string& where, Cache* cache);
   ResourceSpec ReadResources(const YamlMap& m);
   void ReadResourceLists(const YamlMap& m, ResourceSpec* spec);
   // Values.
@@ -274,12 +299,63 @@ void PipelineReader::Read(const YamlNode& root, Pipeline* p) {
   Warn(*p);
 }
 
+// docs/pipeline.md "Triggers".
 void PipelineReader::ReadOn(const YamlNode& node, Pipeline* p) {
-  YamlMap on, push;
-  if (!SubMap(node, "'on'", "in 'on'", kOnKeys, &on) || !on.Get("push")) return;
-  if (!SubMap(*on.Get("push"), "'on.push'", "in 'on.push'", kPushKeys, &push)) return;
-  if (const YamlNode* v = push.Get("branches"))
-    ReadStrings(*v, "'on.push.branches'", false, &p->push_branches);
+  YamlMap on, push, pr;
+  if (!SubMap(node, "'on'", "in 'on'", kOnKeys, &on)) return;
+  p->on_push = on.Get("push") != nullptr;
+  // `push:` or `pull_request:` with no value: every branch.
+  if (const YamlNode* v = on.Get("push"); v && v->kind != Kind::kNull &&
+                                          SubMap(*v, "'on.push'", "in 'on.push'", kPushKeys, &push)) {
+    if (const YamlNode* b = push.Get("branches"))
+      ReadStrings(*b, "'on.push.branches'", false, &p->push_branches);
+    if (const YamlNode* t = push.Get("tags")) ReadStrings(*t, "'on.push.tags'", false, &p->push_tags);
+  }
+  if (const YamlNode* v = on.Get("pull_request")) {
+    p->on_pull_request = true;
+    if (v->kind != Kind::kNull &&
+        SubMap(*v, "'on.pull_request'", "in 'on.pull_request'", kPullRequestKeys, &pr)) {
+      if (const YamlNode* b = pr.Get("branches"))
+        ReadStrings(*b, "'on.pull_request.branches'", false, &p->pull_request_branches);
+    }
+  }
+  if (const YamlNode* v = on.Get("schedule")) ReadSchedules(*v, p);
+}
+
+void PipelineReader::ReadSchedules(const YamlNode& node, Pipeline* p) {
+  std::vector<const YamlNode*> items;
+  if (!c_.Items(node, "'on.schedule'", false, &items)) return;
+  if (items.size() > kMaxSchedules)
+    c_.Error(node.location, "'on.schedule' lists " + std::to_string(items.size()) +
+                                " entries; at most " + std::to_string(kMaxSchedules));
+  for (std::size_t i = 0; i < items.size() && i < kMaxSchedules; ++i) {
+    const std::string what = "'on.schedule' entry " + Ordinal(i);
+    YamlMap m;
+    if (!SubMap(*items[i], what, "in " + what, kScheduleKeys, &m)) continue;
+    ScheduleTrigger trigger;
+    trigger.location = items[i]->location;
+    bool ok = true;
+    if (const YamlNode* v = m.Get("cron")) {
+      ok &= c_.String(*v, what + ": 'cron'", &trigger.cron);
+      CronSchedule cron;
+      std::string error;
+      if (ok && !ParseCron(trigger.cron, &cron, &error)) {
+        c_.Error(v->location, what + ": 'cron' " + Quote(trigger.cron) +
+                                  " is not a cron expression: " + error);
+        ok = false;
+      }
+    } else {
+      c_.Error(items[i]->location, "missing required key 'cron' in " + what);
+      ok = false;
+    }
+    if (const YamlNode* v = m.Get("branch")) {
+      ok &= ReadNonEmpty(*v, what + ": 'branch'", &trigger.branch);
+    } else {
+      c_.Error(items[i]->location, "missing required key 'branch' in " + what);
+      ok = false;
+    }
+    if (ok) p->schedules.push_back(std::move(trigger));
+  }
 }
 
 void PipelineReader::ReadSecrets(const YamlNode& node, std::vector<std::string>* secrets) {
@@ -311,6 +387,16 @@ void PipelineReader::ReadStages(const YamlNode& node, Pipeline* p) {
       c_.Error(stage.location, "duplicate stage name " + Quote(stage.name) + " (first at line " +
                                    std::to_string(first->second) + ")");
   }
+  // docs/pipeline.md "needs across stages", then "Matrix": needs are checked
+  // by the names as written, before the matrices are expanded.
+  NeedsLocations at(marks_.size());
+  for (std::size_t i = 0; i < marks_.size(); ++i)
+    for (const auto& entries : marks_[i].needs) {
+      auto& step = at[i].emplace_back();
+      for (const YamlNode* entry : entries) step.push_back(entry->location);
+    }
+  CheckNeedsAcrossStages(*p, at, &c_);
+  ExpandMatrices(p, &c_);
 }
 
 // ---- Stage ----------------------------------------------------------------
@@ -326,8 +412,9 @@ void PipelineReader::ReadStage(const YamlNode& node, std::size_t index, const Pi
   ReadName(m, node, "stage", label, &stage->name);
   if (const YamlNode* v = m.Get("env")) ReadVars(*v, &stage->env);
   ReadStageOptions(m, label, stage);
-  StepDefaults defaults{p.image, ReadResources(m)};
+  StepDefaults defaults{p.image, ReadResources(m), {}};
   if (const YamlNode* v = m.Get("image")) ReadNonEmpty(*v, "'image'", &defaults.image);
+  if (const YamlNode* v = m.Get("services")) ReadServices(*v, label, &defaults.services);
   ReadSteps(m, node, label, defaults, stage);
 }
 
@@ -462,6 +549,7 @@ void PipelineReader::ReadSteps(const YamlMap& m, const YamlNode& node, const std
       c_.Error(step.location, "duplicate step name " + Quote(step.name) + " in " + label +
                                   " (first at line " + std::to_string(first->second) + ")");
   }
+  NormalizeOwnStageNeeds(stage);  // "test/unit" in stage 'test' is "unit"
   CheckNeeds(*stage, marks_.back(), label);
 }
 
@@ -486,6 +574,18 @@ void PipelineReader::ReadStep(const YamlNode& node, std::size_t index,
   if (const YamlNode* v = m.Get("needs")) ReadStrings(*v, "'needs'", false, &step->needs, needs);
   step->resources = Effective(ReadResources(m), defaults.resources);
   ReadStepOptions(m, label, step);
+  step->services = defaults.services;
+  if (const YamlNode* v = m.Get("services")) {
+    step->services.clear();
+    ReadServices(*v, label, &step->services);
+  }
+  // The local backend cannot run them: an imageless step would run there.
+  if (!step->services.empty() && step->image.empty())
+    c_.Error(m.Get("services") ? m.Find("services")->key_node->location : node.location,
+             label + " has services but no image: services need the docker backend (set "
+                     "image: on the step, its stage or the pipeline)");
+  if (const YamlNode* v = m.Get("cache")) ReadCache(*v, label, step);
+  if (const YamlNode* v = m.Get("matrix")) ReadMatrix(*v, label, &c_, step);  // runner/config/matrix.h
 }
 
 void PipelineReader::ReadStepOptions(const YamlMap& m, const std::string& label, Step* step) {
@@ -512,6 +612,163 @@ void PipelineReader::ReadReports(const YamlNode& node, const std::string& label,
   YamlMap m;
   if (!SubMap(node, "'reports'", "in 'reports' of " + label, kReportsKeys, &m)) return;
   if (const YamlNode* v = m.Get("junit")) ReadPaths(*v, "'reports.junit'", true, &step->junit);
+}
+
+// ---- Services and caches -----------------------------------------------
+
+void PipelineReader::ReadServices(const YamlNode& node, const std::string& label,
+                                  std::vector<env::ServiceSpec>* services) {
+  std::vector<const YamlNode*> items;
+  if (!c_.Items(node, "'services'", false, &items)) return;
+  if (items.size() > kMaxServices)
+    c_.Error(node.location, "'services' of " + label + " lists " + std::to_string(items.size()) +
+                                " services; at most " + std::to_string(kMaxServices));
+  std::map<std::string, int> names;   // name -> line
+  std::map<int, std::string> ports;   // port -> service name
+  for (std::size_t i = 0; i < items.size() && i < kMaxServices; ++i) {
+    env::ServiceSpec service;
+    ReadService(*items[i], i, label, &service);
+    if (service.name.empty()) continue;
+    const int line = items[i]->location.line;
+    if (auto [first, fresh] = names.emplace(service.name, line); !fresh)
+      c_.Error(items[i]->location, "duplicate service name " + Quote(service.name) + " in " +
+                                       label + " (first at line " +
+                                       std::to_string(first->second) + ")");
+    // One network namespace: two services cannot listen on one port.
+    for (int port : {service.port, service.ready_port != service.port ? service.ready_port : 0}) {
+      if (port == 0) continue;
+      if (auto [first, fresh] = ports.emplace(port, service.name); !fresh)
+        c_.Error(items[i]->location,
+                 "services " + Quote(first->second) + " and " + Quote(service.name) + " of " +
+                     label + " both use port " + std::to_string(port) +
+                     ": they share one network namespace with the step");
+    }
+    services->push_back(std::move(service));
+  }
+}
+
+void PipelineReader::ReadService(const YamlNode& node, std::size_t index,
+                                 const std::string& label, env::ServiceSpec* service) {
+  if (!c_.Expect(node, Kind::kMap, "each entry of 'services'")) return;
+  std::string peeked = PeekName(node);
+  std::string where = "in service " + (peeked.empty() ? Ordinal(index) : Quote(peeked)) +
+                      " of " + label;
+  YamlMap m = c_.Map(node, where, kServiceKeys);
+  if (const YamlNode* v = m.Get("name"))
+    ReadMatching(*v, "'services.name'", IsName,
+                 "lowercase letters, digits, '-' and '_', starting with a letter or digit",
+                 &service->name);
+  else
+    c_.Error(node.location, "missing required key 'name' " + where);
+  if (const YamlNode* v = m.Get("image"))
+    ReadNonEmpty(*v, "'services.image'", &service->image);
+  else
+    c_.Error(node.location, "missing required key 'image' " + where);
+  if (const YamlNode* v = m.Get("env")) {
+    Vars vars;
+    ReadVars(*v, &vars);
+    service->env.assign(vars.begin(), vars.end());
+  }
+  if (const YamlNode* v = m.Get("command")) {
+    service->shell = v->kind == Kind::kScalar;
+    if (service->shell) {
+      std::string command;
+      if (ReadRun(*v, "'services.command'", &command)) service->command = {command};
+    } else {
+      ReadStrings(*v, "'services.command'", false, &service->command);
+    }
+  }
+  if (const YamlNode* v = m.Get("port")) c_.Int(*v, "'services.port'", 1, 65535, &service->port);
+  service->ready_port = service->port;
+  if (const YamlNode* v = m.Get("ready")) ReadReady(*v, where, service);
+}
+
+void PipelineReader::ReadReady(const YamlNode& node, const std::string& where,
+                               env::ServiceSpec* service) {
+  YamlMap m;
+  if (!SubMap(node, "'services.ready'", "in 'ready' " + where.substr(3), kReadyKeys, &m)) return;
+  const YamlNode* command = m.Get("command");
+  const YamlNode* port = m.Get("port");
+  if (command && port)
+    c_.Error(port->location, "'ready' takes 'command' or 'port', not both");
+  if (command) {
+    ReadRun(*command, "'services.ready.command'", &service->ready_command);
+    service->ready_port = 0;
+  }
+  if (port) c_.Int(*port, "'services.ready.port'", 1, 65535, &service->ready_port);
+  if (!command && !port && service->port == 0)
+    c_.Error(node.location, "'ready' needs a 'command' or a 'port' " + where);
+  if (const YamlNode* v = m.Get("timeout")) {
+    if (ReadDuration(*v, "'services.ready.timeout'", &service->ready_timeout) &&
+        service->ready_timeout.count() <= 0)
+      c_.Error(v->location, "'services.ready.timeout' must be longer than 0");
+  }
+}
+
+// "512m", "1g", "1048576": docker's sizes, binary units.
+bool ParseSize(const std::string& text, long long* bytes) {
+  if (!IsMemory(text)) return false;
+  long long unit = 1;
+  std::string digits = text;
+  switch (std::tolower(static_cast<unsigned char>(digits.back()))) {
+    case 'g': unit <<= 10; [[fallthrough]];
+    case 'm': unit <<= 10; [[fallthrough]];
+    case 'k': unit <<= 10; [[fallthrough]];
+    case 'b': digits.pop_back(); break;
+    default: break;
+  }
+  if (digits.size() > 12) return false;
+  *bytes = std::stoll(digits) * unit;
+  return true;
+}
+
+void PipelineReader::ReadCache(const YamlNode& node, const std::string& label, Step* step) {
+  YamlMap m;
+  const std::string where = "in 'cache' of " + label;
+  if (!SubMap(node, "'cache'", where, kCacheKeys, &m)) return;
+  Cache& cache = step->cache.emplace();
+  cache.location = node.location;
+  if (const YamlNode* v = m.Get("paths")) {
+    ReadPaths(*v, "'cache.paths'", true, &cache.paths);
+    if (v->kind == Kind::kList && v->items().empty())
+      c_.Error(v->location, "'cache.paths' must list at least one path");
+  } else {
+    c_.Error(node.location, "missing required key 'paths' " + where +
+                                ": the files to keep, relative to the workspace");
+  }
+  if (const YamlNode* v = m.Get("key"))
+    ReadCacheKey(*v, where, &cache);
+  else
+    c_.Error(node.location, "missing required key 'key' " + where +
+                                ": a string like ${LADLE_BRANCH}, or files: [LOCK FILES]");
+  if (const YamlNode* v = m.Get("policy")) {
+    if (c_.String(*v, "'cache.policy'", &cache.policy) && cache.policy != "pull" &&
+        cache.policy != "push" && cache.policy != "pull-push")
+      c_.Error(v->location, "'cache.policy' must be 'pull', 'push' or 'pull-push', got " +
+                                DescribeYaml(*v) +
+                                DidYouMean(cache.policy, {"pull", "push", "pull-push"}));
+  }
+  if (const YamlNode* v = m.Get("max_size"))
+    c_.Scalar(*v, "'cache.max_size'", "a size like 512m or 2g (b, k, m, g)",
+              [&cache](const std::string& s) { return ParseSize(s, &cache.max_size); });
+}
+
+void PipelineReader::ReadCacheKey(const YamlNode& node, const std::string& where, Cache* cache) {
+  if (node.kind == Kind::kScalar) {
+    ReadNonEmpty(node, "'cache.key'", &cache->key);
+    return;
+  }
+  YamlMap m;
+  if (!SubMap(node, "'cache.key'", "in 'cache.key' " + where.substr(3), kCacheKeyKeys, &m))
+    return;
+  if (const YamlNode* v = m.Get("files")) {
+    ReadPaths(*v, "'cache.key.files'", false, &cache->key_files);
+    if (v->kind == Kind::kList && v->items().empty())
+      c_.Error(v->location, "'cache.key.files' must list at least one file");
+  } else {
+    c_.Error(node.location, "missing required key 'files' in 'cache.key' " + where.substr(3));
+  }
+  if (const YamlNode* v = m.Get("prefix")) ReadNonEmpty(*v, "'cache.key.prefix'", &cache->key_prefix);
 }
 
 ResourceSpec PipelineReader::ReadResources(const YamlMap& m) {
@@ -688,6 +945,7 @@ void PipelineReader::CheckNeeds(const Stage& stage, const StageMarks& marks,
     std::set<std::string> seen;
     for (std::size_t k = 0; k < step.needs.size() && k < marks.needs[i].size(); ++k) {
       const std::string& need = step.needs[k];
+      if (need.find('/') != std::string::npos) continue;  // another stage's: CheckNeedsAcrossStages
       Location at = marks.needs[i][k]->location;
       auto target = index.find(need);
       if (need == step.name)
@@ -938,7 +1196,31 @@ std::set<std::string> NeedsClosure(const Stage& stage, const std::set<std::strin
     for (const Step& step : stage.steps) {
       if (step.name != name) continue;
       for (const std::string& need : step.needs)
-        if (needed.insert(need).second) todo.push_back(need);
+        if (need.find('/') == std::string::npos && needed.insert(need).second)
+          todo.push_back(need);
+    }
+  }
+  return needed;
+}
+
+std::set<std::pair<std::string, std::string>> NeedsClosure(const Pipeline& pipeline,
+                                                           const std::string& stage,
+                                                           const std::set<std::string>& names) {
+  std::set<std::pair<std::string, std::string>> needed;
+  std::vector<std::pair<std::string, std::string>> todo;
+  for (const std::string& name : names) todo.emplace_back(stage, name);
+  while (!todo.empty()) {
+    const auto [stage_name, name] = todo.back();
+    todo.pop_back();
+    const Stage* s = pipeline.FindStage(stage_name);
+    if (s == nullptr) continue;
+    for (const Step& step : s->steps) {
+      if (step.name != name) continue;
+      for (const std::string& need : step.needs) {
+        auto [other, target] = SplitNeed(need);
+        std::pair<std::string, std::string> key(other.empty() ? stage_name : other, target);
+        if (needed.insert(key).second) todo.push_back(key);
+      }
     }
   }
   return needed;

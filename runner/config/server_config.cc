@@ -42,8 +42,10 @@ constexpr std::size_t kMaxRepositoryName = 64;
 const Keys kServerKeys = {"listen",    "data",         "workers",
                           "backend",   "secrets_file", "requeue_interrupted",
                           "retention", "repositories", "secrets",
-                          "environments", "max_connections", "io_threads"};
-const Keys kRepositoryKeys = {"name", "url", "branches", "pipeline", "poll", "webhook_secret_env"};
+                          "environments", "max_connections", "io_threads", "external_url"};
+const Keys kRepositoryKeys = {"name", "url",                "branches", "pipeline",
+                              "poll", "webhook_secret_env", "status"};
+const Keys kStatusKeys = {"kind", "api", "token_env", "repo", "context"};
 const Keys kSecretKeys = {"name", "repositories", "branches", "environments"};
 const Keys kEnvironmentKeys = {"name", "branches"};
 
@@ -94,6 +96,17 @@ std::string PeekName(const YamlNode& node) {
 
 // Git's own rule: "scheme://..." is a URL, "host:path" (a colon before any
 // slash) is scp-like, anything else is a path on this machine.
+// http(s)://HOST[:PORT][/PATH], nothing else (no query, fragment, userinfo
+// or control characters): links and API bases.
+bool IsHttpUrl(std::string_view url) {
+  std::string_view rest;
+  if (url.substr(0, 7) == "http://") rest = url.substr(7);
+  else if (url.substr(0, 8) == "https://") rest = url.substr(8);
+  else return false;
+  return !rest.empty() && rest.front() != '/' && url.size() <= 1024 &&
+         rest.find_first_of("?#@ \\") == std::string_view::npos && !HasControl(url);
+}
+
 bool IsLocalPath(std::string_view url) {
   if (url.find("://") != std::string_view::npos) return false;
   std::size_t colon = url.find(':');
@@ -162,6 +175,7 @@ class ConfigReader {
   void ReadGlobs(const YamlMap& m, const char* key, std::vector<std::string>* out);
   void ReadRepositoryOptions(const YamlMap& m, RepositoryConfig* repo);
   void ReadUrl(const YamlNode& node, std::string* url);
+  void ReadStatus(const YamlNode& node, RepositoryConfig* repo);
   void ReadPipelinePath(const YamlNode& node, std::string* path);
   bool ReadNonEmpty(const YamlNode& node, std::string_view what, std::string* out);
   void ReadLocalPath(const YamlNode& node, std::string_view what, std::string* out);
@@ -287,6 +301,14 @@ void ConfigReader::ReadServer(const YamlMap& m, ServerConfig* config) {
     ReadLocalPath(*v, "'secrets_file'", &config->secrets_file);
   if (const YamlNode* v = m.Get("requeue_interrupted"))
     c_.Bool(*v, "'requeue_interrupted'", &config->requeue_interrupted);
+  if (const YamlNode* v = m.Get("external_url"))
+    c_.Scalar(*v, "'external_url'", "an http:// or https:// URL", [&](const std::string& s) {
+      if (!IsHttpUrl(s)) return false;
+      config->external_url = s;
+      while (!config->external_url.empty() && config->external_url.back() == '/')
+        config->external_url.pop_back();
+      return true;
+    });
   if (const YamlNode* v = m.Get("retention"))
     c_.Scalar(*v, "'retention'",
               "a period like 30d, 2w, 12h or 1d12h, at most 100 years (0 keeps every run)",
@@ -364,6 +386,7 @@ void ConfigReader::ReadRepositoryOptions(const YamlMap& m, RepositoryConfig* rep
       c_.Error(v->location,
                "'poll' must be 0 (webhooks only) or at least 1s, got " + DescribeYaml(*v));
   }
+  if (const YamlNode* v = m.Get("status")) ReadStatus(*v, repo);
   if (const YamlNode* v = m.Get("webhook_secret_env")) {
     c_.Scalar(*v, "'webhook_secret_env'",
               "a variable name (" + std::string(kVariableRule) + ")", [&](const std::string& s) {
@@ -372,6 +395,59 @@ void ConfigReader::ReadRepositoryOptions(const YamlMap& m, RepositoryConfig* rep
                 return true;
               });
   }
+}
+
+// docs/server.md "Commit statuses".
+void ConfigReader::ReadStatus(const YamlNode& node, RepositoryConfig* repo) {
+  if (!c_.Expect(node, Kind::kMap, "'status'")) return;
+  YamlMap m = c_.Map(node, "in 'status'", kStatusKeys);
+  CommitStatusConfig status;
+  status.location = node.location;
+  bool ok = true;
+  auto required = [&](const char* key) {
+    const YamlNode* v = m.Get(key);
+    if (v == nullptr) {
+      c_.Error(node.location, std::string("missing required key '") + key + "' in 'status'");
+      ok = false;
+    }
+    return v;
+  };
+  if (const YamlNode* v = required("kind")) {
+    ok &= c_.Scalar(*v, "'status.kind'", "github, gitlab or gitea", [&](const std::string& s) {
+      status.kind = s;
+      return s == "github" || s == "gitlab" || s == "gitea";
+    });
+  }
+  if (const YamlNode* v = required("api")) {
+    ok &= c_.Scalar(*v, "'status.api'", "an http:// or https:// URL such as https://api.github.com",
+                    [&](const std::string& s) {
+                      status.api = s;
+                      while (!status.api.empty() && status.api.back() == '/') status.api.pop_back();
+                      return IsHttpUrl(s);
+                    });
+  }
+  if (const YamlNode* v = required("token_env")) {
+    ok &= c_.Scalar(*v, "'status.token_env'", "a variable name (" + std::string(kVariableRule) + ")",
+                    [&](const std::string& s) {
+                      status.token_env = s;
+                      return IsVariableName(s);
+                    });
+  }
+  if (const YamlNode* v = required("repo")) {
+    ok &= c_.Scalar(*v, "'status.repo'", "OWNER/NAME (GitHub, Gitea) or a project id or path (GitLab)",
+                    [&](const std::string& s) {
+                      status.repo = s;
+                      return !s.empty() && s.size() <= 255 && s.front() != '/' && s.back() != '/' &&
+                             AllOf(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/");
+                    });
+  }
+  if (const YamlNode* v = m.Get("context"))
+    ok &= c_.Scalar(*v, "'status.context'", "a name of 1 to 100 printable characters",
+                    [&](const std::string& s) {
+                      status.context = s;
+                      return !s.empty() && s.size() <= 100 && !HasControl(s);
+                    });
+  if (ok) repo->status = status;
 }
 
 void ConfigReader::ReadUrl(const YamlNode& node, std::string* url) {

@@ -11,6 +11,7 @@
 #define LADLE_RUNNER_CONFIG_SERVER_CONFIG_H_
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,16 @@
 #include "runner/config/pipeline.h"
 
 namespace ladle::runner {
+
+// docs/server.md "Commit statuses": where a repository's run statuses are posted.
+struct CommitStatusConfig {
+  Location location;
+  std::string kind;       // "github", "gitlab" or "gitea"
+  std::string api;        // the API's base URL: https://api.github.com, https://HOST/api/v4, https://HOST/api/v1
+  std::string token_env;  // the variable (secrets file, else environment) holding the token
+  std::string repo;       // "OWNER/NAME" (GitHub, Gitea); a project id or path (GitLab)
+  std::string context = "ladle";  // the status's name on the forge
+};
 
 // One repository the server watches.
 struct RepositoryConfig {
@@ -29,6 +40,7 @@ struct RepositoryConfig {
   std::string pipeline = "ladle.yml";  // relative path inside the repository, no ".."
   std::chrono::milliseconds poll{0};   // 0: webhooks only; otherwise at least 1s
   std::string webhook_secret_env;      // "" = accepts no webhooks
+  std::optional<CommitStatusConfig> status;  // docs/server.md "Commit statuses"
 };
 
 // A `secrets:` entry (docs/server.md "Scoped secrets"): the secret `name`
@@ -60,6 +72,9 @@ struct ServerConfig {
   std::string secrets_file;  // absolute; "" = none
   bool requeue_interrupted = false;
   std::chrono::seconds retention{0};  // 0 = keep every run
+  // docs/server.md "Commit statuses": the web UI's address as people reach
+  // it ("https://ci.example.com"), for links; "" = http://LISTEN.
+  std::string external_url;
   std::vector<RepositoryConfig> repositories;
   std::vector<SecretScope> secrets;                // several entries may name one secret
   std::vector<ProtectedEnvironment> environments;  // names unique

@@ -67,7 +67,8 @@ std::string StepWithoutImage(const Pipeline& pipeline) {
 
 Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std::string& data_dir,
                   RunStore* store, std::unique_ptr<env::Engine>* engine,
-                  std::vector<std::string>* notes, const std::string& setting) {
+                  std::vector<std::string>* notes, const std::string& setting,
+                  const std::string& docker_host) {
   auto use_local = [&](const std::string& why) {
     *engine = std::make_unique<env::LocalEngine>();
     notes->push_back("backend: local (" + why + ")");
@@ -88,6 +89,7 @@ Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std
   // is the run's error (memory, network: none would silently not apply).
   env::DockerEngineOptions options;
   options.data_dir = data_dir;
+  options.docker_host = docker_host;
   options.connect_timeout = std::chrono::seconds(5);
   std::unique_ptr<env::DockerEngine> docker;
   Status s = env::DockerEngine::Open(options, &docker);

@@ -28,7 +28,8 @@ namespace ladle::runner {
 // names where `wanted` came from in messages ("--backend", "backend:").
 Status PickEngine(const std::string& wanted, const Pipeline& pipeline, const std::string& data_dir,
                   RunStore* store, std::unique_ptr<env::Engine>* engine,
-                  std::vector<std::string>* notes, const std::string& setting = "--backend");
+                  std::vector<std::string>* notes, const std::string& setting = "--backend",
+                  const std::string& docker_host = "");  // "" = $DOCKER_HOST (docs/spoons.md "A shared host over ssh")
 
 // The first step without an image ("stage/step"), or "" when all have one.
 std::string StepWithoutImage(const Pipeline& pipeline);

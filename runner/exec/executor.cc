@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "core/base/time_util.h"
+#include "runner/exec/cache.h"
 #include "runner/exec/junit.h"
 #include "runner/exec/rollout.h"
 #include "runner/exec/toggle_ops.h"
@@ -33,26 +34,110 @@ std::string ArtifactDir(const std::string& data_dir, int64_t run, const std::str
   return (fs::path(data_dir) / "artifacts" / std::to_string(run) / stage / step).string();
 }
 
-Status ResolveStep(const Pipeline& pipeline, const std::string& name, StepRef* ref) {
+namespace {
+
+// "test [GO=1.21]" -> "test" and {GO: 1.21}; false when `text` is not
+// of that form (docs/running.md "Matrix steps").
+bool ParseMatrixSelector(const std::string& text, std::string* base, Vars* values) {
+  auto open = text.find(" [");
+  if (open == std::string::npos || text.size() < open + 3 || text.back() != ']') return false;
+  *base = text.substr(0, open);
+  const std::string inner = text.substr(open + 2, text.size() - open - 3);
+  for (size_t start = 0; start <= inner.size();) {
+    size_t end = std::min(inner.find(", ", start), inner.size());
+    std::string pair = inner.substr(start, end - start);
+    auto eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0) return false;
+    values->emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
+    start = end + 2;
+  }
+  return !values->empty();
+}
+
+// Whether `step` is what `name` (without its stage) names; *whole: it does
+// so as one of all the combinations of its matrix step.
+bool StepNamed(const Step& step, const std::string& name, bool* whole) {
+  *whole = false;
+  if (step.name == name || step.DisplayName() == name) return true;
+  if (step.matrix_of.empty()) return false;
+  if (step.matrix_of == name) return *whole = true;
+  std::string base;
+  Vars values;
+  if (!ParseMatrixSelector(name, &base, &values) || base != step.matrix_of) return false;
+  for (const auto& wanted : values)
+    if (std::find(step.matrix_values.begin(), step.matrix_values.end(), wanted) ==
+        step.matrix_values.end())
+      return false;
+  return true;
+}
+
+struct StepMatch {
+  StepRef ref;
+  std::string shown;  // stage/step as a person names it
+  bool whole = false;
+};
+
+std::vector<StepMatch> MatchSteps(const Pipeline& pipeline, const std::string& name) {
   auto slash = name.find('/');
-  std::vector<StepRef> matches;
+  std::vector<StepMatch> matches;
   for (const Stage& stage : pipeline.stages) {
+    if (slash != std::string::npos && stage.name != name.substr(0, slash)) continue;
+    const std::string rest = slash == std::string::npos ? name : name.substr(slash + 1);
     for (const Step& step : stage.steps) {
-      bool hit = slash == std::string::npos
-                     ? step.name == name
-                     : stage.name == name.substr(0, slash) && step.name == name.substr(slash + 1);
-      if (hit) matches.push_back({stage.name, step.name});
+      bool whole = false;
+      if (StepNamed(step, rest, &whole))
+        matches.push_back({{stage.name, step.name},
+                           stage.name + "/" + (step.matrix_of.empty() ? step.name : step.matrix_of),
+                           whole});
     }
   }
-  if (matches.size() == 1) {
-    *ref = matches[0];
-    return Status::OK();
-  }
+  return matches;
+}
+
+// Invalid when the matches are in several stages (or none).
+Status OneStage(const Pipeline& pipeline, const std::string& name,
+                const std::vector<StepMatch>& matches) {
   if (matches.empty()) return Status::Invalid("no step '" + name + "' in " + pipeline.file);
+  std::vector<std::string> places;
+  for (const StepMatch& m : matches)
+    if (std::find(places.begin(), places.end(), m.shown) == places.end()) places.push_back(m.shown);
+  bool one_stage = std::all_of(matches.begin(), matches.end(), [&](const StepMatch& m) {
+    return m.ref.stage == matches[0].ref.stage;
+  });
+  if (one_stage) return Status::OK();
   std::string list;
-  for (const StepRef& m : matches) list += (list.empty() ? "" : ", ") + m.stage + "/" + m.step;
+  for (const std::string& place : places) list += (list.empty() ? "" : ", ") + place;
   return Status::Invalid("step name '" + name + "' is ambiguous: " + list +
                          "; name it as STAGE/STEP");
+}
+
+}  // namespace
+
+Status ResolveSteps(const Pipeline& pipeline, const std::string& name, std::vector<StepRef>* refs) {
+  std::vector<StepMatch> matches = MatchSteps(pipeline, name);
+  Status s = OneStage(pipeline, name, matches);
+  if (!s.ok()) return s;
+  for (const StepMatch& m : matches) refs->push_back(m.ref);
+  return Status::OK();
+}
+
+Status ResolveStep(const Pipeline& pipeline, const std::string& name, StepRef* ref) {
+  std::vector<StepMatch> matches = MatchSteps(pipeline, name);
+  Status s = OneStage(pipeline, name, matches);
+  if (!s.ok()) return s;
+  if (matches.size() == 1) {
+    *ref = matches[0].ref;
+    return Status::OK();
+  }
+  // Every combination of one matrix step: named by the step as written.
+  if (matches[0].whole) {
+    *ref = {matches[0].ref.stage, matches[0].shown.substr(matches[0].ref.stage.size() + 1)};
+    return Status::OK();
+  }
+  std::string list;
+  for (const StepMatch& m : matches) list += (list.empty() ? "" : ", ") + m.ref.stage + "/" + m.ref.step;
+  return Status::Invalid("step name '" + name + "' names " + std::to_string(matches.size()) +
+                         " steps: " + list + "; name one, or the matrix step as written");
 }
 
 // One step of the stage being run: shared by its thread and the supervisor.
@@ -62,6 +147,7 @@ struct Executor::StepRun {
   enum State { kPending, kRunning, kDone } state = kPending;
   std::thread thread;
   bool success = false;            // ended with exit 0 (after retries)
+  bool started = false;            // its thread was started (guarded by mu_)
   bool rollout_check = false;      // a rollout stage's check: run by the rollout, not scheduled
 
   std::mutex mu;                   // guards the fields below (never take mu_ while holding it)
@@ -81,8 +167,10 @@ struct Executor::StepRun {
 struct Executor::StageContext {
   const Stage* stage = nullptr;
   StageRecord* rec = nullptr;
-  std::vector<std::unique_ptr<StepRun>> steps;
-  int running = 0;
+  size_t index = 0;                // in pipeline_.stages
+  std::vector<std::unique_ptr<StepRun>> steps;  // the selected ones
+  std::vector<StepRun*> by_index;  // per step of the stage; null when not selected
+  int running = 0;                 // guarded by mu_
   std::string sync_error;          // the toggles sync failed: the stage fails, no step runs
   bool rollout_failed = false;
 
@@ -96,6 +184,14 @@ struct Executor::StageContext {
 Executor::Executor(const Pipeline& pipeline, RunStore* store, env::Engine* engine,
                    RunObserver* observer)
     : pipeline_(pipeline), store_(store), engine_(engine), observer_(observer) {}
+
+Executor::~Executor() {
+  // Every stage joins its steps' threads (RunStage); this only keeps a
+  // thread that outlived its run from ending the process.
+  for (auto& ctx : contexts_)
+    for (auto& sr : ctx->steps)
+      if (sr->thread.joinable()) sr->thread.join();
+}
 
 void Executor::Cancel(int signal) {
   int expected = 0;
@@ -126,6 +222,8 @@ RunRecord PlanRecord(const Pipeline& pipeline) {
     for (const Step& step : stage.steps) {
       StepRecord st;
       st.name = step.name;
+      st.matrix_of = step.matrix_of;  // docs/pipeline.md "Matrix"
+      st.matrix_values = step.matrix_values;
       sr.steps.push_back(st);
     }
     run.stages.push_back(sr);
@@ -140,6 +238,8 @@ bool Contains(const std::vector<std::string>& list, const std::string& value) {
 // Steps of `stage` that depend on `root`, directly or not, plus root itself.
 std::set<std::string> WithDependents(const Stage& stage, const std::string& root) {
   std::set<std::string> out = {root};
+  for (const Step& step : stage.steps)  // a matrix step as written: all its combinations
+    if (!step.matrix_of.empty() && step.matrix_of == root) out.insert(step.name);
   for (bool grew = true; grew;) {
     grew = false;
     for (const Step& step : stage.steps) {
@@ -311,6 +411,7 @@ Status Executor::Run(const RunOptions& options, RunRecord* run) {
   size_t first = 0;
   for (size_t i = 0; i < pipeline_.stages.size() && !options_.resume_stage.empty(); ++i)
     if (pipeline_.stages[i].name == options_.resume_stage) first = i;
+  PrepareContexts(first);
   for (size_t i = first; i < pipeline_.stages.size(); ++i) RunStage(pipeline_.stages[i], i, run);
 
   bool failed = false, waiting = false;
@@ -386,7 +487,9 @@ std::set<std::pair<std::string, std::string>> Executor::Dependencies() const {
       wanted = chosen[i];
     }
     // What the selected steps of this stage need, transitively.
-    for (const std::string& need : NeedsClosure(stage, chosen[i])) wanted.insert(need);
+    // (Those of earlier stages are all in already.)
+    for (const auto& [other, need] : NeedsClosure(pipeline_, stage.name, chosen[i]))
+      if (other == stage.name) wanted.insert(need);
     for (const std::string& name : wanted)
       if (!chosen[i].count(name)) deps.insert({stage.name, name});
   }
@@ -564,10 +667,22 @@ void Executor::SetStep(const Stage& stage, StepRecord* rec, RunStatus status) {
 
 void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
   StageRecord* rec = &run->stages[index];
+  StageContext& ctx = *contexts_[index];
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    turn_ = index;
+  }
   auto skip_all = [&](RunStatus status, const std::string& why) {
+    // docs/pipeline.md "needs across stages": steps that started early
+    // finish and keep their status; the others never start.
+    std::string message = why;
+    status = SettleSkippedStage(&ctx, status, &message);
     if (status != kWaiting)  // a waiting stage's steps stay queued until approved
-      for (StepRecord& step : rec->steps) SetStep(stage, &step, kSkipped);
-    SetStage(rec, status, why);
+      for (size_t i = 0; i < rec->steps.size(); ++i) {
+        StepRun* sr = i < ctx.by_index.size() ? ctx.by_index[i] : nullptr;
+        if (sr == nullptr || !sr->started) SetStep(stage, &rec->steps[i], kSkipped);
+      }
+    SetStage(rec, status, message);
   };
   std::string blocker;
   for (size_t i = 0; i < index && blocker.empty(); ++i) {
@@ -600,6 +715,8 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
     if (options_.toggles == nullptr)
       return skip_all(kSkipped, "rollout: no toggle service to act on");
   }
+  if (!stage.environment.empty() && !options_.no_deploy.empty())
+    return skip_all(kSkipped, options_.no_deploy);  // docs/server.md "Pull requests"
   if (!stage.environment.empty()) {
     // docs/server.md "Protected environments": refused before approval and any step.
     std::string refusal =
@@ -642,22 +759,8 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
     run->deployment = d;
   }
 
-  StageContext ctx;
-  ctx.stage = &stage;
-  ctx.rec = rec;
-  std::set<std::string> selected = SelectedSteps(stage);
-  const size_t regular = stage.steps.size() - (stage.rollout ? stage.rollout->percent.size() : 0);
-  for (size_t i = 0; i < stage.steps.size(); ++i) {
-    if (!selected.count(stage.steps[i].name)) {
-      SetStep(stage, &rec->steps[i], kSkipped);
-      continue;
-    }
-    auto sr = std::make_unique<StepRun>();
-    sr->step = &stage.steps[i];
-    sr->rec = &rec->steps[i];
-    sr->rollout_check = i >= regular;
-    ctx.steps.push_back(std::move(sr));
-  }
+  for (size_t i = 0; i < stage.steps.size(); ++i)  // not selected
+    if (ctx.by_index[i] == nullptr) SetStep(stage, &rec->steps[i], kSkipped);
   {
     // What the stage said while it waited (for approval, for the
     // deployment lock) is over once it runs.
@@ -675,6 +778,7 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
     if (stage.rollout) RunRolloutStage(stage, &ctx, &rollout_message);
     FinishStage(&ctx, rollout_message);
   }
+  CloseStage(&ctx);
 
   if (deployment_id != 0) {
     Status s = store_->FinishDeployment(deployment_id, rec->status);
@@ -854,7 +958,7 @@ void Executor::ScheduleSteps(StageContext* ctx) {
       std::string blocked_by;
       bool ready = true;
       for (const std::string& need : ignore_needs ? std::vector<std::string>() : sr->step->needs) {
-        StepRun* dep = ctx->Find(need);
+        StepRun* dep = FindNeed(ctx, need);
         if (dep == nullptr) continue;  // not selected (--from): treated as done
         if (dep->state != StepRun::kDone) ready = false;
         else if (!dep->success && !dep->step->allow_failure) blocked_by = need;
@@ -868,51 +972,209 @@ void Executor::ScheduleSteps(StageContext* ctx) {
         continue;
       }
       pending = true;
-      if (!ready || ctx->running >= std::max(1, options_.jobs)) continue;
+      // --jobs counts the steps of every stage (some may have started early).
+      if (!ready || running_ >= std::max(1, options_.jobs)) continue;
       sr->state = StepRun::kRunning;
+      sr->started = true;
       ctx->running++;
+      running_++;
       sr->thread = std::thread(&Executor::RunStepThread, this, sr.get(), ctx);
     }
+    StartEarlySteps(&lock);
     if (!pending && ctx->running == 0) break;
     cv_.wait_for(lock, std::chrono::milliseconds(100));
     // A docker Kill may block on the daemon for minutes: never under mu_,
     // which every step update and status read takes.
     lock.unlock();
-    SuperviseRunning(ctx);
+    SuperviseRunning();
     lock.lock();
     // Join finished threads now: their stacks would otherwise stay mapped,
     // and every later fork would copy more page tables.
-    for (auto& sr : ctx->steps)
-      if (sr->state == StepRun::kDone && sr->thread.joinable()) {
-        lock.unlock();
-        sr->thread.join();
-        lock.lock();
-      }
+    for (auto& c : contexts_)
+      for (auto& sr : c->steps)
+        if (sr->state == StepRun::kDone && sr->thread.joinable()) {
+          lock.unlock();
+          sr->thread.join();
+          lock.lock();
+        }
   }
   lock.unlock();
   for (auto& sr : ctx->steps)
     if (sr->thread.joinable()) sr->thread.join();
 }
 
+// ---- docs/pipeline.md "needs across stages" --------------------------------
+
+namespace {
+
+// A stage whose steps start only at its turn, and before whose end no step
+// of a later stage starts: deployments, approvals, toggles and rollouts.
+bool IsBarrier(const Stage& stage) {
+  return !stage.environment.empty() || stage.manual_approval || !stage.toggles_file.empty() ||
+         stage.rollout.has_value();
+}
+
+}  // namespace
+
+void Executor::PrepareContexts(size_t first) {
+  contexts_.clear();
+  for (size_t index = 0; index < pipeline_.stages.size(); ++index) {
+    const Stage& stage = pipeline_.stages[index];
+    auto ctx = std::make_unique<StageContext>();
+    ctx->stage = &stage;
+    ctx->rec = &run_->stages[index];
+    ctx->index = index;
+    ctx->by_index.assign(stage.steps.size(), nullptr);
+    std::string why;
+    // The stages before a resumed one keep their records: nothing of them runs.
+    if (index >= first && StageSelected(stage, &why)) {
+      const std::set<std::string> selected = SelectedSteps(stage);
+      const size_t regular =
+          stage.steps.size() - (stage.rollout ? stage.rollout->percent.size() : 0);
+      for (size_t i = 0; i < stage.steps.size(); ++i) {
+        if (!selected.count(stage.steps[i].name)) continue;
+        auto sr = std::make_unique<StepRun>();
+        sr->step = &stage.steps[i];
+        sr->rec = &ctx->rec->steps[i];
+        sr->rollout_check = i >= regular;
+        ctx->by_index[i] = sr.get();
+        ctx->steps.push_back(std::move(sr));
+      }
+    }
+    contexts_.push_back(std::move(ctx));
+  }
+}
+
+Executor::StepRun* Executor::FindNeed(StageContext* ctx, const std::string& need) {
+  auto [other, name] = SplitNeed(need);
+  if (other.empty()) return ctx->Find(name);
+  for (auto& c : contexts_)
+    if (c->stage->name == other) return c->Find(name);
+  return nullptr;
+}
+
+bool Executor::MayEnterEarly(const StageContext& ctx) const {
+  const Stage& stage = *ctx.stage;
+  if (ctx.steps.empty() || IsBarrier(stage) || !options_.rollback_environment.empty())
+    return false;
+  if (stage.when_branches.empty()) return true;
+  for (const std::string& glob : stage.when_branches)
+    if (!options_.branch.empty() && BranchMatches(glob, options_.branch)) return true;
+  return false;
+}
+
+void Executor::StartEarlySteps(std::unique_lock<std::mutex>* lock) {
+  // --step without --needs ignores needs: every step waits for its turn.
+  if (cancel_signal_ || (!options_.steps.empty() && !options_.needs)) return;
+  std::vector<std::pair<StageContext*, std::string>> started;  // stage, why
+  for (size_t k = 0; k < contexts_.size(); ++k) {
+    StageContext* ctx = contexts_[k].get();
+    if (k > turn_ && MayEnterEarly(*ctx)) {
+      for (auto& sr : ctx->steps) {
+        if (sr->state != StepRun::kPending || sr->rollout_check) continue;
+        bool ready = true, any = false;
+        std::string needs;
+        for (const std::string& need : sr->step->needs) {
+          StepRun* dep = FindNeed(ctx, need);
+          if (dep == nullptr) continue;
+          any = true;
+          needs += (needs.empty() ? "" : ", ") + need;
+          if (dep->state != StepRun::kDone || (!dep->success && !dep->step->allow_failure))
+            ready = false;
+        }
+        if (!ready || !any || running_ >= std::max(1, options_.jobs)) continue;
+        sr->state = StepRun::kRunning;
+        sr->started = true;
+        ctx->running++;
+        running_++;
+        sr->thread = std::thread(&Executor::RunStepThread, this, sr.get(), ctx);
+        started.emplace_back(ctx, "step " + sr->step->DisplayName() +
+                                      " starts before its stage's turn: " + needs + " passed");
+      }
+    }
+    // No step starts before a barrier, nor after a stage that failed or
+    // waits (its later stages will be skipped).
+    bool stop = IsBarrier(*ctx->stage) && k >= turn_;
+    stop |= ctx->rec->status == kFailed || ctx->rec->status == kWaiting ||
+            ctx->rec->status == kCancelled;
+    for (auto& sr : ctx->steps)
+      stop |= sr->state == StepRun::kDone && sr->rec->status == kFailed &&
+              !sr->step->allow_failure;
+    if (stop) break;
+  }
+  if (started.empty()) return;
+  lock->unlock();
+  for (const auto& [ctx, why] : started) {
+    Notify("stage " + ctx->stage->name + ": " + why);
+    if (ctx->rec->status == kQueued) SetStage(ctx->rec, kRunning, "");
+  }
+  lock->lock();
+}
+
+RunStatus Executor::SettleSkippedStage(StageContext* ctx, RunStatus status, std::string* why) {
+  bool started = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& sr : ctx->steps) {
+      started |= sr->started;
+      if (sr->state == StepRun::kPending) sr->state = StepRun::kDone;
+    }
+  }
+  if (!started) return status;
+  ScheduleSteps(ctx);  // nothing pending: waits for the steps that started early
+  std::string list;
+  bool failed = false, cancelled = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& sr : ctx->steps) {
+      if (!sr->started) continue;
+      list += (list.empty() ? "" : ", ") + sr->step->DisplayName() + " " +
+              ToString(sr->rec->status);
+      failed |= sr->rec->status == kFailed && !sr->step->allow_failure;
+      cancelled |= sr->rec->status == kCancelled;
+    }
+  }
+  *why += "; steps that started early: " + list;
+  if (status != kSkipped) return status;
+  return failed ? kFailed : cancelled ? kCancelled : kSkipped;
+}
+
+void Executor::CloseStage(StageContext* ctx) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& sr : ctx->steps)
+    if (sr->state == StepRun::kPending) sr->state = StepRun::kDone;
+}
+
 // Timeouts and cancel: TERM first, KILL after the grace. REQUIRES: mu_ not
 // held (an engine's Kill may block); only sr->mu is, which keeps the attempt
 // alive while it is signalled and is taken by nobody but its step's thread.
-void Executor::SuperviseRunning(StageContext* ctx) {
+void Executor::SuperviseRunning() {
   const auto now = Clock::now();
-  for (auto& sr : ctx->steps) {
-    // `current` is set only while the step runs (its state is under mu_).
-    std::lock_guard<std::mutex> lock(sr->mu);
-    if (sr->current == nullptr) continue;
-    bool expired = now >= sr->deadline;
-    if (sr->term_sent == Clock::time_point() && (expired || cancel_signal_)) {
-      sr->timed_out = expired && !cancel_signal_;
-      sr->term_sent = now;
-      sr->current->Kill(SIGTERM);
-    } else if (sr->term_sent != Clock::time_point() &&
-               now >= sr->term_sent + options_.kill_grace) {
-      sr->current->Kill(SIGKILL);
+  // Steps that started before their stage's turn are supervised too; the
+  // lists are fixed once PrepareContexts has made them.
+  for (auto& ctx : contexts_) {
+    for (auto& sr : ctx->steps) {
+      // `current` is set only while the step runs (its state is under mu_).
+      std::lock_guard<std::mutex> lock(sr->mu);
+      if (sr->current == nullptr) continue;
+      bool expired = now >= sr->deadline;
+      if (sr->term_sent == Clock::time_point() && (expired || cancel_signal_)) {
+        sr->timed_out = expired && !cancel_signal_;
+        sr->term_sent = now;
+        sr->current->Kill(SIGTERM);
+      } else if (sr->term_sent != Clock::time_point() &&
+                 now >= sr->term_sent + options_.kill_grace) {
+        sr->current->Kill(SIGKILL);
+      }
     }
   }
+}
+
+// docs/pipeline.md "Caches": shared by the runs of one project (ladle run:
+// the working tree; ladle serve: the repository).
+std::string Executor::CacheScope() const {
+  if (!options_.project.empty()) return options_.project;
+  return !options_.repo.empty() ? options_.repo : options_.pipeline_path;
 }
 
 env::StepSpec Executor::MakeSpec(const Stage& stage, const Step& step, int attempt) const {
@@ -924,6 +1186,7 @@ env::StepSpec Executor::MakeSpec(const Stage& stage, const Step& step, int attem
   spec.workspace = run_->workspace;
   spec.workdir = step.workdir;
   spec.resources = step.resources;
+  spec.host_environment = options_.host_environment;
   for (const auto* layer : {&pipeline_.env, &stage.env, &step.env})
     spec.env.insert(spec.env.end(), layer->begin(), layer->end());
   // docs/server.md "Scoped secrets"; --env still wins over a secret.
@@ -949,6 +1212,8 @@ env::StepSpec Executor::MakeSpec(const Stage& stage, const Step& step, int attem
                  {"ladle.data", options_.data_dir}};
   const std::string& keep = options_.keep.empty() ? step.keep : options_.keep;
   spec.keep = keep == "always";
+  spec.services = step.services;  // docs/pipeline.md "Services"
+  spec.cancelled = [this] { return cancel_signal_.load() != 0; };
   return spec;
 }
 
@@ -973,6 +1238,14 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
     if (attempt > 1) log.Note("attempt " + std::to_string(attempt) + " of " + std::to_string(attempts));
     env::StepSpec spec = MakeSpec(stage, step, attempt);
     std::unique_ptr<env::Step> proc;
+    if (s.ok() && !spec.services.empty() && engine_->Name() != "docker")
+      s = Status::Invalid("step '" + stage.name + "/" + step.name +
+                          "' has services: they run on the docker backend only, and this run "
+                          "uses the " + engine_->Name() + " backend (docs/pipeline.md \"Services\")");
+    // docs/pipeline.md "Caches": restored on the host, before the first attempt.
+    if (s.ok() && attempt == 1 && step.cache && step.cache->policy != "push")
+      log.Note(RestoreStepCache(*step.cache, options_.data_dir, CacheScope(), run_->workspace,
+                                spec.env));
     if (s.ok()) s = engine_->Create(spec, &proc);
     if (s.ok()) s = proc->Start();
     if (s.ok()) {
@@ -993,7 +1266,9 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
       std::lock_guard<std::mutex> lock(sr->mu);
       timed_out = sr->timed_out;
     }
-    failure = !s.ok()           ? FailureReason::kError
+    // A cancel that stopped the wait for the step's services is a cancel.
+    failure = s.code() == Code::kCancelled && cancel_signal_ ? FailureReason::kCancelled
+              : !s.ok()         ? FailureReason::kError
               : timed_out       ? FailureReason::kTimeout
               : cancel_signal_  ? FailureReason::kCancelled
               : exit.code != 0  ? FailureReason::kExitCode
@@ -1030,6 +1305,10 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
     const bool failed_itself =
         failure != FailureReason::kNone && failure != FailureReason::kCancelled && !cancel_signal_;
     bool keep_it = keep == "always" || (keep == "on-failure" && failed_itself && last);
+    if (proc) proc->WriteServiceLogs(&log);  // docs/pipeline.md "Services"
+    if (failure == FailureReason::kNone && step.cache && step.cache->policy != "pull")
+      log.Note(SaveStepCache(*step.cache, options_.data_dir, CacheScope(), run_->workspace,
+                             spec.env));
     if (proc && keep_it && !proc->ShellCommand().empty()) {
       // Into the log (and so the live output) once; the run's summary repeats
       // it from the step's record.
@@ -1077,6 +1356,7 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
   sr->success = failure == FailureReason::kNone;
   sr->state = StepRun::kDone;
   ctx->running--;
+  running_--;
   cv_.notify_all();
 }
 

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -116,6 +117,13 @@ struct RunOptions {
   // the artifacts of the steps before into the workspace already (downloaded
   // from the server); none are looked for in this data dir.
   bool artifacts_restored = false;
+  // docs/server.md "Pull requests": when set, every stage with an
+  // `environment` is skipped with this reason (a pull request's run never
+  // deploys).
+  std::string no_deploy;
+  // False under `ladle serve`: local steps get only the base of the host's
+  // environment (docs/backends.md "Environment").
+  bool host_environment = true;
 };
 
 // DATA/locks/ENVIRONMENT.lock: held (flock) while a run deploys there, by
@@ -128,13 +136,22 @@ std::string ArtifactDir(const std::string& data_dir, int64_t run, const std::str
                         const std::string& step);
 
 // Resolves a step name as the CLI takes it: "stage/step", or a bare step name
-// when it is unique (otherwise Invalid, listing the matches).
+// when it is unique (otherwise Invalid, listing the matches). A matrix step
+// (docs/pipeline.md "Matrix") is named by its id ("test.1.21-linux"), its
+// display name ("test [GO=1.21, OS=linux]") or, for all of its
+// combinations, its name as written ("test": *ref names it so).
 Status ResolveStep(const Pipeline& pipeline, const std::string& name, StepRef* ref);
+
+// The same for --step, which may select several steps: "test" selects every
+// combination of the matrix step test, "test [GO=1.21]" those with GO=1.21.
+// All matches must be in one stage.
+Status ResolveSteps(const Pipeline& pipeline, const std::string& name, std::vector<StepRef>* refs);
 
 class Executor {
  public:
   Executor(const Pipeline& pipeline, RunStore* store, env::Engine* engine,
            RunObserver* observer);
+  ~Executor();
 
   // Runs the pipeline; fills `run` (its id is assigned when the run is
   // recorded, before any step starts). Returns a non-ok Status only when the
@@ -162,11 +179,31 @@ class Executor {
   // The same, before --needs adds the dependencies.
   bool StageChosen(const Stage& stage, std::string* why) const;
   std::set<std::string> StepsChosen(const Stage& stage) const;
+  // Runs the pending steps of `ctx` as their needs allow and waits for all
+  // of its steps; meanwhile starts steps of later stages early
+  // (docs/pipeline.md "needs across stages").
   void ScheduleSteps(StageContext* ctx);
   void RunStepThread(StepRun* sr, StageContext* ctx);
-  void SuperviseRunning(StageContext* ctx);
+  void SuperviseRunning();
+  // docs/pipeline.md "needs across stages": one context per stage, made
+  // before the first stage runs, so a step can start before its stage's turn.
+  void PrepareContexts(size_t first);
+  // The step that `need` (a `needs` entry of a step of `ctx`) names; null
+  // when it was not selected (it counts as done).
+  StepRun* FindNeed(StageContext* ctx, const std::string& need);
+  // REQUIRES: mu_ held. Starts the steps of stages after turn_ whose needs
+  // have passed, where the rules let them start early.
+  void StartEarlySteps(std::unique_lock<std::mutex>* lock);
+  bool MayEnterEarly(const StageContext& ctx) const;  // REQUIRES: mu_ held
+  // A stage that does not run: its steps that started early finish (and
+  // make its status), the others never start. Returns the stage's status.
+  RunStatus SettleSkippedStage(StageContext* ctx, RunStatus status, std::string* why);
+  // Every step of `ctx` that never started is done (so dependents of later
+  // stages do not wait for it).
+  void CloseStage(StageContext* ctx);
   void FinishStage(StageContext* ctx, const std::string& rollout_message);
   env::StepSpec MakeSpec(const Stage& stage, const Step& step, int attempt) const;
+  std::string CacheScope() const;  // whose caches a step uses (cache.h CacheDir)
   void RestoreNeededArtifacts(RunRecord* run);
   // The steps (stage, step) that the selected ones (--step, --from) depend
   // on and that are not selected: every step of an earlier stage than a
@@ -211,6 +248,9 @@ class Executor {
   Status outside_failure_;            // guarded by mu_
   Status store_failure_;              // the first write the store refused; guarded by mu_
   std::set<std::pair<std::string, std::string>> dependencies_;  // with --needs: Dependencies()
+  std::vector<std::unique_ptr<StageContext>> contexts_;  // per stage: PrepareContexts()
+  size_t turn_ = 0;                   // the stage whose turn it is; guarded by mu_
+  int running_ = 0;                   // step threads running, all stages; guarded by mu_
 };
 
 }  // namespace ladle::runner

@@ -6,6 +6,7 @@
 
 #include "core/base/time_util.h"
 #include "env/docker_engine.h"
+#include "runner/exec/cache.h"
 
 namespace fs = std::filesystem;
 
@@ -45,7 +46,9 @@ Status PruneRuns(RunStore* store, const std::string& data_dir, std::chrono::seco
     fs::remove_all(it->path(), tec);
     if (tec) return Status::IoError("prune: remove " + it->path().string() + ": " + tec.message());
   }
-  return Status::OK();
+  // docs/pipeline.md "Caches": those not used for the same age.
+  int caches = 0;
+  return PruneCaches(data_dir, older_than, &caches);
 }
 
 }  // namespace ladle::runner

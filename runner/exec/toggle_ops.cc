@@ -304,10 +304,14 @@ Status OpenStoreToggleOps(const std::string& data_dir, std::unique_ptr<ToggleOps
   std::filesystem::create_directories(data_dir, ec);
   if (ec) return Status::IoError("create data directory " + data_dir + ": " + ec.message());
   std::unique_ptr<toggles::ToggleStore> store;
-  Status s = toggles::ToggleStore::Open(data_dir, &store);
+  // $LADLE_STORE: the servers' PostgreSQL, when they share one (docs/toggles.md "Store").
+  const std::string location = toggles::ToggleStoreLocation("", data_dir);
+  Status s = toggles::ToggleStore::Open(location, &store);
   if (!s.ok()) return s;
   toggles::ToggleStore* raw = store.get();
-  *out = std::make_unique<StoreOps>(raw, std::move(store), "the toggle store in " + data_dir);
+  *out = std::make_unique<StoreOps>(raw, std::move(store),
+                                    location == data_dir ? "the toggle store in " + data_dir
+                                                         : "the shared toggle store");
   return s;
 }
 

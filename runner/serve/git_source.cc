@@ -148,6 +148,32 @@ Status GitMirror::BranchHead(const std::string& branch, std::string* commit) {
   return Status::OK();
 }
 
+Status GitMirror::ResolveRef(const std::string& ref, std::string* object, std::string* commit) {
+  Resolve();
+  if (!local_) {
+    std::error_code ec;
+    Status s = fs::exists(fs::path(dir_) / "HEAD", ec) ? Status::OK() : Fetch();
+    if (s.ok())
+      s = Git({"--git-dir", dir_, "fetch", "--quiet", "origin", "+" + ref + ":" + ref}, "/")
+              .WithContext("fetch " + ref + " of " + url_);
+    if (!s.ok()) return Status::NotFound(ref + " does not exist in " + url_ + " (" + s.message() + ")");
+  }
+  auto parse = [&](const std::string& rev, std::string* out) {
+    if (!Git({"--git-dir", dir_, "rev-parse", "--verify", "--quiet", rev}, "/", out).ok())
+      return false;
+    while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
+    return true;
+  };
+  if (!parse(ref, object) || !parse(ref + "^{commit}", commit))
+    return Status::NotFound(ref + " does not exist in " + url_);
+  return Status::OK();
+}
+
+Status GitMirror::HasCommitFetched(const std::string& commit) {
+  Status s = EnsureCommit(commit, "");
+  return s.code() == Code::kNotFound ? Status::NotFound("commit " + commit + " is not in " + url_) : s;
+}
+
 Status GitMirror::IsAncestor(const std::string& ancestor, const std::string& descendant,
                              bool* is) {
   Resolve();

@@ -54,6 +54,16 @@ class GitMirror {
   // now, a remote one as fetched now (that branch only). NotFound when the
   // repository has no such branch. REQUIRES: BranchNameProblem(branch) == "".
   Status BranchHead(const std::string& branch, std::string* commit);
+  // docs/server.md "Triggers": what `ref` ("refs/tags/v1", "refs/pull/7/head")
+  // names in the repository now: a local one as read now, a remote one as
+  // fetched now (that ref only). *object is the ref's own object (an
+  // annotated tag's tag object), *commit the commit it leads to. NotFound
+  // when there is no such ref. REQUIRES: RefNameProblem(ref) == "".
+  Status ResolveRef(const std::string& ref, std::string* object, std::string* commit);
+  // Whether `commit` (an object id) is a commit of the repository, fetching
+  // every branch once when the mirror lacks it.
+  Status HasCommitFetched(const std::string& commit);
+
   // Whether commit `ancestor` is an ancestor of `descendant` (git merge-base
   // --is-ancestor); an error when git cannot tell (a commit it lacks).
   Status IsAncestor(const std::string& ancestor, const std::string& descendant, bool* is);

@@ -28,7 +28,16 @@ RunEvents::RunEvents(Options options)
 
 RunEvents::~RunEvents() { hub_.CloseAll(); }
 
-void RunEvents::PublishRun(const RunRecord& run) { Publish("run", Dump(RunSummaryToJson(run))); }
+void RunEvents::PublishRun(const RunRecord& run) {
+  Publish("run", Dump(RunSummaryToJson(run)));
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  if (listener_) listener_(run);
+}
+
+void RunEvents::SetRunListener(std::function<void(const RunRecord&)> listener) {
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  listener_ = std::move(listener);
+}
 
 void RunEvents::PublishStage(int64_t run_id, const StageRecord& stage) {
   json j = {{"run_id", run_id}};

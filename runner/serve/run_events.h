@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -41,6 +42,9 @@ class RunEvents {
   RunEvents& operator=(const RunEvents&) = delete;
 
   void PublishRun(const RunRecord& run);
+  // Also calls `listener` with every run published (docs/server.md "Commit
+  // statuses"), outside the lock; null: none. It must not block.
+  void SetRunListener(std::function<void(const RunRecord&)> listener);
   void PublishStage(int64_t run_id, const StageRecord& stage);
   void PublishStep(int64_t run_id, const std::string& stage, const StepRecord& step);
 
@@ -63,6 +67,8 @@ class RunEvents {
   uint64_t last_id_ = 0;         // the newest id published (the seed before any)
   std::deque<SseEvent> events_;  // the newest max_events, oldest first
   SseHub hub_;                   // after the ring: its replay reads it
+  std::mutex listener_mu_;
+  std::function<void(const RunRecord&)> listener_;
 };
 
 }  // namespace ladle::runner

@@ -309,6 +309,8 @@ void RunsApi::Register(Router* router) {
   router->Add("POST", "/api/v1/runs/{id}/stages/{stage}/approve", this, &RunsApi::Approve);
   router->Add("GET", "/api/v1/deployments", this, &RunsApi::ListDeployments);
   router->Add("POST", "/api/v1/environments/{env}/rollback", this, &RunsApi::Rollback);
+  router->Add("POST", "/api/v1/runs", this, &RunsApi::Trigger);
+  router->Add("POST", "/api/v1/runs/{id}/rerun", this, &RunsApi::Rerun);
 }
 
 // ---- reads ----
@@ -366,6 +368,25 @@ std::optional<HttpResponse> LogQuery(const HttpRequest& r, bool* as_json, bool* 
   return std::nullopt;
 }
 
+// ?download=1: the log as a file to save (docs/server.md "HTTP API: runs"),
+// named run-ID-STAGE-STEP.log with anything but [A-Za-z0-9._=-] as '_'.
+std::optional<HttpResponse> DownloadQuery(const HttpRequest& r, int64_t id, std::string* disposition) {
+  std::string_view download = r.Query("download");
+  if (download.empty() || download == "0" || download == "false") return std::nullopt;
+  if (download != "1" && download != "true") {
+    return BadRequest("download: must be 1 or 0, got '" + std::string(download) + "'");
+  }
+  std::string name = "run-" + std::to_string(id) + "-" + std::string(r.Param("stage")) + "-" +
+                     std::string(r.Param("step"));
+  for (char& c : name) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == '_' || c == '=' || c == '-';
+    if (!plain) c = '_';
+  }
+  *disposition = "attachment; filename=\"" + name + (r.Query("format") == "json" ? ".ndjson" : ".log") + "\"";
+  return std::nullopt;
+}
+
 // A log small enough for one body; no file yet is an empty log.
 HttpResponse WholeLog(const std::string& path, bool as_json, std::string_view type) {
   std::vector<LogRecord> records;
@@ -386,6 +407,8 @@ HttpResponse RunsApi::Log(const HttpRequest& r) {
   if (auto e = RunIdParam(r, &id)) return *e;
   bool as_json = false, following = false;
   if (auto e = LogQuery(r, &as_json, &following)) return *e;
+  std::string disposition;
+  if (auto e = DownloadQuery(r, id, &disposition)) return *e;
   RunRecord run;
   Status s = store_.GetRun(id, &run);
   if (!s.ok()) return HttpResponse::FromStatus(s);
@@ -404,7 +427,9 @@ HttpResponse RunsApi::Log(const HttpRequest& r) {
   log->finished = !following || !RunActive(run.status) || !StepActive(step->status);
   std::string_view type = as_json ? kNdjsonType : kTextType;
   if (!following && FileSize(log->path) <= options_.max_log_body) {
-    return WholeLog(log->path, as_json, type);
+    HttpResponse whole = WholeLog(log->path, as_json, type);
+    if (!disposition.empty() && whole.status == 200) whole.headers.Set("Content-Disposition", disposition);
+    return whole;
   }
   StreamOptions stream;
   stream.max_queued_bytes = options_.stream_max_queued_bytes;
@@ -412,6 +437,7 @@ HttpResponse RunsApi::Log(const HttpRequest& r) {
       HttpResponse::Stream(std::make_shared<LogSource>(follower_, std::move(log)), type, stream);
   response.headers.Add("Cache-Control", "no-cache");
   response.headers.Add("X-Accel-Buffering", "no");  // nginx in front: do not buffer
+  if (!disposition.empty()) response.headers.Set("Content-Disposition", disposition);
   return response;
 }
 
@@ -662,6 +688,68 @@ HttpResponse RunsApi::HandlePush(const HttpRequest& r) {
                                                  (runs.size() == 1 ? "" : "s");
   }
   return HttpResponse::Json(202, {{"runs", runs}, {"message", note}});
+}
+
+// docs/server.md "HTTP API: runs": {"repo", "branch"|"tag"|"commit"}; admin
+// only. Deferred like a push: the branch's head may need a fetch.
+HttpResponse RunsApi::Trigger(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::RequireAdminRequest(tokens_, r, &p)) return *e;
+  auto request = std::make_shared<HttpRequest>(r);
+  request->headers.Add("X-Ladle-Actor", p.name);  // who asked, for the hook thread
+  std::shared_ptr<const HttpRequest> kept = request;
+  return HttpResponse::Deferred([this, kept](std::shared_ptr<Responder> responder) {
+    // A job dropped unrun (the server stops) answers 503 (PushJob).
+    auto job = std::make_shared<PushJob>(kept, std::move(responder));
+    boost::asio::post(hooks_, [this, job] {
+      if (!hooks_stopping_) job->responder->Complete(HandleTrigger(*job->request));
+    });
+  });
+}
+
+HttpResponse RunsApi::HandleTrigger(const HttpRequest& r) {
+  json body;
+  if (auto e = ParseJsonObjectBody(r, &body)) return *e;
+  std::string repo, branch, tag, commit;
+  for (const auto& [field, value] : body.items()) {
+    std::string* out = field == "repo"     ? &repo
+                       : field == "branch" ? &branch
+                       : field == "tag"    ? &tag
+                       : field == "commit" ? &commit
+                                           : nullptr;
+    if (out == nullptr) return BadRequest(field + ": unknown field (expected repo, branch, tag or commit)");
+    if (!value.is_string() || value.get<std::string>().empty())
+      return BadRequest(field + ": must be a non-empty string");
+    *out = value.get<std::string>();
+    if (out->size() > 255) return BadRequest(field + ": longer than 255 characters");
+  }
+  if (repo.empty()) return BadRequest("repo: missing");
+  if (!branch.empty() + !tag.empty() + !commit.empty() != 1)
+    return BadRequest("give exactly one of branch, tag and commit");
+  int64_t run_id = 0;
+  Status s = control_.Trigger(repo, branch, tag, commit, std::string(r.Header("X-Ladle-Actor")),
+                              &run_id);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  RunRecord run;
+  if (!store_.GetRun(run_id, &run).ok()) return HttpResponse::Json(201, {{"id", run_id}, {"run_id", run_id}});
+  json out = RunSummaryToJson(run);
+  out["run_id"] = run_id;
+  return HttpResponse::Json(201, out);
+}
+
+HttpResponse RunsApi::Rerun(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::RequireAdminRequest(tokens_, r, &p)) return *e;
+  int64_t id = 0;
+  if (auto e = RunIdParam(r, &id)) return *e;
+  int64_t run_id = 0;
+  Status s = control_.Rerun(id, p.name, &run_id);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  RunRecord run;
+  if (!store_.GetRun(run_id, &run).ok()) return HttpResponse::Json(201, {{"id", run_id}, {"run_id", run_id}});
+  json out = RunSummaryToJson(run);
+  out["run_id"] = run_id;
+  return HttpResponse::Json(201, out);
 }
 
 // ---- events ----

@@ -68,6 +68,15 @@ class RunControl {
   // handled before (docs/server.md "Webhook trust": answered 200, no run).
   virtual Status Push(const std::string& repo, const HeaderLookup& header, std::string_view body,
                       std::vector<int64_t>* runs, std::string* note, bool* replay) = 0;
+  // docs/server.md "HTTP API: runs", POST /api/v1/runs: queues a run of
+  // `repo` at the head of `branch`, at `tag`, or at `commit` (exactly one
+  // is set); *run_id is the queued run. May fetch a remote repository.
+  virtual Status Trigger(const std::string& repo, const std::string& branch,
+                         const std::string& tag, const std::string& commit,
+                         const std::string& actor, int64_t* run_id) = 0;
+  // POST /api/v1/runs/{id}/rerun: a new run of the same repository, commit
+  // and pipeline (trigger "rerun", rerun_of the original).
+  virtual Status Rerun(int64_t run, const std::string& actor, int64_t* run_id) = 0;
 };
 
 // (Outside RunsApi so that `Options options = {}` compiles as a default argument.)
@@ -123,6 +132,9 @@ class RunsApi {
   HttpResponse Approve(const HttpRequest& r);
   HttpResponse ListDeployments(const HttpRequest& r);
   HttpResponse Rollback(const HttpRequest& r);
+  HttpResponse Trigger(const HttpRequest& r);  // deferred to hooks_ (it may fetch)
+  HttpResponse HandleTrigger(const HttpRequest& r);
+  HttpResponse Rerun(const HttpRequest& r);
   HttpResponse Push(const HttpRequest& r);  // deferred to hooks_
   HttpResponse HandlePush(const HttpRequest& r);
   HttpResponse Stream(const HttpRequest& r);

@@ -17,6 +17,7 @@
 #include "runner/exec/prune.h"
 #include "runner/exec/toggle_ops.h"
 #include "runner/serve/rollback_target.h"
+#include "runner/serve/triggers.h"
 #include "runner/serve/webhook.h"
 
 namespace fs = std::filesystem;
@@ -26,12 +27,19 @@ namespace ladle::runner {
 // Tells the run events (the SSE stream) and the server's log what a run does.
 class Scheduler::Observer : public RunObserver {
  public:
-  Observer(RunEvents* events, ServeMetrics* metrics) : events_(events), metrics_(metrics) {}
+  Observer(RunEvents* events, ServeMetrics* metrics, std::string backend)
+      : events_(events), metrics_(metrics), backend_(std::move(backend)) {}
   // Whether the executor recorded the run as started (the store's StartRun
   // refuses a run superseded or cancelled since the worker took it).
   bool started() const { return id_ != 0; }
   void RunStarted(const RunRecord& run) override {
     id_ = run.id;
+    std::chrono::system_clock::time_point queued_at;
+    if (metrics_ != nullptr && run.resume_stage.empty() &&
+        ParseRfc3339(run.created_at, &queued_at)) {
+      metrics_->QueueWait(std::max(std::chrono::system_clock::duration::zero(),
+                                   std::chrono::system_clock::now() - queued_at));
+    }
     events_->PublishRun(run);
     spdlog::info("run {}: {} {} at {} started", run.id, run.repo, run.branch,
                  run.commit.substr(0, 12));
@@ -53,9 +61,16 @@ class Scheduler::Observer : public RunObserver {
   void StepChanged(const RunRecord& run, const std::string& stage,
                    const StepRecord& step) override {
     events_->PublishStep(run.id, stage, step);
-    if (metrics_ != nullptr && IsFinished(step.status)) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (steps_ended_.insert(stage + "\n" + step.name).second) metrics_->StepEnded(step.status);
+    if (metrics_ == nullptr) return;
+    const std::string key = stage + "\n" + step.name;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (step.status == kRunning) {
+      step_began_.emplace(key, std::chrono::steady_clock::now());
+    } else if (IsFinished(step.status) && steps_ended_.insert(key).second) {
+      metrics_->StepEnded(step.status);
+      if (auto it = step_began_.find(key); it != step_began_.end()) {
+        metrics_->StepDuration(backend_, std::chrono::steady_clock::now() - it->second);
+      }
     }
   }
   // The deployments that ended, in order (environment, status).
@@ -71,9 +86,11 @@ class Scheduler::Observer : public RunObserver {
  private:
   RunEvents* events_;
   ServeMetrics* metrics_;  // may be null
+  const std::string backend_;  // the engine's name: "local" or "docker"
   int64_t id_ = 0;
   std::mutex mu_;  // steps end on several threads
   std::set<std::string> steps_ended_;  // "stage\nstep" counted
+  std::map<std::string, std::chrono::steady_clock::time_point> step_began_;  // seen running
   std::set<std::string> deploying_;    // stages with an environment that run
   std::vector<std::pair<std::string, RunStatus>> deployments_;
 };
@@ -85,11 +102,19 @@ const std::vector<double>& ServeMetrics::RunDurationBuckets() {
   return buckets;
 }
 
+const std::vector<double>& ServeMetrics::QueueWaitBuckets() {
+  static const std::vector<double> buckets{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600};
+  return buckets;
+}
+
 ServeMetrics::ServeMetrics(MetricsRegistry* registry)
     : registry_(registry),
       duration_(registry->GetHistogram("ladle_run_duration_seconds",
                                        "Time the runs that ended took to carry out.", {},
                                        RunDurationBuckets())),
+      queue_wait_(registry->GetHistogram("ladle_run_queue_wait_seconds",
+                                         "Time runs waited in the queue before a worker started them.",
+                                         {}, QueueWaitBuckets())),
       queued_(registry->GetGauge("ladle_runs_queued", "Runs waiting in the queue.")),
       running_(registry->GetGauge("ladle_runs_running", "Runs being carried out.")),
       workers_(registry->GetGauge("ladle_workers", "Workers configured (server.yml workers).")),
@@ -108,6 +133,15 @@ void ServeMetrics::RunEnded(RunStatus status) {
 }
 
 void ServeMetrics::RunDuration(std::chrono::nanoseconds duration) { duration_.Observe(duration); }
+
+void ServeMetrics::QueueWait(std::chrono::nanoseconds wait) { queue_wait_.Observe(wait); }
+
+void ServeMetrics::StepDuration(const std::string& backend, std::chrono::nanoseconds duration) {
+  registry_->GetHistogram("ladle_step_duration_seconds",
+                          "Time steps took from running to their end, by backend.",
+                          {{"backend", backend}}, RunDurationBuckets())
+      .Observe(duration);
+}
 
 void ServeMetrics::StepEnded(RunStatus status) {
   registry_->GetCounter("ladle_steps_total", "Steps that ended, by status.",
@@ -136,9 +170,12 @@ void ServeMetrics::DeploymentEnded(const std::string& environment, RunStatus sta
 
 namespace {
 
+// Webhook secrets and commit status tokens (docs/server.md "Commit statuses")
+// are the server's own: pipelines get them only where an entry scopes them.
 bool IsWebhookSecret(const ServerConfig& config, const std::string& name) {
   for (const RepositoryConfig& repo : config.repositories)
-    if (repo.webhook_secret_env == name) return true;
+    if (repo.webhook_secret_env == name || (repo.status && repo.status->token_env == name))
+      return true;
   return false;
 }
 
@@ -188,6 +225,19 @@ Scheduler::Scheduler(const ServerConfig& config, Vars secrets, RunStore* store,
   if (!unscoped.empty())
     spdlog::warn("secrets that no 'secrets:' entry of {} scopes reach every branch's pipelines: {}",
                  config_.file.empty() ? std::string("server.yml") : config_.file, unscoped);
+  // docs/server.md "Commit statuses" and "Schedules".
+  if (std::any_of(config_.repositories.begin(), config_.repositories.end(),
+                  [](const RepositoryConfig& r) { return r.status.has_value(); })) {
+    CommitStatusOptions options;
+    options.on_result = [](const ForgeRequest& r, int status, const std::string& error, bool final) {
+      if (!error.empty())
+        spdlog::warn("commit status {}{}: {}{}", r.base, r.path, error,
+                     final ? " (given up)" : " (will try again)");
+    };
+    statuses_ = std::make_unique<CommitStatusPoster>(options);
+    events_->SetRunListener([this](const RunRecord& run) { RunChanged(run); });
+  }
+  clock_ = ScheduleClockFromEnvironment(&tick_);
 }
 
 // Pipelines get: the secrets file's variables, less the webhook secrets
@@ -208,7 +258,10 @@ Vars Scheduler::RunSecrets() const {
   return out;
 }
 
-Scheduler::~Scheduler() { Stop(SIGTERM); }
+Scheduler::~Scheduler() {
+  Stop(SIGTERM);
+  if (statuses_) events_->SetRunListener(nullptr);
+}
 
 void Scheduler::SetMetrics(MetricsRegistry* registry) {
   metrics_ = std::make_unique<ServeMetrics>(registry);
@@ -218,11 +271,18 @@ void Scheduler::SetMetrics(MetricsRegistry* registry) {
 void Scheduler::Start(int workers) {
   if (metrics_) metrics_->workers().Set(std::max(1, workers));
   queue_.Start(std::max(1, workers), [this](int64_t id) { TakeRun(id); });
+  schedule_thread_ = std::thread(&Scheduler::ScheduleLoop, this);
 }
 
 void Scheduler::Stop(int signal) {
   if (stopping_.exchange(true)) return;
   stop_signal_ = signal;
+  {
+    std::lock_guard<std::mutex> lock(schedules_mu_);
+    schedules_stop_ = true;
+  }
+  schedules_cv_.notify_all();
+  if (schedule_thread_.joinable()) schedule_thread_.join();
   if (size_t n = queue_.running())
     spdlog::info("stopping: {} running run(s) get TERM and their grace", n);
   queue_.Stop(signal);
@@ -293,6 +353,7 @@ Status Scheduler::OfferCommit(const RepositoryConfig& config, const std::string&
     return Status::OK();
   }
   std::lock_guard<std::mutex> repo_lock(repo->mu);
+  NoteSchedules(repo, branch, commit);  // docs/server.md "Schedules"
   bool exists = false;
   Status s = store_->HasRunForCommit(config.name, branch, commit, &exists);
   if (!s.ok()) return s;
@@ -310,13 +371,18 @@ Status Scheduler::OfferCommit(const RepositoryConfig& config, const std::string&
   Pipeline pipeline;
   std::vector<Diagnostic> diagnostics;
   // An invalid pipeline is still queued: its run fails and shows the errors.
-  if (ParsePipeline(text, config.pipeline, &pipeline, &diagnostics) &&
-      !BranchWatched(pipeline.push_branches, branch)) {
+  const bool valid = ParsePipeline(text, config.pipeline, &pipeline, &diagnostics);
+  if (valid && !BranchWatched(pipeline.push_branches, branch)) {
     *why = "the pipeline's on.push.branches does not list " + branch;
+    return Status::OK();
+  }
+  if (valid && !pipeline.on_push) {  // docs/pipeline.md "Triggers"
+    *why = "the pipeline's 'on' has no 'push': branch pushes start no run";
     return Status::OK();
   }
   RunRecord run;
   run.repo = config.name;
+  run.ref = "refs/heads/" + branch;
   run.branch = branch;
   run.commit = commit;
   run.trigger = trigger;
@@ -402,7 +468,7 @@ void Scheduler::Execute(RunRecord run) {
     engine = own_engine.get();
   }
 
-  Observer observer(events_, metrics_.get());
+  Observer observer(events_, metrics_.get(), engine->Name());
   Executor executor(pipeline, store_, engine, &observer);
   switch (queue_.BeginRun(run.id, [&executor](int signal) { executor.Cancel(signal); })) {
     case RunQueue::Begin::kRun:
@@ -426,13 +492,23 @@ void Scheduler::Execute(RunRecord run) {
   options.pipeline_path = repo->config->pipeline;
   options.secrets = RunSecrets();
   options.secrets_from_environment = false;
+  options.host_environment = false;  // docs/backends.md "Environment"
+  if (IsPullRequestRef(run.ref)) {
+    // docs/server.md "Pull requests": no deployments, no scoped secrets, no
+    // toggle writes for code nobody has merged yet.
+    options.no_deploy = "a pull request's run never deploys (" + run.ref + ")";
+    Vars unscoped;
+    for (auto& var : options.secrets)
+      if (!SecretIsScoped(config_.secrets, var.first)) unscoped.push_back(var);
+    options.secrets = std::move(unscoped);
+  }
   options.secret_scopes = config_.secrets;
   options.protected_environments = config_.environments;
   options.is_ancestor = [repo](const std::string& a, const std::string& d, bool* is) {
     std::lock_guard<std::mutex> lock(repo->mu);
     return repo->mirror->IsAncestor(a, d, is);
   };
-  options.toggles = toggle_ops_;
+  options.toggles = IsPullRequestRef(run.ref) ? nullptr : toggle_ops_;
   options.actor = "ladle serve";
   options.resume_stage = run.resume_stage;
   options.rollback_environment = run.rollback_environment;
@@ -638,6 +714,8 @@ Status Scheduler::Push(const std::string& name, const HeaderLookup& header, std:
 
 Status Scheduler::HandlePush(Repo* repo, const PushEvent& event, std::vector<int64_t>* runs,
                              std::string* note) {
+  if (event.is_pull_request) return HandlePullRequest(repo, event, runs, note);
+  if (event.is_push && !event.tag.empty()) return HandleTagPush(repo, event, runs, note);
   if (!event.is_push || event.deleted || event.branch.empty() || event.commit.empty()) {
     *note = event.note.empty() ? "nothing to build" : event.note;
     return Status::OK();

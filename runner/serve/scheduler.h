@@ -19,6 +19,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <thread>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -30,8 +33,10 @@
 
 #include "core/base/status.h"
 #include "core/metrics.h"
+#include "runner/config/cron.h"
 #include "runner/config/pipeline.h"
 #include "runner/config/server_config.h"
+#include "runner/serve/commit_status.h"
 #include "runner/serve/git_source.h"
 #include "runner/serve/run_events.h"
 #include "runner/serve/run_queue.h"
@@ -58,6 +63,8 @@ class ServeMetrics {
   static constexpr size_t kMaxEnvironments = 100;
   // Buckets of ladle_run_duration_seconds: 1 s to an hour.
   static const std::vector<double>& RunDurationBuckets();
+  // Buckets of ladle_run_queue_wait_seconds: 10 ms to an hour.
+  static const std::vector<double>& QueueWaitBuckets();
 
   // REQUIRES: registry outlives this object.
   explicit ServeMetrics(MetricsRegistry* registry);
@@ -67,6 +74,11 @@ class ServeMetrics {
   void RunEnded(RunStatus status);
   void RunDuration(std::chrono::nanoseconds duration);
   void StepEnded(RunStatus status);
+  // A run's wait from queued to started (runs resumed after an approval are
+  // not counted: their wait is a person's).
+  void QueueWait(std::chrono::nanoseconds wait);
+  // A step's time from running to its end, by the backend that ran it.
+  void StepDuration(const std::string& backend, std::chrono::nanoseconds duration);
   void DeploymentEnded(const std::string& environment, RunStatus status);
 
   Gauge& queued() { return queued_; }
@@ -77,6 +89,7 @@ class ServeMetrics {
  private:
   MetricsRegistry* registry_;
   Histogram& duration_;
+  Histogram& queue_wait_;
   Gauge& queued_;
   Gauge& running_;
   Gauge& workers_;
@@ -126,6 +139,17 @@ class Scheduler : public RunControl {
                   int64_t* run_id) override;
   Status Push(const std::string& repo, const HeaderLookup& header, std::string_view body,
               std::vector<int64_t>* runs, std::string* note, bool* replay) override;
+  Status Trigger(const std::string& repo, const std::string& branch, const std::string& tag,
+                 const std::string& commit, const std::string& actor, int64_t* run_id) override;
+  Status Rerun(int64_t run, const std::string& actor, int64_t* run_id) override;
+
+  // docs/server.md "Schedules": the clock the schedules read (seconds since
+  // the epoch, UTC) and how often they look at it. Before Start.
+  void SetScheduleClock(std::function<int64_t()> clock, std::chrono::milliseconds tick);
+  // Fires the schedules that are due now (the schedule thread's round).
+  void FireDueSchedules();
+  // The schedules known, "REPO BRANCH CRON" each (for tests).
+  std::vector<std::string> schedules();
 
   // The daemon opened by Recover, or null.
   env::DockerEngine* docker() const { return docker_.get(); }
@@ -144,6 +168,24 @@ class Scheduler : public RunControl {
   // A push that was authenticated and is no replay.
   Status HandlePush(Repo* repo, const PushEvent& event, std::vector<int64_t>* runs,
                     std::string* note);
+  // docs/server.md "Triggers" (triggers.cc).
+  Status HandleTagPush(Repo* repo, const PushEvent& event, std::vector<int64_t>* runs,
+                       std::string* note);
+  Status HandlePullRequest(Repo* repo, const PushEvent& event, std::vector<int64_t>* runs,
+                           std::string* note);
+  // Reads the pipeline at `commit`: *found false (with *why) when the
+  // commit lacks the file; *valid false when it does not validate.
+  // REQUIRES: repo->mu held.
+  Status ReadPipelineAt(Repo* repo, const std::string& commit, const std::string& branch,
+                        Pipeline* pipeline, bool* found, bool* valid, std::string* why);
+  // Records and queues `run` (its repo, commit, branch, ref and trigger set).
+  Status QueueRun(RunRecord* run);
+  // Keeps the `on.schedule` entries of `branch`'s pipeline at `commit`.
+  // REQUIRES: repo->mu held.
+  void NoteSchedules(Repo* repo, const std::string& branch, const std::string& commit);
+  void ScheduleLoop();
+  // docs/server.md "Commit statuses": a run changed; posts its status.
+  void RunChanged(const RunRecord& run);
   // The secrets a run may be given (docs/server.md "Scoped secrets").
   Vars RunSecrets() const;
   void TakeRun(int64_t run_id);  // a worker's work
@@ -162,6 +204,22 @@ class Scheduler : public RunControl {
   std::atomic<bool> stopping_{false};
   std::atomic<int> stop_signal_{0};
   std::unique_ptr<ServeMetrics> metrics_;  // null without SetMetrics
+
+  // docs/server.md "Schedules".
+  struct ScheduleEntry {
+    std::string repo, branch, cron;
+    CronSchedule schedule;
+    int64_t last = -1;  // the last minute handled; -1: not read from the store yet
+  };
+  std::mutex schedules_mu_;  // guards the fields below
+  std::condition_variable schedules_cv_;
+  bool schedules_stop_ = false;
+  std::map<std::string, std::vector<ScheduleEntry>> schedules_;  // by "REPO\nBRANCH"
+  std::map<std::string, std::string> schedule_commits_;           // the commit each was read at
+  std::function<int64_t()> clock_;
+  std::chrono::milliseconds tick_{1000};
+  std::thread schedule_thread_;
+  std::unique_ptr<CommitStatusPoster> statuses_;  // docs/server.md "Commit statuses"
   RunQueue queue_;  // last: its workers use everything above
 };
 

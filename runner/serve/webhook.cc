@@ -6,6 +6,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <initializer_list>
+
 #include <nlohmann/json.hpp>
 
 namespace ladle::runner {
@@ -70,8 +72,92 @@ Status ReadDelivery(const std::string& provider, const HeaderLookup& header, std
 }
 
 bool IsPushEvent(const std::string& provider, const std::string& event) {
-  if (provider == "gitlab") return event == "Push Hook";
+  if (provider == "gitlab") return event == "Push Hook" || event == "Tag Push Hook";
   return event == "push";
+}
+
+bool IsPullRequestEvent(const std::string& provider, const std::string& event) {
+  if (provider == "gitlab") return event == "Merge Request Hook";
+  return event == "pull_request";
+}
+
+// A JSON string at `path` ("pull_request", "head", "sha"), or "" when absent
+// or not a string.
+std::string Text(const nlohmann::json& j, std::initializer_list<const char*> path) {
+  const nlohmann::json* at = &j;
+  for (const char* key : path) {
+    if (!at->is_object() || !at->contains(key)) return "";
+    at = &(*at)[key];
+  }
+  return at->is_string() ? at->get<std::string>() : "";
+}
+
+const nlohmann::json* Member(const nlohmann::json& j, std::initializer_list<const char*> path) {
+  const nlohmann::json* at = &j;
+  for (const char* key : path) {
+    if (!at->is_object() || !at->contains(key)) return nullptr;
+    at = &(*at)[key];
+  }
+  return at;
+}
+
+Status ParsePullRequestBody(const std::string& provider, std::string_view body, PushEvent* e) {
+  if (JsonDeeperThan(body, kMaxJsonDepth))
+    return Status::Invalid("body: nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::Invalid("body: not a JSON object");
+  std::string action;
+  const nlohmann::json* number = nullptr;
+  if (provider == "gitlab") {
+    // docs/server.md "Pull requests": GitLab's merge request events.
+    if (Text(j, {"object_kind"}) != "merge_request")
+      return Status::Invalid("body: 'object_kind' is not 'merge_request'");
+    action = Text(j, {"object_attributes", "action"});
+    number = Member(j, {"object_attributes", "iid"});
+    e->commit = Text(j, {"object_attributes", "last_commit", "id"});
+    e->base = Text(j, {"object_attributes", "target_branch"});
+    e->head_branch = Text(j, {"object_attributes", "source_branch"});
+    const nlohmann::json* source = Member(j, {"object_attributes", "source_project_id"});
+    const nlohmann::json* target = Member(j, {"object_attributes", "target_project_id"});
+    e->same_repo = source && target && source->is_number_integer() && *source == *target;
+  } else {
+    // GitHub's and Gitea's pull_request events share this shape.
+    action = Text(j, {"action"});
+    number = Member(j, {"number"});
+    e->commit = Text(j, {"pull_request", "head", "sha"});
+    e->base = Text(j, {"pull_request", "base", "ref"});
+    e->head_branch = Text(j, {"pull_request", "head", "ref"});
+    std::string head_repo = Text(j, {"pull_request", "head", "repo", "full_name"});
+    std::string base_repo = Text(j, {"pull_request", "base", "repo", "full_name"});
+    e->same_repo = !head_repo.empty() && head_repo == base_repo;
+  }
+  if (!number || !number->is_number_integer() || number->get<int64_t>() <= 0 ||
+      number->get<int64_t>() > 1000000000000LL)
+    return Status::Invalid(std::string("body: '") +
+                           (provider == "gitlab" ? "object_attributes.iid" : "number") +
+                           "' missing or not a positive integer");
+  e->number = number->get<int64_t>();
+  const bool wanted = provider == "gitlab"
+                          ? action == "open" || action == "update" || action == "reopen"
+                          : action == "opened" || action == "synchronize" ||
+                                action == "synchronized" || action == "reopened";
+  if (!wanted) {
+    e->note = "ignored " + provider + " pull request action '" + action.substr(0, 40) + "'";
+    e->is_pull_request = false;
+    return Status::OK();
+  }
+  if (!IsObjectId(e->commit))
+    return Status::Invalid("body: the pull request's head is not a commit id (40 or 64 hex digits): '" +
+                           e->commit.substr(0, 80) + "'");
+  if (std::string problem = BranchNameProblem(e->base); e->base.empty() || !problem.empty())
+    return Status::Invalid("body: the pull request's target branch is not a valid git branch: " +
+                           (e->base.empty() ? std::string("it is missing") : problem));
+  if (std::string problem = BranchNameProblem(e->head_branch);
+      e->head_branch.empty() || !problem.empty())
+    e->same_repo = false;  // only fetched by its pull request ref then
+  e->ref = provider == "gitlab" ? "refs/merge-requests/" + std::to_string(e->number) + "/head"
+                                : "refs/pull/" + std::to_string(e->number) + "/head";
+  return Status::OK();
 }
 
 Status ParseBody(std::string_view body, PushEvent* e) {
@@ -95,7 +181,17 @@ Status ParseBody(std::string_view body, PushEvent* e) {
                            after.substr(0, 80) + "'");
   e->commit = e->deleted ? "" : after;
   const std::string heads = "refs/heads/";
+  const std::string tags = "refs/tags/";
   if (e->ref.compare(0, heads.size(), heads) == 0) e->branch = e->ref.substr(heads.size());
+  if (e->ref.compare(0, tags.size(), tags) == 0 && e->ref.size() > tags.size()) {
+    e->tag = e->ref.substr(tags.size());
+    // GitLab names the commit of an annotated tag apart (checkout_sha).
+    if (j.contains("checkout_sha") && j["checkout_sha"].is_string() &&
+        IsObjectId(j["checkout_sha"].get<std::string>()))
+      e->peeled = j["checkout_sha"].get<std::string>();
+    if (e->deleted) e->note = "tag " + e->tag + " was deleted";
+    return Status::OK();
+  }
   if (std::string problem = BranchNameProblem(e->branch);
       e->ref.size() > heads.size() && !e->branch.empty() && !problem.empty())
     return Status::Invalid("body: 'ref' names an invalid git branch: " + problem);
@@ -132,6 +228,10 @@ Status ParsePushHook(const HeaderLookup& header, std::string_view body, const st
   s = ReadDelivery(event->provider, header, &event->delivery);
   if (!s.ok()) return s;
   event->is_push = IsPushEvent(event->provider, kind);
+  if (IsPullRequestEvent(event->provider, kind)) {
+    event->is_pull_request = true;
+    return ParsePullRequestBody(event->provider, body, event);
+  }
   if (!event->is_push) {
     event->note = "ignored " + event->provider + " event '" + kind + "'";
     return Status::OK();

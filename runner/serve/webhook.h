@@ -18,14 +18,26 @@ namespace ladle::runner {
 struct PushEvent {
   std::string provider;     // "github", "gitlab", "gitea"
   bool is_push = false;     // false: another event (a ping): accepted, starts nothing
-  std::string ref;          // "refs/heads/main"
+  std::string ref;          // "refs/heads/main"; a pull request's "refs/pull/7/head"
   std::string branch;       // "main"; empty for a tag or another ref
-  std::string commit;       // the new head; empty when the branch was deleted
-  bool deleted = false;     // the push deleted the branch
+  std::string tag;          // "v1.2" for a push of refs/tags/v1.2
+  std::string commit;       // the new head (for a tag: what the sender says it points at)
+  std::string peeled;       // GitLab's checkout_sha of a tag push: the commit; may be ""
+  bool deleted = false;     // the push deleted the branch or tag
   std::string note;         // why the event starts nothing, for the response
   // X-GitHub-Delivery, X-Gitea-Delivery or X-Gitlab-Event-UUID; "" when the
   // sender sent none (docs/server.md "Webhook trust").
   std::string delivery;
+
+  // A pull request (docs/server.md "Pull requests"): GitHub's and Gitea's
+  // `pull_request` (opened, synchronize(d), reopened), GitLab's merge request
+  // (open, update, reopen). `commit` is its head, `ref` the forge's ref of
+  // that head (refs/pull/N/head, refs/merge-requests/N/head).
+  bool is_pull_request = false;
+  int64_t number = 0;
+  std::string base;         // the target branch
+  std::string head_branch;  // the source branch
+  bool same_repo = false;   // the source branch is in the repository itself
 };
 
 // A delivery id is at most this long, of letters, digits, '-', '_' and '.'.
@@ -35,7 +47,7 @@ constexpr std::size_t kMaxDeliveryId = 128;
 // by the caller's implementation.
 using HeaderLookup = std::function<std::string(std::string_view name)>;
 
-// Authenticates and parses a push hook. Unauthorized (401) when the secret is
+// Authenticates and parses a push, tag push or pull request hook. Unauthorized (401) when the secret is
 // empty, the signature or token is missing or wrong; Invalid (400) when the
 // body is not a push payload this provider sends, its ref is not a valid git
 // ref name (the message says which rule it breaks), or the delivery id is

@@ -126,6 +126,29 @@ ALTER TABLE steps ADD COLUMN failed_tests TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE steps ADD COLUMN failed_tests_more INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE steps ADD COLUMN kept TEXT NOT NULL DEFAULT '';
 )sql",
+      // 7: triggers (docs/server.md "Triggers"): the git ref a run was
+      // taken from ('' when unknown), the run a re-run repeats, and per
+      // repository, branch and cron expression of `on.schedule` the last
+      // minute handled (seconds since the epoch), so that a restart never
+      // fires one twice.
+      R"sql(
+ALTER TABLE runs ADD COLUMN ref TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN rerun_of INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE schedules (
+  repo TEXT NOT NULL,
+  branch TEXT NOT NULL,
+  cron TEXT NOT NULL,
+  last_fired INTEGER NOT NULL,
+  PRIMARY KEY (repo, branch, cron)
+) WITHOUT ROWID;
+)sql",
+      // 8: a matrix combination's step as written and its values
+      // (docs/pipeline.md "Matrix"), as the JSON text
+      // {"of": "test", "values": {"GO": "1.21"}} in the order written; ''
+      // for other steps.
+      R"sql(
+ALTER TABLE steps ADD COLUMN matrix TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return kSteps;
 }
@@ -134,7 +157,7 @@ constexpr const char* kRunColumns =
     "id, repo, pipeline, file, commit_id, branch, status, created_at, started_at,"
     " finished_at, message, workspace, owner_pid, owner_start, trigger,"
     " rollback_environment, resume_stage, source_run, project, pipeline_path, dirty,"
-    " changed_paths, tree";
+    " changed_paths, tree, ref, rerun_of";
 
 // changed_paths: a JSON array of strings; anything else reads as none.
 std::vector<std::string> PathsFromJson(const std::string& text) {
@@ -182,6 +205,27 @@ std::vector<FailedTest> ParseFailedTests(const std::string& text) {
   return out;
 }
 
+// steps.matrix (docs/pipeline.md "Matrix"): ordered_json keeps the values
+// in the order written.
+std::string MatrixText(const StepRecord& step) {
+  if (step.matrix_of.empty()) return "";
+  nlohmann::ordered_json values = nlohmann::ordered_json::object();
+  for (const auto& [key, value] : step.matrix_values) values[key] = value;
+  nlohmann::ordered_json j = {{"of", step.matrix_of}, {"values", values}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The column back; anything else than such an object reads as no matrix.
+void ParseMatrix(const std::string& text, StepRecord* step) {
+  if (text.empty()) return;
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("of") || !j["of"].is_string()) return;
+  step->matrix_of = j["of"].get<std::string>();
+  if (!j.contains("values") || !j["values"].is_object()) return;
+  for (const auto& [key, value] : j["values"].items())
+    if (value.is_string()) step->matrix_values.emplace_back(key, value.get<std::string>());
+}
+
 // One counter of optional test counts, NULL when the stage has none.
 std::optional<int> Count(const std::optional<TestCounts>& tests, int TestCounts::*field) {
   return tests ? std::optional<int>((*tests).*field) : std::nullopt;
@@ -219,6 +263,8 @@ Status ReadRun(const Statement& st, RunRecord* run) {
   run->dirty = st.ColumnInt(20) != 0;
   run->changed_paths = PathsFromJson(st.ColumnText(21));
   run->tree = st.ColumnText(22);
+  run->ref = st.ColumnText(23);
+  run->rerun_of = st.ColumnInt64(24);
   return StatusColumn(st, 6, "runs", &run->status);
 }
 
@@ -250,12 +296,12 @@ Status InsertStep(Database* db, int64_t run_id, const std::string& stage, int or
   return Exec(db,
               "INSERT INTO steps (run_id, stage, name, ordinal, status, exit_code, attempts,"
               " started_at, finished_at, failure_reason, allow_failure, failed_tests,"
-              " failed_tests_more, kept)"
-              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+              " failed_tests_more, kept, matrix)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
               run_id, stage, step.name, ordinal, ToString(step.status), step.exit_code, step.attempts,
               OrNull(step.started_at), OrNull(step.finished_at), ToString(step.failure_reason),
               step.allow_failure ? 1 : 0, FailedTestsText(step.failed_tests),
-              step.failed_tests_more, step.kept);
+              step.failed_tests_more, step.kept, MatrixText(step));
 }
 
 Status InsertRun(Database* db, RunRecord* run) {
@@ -263,15 +309,15 @@ Status InsertRun(Database* db, RunRecord* run) {
                   "INSERT INTO runs (repo, pipeline, file, commit_id, branch, status,"
                   " created_at, started_at, finished_at, message, workspace, owner_pid,"
                   " owner_start, trigger, rollback_environment, resume_stage, source_run,"
-                  " project, pipeline_path, dirty, changed_paths, tree)"
+                  " project, pipeline_path, dirty, changed_paths, tree, ref, rerun_of)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-                  " ?17, ?18, ?19, ?20, ?21, ?22)",
+                  " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
                   run->repo, run->pipeline, run->file, run->commit, run->branch, ToString(run->status),
                   run->created_at, OrNull(run->started_at), OrNull(run->finished_at),
                   run->message, run->workspace, run->owner_pid, run->owner_start, run->trigger,
                   run->rollback_environment, run->resume_stage, run->source_run, run->project,
                   run->pipeline_path, run->dirty ? 1 : 0, PathsToJson(run->changed_paths),
-                  run->tree);
+                  run->tree, run->ref, run->rerun_of);
   if (s.ok()) run->id = db->last_insert_rowid();
   return s;
 }
@@ -305,7 +351,7 @@ Status LoadSteps(Database* db, RunRecord* run) {
   Statement st;
   Status s = db->Prepare(
       "SELECT stage, name, status, exit_code, attempts, started_at, finished_at,"
-      " failure_reason, allow_failure, failed_tests, failed_tests_more, kept FROM steps"
+      " failure_reason, allow_failure, failed_tests, failed_tests_more, kept, matrix FROM steps"
       " WHERE run_id = ?1 ORDER BY ordinal",
       &st);
   if (s.ok()) s = st.BindAll(run->id);
@@ -326,6 +372,7 @@ Status LoadSteps(Database* db, RunRecord* run) {
     step.failed_tests = ParseFailedTests(st.ColumnText(9));
     step.failed_tests_more = st.ColumnInt(10);
     step.kept = st.ColumnText(11);
+    ParseMatrix(st.ColumnText(12), &step);
     auto it = by_name.find(st.ColumnText(0));
     if (it != by_name.end()) it->second->steps.push_back(std::move(step));
   }
@@ -672,12 +719,18 @@ Status RunStore::EnqueueRun(RunRecord* run, std::vector<int64_t>* superseded) {
   Status s = txn.Begin();
   if (s.ok()) s = InsertRun(db_.get(), run);
   Statement st;
-  if (s.ok() && run->rollback_environment.empty()) {
+  // docs/server.md "Triggers": a new head of a branch or pull request
+  // supersedes; a re-run, a schedule or a run asked for by the API does not.
+  const bool new_head = run->trigger != "rerun" && run->trigger != "schedule" &&
+                        run->trigger != "api" && run->trigger != "rollback";
+  if (s.ok() && run->rollback_environment.empty() && new_head) {
     s = db_->Prepare(
         "SELECT id FROM runs WHERE repo = ?1 AND branch = ?2 AND status = 'queued'"
-        " AND rollback_environment = '' AND resume_stage = '' AND id < ?3 ORDER BY id",
+        " AND rollback_environment = '' AND resume_stage = '' AND id < ?3"
+        " AND (ref = ?4 OR ref = '') AND trigger NOT IN ('rerun', 'schedule', 'api')"
+        " ORDER BY id",
         &st);
-    if (s.ok()) s = st.BindAll(run->repo, run->branch, run->id);
+    if (s.ok()) s = st.BindAll(run->repo, run->branch, run->id, run->ref);
     bool row = false;
     while (s.ok() && (s = st.Step(&row)).ok() && row) superseded->push_back(st.ColumnInt64(0));
   }
@@ -710,6 +763,51 @@ Status RunStore::HasRunForCommit(const std::string& repo, const std::string& bra
   if (s.ok()) s = st.Step(&row);
   *exists = row;
   return s;
+}
+
+Status RunStore::HasRunForRef(const std::string& repo, const std::string& ref,
+                              const std::string& commit, bool* exists) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      "SELECT 1 FROM runs WHERE repo = ?1 AND commit_id = ?3 AND ref = ?2"
+      " AND rollback_environment = '' AND trigger NOT IN ('rerun', 'api', 'schedule') LIMIT 1",
+      &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(repo, ref, commit);
+  if (s.ok()) s = st.Step(&row);
+  *exists = row;
+  return s;
+}
+
+Status RunStore::LastScheduleFire(const std::string& repo, const std::string& branch,
+                                  const std::string& cron, int64_t* last) {
+  *last = 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      "SELECT last_fired FROM schedules WHERE repo = ?1 AND branch = ?2 AND cron = ?3", &st);
+  bool row = false;
+  if (s.ok()) s = st.BindAll(repo, branch, cron);
+  if (s.ok()) s = st.Step(&row);
+  if (s.ok() && row) *last = st.ColumnInt64(0);
+  return s.WithContext("read the schedule of " + repo + " " + branch);
+}
+
+Status RunStore::ClaimScheduleFire(const std::string& repo, const std::string& branch,
+                                   const std::string& cron, int64_t minute, bool* fresh) {
+  *fresh = false;
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st;
+  Status s = db_->Prepare(
+      "INSERT INTO schedules (repo, branch, cron, last_fired) VALUES (?1, ?2, ?3, ?4)"
+      " ON CONFLICT (repo, branch, cron) DO UPDATE SET last_fired = excluded.last_fired"
+      " WHERE schedules.last_fired < excluded.last_fired",
+      &st);
+  if (s.ok()) s = st.BindAll(repo, branch, cron, minute);
+  if (s.ok()) s = st.Run();
+  if (s.ok()) *fresh = db_->changes() == 1;
+  return s.WithContext("record the schedule of " + repo + " " + branch);
 }
 
 Status RunStore::ClaimDelivery(const std::string& id, const std::string& repo,
@@ -905,7 +1003,23 @@ nlohmann::json StepToJson(const StepRecord& step) {
   }
   // docs/backends.md "keep": the command that enters its kept container.
   if (!step.kept.empty()) j["kept"] = step.kept;
+  // docs/design.md "JSON shapes": a matrix combination says which step it
+  // belongs to, so a UI can group them.
+  if (!step.matrix_of.empty()) {
+    j["display"] = step.DisplayName();
+    nlohmann::json values = nlohmann::json::object();
+    for (const auto& [key, value] : step.matrix_values) values[key] = value;
+    j["matrix"] = {{"of", step.matrix_of}, {"values", values}};
+  }
   return j;
+}
+
+std::string StepRecord::DisplayName() const {
+  if (matrix_of.empty()) return name;
+  std::string out = matrix_of + " [";
+  for (size_t i = 0; i < matrix_values.size(); ++i)
+    out += (i ? ", " : "") + matrix_values[i].first + "=" + matrix_values[i].second;
+  return out + "]";
 }
 
 nlohmann::json StageToJson(const StageRecord& stage) {
@@ -953,6 +1067,9 @@ nlohmann::json RunToJson(const RunRecord& run) {
   if (!run.message.empty()) j["message"] = run.message;
   if (!run.rollback_environment.empty()) j["rollback_environment"] = run.rollback_environment;
   if (run.source_run != 0) j["source_run"] = run.source_run;
+  // docs/server.md "Triggers": the ref the run was taken from; a re-run's original.
+  j["ref"] = OrJsonNull(run.ref);
+  if (run.rerun_of != 0) j["rerun_of"] = run.rerun_of;
   // docs/running.md "Same inputs as CI".
   j["project"] = run.project;
   j["pipeline_path"] = run.pipeline_path;

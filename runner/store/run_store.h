@@ -58,6 +58,13 @@ struct StepRecord {
   std::vector<FailedTest> failed_tests;  // the first ones (kMaxListedFailures), in report order
   int failed_tests_more = 0;             // failed tests not listed
   std::string kept;  // the command that enters its kept container, "" when none
+  // docs/pipeline.md "Matrix": a combination's step as written ("test")
+  // and its values in the order written; "" and none for other steps.
+  std::string matrix_of;
+  std::vector<std::pair<std::string, std::string>> matrix_values;
+
+  // "test [GO=1.21, OS=linux]" for a combination, else the name.
+  std::string DisplayName() const;
 };
 
 struct StageRecord {
@@ -105,7 +112,8 @@ struct RunRecord {
   int owner_pid = 0;       // the process running it, with its start time (from /proc),
   int64_t owner_start = 0; // so a dead owner is told apart from a live one
   // Why the run exists: "" (ladle run), "repro" (ladle repro), "push"
-  // (webhook), "poll", "start" (found at server start), "rollback", "requeue".
+  // (webhook), "poll", "start" (found at server start), "rollback", "requeue",
+  // "pull_request", "schedule", "api" (POST /api/v1/runs), "rerun".
   std::string trigger;
   std::string rollback_environment;  // a rollback run: the environment it redeploys
   std::string resume_stage;          // a queued run that resumes at this stage (approval)
@@ -123,6 +131,12 @@ struct RunRecord {
   bool dirty = false;
   std::vector<std::string> changed_paths;
   std::string tree;
+  // docs/server.md "Triggers": the git ref the run was taken from
+  // ("refs/heads/main", "refs/tags/v1.2", "refs/pull/7/head",
+  // "refs/merge-requests/7/head"; "" for a commit asked for by id, and for
+  // runs recorded before refs were), and the run a re-run repeats (0: none).
+  std::string ref;
+  int64_t rerun_of = 0;
   std::vector<StageRecord> stages;
   std::optional<DeploymentRecord> deployment;  // GetRun: the run's latest deployment
 };
@@ -185,6 +199,22 @@ class RunStore {
   // a rollback's): a commit seen twice is run once.
   Status HasRunForCommit(const std::string& repo, const std::string& branch,
                          const std::string& commit, bool* exists);
+  // True when a run of this repo, ref and commit exists that a push, poll,
+  // tag or pull request made (re-runs, schedules and API runs do not count).
+  Status HasRunForRef(const std::string& repo, const std::string& ref, const std::string& commit,
+                      bool* exists);
+
+  // --- schedules (docs/server.md "Schedules") ---
+
+  // The last minute (seconds since the epoch) handled for this schedule; 0
+  // when none was recorded.
+  Status LastScheduleFire(const std::string& repo, const std::string& branch,
+                          const std::string& cron, int64_t* last);
+  // Records `minute` as handled; *fresh is false, and nothing is written,
+  // when that minute or a later one was recorded before.
+  Status ClaimScheduleFire(const std::string& repo, const std::string& branch,
+                           const std::string& cron, int64_t minute, bool* fresh);
+
   // --- webhook deliveries (docs/server.md "Webhook trust") ---
 
   // Records delivery `id` (of `repo`) as handled; *fresh is false, and

@@ -466,9 +466,7 @@ TEST_F(DockerEngineTest, KeptFailedStepCanBeEnteredWithoutRunningTheScriptAgain)
   ASSERT_FALSE(command.empty()) << (notes_.empty() ? "" : notes_.back());
   EXPECT_EQ(command, step->ShellCommand()) << "asked again, the same";
   std::string kept = KeptContainerName(static_cast<DockerStep*>(step.get())->name());
-  EXPECT_EQ("docker start " + kept + " >/dev/null && docker exec -i$(test -t 0 && echo t) " + kept +
-                " sh",
-            command);
+  EXPECT_EQ("ladle env " + kept, command);
   step.reset();
   EXPECT_EQ(std::vector<std::string>{kept}, ContainersOf(data_.str())) << "only the kept one";
 
@@ -477,9 +475,12 @@ TEST_F(DockerEngineTest, KeptFailedStepCanBeEnteredWithoutRunningTheScriptAgain)
   ASSERT_TRUE(engine_->CleanupStale([](int64_t) { return false; }, &removed).ok());
   EXPECT_TRUE(removed.empty());
 
-  // The printed command itself, without a terminal, with a command added
-  // (docs/backends.md "keep"): it runs it in the step's file system.
-  auto r = docker_test::Run({"sh", "-c", command + " -c 'cat /marker; pwd; cat /workspace/runs'"});
+  // The printed command itself (this build's ladle), without a terminal,
+  // with a command added (docs/backends.md "keep"): it runs it in the
+  // step's file system.
+  ASSERT_EQ(0u, command.rfind("ladle ", 0)) << command;
+  auto r = docker_test::Run({"sh", "-c", std::string(LADLE_BINARY) + command.substr(5) +
+                                             " -- sh -c 'cat /marker; pwd; cat /workspace/runs'"});
   EXPECT_EQ(0, r.code) << r.err;
   EXPECT_EQ("state\n/workspace\nrun\n", r.out) << "the script did not run again";
   auto image = Docker({"inspect", "-f", "{{.Image}}", kept});

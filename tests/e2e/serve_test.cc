@@ -529,6 +529,26 @@ TEST_F(ServeTest, ServePollingFindsANewCommit) {
   EXPECT_EQ((std::vector<std::string>{a, b}), Lines(ReadFile(out_ / "built")));
 }
 
+// docs/backends.md "Environment": what the server was started with (its
+// webhook secret, its admin token) does not reach a local step; PATH does.
+TEST_F(ServeTest, ServeLocalStepsGetOnlyTheBaseOfTheServersEnvironment) {
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+stages:
+  - name: build
+    steps:
+      - name: env
+        run: |
+          printf '%s|%s|%s\n' "${HOOK_SECRET-unset}" "${LADLE_ADMIN_TOKEN-unset}" \
+            "$(command -v git >/dev/null && echo path)" > @OUT@/env
+)Y")}},
+                               "pipeline");
+  ServerOptions o;
+  o.poll = "1s";
+  Start(o);
+  EXPECT_EQ("success", WaitRun(WaitRunOfCommit(a), {"success", "failed"})["status"]);
+  EXPECT_EQ("unset|unset|path\n", ReadFile(out_ / "env"));
+}
+
 // ---- the queue and deployments ----
 
 TEST_F(ServeTest, ServeFailingTestGateStopsTheCommitBeforeStaging) {
@@ -1584,8 +1604,51 @@ stages:
   EXPECT_TRUE(has(text, "ladle_steps_total{status=\"failed\"} 1")) << text;
   EXPECT_TRUE(has(text, "ladle_deployments_total{environment=\"staging\",status=\"success\"} 1"))
       << text;
+  // Queue wait of both runs, step durations by the backend that ran them.
+  EXPECT_TRUE(has(text, "ladle_run_queue_wait_seconds_count 2")) << text;
+  EXPECT_TRUE(has(text, "ladle_step_duration_seconds_count{backend=\"local\"} 3")) << text;
+  // The standard process figures, about this server's process.
+  EXPECT_NE(text.find("\nprocess_cpu_seconds_total "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nprocess_resident_memory_bytes "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nprocess_open_fds "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nprocess_max_fds "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nprocess_start_time_seconds "), std::string::npos) << text;
   EXPECT_TRUE(WaitFor([&] {
     auto r = Http().Get("/metrics");
     return r && has(r->body, "ladle_workers_busy 0");
   }, 10s));
+}
+
+// docs/server.md "Metrics": what /metrics answers is what Prometheus' own
+// linter accepts (promtool check metrics reads the text on stdin).
+TEST_F(ServeTest, ServeMetricsPassPromtoolCheck) {
+  if (!ladle::testing::HaveCommand("promtool")) {
+    if (ladle::testing::InCi()) FAIL() << "promtool is missing (Debian's prometheus, scripts/install-deps.sh --test)";
+    GTEST_SKIP() << "promtool is missing";
+  }
+  const std::string a = Commit({{"ladle.yml", Pipeline(R"Y(name: app
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: echo built}
+  - name: deploy
+    environment: staging
+    steps:
+      - {name: deploy, run: echo deployed}
+)Y")}},
+                               "good");
+  ServerOptions o;
+  o.poll = "1s";
+  o.secret = false;
+  Start(o);
+  EXPECT_EQ("success", WaitRun(WaitRunOfCommit(a), {"success", "failed"})["status"]);
+  auto r = Http().Get("/metrics");
+  ASSERT_TRUE(r && r->status == 200);
+  const auto file = root_ / "metrics.txt";
+  { std::ofstream(file) << r->body; }
+  ladle::env::CommandResult result;
+  ASSERT_TRUE(ladle::env::RunCommand({"sh", "-c", "promtool check metrics < " + file.string()}, "",
+                              &result, std::chrono::seconds(60))
+                  .ok());
+  EXPECT_EQ(0, result.exit_code) << result.out << result.err << "\n" << r->body;
 }

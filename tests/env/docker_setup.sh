@@ -10,7 +10,8 @@
 #    It is left running for the next run, and says so (pid, log, how to stop
 #    it) here and in /tmp/ladle-dockerd.started, which scripts/test.sh prints.
 # 3. Builds the test image ladle-test-busybox:latest with `docker import` from
-#    a busybox-static root file system (no registry is reachable here).
+#    a busybox-static root file system (no registry is reachable here), and
+#    ladle-test-spoon:latest, the same with the host's tmux (the spoon tests).
 #
 # Exit 0 when the daemon answers and the image exists; non-zero otherwise,
 # with the reason on stderr.
@@ -93,7 +94,40 @@ build_image() {
   tar -C "$root" -cf - . | docker import --change 'ENV PATH=/bin' - "$IMAGE" >/dev/null
 }
 
+# The spoon test image (tests/docker/spoon_test.cc): busybox and the host's
+# tmux with the libraries ldd names, its terminfo and a UTF-8 locale.
+build_spoon_image() {
+  busybox=/bin/busybox
+  [ -x "$busybox" ] || busybox=$(command -v busybox)
+  tmux=$(command -v tmux || true)
+  [ -n "$tmux" ] || die "tmux not found (install tmux: scripts/install-deps.sh --test)"
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' EXIT
+  mkdir -p "$root/bin" "$root/usr/bin" "$root/tmp" "$root/etc" "$root/root" "$root/usr/lib/locale" "$root/lib"
+  chmod 1777 "$root/tmp"
+  cp "$busybox" "$root/bin/busybox"
+  for applet in $("$busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+  done
+  cp "$tmux" "$root/usr/bin/tmux"
+  for lib in $(ldd "$tmux" | awk '/=>/ { print $3 } !/=>/ && /^\t\// { print $1 }'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  cp -r /lib/terminfo "$root/lib/terminfo"
+  [ -d /usr/lib/locale/C.utf8 ] && cp -r /usr/lib/locale/C.utf8 "$root/usr/lib/locale/C.utf8"
+  echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
+  echo "root:x:0:" >"$root/etc/group"
+  say "building $SPOON_IMAGE"
+  tar -C "$root" -cf - . | docker import --change 'ENV PATH=/usr/bin:/bin' --change 'ENV LANG=C.UTF-8' \
+    - "$SPOON_IMAGE" >/dev/null
+  rm -rf "$root"
+  trap - EXIT
+}
+
 install_packages
 answers || start_dockerd
 docker image inspect "$IMAGE" >/dev/null 2>&1 || build_image
+SPOON_IMAGE=ladle-test-spoon:latest
+docker image inspect "$SPOON_IMAGE" >/dev/null 2>&1 || build_spoon_image
 say "ready: $(docker version --format 'daemon {{.Server.Version}}, API {{.Server.APIVersion}}'), image $IMAGE"

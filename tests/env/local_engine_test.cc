@@ -212,6 +212,28 @@ TEST_F(LocalEngineTest, OverlaysTheEnvironmentInOrderAndMarksTheStep) {
   EXPECT_EQ(0, r.status.code) << "the host's PATH did not reach the step";
 }
 
+// docs/backends.md "Environment": under ladle serve only the base of the
+// host's environment reaches a step; under ladle run all of it.
+TEST_F(LocalEngineTest, WithoutTheHostEnvironmentOnlyItsBaseReachesTheStep) {
+  ASSERT_EQ(0, ::setenv("LADLE_TEST_SERVER_TOKEN", "s3cret", 1));
+  ASSERT_EQ(0, ::setenv("LC_TEST_LOCALE", "kept", 1));
+  const std::string script =
+      R"(printf '%s|%s|%s' "${LADLE_TEST_SERVER_TOKEN-unset}" "${LC_TEST_LOCALE-unset}" "$A"; )"
+      R"(test "$PATH" = "$HOST_PATH")";
+  StepSpec spec = Spec(script);
+  spec.env = {{"A", "own"}, {"HOST_PATH", ::getenv("PATH")}};
+  spec.host_environment = false;
+  Result r = Run(spec);
+  EXPECT_EQ("unset|kept|own", r.out);
+  EXPECT_EQ(0, r.status.code) << "the host's PATH did not reach the step";
+  StepSpec inherit = Spec(script);
+  inherit.env = spec.env;
+  r = Run(inherit);
+  EXPECT_EQ("s3cret|kept|own", r.out);
+  ::unsetenv("LADLE_TEST_SERVER_TOKEN");
+  ::unsetenv("LC_TEST_LOCALE");
+}
+
 TEST_F(LocalEngineTest, RunsInTheWorkdir) {
   fs::create_directories(workspace_ + "/sub/dir");
   StepSpec spec = Spec("pwd -P");

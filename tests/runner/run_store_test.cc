@@ -376,7 +376,7 @@ TEST_F(RunStoreTest, RunToJsonHasTheSpecShape) {
     "id": 12, "repo": "webshop", "pipeline": "webshop", "file": "/src/webshop/ladle.yml",
     "commit": "0123abcd", "branch": "main", "status": "running",
     "created_at": "2026-11-29T10:04:49.000Z", "started_at": "2026-11-29T10:04:50.000Z",
-    "finished_at": null,
+    "finished_at": null, "ref": null,
     "project": "", "pipeline_path": "", "dirty": false, "changed_paths": [],
     "stages": [
       {"name": "build", "status": "running", "environment": null,
@@ -514,7 +514,7 @@ TEST_F(RunStoreTest, ZombieOwnerCountsAsGone) {
   waitpid(child, nullptr, 0);
 }
 
-TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsSix) {
+TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsCurrent) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   Reopen();
@@ -526,7 +526,7 @@ TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsSix) {
   ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
   int version = 0;
   ASSERT_TRUE(db->UserVersion(&version).ok());
-  EXPECT_EQ(6, version);
+  EXPECT_EQ(8, version);  // 7: triggers; 8: steps.matrix (docs/pipeline.md "Matrix")
 }
 
 // docs/server.md "Webhook trust": a delivery id is claimed once, forgotten

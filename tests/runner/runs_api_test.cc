@@ -62,7 +62,21 @@ class FakeRunControl : public RunControl {
     return result;
   }
 
+  Status Trigger(const std::string& repo, const std::string& branch, const std::string& tag,
+                 const std::string& commit, const std::string& actor, int64_t* run_id) override {
+    calls.push_back("trigger " + repo + " branch=" + branch + " tag=" + tag + " commit=" + commit +
+                    " by " + actor);
+    *run_id = trigger_run;
+    return result;
+  }
+  Status Rerun(int64_t run, const std::string& actor, int64_t* run_id) override {
+    calls.push_back("rerun " + std::to_string(run) + " by " + actor);
+    *run_id = trigger_run;
+    return result;
+  }
+
   Status result;
+  int64_t trigger_run = 0;
   std::shared_future<void> push_gate;
   std::atomic<int> pushes_entered{0};
   std::thread::id push_thread;
@@ -1013,6 +1027,63 @@ TEST_F(RunsApiTest, RunsApiArtifactDownloadOverARealSocket) {
   EXPECT_EQ(big.size(), body.size());
   EXPECT_TRUE(body == big);
   server_->Stop();
+}
+
+}  // namespace
+}  // namespace ladle::runner
+
+namespace ladle::runner {
+namespace {
+
+// docs/server.md "HTTP API: runs": POST /api/v1/runs and .../rerun.
+TEST_F(RunsApiTest, TriggerQueuesARunOfABranchTagOrCommitForAdmins) {
+  int64_t id = AddRun();
+  control_.trigger_run = id;
+  HttpResponse r = Send("POST", "/api/v1/runs", R"({"repo": "webshop", "branch": "main"})");
+  ASSERT_EQ(201, r.status) << r.body;
+  EXPECT_EQ(id, Body(r)["run_id"].get<int64_t>());
+  EXPECT_EQ(id, Body(r)["id"].get<int64_t>());
+  EXPECT_EQ("webshop", Body(r)["repo"]);
+  EXPECT_EQ(201, Send("POST", "/api/v1/runs", R"({"repo": "webshop", "tag": "v1.2"})").status);
+  EXPECT_EQ(201, Send("POST", "/api/v1/runs",
+                      R"({"repo": "webshop", "commit": "0123456789012345678901234567890123456789"})")
+                     .status);
+  ASSERT_EQ(3u, control_.calls.size());
+  EXPECT_EQ("trigger webshop branch=main tag= commit= by root", control_.calls[0]);
+  EXPECT_EQ("trigger webshop branch= tag=v1.2 commit= by root", control_.calls[1]);
+  EXPECT_EQ(403, Send("POST", "/api/v1/runs", R"({"repo": "webshop", "branch": "main"})", "client").status);
+  EXPECT_EQ(401, Send("POST", "/api/v1/runs", R"({"repo": "webshop", "branch": "main"})", "").status);
+}
+
+TEST_F(RunsApiTest, TriggerRefusesBadBodiesNamingTheField) {
+  EXPECT_EQ("give exactly one of branch, tag and commit",
+            Message(Send("POST", "/api/v1/runs", R"({"repo": "webshop"})")));
+  EXPECT_EQ("give exactly one of branch, tag and commit",
+            Message(Send("POST", "/api/v1/runs", R"({"repo": "w", "branch": "a", "tag": "b"})")));
+  EXPECT_EQ("repo: missing", Message(Send("POST", "/api/v1/runs", R"({"branch": "main"})")));
+  EXPECT_EQ("branch: must be a non-empty string",
+            Message(Send("POST", "/api/v1/runs", R"({"repo": "w", "branch": 3})")));
+  EXPECT_EQ("ref: unknown field (expected repo, branch, tag or commit)",
+            Message(Send("POST", "/api/v1/runs", R"({"repo": "w", "ref": "main"})")));
+  EXPECT_EQ(400, Send("POST", "/api/v1/runs", "[1]").status);
+  EXPECT_TRUE(control_.calls.empty());
+  control_.result = Status::NotFound("no repository 'nope' in server.yml");
+  HttpResponse r = Send("POST", "/api/v1/runs", R"({"repo": "nope", "branch": "main"})");
+  EXPECT_EQ(404, r.status);
+  EXPECT_EQ("no repository 'nope' in server.yml", Message(r));
+}
+
+TEST_F(RunsApiTest, RerunQueuesANewRunForAdmins) {
+  int64_t id = AddRun();
+  control_.trigger_run = id;
+  HttpResponse r = Send("POST", "/api/v1/runs/" + std::to_string(id) + "/rerun");
+  ASSERT_EQ(201, r.status) << r.body;
+  EXPECT_EQ(id, Body(r)["run_id"].get<int64_t>());
+  EXPECT_EQ("rerun " + std::to_string(id) + " by root", control_.calls.at(0));
+  EXPECT_EQ(403, Send("POST", "/api/v1/runs/1/rerun", "", "client").status);
+  EXPECT_EQ(400, Send("POST", "/api/v1/runs/abc/rerun").status);
+  control_.result = Status::Conflict("run 1 is running");
+  EXPECT_EQ(409, Send("POST", "/api/v1/runs/1/rerun").status);
 }
 
 }  // namespace

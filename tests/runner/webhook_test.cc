@@ -111,7 +111,11 @@ TEST(WebhookTest, TagPushHasNoBranch) {
   PushEvent e;
   ASSERT_TRUE(ParsePushHook(h.Lookup(), body, "k", &e).ok());
   EXPECT_EQ("", e.branch);
-  EXPECT_EQ("not a branch: refs/tags/v1", e.note);
+  // docs/server.md "Triggers": a tag push names its tag; the pipeline's
+  // on.push.tags decides (the scheduler).
+  EXPECT_EQ("v1", e.tag);
+  EXPECT_EQ("3333333333333333333333333333333333333333", e.commit);
+  EXPECT_EQ("", e.note);
 }
 
 TEST(WebhookTest, PingIsAcceptedButIsNoPush) {
@@ -223,6 +227,110 @@ TEST(WebhookTest, DeliveryIdsAreReadPerProviderAndBounded) {
               {"X-Gitea-Signature", HmacSha256Hex("s3cret", body).substr(7)}}};
   ASSERT_TRUE(ParsePushHook(gitea.Lookup(), body, "s3cret", &e).ok());
   EXPECT_EQ("g-1", e.delivery);
+}
+
+}  // namespace
+}  // namespace ladle::runner
+
+namespace ladle::runner {
+namespace {
+
+const char kHead[] = "4444444444444444444444444444444444444444";
+
+// GitHub's pull_request payload (the fields ladle reads).
+std::string GitHubPullRequest(const std::string& action, const std::string& head_repo = "acme/shop") {
+  return R"({"action": ")" + action + R"(", "number": 7, "pull_request": {"number": 7,
+    "head": {"ref": "feature/x", "sha": ")" + kHead + R"(", "repo": {"full_name": ")" + head_repo + R"("}},
+    "base": {"ref": "main", "sha": "1111111111111111111111111111111111111111",
+             "repo": {"full_name": "acme/shop"}}}, "repository": {"full_name": "acme/shop"}})";
+}
+
+TEST(WebhookTest, GitHubPullRequestOpened) {
+  std::string body = GitHubPullRequest("opened");
+  Hook h{{{"X-GitHub-Event", "pull_request"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+  PushEvent e;
+  Status s = ParsePushHook(h.Lookup(), body, "k", &e);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(e.is_pull_request);
+  EXPECT_EQ(7, e.number);
+  EXPECT_EQ(kHead, e.commit);
+  EXPECT_EQ("refs/pull/7/head", e.ref);
+  EXPECT_EQ("main", e.base);
+  EXPECT_EQ("feature/x", e.head_branch);
+  EXPECT_TRUE(e.same_repo);
+  EXPECT_EQ("", e.branch);
+}
+
+TEST(WebhookTest, GitHubPullRequestFromAForkAndOtherActions) {
+  std::string body = GitHubPullRequest("synchronize", "mallory/shop");
+  Hook h{{{"X-GitHub-Event", "pull_request"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), body, "k", &e).ok());
+  EXPECT_TRUE(e.is_pull_request);
+  EXPECT_FALSE(e.same_repo);
+  body = GitHubPullRequest("closed");
+  Hook closed{{{"X-GitHub-Event", "pull_request"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+  ASSERT_TRUE(ParsePushHook(closed.Lookup(), body, "k", &e).ok());
+  EXPECT_FALSE(e.is_pull_request);
+  EXPECT_EQ("ignored github pull request action 'closed'", e.note);
+  // Unsigned: refused like a push.
+  Hook unsigned_hook{{{"X-GitHub-Event", "pull_request"}}};
+  EXPECT_EQ(Code::kUnauthorized, ParsePushHook(unsigned_hook.Lookup(), body, "k", &e).code());
+}
+
+TEST(WebhookTest, GiteaPullRequestSynchronized) {
+  std::string body = GitHubPullRequest("synchronized");  // Gitea's word, same shape
+  Hook h{{{"X-Gitea-Event", "pull_request"},
+          {"X-Gitea-Signature", HmacSha256Hex("k", body).substr(7)}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), body, "k", &e).ok());
+  EXPECT_TRUE(e.is_pull_request);
+  EXPECT_EQ("refs/pull/7/head", e.ref);
+  EXPECT_EQ(kHead, e.commit);
+}
+
+TEST(WebhookTest, GitLabMergeRequestHook) {
+  std::string body = R"({"object_kind": "merge_request", "object_attributes": {"iid": 12,
+    "action": "update", "target_branch": "main", "source_branch": "fix", "source_project_id": 5,
+    "target_project_id": 5, "last_commit": {"id": ")" + std::string(kHead) + R"("}}})";
+  Hook h{{{"X-Gitlab-Event", "Merge Request Hook"}, {"X-Gitlab-Token", "k"}}};
+  PushEvent e;
+  Status s = ParsePushHook(h.Lookup(), body, "k", &e);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(e.is_pull_request);
+  EXPECT_EQ(12, e.number);
+  EXPECT_EQ("refs/merge-requests/12/head", e.ref);
+  EXPECT_EQ("main", e.base);
+  EXPECT_TRUE(e.same_repo);
+  EXPECT_EQ(kHead, e.commit);
+}
+
+TEST(WebhookTest, GitLabTagPushHook) {
+  std::string body = R"({"object_kind": "tag_push", "ref": "refs/tags/v2.0",
+    "before": "0000000000000000000000000000000000000000",
+    "after": "5555555555555555555555555555555555555555",
+    "checkout_sha": ")" + std::string(kHead) + R"("})";
+  Hook h{{{"X-Gitlab-Event", "Tag Push Hook"}, {"X-Gitlab-Token", "k"}}};
+  PushEvent e;
+  ASSERT_TRUE(ParsePushHook(h.Lookup(), body, "k", &e).ok());
+  EXPECT_TRUE(e.is_push);
+  EXPECT_EQ("v2.0", e.tag);
+  EXPECT_EQ("5555555555555555555555555555555555555555", e.commit);
+  EXPECT_EQ(kHead, e.peeled);
+}
+
+TEST(WebhookTest, BadPullRequestBodiesAreInvalid) {
+  for (const std::string& body :
+       {std::string(R"({"action": "opened", "pull_request": {}})"),
+        std::string(R"({"action": "opened", "number": 0})"),
+        std::string(R"({"action": "opened", "number": 3, "pull_request": {"head": {"sha": "--upload-pack=x"}, "base": {"ref": "main"}}})"),
+        std::string(R"({"action": "opened", "number": 3, "pull_request": {"head": {"sha": ")") + kHead +
+            R"("}, "base": {"ref": "a..b"}}})",
+        std::string("[1]")}) {
+    Hook h{{{"X-GitHub-Event", "pull_request"}, {"X-Hub-Signature-256", HmacSha256Hex("k", body)}}};
+    PushEvent e;
+    EXPECT_EQ(Code::kInvalid, ParsePushHook(h.Lookup(), body, "k", &e).code()) << body;
+  }
 }
 
 }  // namespace

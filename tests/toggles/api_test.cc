@@ -330,6 +330,64 @@ TEST_F(ToggleApiTest, OfrepSingleShapes) {
   EXPECT_EQ("half", Body(r)["key"]);
 }
 
+// The single route reads the common body without a JSON tree, into a context
+// reused between requests (api.cc FlatContextReader); the bulk route parses
+// the tree. Both must answer alike for every shape, flat or not, in any order.
+TEST_F(ToggleApiTest, OfrepSingleAnswersAsTheFullParseForEveryContextShape) {
+  json t = {{"key", "pro"},
+            {"environments",
+             {{"production",
+               {{"enabled", true},
+                {"strategies",
+                 {{{"constraints", {{{"attribute", "plan"}, {"operator", "in"}, {"values", {"pro"}}},
+                                    {{"attribute", "seats"}, {"operator", "gt"}, {"values", {"10"}}}}}}}}}}}}};
+  ASSERT_EQ(201, Send("POST", "/api/v1/toggles", t.dump()).status);
+  CreateRollout("half", 50);
+  const std::vector<std::string> bodies = {
+      R"({"context":{"targetingKey":"u1","plan":"pro","seats":11}})",
+      R"({"context":{"targetingKey":"u1"}})",  // plan and seats of the body before must go
+      R"({"context":{"plan":"pro","seats":11.5,"targetingKey":"u2"}})",
+      R"({"context":{"targetingKey":"u2","plan":"pro","seats":9}})",
+      R"({"context":{"targetingKey":"u3","plan":"pro","seats":12,"tags":{"a":1}}})",  // nested
+      R"({"context":{"targetingKey":"u3","plan":"pro","seats":12,"list":[1,2]}})",
+      R"({"context":{"targetingKey":"u4","plan":null,"seats":true}})",
+      R"({"other":{"x":[1,{"y":2}]},"context":{"targetingKey":"u5","plan":"pro","seats":100}})",
+      R"({"context":{"plan":"pro"},"context":{"targetingKey":"u6","seats":50}})",  // the last one counts
+      R"({"context":null})",
+      R"({"context":{"targetingKey":"u7","seats":18446744073709551615,"plan":"pro"}})",
+      R"({"context":{"targetingKey":"u8","targetingKey":"","plan":"pro","seats":11}})",
+      R"({"context":[1]})",
+      R"({"context":"x"})",
+      R"({"context":{"targetingKey":null}})",
+      R"({"context":{"targetingKey":["a"]}})",
+      R"([{"context":{}}])",
+      R"("context")",
+      R"({"context":{"targetingKey":"u1"})",
+      "",
+  };
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string& body : bodies) {
+      SCOPED_TRACE(body);
+      HttpResponse bulk = Send("POST", "/ofrep/v1/evaluate/flags", body);
+      for (const char* key : {"pro", "half"}) {
+        HttpResponse one = Send("POST", std::string("/ofrep/v1/evaluate/flags/") + key, body);
+        json got = Body(one);
+        if (bulk.status != 200) {
+          EXPECT_EQ(bulk.status, one.status);
+          EXPECT_EQ(Body(bulk)["errorCode"], got["errorCode"]);
+          EXPECT_EQ(Body(bulk)["errorDetails"], got["errorDetails"]);
+          continue;
+        }
+        for (const json& f : Body(bulk)["flags"]) {
+          if (f["key"] != key) continue;
+          EXPECT_EQ(f, got) << key;
+          EXPECT_EQ(f.contains("errorCode") ? 400 : 200, one.status) << key;
+        }
+      }
+    }
+  }
+}
+
 TEST_F(ToggleApiTest, OfrepAuthAndEnvironment) {
   CreatePlain("a");
   Send("POST", "/api/v1/toggles/a/environments/staging/on");

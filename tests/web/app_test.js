@@ -833,7 +833,9 @@ describe('runHtml', () => {
                             '<span class="status s-failed">failed</span>'), html);
     assert.ok(html.includes('<span class="name">deploy prod</span><span class="status s-waiting">waiting</span>' +
                             '<span class="env">production</span>'), html);
-    const order = ['>test<', '>unit<', '>lint<', '>deploy prod<', '>a/b<'].map((s) => html.indexOf(s));
+    // In the stages' sections (the graph above them names them too).
+    const stages = html.slice(html.indexOf('<section class="stage">'));
+    const order = ['>test<', '>unit<', '>lint<', '>deploy prod<', '>a/b<'].map((s) => stages.indexOf(s));
     assert.ok(order.every((i) => i >= 0), String(order));
     assert.deepEqual(order, order.slice().sort((a, b) => a - b));
     assert.equal(count(html, '<section class="stage">'), 2);
@@ -885,7 +887,7 @@ describe('runHtml', () => {
     assert.equal(count(html, '<li><span class="mono">'), 10);
     assert.ok(html.includes('<li class="muted">and 2 more failed tests</li></ul>'), html);
     // The list sits in its stage, before the steps.
-    assert.ok(html.indexOf('failed-tests') < html.indexOf('>unit<'), html);
+    assert.ok(html.indexOf('failed-tests') < html.indexOf('>unit</a></td>'), html);
     assert.equal(app.failedTestsHtml(fixture({}).stages[0]), '');
   });
 
@@ -908,7 +910,8 @@ describe('runHtml', () => {
 
   test('the step of the route is the selected row, and only it', () => {
     const html = app.runHtml(fixture({}), NOW, {view: 'run', id: 7, stage: 'deploy prod', step: 'a/b'});
-    assert.ok(html.includes('<tr class="selected"><td><a href="#/runs/7/deploy%20prod/a%2Fb">a/b</a></td>'), html);
+    assert.ok(html.includes('<tr class="selected" data-step="deploy prod/a/b"><td><a href="#/runs/7/deploy%20prod/a%2Fb">' +
+                            'a/b</a></td>'), html);
     assert.equal(count(html, 'class="selected"'), 1);
     assert.equal(count(app.runHtml(fixture({}), NOW), 'class="selected"'), 0);
     assert.equal(count(app.runHtml(fixture({}), NOW, {view: 'run', id: 7, stage: 'test', step: 'a/b'}),
@@ -917,14 +920,15 @@ describe('runHtml', () => {
 
   test('a step row: link, status, exit code, duration and notes with the failure reason', () => {
     const html = app.runHtml(fixture({}), NOW);
-    assert.ok(html.includes('<tr><td><a href="#/runs/7/test/lint">lint</a></td>' +
-                            '<td><span class="status s-failed">failed</span></td><td class="num">exit 1</td>' +
-                            '<td class="num">850 ms</td>' +
-                            '<td class="muted">exit status 1, allowed to fail, 2 attempts</td></tr>'), html);
-    assert.ok(html.includes('<tr><td><a href="#/runs/7/test/unit">unit</a></td>' +
+    // A failure it was allowed: a warning, not a red "failed" (docs/server.md "The web UI").
+    assert.ok(html.includes('<tr class="allowed" data-step="test/lint"><td><a href="#/runs/7/test/lint">lint</a></td>' +
+                            '<td><span class="status s-allowed" title="failed, allowed to fail">failed (allowed)</span>' +
+                            '</td><td class="num">exit 1</td><td class="num">850 ms</td>' +
+                            '<td class="muted">exit status 1, 2 attempts</td></tr>'), html);
+    assert.ok(html.includes('<tr data-step="test/unit"><td><a href="#/runs/7/test/unit">unit</a></td>' +
                             '<td><span class="status s-success">success</span></td><td class="num">exit 0</td>' +
                             '<td class="num">42 s</td><td class="muted"></td></tr>'), html);
-    assert.ok(html.includes('<tr><td><a href="#/runs/7/deploy%20prod/a%2Fb">a/b</a></td>' +
+    assert.ok(html.includes('<tr data-step="deploy prod/a/b"><td><a href="#/runs/7/deploy%20prod/a%2Fb">a/b</a></td>' +
                             '<td><span class="status s-queued">queued</span></td><td class="num"></td>' +
                             '<td class="num"></td><td class="muted"></td></tr>'), html);
   });
@@ -1177,5 +1181,226 @@ describe('artifactsHtml', () => {
     const html = app.runHtml({id: 7, status: 'success', stages: [{name: 'build', status: 'success',
       steps: [{name: 'compile', status: 'success'}]}], artifacts: run.artifacts}, Date.now());
     assert.ok(html.includes('<tr class="artifacts">'), html);
+  });
+});
+
+// ---- Logs: ANSI colours, search, line links (docs/server.md "The web UI") ----
+
+describe('parseAnsiLine', () => {
+  const look = (line) => {
+    const p = app.parseAnsiLine(line);
+    return {text: p.text, runs: (p.runs || []).map((r) => [p.text.slice(r.start, r.end), r.cls, r.fg, r.bg])};
+  };
+
+  test('the 8 colours and reset: a class each, no code left', () => {
+    assert.deepEqual(look('\x1b[32mPASS\x1b[0m ok'), {text: 'PASS ok', runs: [['PASS', 'a-f2', '', '']]});
+    assert.deepEqual(look('\x1b[41mX\x1b[49mY'), {text: 'XY', runs: [['X', 'a-b1', '', '']]});
+  });
+
+  test('bright colours, bold, dim, italic, underline, strike and their ends', () => {
+    assert.deepEqual(look('\x1b[91;1ma\x1b[22;103mb\x1b[2;3;4;9mc\x1b[23;24;29md\x1b[39;49;22me').runs, [
+      ['a', 'a-f9 a-bold', '', ''], ['b', 'a-f9 a-b11', '', ''],
+      ['c', 'a-f9 a-b11 a-dim a-italic a-underline a-strike', '', ''], ['d', 'a-f9 a-b11 a-dim', '', '']]);
+  });
+
+  test('256 colours: 0-15 as classes, the cube and the greys as rgb', () => {
+    assert.deepEqual(look('\x1b[38;5;9ma\x1b[38;5;208mb\x1b[48;5;232mc\x1b[38;5;16md').runs, [
+      ['a', 'a-f9', '', ''], ['b', '', 'rgb(255, 135, 0)', ''], ['c', '', 'rgb(255, 135, 0)', 'rgb(8, 8, 8)'],
+      ['d', '', 'rgb(0, 0, 0)', 'rgb(8, 8, 8)']]);
+  });
+
+  test('24-bit colours, with semicolons or colons', () => {
+    assert.deepEqual(look('\x1b[38;2;1;2;3;48;2;4;5;6mx').runs, [['x', '', 'rgb(1, 2, 3)', 'rgb(4, 5, 6)']]);
+    assert.deepEqual(look('\x1b[38:2::10:20:30mx').runs, [['x', '', 'rgb(10, 20, 30)', '']]);
+    assert.deepEqual(look('\x1b[38:2:10:20:30mx').runs, [['x', '', 'rgb(10, 20, 30)', '']]);
+    // Out of range: ignored, not a crash.
+    assert.deepEqual(look('\x1b[38;2;300;0;0mx'), {text: 'x', runs: []});
+    assert.deepEqual(look('\x1b[38;5mx\x1b[38mx'), {text: 'xx', runs: []});
+  });
+
+  test('ESC [ m is a reset; inverse swaps colours', () => {
+    assert.deepEqual(look('\x1b[31ma\x1b[mb'), {text: 'ab', runs: [['a', 'a-f1', '', '']]});
+    assert.deepEqual(look('\x1b[31;7ma').runs, [['a', 'a-inv-fg a-b1', '', '']]);
+  });
+
+  test('every other sequence is dropped: cursor, erase, OSC titles and links, charsets, private modes', () => {
+    assert.equal(app.parseAnsiLine('\x1b[2K\x1b[1G\x1b[?25lA\x1b]0;title\x07B\x1b]8;;http://x\x1b\\C\x1b(BD\x1b7E\x1b').text,
+                 'ABCDE');
+    assert.equal(app.parseAnsiLine('cut \x1b[3').text, 'cut ');
+    assert.equal(app.parseAnsiLine('\x9b31mC1').text, 'C1');
+  });
+
+  test('control characters go, tabs stay; a carriage return shows what came after it', () => {
+    assert.equal(app.parseAnsiLine('a\tb\x07\x00c\x7f').text, 'a\tbc');
+    assert.equal(app.parseAnsiLine('10%\r50%\r100%').text, '100%');
+    assert.equal(app.parseAnsiLine('done\r').text, 'done');
+  });
+
+  test('a colour lasts into the next line until it is reset', () => {
+    const first = app.parseAnsiLine('\x1b[33mwarn');
+    const second = app.parseAnsiLine('still', first.state);
+    assert.deepEqual(second.runs, [{start: 0, end: 5, cls: 'a-f3', fg: '', bg: ''}]);
+    const third = app.parseAnsiLine('\x1b[0mplain', second.state);
+    assert.equal(third.runs, null);
+  });
+
+  test('text is never interpreted as markup', () => {
+    assert.deepEqual(look('<b>&amp;</b>'), {text: '<b>&amp;</b>', runs: []});
+  });
+
+  test('stripAnsi keeps the lines and drops the codes', () => {
+    assert.equal(app.stripAnsi('\x1b[32mPASS\x1b[0m\n\x1b[1mx\x1b[0m\n'), 'PASS\nx\n');
+  });
+});
+
+describe('findMatches and lineSegments', () => {
+  const lines = ['Line 1', 'no', 'line line', 'LINE'].map((text) => ({text}));
+
+  test('finds every occurrence, case-insensitively, with a limit', () => {
+    assert.deepEqual(app.findMatches(lines, 'line').matches.map((m) => [m.line, m.start]),
+                     [[0, 0], [2, 0], [2, 5], [3, 0]]);
+    assert.deepEqual(app.findMatches(lines, 'line', 2).matches.length, 3);
+    assert.deepEqual(app.findMatches(lines, 'line', 0, 2), {
+      matches: [{line: 0, start: 0, end: 4}, {line: 2, start: 0, end: 4}], more: true});
+    assert.deepEqual(app.findMatches(lines, ''), {matches: [], more: false});
+  });
+
+  test('a line is cut where its colours and its matches change', () => {
+    const runs = [{start: 0, end: 4, cls: 'a-f2', fg: '', bg: ''}];
+    assert.deepEqual(app.lineSegments('PASS all', runs, [{start: 2, end: 6, current: true}]), [
+      {text: 'PA', cls: 'a-f2', fg: '', bg: '', mark: 0}, {text: 'SS', cls: 'a-f2', fg: '', bg: '', mark: 2},
+      {text: ' a', cls: '', fg: '', bg: '', mark: 2}, {text: 'll', cls: '', fg: '', bg: '', mark: 0}]);
+    assert.deepEqual(app.lineSegments('x', null, null), [{text: 'x', cls: '', fg: '', bg: '', mark: 0}]);
+  });
+
+  test('line links: #/runs/ID/STAGE/STEP/L123 or ?line=123', () => {
+    assert.deepEqual(app.parseRoute('#/runs/12/test/unit/L40'), {view: 'run', id: 12, stage: 'test', step: 'unit', line: 40});
+    assert.deepEqual(app.parseRoute('#/runs/12/test/unit?line=40'), {view: 'run', id: 12, stage: 'test', step: 'unit', line: 40});
+    assert.deepEqual(app.parseRoute('#/runs/12/test/unit/L0'), {view: 'run', id: 12, stage: 'test', step: 'unit'});
+    assert.deepEqual(app.parseRoute('#/runs/12/test/unit/Lx'), {view: 'run', id: 12, stage: 'test', step: 'unit'});
+    assert.equal(app.lineHash(12, 'deploy prod', 'a [X=1]', 7), '#/runs/12/deploy%20prod/a%20%5BX%3D1%5D/L7');
+    assert.deepEqual(app.parseRoute(app.lineHash(12, 'deploy prod', 'a [X=1]', 7)),
+                     {view: 'run', id: 12, stage: 'deploy prod', step: 'a [X=1]', line: 7});
+    assert.equal(app.rawLogPath(3, 'a b', 'c'), '/api/v1/runs/3/steps/a%20b/c/log?download=1');
+  });
+});
+
+// ---- Allowed failures, the graph, services, caches, triggers ----
+
+describe('stepBadge', () => {
+  test('a failure it was allowed is a warning', () => {
+    assert.equal(app.stepBadge({status: 'failed', allow_failure: true}),
+                 '<span class="status s-allowed" title="failed, allowed to fail">failed (allowed)</span>');
+    assert.equal(app.stepBadge({status: 'failed'}), '<span class="status s-failed">failed</span>');
+    assert.equal(app.stepBadge({status: 'success', allow_failure: true}), '<span class="status s-success">success</span>');
+  });
+});
+
+describe('graphModel', () => {
+  const step = (name, status, extra) => Object.assign({name, status}, extra || {});
+  const run = {id: 5, stages: [
+    {name: 'build', status: 'success', steps: [step('compile', 'success'), step('lint', 'failed', {allow_failure: true})]},
+    {name: 'test', status: 'failed', steps: [
+      step('go [GO=1.21]', 'success', {matrix: {of: 'go', values: {GO: '1.21'}}, needs: ['build/compile']}),
+      step('go [GO=1.22]', 'failed', {matrix: {of: 'go', values: {GO: '1.22'}}, needs: ['build/compile']}),
+      step('report', 'skipped', {needs: ['go']})]},
+  ]};
+  const names = (m) => {
+    const byId = new Map(m.nodes.map((n) => [n.id, n.label]));
+    return m.edges.map((e) => byId.get(e.from) + ' -> ' + byId.get(e.to));
+  };
+
+  test('stages are columns, steps nodes in order, a matrix one node until opened', () => {
+    const m = app.graphModel(run);
+    assert.deepEqual(m.columns.map((c) => c.stage), ['build', 'test']);
+    assert.deepEqual(m.nodes.map((n) => [n.label, n.status, n.kind]), [
+      ['compile', 'success', 'step'], ['lint', 'allowed', 'step'], ['go \u00d72', 'failed', 'group'],
+      ['report', 'skipped', 'step']]);
+    assert.equal(m.nodes[0].x, m.nodes[1].x);
+    assert.ok(m.nodes[2].x > m.nodes[0].x);
+    assert.deepEqual(names(m), ['compile -> go \u00d72', 'go \u00d72 -> report']);
+    assert.equal(m.nodes[0].href, '#/runs/5/build/compile');
+  });
+
+  test('opened, a matrix shows each combination with its own edges', () => {
+    const m = app.graphModel(run, new Set(['test/go']));
+    assert.deepEqual(m.nodes.map((n) => n.label), ['compile', 'lint', 'go \u00d72', 'GO=1.21', 'GO=1.22', 'report']);
+    assert.deepEqual(names(m), ['compile -> GO=1.21', 'compile -> GO=1.22', 'GO=1.21 -> report', 'GO=1.22 -> report']);
+    assert.equal(m.nodes[3].href, '#/runs/5/test/go%20%5BGO%3D1.21%5D');
+  });
+
+  test('unknown needs draw nothing; a run without needs has no edges', () => {
+    const bare = {id: 1, stages: [{name: 's', status: 'success', steps: [step('a', 'success', {needs: ['nope', 'x/y']})]}]};
+    assert.deepEqual(app.graphModel(bare).edges, []);
+    assert.deepEqual(app.graphModel({id: 1, stages: []}).nodes, []);
+  });
+
+  test('the SVG escapes names and marks the selected step', () => {
+    const evil = {id: 2, stages: [{name: '<s>', status: 'success', steps: [step('"a"&', 'success')]}]};
+    const svg = app.graphSvg(evil, app.graphModel(evil), {stage: '<s>', step: '"a"&'});
+    assert.ok(!svg.includes('<s>') && !svg.includes('"a"&'), svg);
+    assert.ok(svg.includes('&lt;s&gt;') && svg.includes('&quot;a&quot;&amp;'), svg);
+    assert.ok(svg.includes('class="g-node n-success selected"'), svg);
+    assert.ok(!/style=/.test(svg), 'no style attribute: the CSP forbids them');
+  });
+
+  test('a group shows its worst status', () => {
+    assert.equal(app.groupStatus(['success', 'allowed']), 'allowed');
+    assert.equal(app.groupStatus(['success', 'running', 'failed']), 'failed');
+    assert.equal(app.groupStatus(['success', 'skipped']), 'success');
+  });
+});
+
+describe('services and caches', () => {
+  test('listed under the step, escaped', () => {
+    assert.equal(app.servicesHtml({services: [{name: 'db', image: 'postgres:16', status: 'success', port: 5432}, 'cache<1>']}),
+                 '<tr class="services"><td colspan="5"><span class="muted">services:</span> <span class="svc" ' +
+                 'data-service="db"><b>db</b> <code>postgres:16</code> <span class="status s-success">success</span> ' +
+                 '<span class="muted">(port: 5432)</span></span> <span class="svc" data-service="cache&lt;1&gt;">' +
+                 '<b>cache&lt;1&gt;</b></span></td></tr>');
+    assert.equal(app.servicesHtml({}), '');
+    assert.equal(app.cacheHtml({cache: {key: 'k-1', paths: ['a', 'b'], policy: 'pull', restored: true}}),
+                 '<tr class="caches"><td colspan="5"><span class="muted">cache:</span> <span class="cache">key ' +
+                 '<code>k-1</code> <code>a, b</code> <span class="muted">(policy: pull, restored: true)</span></span>' +
+                 '</td></tr>');
+    assert.equal(app.cacheHtml({cache: null}), '');
+  });
+});
+
+describe('triggerBody', () => {
+  test('a repository and a branch, tag or commit', () => {
+    assert.deepEqual(app.triggerBody(' app ', 'branch', ' main '), {body: '{"repo":"app","branch":"main"}'});
+    assert.deepEqual(app.triggerBody('app', 'tag', 'v1.2'), {body: '{"repo":"app","tag":"v1.2"}'});
+    assert.deepEqual(app.triggerBody('app', 'commit', 'abc123'), {body: '{"repo":"app","commit":"abc123"}'});
+    assert.match(app.triggerBody('', 'branch', 'main').error, /name the repository/);
+    assert.match(app.triggerBody('app', 'branch', ' ').error, /name the branch/);
+    assert.match(app.triggerBody('app', 'commit', 'xyz').error, /not a commit id/);
+    assert.match(app.triggerBody('app', 'ref', 'x').error, /branch, a tag or a commit/);
+  });
+});
+
+describe('runHtml: graph and re-run', () => {
+  const run = {id: 9, status: 'success', repo: 'r', stages: [{name: 's', status: 'success', steps: [{name: 'a', status: 'success'}]}]};
+  test('the graph sits above the stages; re-run only for an admin and a finished run', () => {
+    const html = app.runHtml(run, NOW, {admin: true});
+    assert.ok(html.indexOf('<svg class="graph"') < html.indexOf('<section class="stage">'), html);
+    assert.ok(html.includes('data-action="rerun" data-run="9">Re-run</button>'), html);
+    assert.ok(!app.runHtml(run, NOW, {}).includes('data-action="rerun"'));
+    assert.ok(!app.runHtml(Object.assign({}, run, {status: 'running'}), NOW, {admin: true}).includes('data-action="rerun"'));
+  });
+});
+
+describe('matrix combinations by their display name', () => {
+  test('the table and the graph show `display`; links use the id', () => {
+    const run = {id: 4, status: 'success', stages: [{name: 't', status: 'success', steps: [
+      {name: 'go.1.21-linux', display: 'go [OS=linux, GO=1.21]', status: 'success',
+       matrix: {of: 'go', values: {GO: '1.21', OS: 'linux'}}}]}]};
+    assert.equal(app.stepName(run.stages[0].steps[0]), 'go [OS=linux, GO=1.21]');
+    assert.equal(app.stepName({name: 'plain'}), 'plain');
+    const html = app.runHtml(run, NOW);
+    assert.ok(html.includes('<a href="#/runs/4/t/go.1.21-linux">go [OS=linux, GO=1.21]</a>'), html);
+    const m = app.graphModel(run, new Set(['t/go']));
+    assert.deepEqual(m.nodes.map((n) => n.label), ['go \u00d71', 'OS=linux, GO=1.21']);
+    assert.equal(m.nodes[1].href, '#/runs/4/t/go.1.21-linux');
   });
 });

@@ -1,6 +1,7 @@
 #include "toggles/server/api.h"
 #include "core/base/text.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -197,6 +198,135 @@ HttpResponse WrittenResponse(const Status& s, int status, const WriteResult& w) 
   if (!s.ok()) return HttpResponse::FromStatus(s);
   return ToggleResponse(status, w.toggle);
 }
+
+// Reads the common OFREP body, {"context": {...}} with a flat context of
+// strings, numbers, booleans and nulls, with nlohmann's SAX parser straight
+// into an EvaluationContext, without a JSON tree (docs/benchmarks.md
+// "OFREP"): the single evaluation route's hot path. The context is reused
+// between calls: a member seen again keeps its node and string capacity.
+// Anything else (invalid JSON, a nested or non-object context, a
+// targetingKey that is not a string) makes Read false, and the caller
+// parses the whole tree for the same answer and errors as before.
+class FlatContextReader : public nlohmann::json_sax<json> {
+ public:
+  // False: not the common shape; *ctx is then unspecified.
+  bool Read(std::string_view body, EvaluationContext* ctx) {
+    ctx_ = ctx;
+    depth_ = 0;
+    in_context_ = false;
+    context_seen_ = false;
+    member_ = Member::kOther;
+    ctx_->has_targeting_key = false;
+    ctx_->targeting_key.clear();
+    seen_ = 0;
+    if (!json::sax_parse(body.begin(), body.end(), this, json::input_format_t::json, true)) return false;
+    // Members of an earlier body that this one does not have go.
+    if (seen_ != ctx_->attributes.size()) {
+      for (auto it = ctx_->attributes.begin(); it != ctx_->attributes.end();) {
+        bool keep = std::find(names_.begin(), names_.begin() + seen_, it->first) != names_.begin() + seen_;
+        it = keep ? std::next(it) : ctx_->attributes.erase(it);
+      }
+    }
+    return true;
+  }
+
+  bool null() override { return Scalar(nullptr); }
+  bool boolean(bool b) override { return Scalar(b ? "true" : "false", false, 0); }
+  bool number_integer(number_integer_t i) override {
+    return Scalar(std::to_string(i), true, static_cast<double>(i));
+  }
+  bool number_unsigned(number_unsigned_t u) override {
+    return Scalar(std::to_string(u), true, static_cast<double>(u));
+  }
+  bool number_float(number_float_t d, const string_t&) override {
+    return Scalar(json(d).dump(), true, d);  // the text ContextFromJson gives it
+  }
+  bool string(string_t& v) override {
+    if (member_ == Member::kTargetingKey) {
+      ctx_->targeting_key.assign(v);
+      ctx_->has_targeting_key = !v.empty();
+      return true;
+    }
+    return Scalar(v, false, 0);
+  }
+  bool binary(binary_t&) override { return false; }
+  bool start_object(std::size_t) override {
+    ++depth_;
+    if (depth_ == 2 && member_ == Member::kContext) in_context_ = true;
+    else if (depth_ == 1 || !InContext()) return true;
+    else return false;  // a nested value in the context: the full parse
+    return true;
+  }
+  bool end_object() override {
+    if (depth_ == 2) in_context_ = false;
+    --depth_;
+    member_ = Member::kOther;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    // A top-level array, an array context or one in it: the full parse.
+    return depth_ > 1 && member_ != Member::kContext && !InContext();
+  }
+  bool end_array() override {
+    --depth_;
+    member_ = Member::kOther;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (depth_ == 1) {
+      member_ = k == "context" ? Member::kContext : Member::kOther;
+      // A second "context" replaces the first in the tree: the full parse.
+      if (member_ == Member::kContext && context_seen_) return false;
+      context_seen_ = context_seen_ || member_ == Member::kContext;
+    } else if (in_context_ && depth_ == 2) {
+      member_ = k == "targetingKey" ? Member::kTargetingKey : Member::kAttribute;
+      key_.assign(k);
+    } else {
+      member_ = Member::kOther;
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  enum class Member { kOther, kContext, kTargetingKey, kAttribute };
+
+  bool InContext() const { return in_context_ && depth_ >= 2; }
+  // A value outside any object is not an OFREP body; "context": null is none.
+  bool Scalar(std::nullptr_t) {
+    if (depth_ == 0) return false;
+    if (member_ == Member::kTargetingKey) return false;
+    member_ = Member::kOther;
+    return true;  // null attributes are left out, as ContextFromJson does
+  }
+  template <typename Text>
+  bool Scalar(Text&& text, bool is_number, double number) {
+    if (depth_ == 0 || member_ == Member::kContext || member_ == Member::kTargetingKey) return false;
+    if (member_ == Member::kAttribute) {
+      auto it = ctx_->attributes.find(key_);
+      if (it == ctx_->attributes.end()) it = ctx_->attributes.emplace(key_, AttributeValue{}).first;
+      it->second.text.assign(text);
+      it->second.is_number = is_number;
+      it->second.number = number;
+      if (seen_ == names_.size()) names_.emplace_back();
+      names_[seen_++].assign(key_);
+    }
+    member_ = Member::kOther;
+    return true;
+  }
+
+  EvaluationContext* ctx_ = nullptr;
+  int depth_ = 0;
+  bool in_context_ = false;
+  bool context_seen_ = false;
+  Member member_ = Member::kOther;
+  std::string key_;                 // the context member being read
+  std::vector<std::string> names_;  // the attributes of this body: [0, seen_)
+  size_t seen_ = 0;
+};
 
 // OFREP's request body {"context": {...}}; an empty body is an empty context.
 // Fills *canonical with the context's sorted compact JSON (for the ETag).
@@ -405,9 +535,18 @@ HttpResponse ToggleApi::EvaluateOne(const HttpRequest& r) {
   std::string_view env;
   if (auto e = EvaluationEnvironment(r, p, &env)) return *e;
   std::string_view key = r.Param("key");
-  EvaluationContext ctx;
-  if (auto err = ParseOfrepBody(r.body, &ctx, nullptr)) {
-    return OfrepFailure(400, key, err->first, err->second);
+  // One context and reader per io thread, reused: the common body costs no
+  // JSON tree (FlatContextReader); any other takes the full parse.
+  thread_local FlatContextReader reader;
+  thread_local EvaluationContext ctx;
+  ctx.now_micros.reset();
+  if (Trim(r.body).empty()) {
+    ctx = EvaluationContext();
+  } else if (JsonDeeperThan(r.body, kMaxJsonDepth) || !reader.Read(r.body, &ctx)) {
+    ctx = EvaluationContext();
+    if (auto err = ParseOfrepBody(r.body, &ctx, nullptr)) {
+      return OfrepFailure(400, key, err->first, err->second);
+    }
   }
   std::shared_ptr<const Snapshot> snap = store_.GetSnapshot();
   const CompiledToggle* t = snap->Find(key);
@@ -729,7 +868,9 @@ HttpResponse ToggleApi::Health(const HttpRequest&) {
 HttpResponse ToggleApi::Metrics(const HttpRequest&) {
   if (!metrics_) return HttpResponse::Text(200, "");
   revision_gauge_->Set(store_.CurrentRevision());
-  return HttpResponse::Text(200, metrics_->Render(), kPrometheusContentType);
+  std::string text = metrics_->Render();
+  RenderProcessMetrics(&text);
+  return HttpResponse::Text(200, std::move(text), kPrometheusContentType);
 }
 
 }  // namespace ladle::toggles

@@ -1,9 +1,13 @@
 #include "toggles/server/store.h"
 
+#include "core/pg.h"
+#include "toggles/server/pg_store.h"
+#include "toggles/server/store_backend.h"
+
+#include <cstdlib>
 #include <set>
 #include <utility>
 
-#include "core/sqlite.h"
 #include "core/base/text.h"
 #include "core/base/time_util.h"
 
@@ -12,108 +16,7 @@ namespace {
 
 using json = nlohmann::json;
 
-// Schema migrations, applied in order by PRAGMA user_version. Append only:
-// a released step is never edited, a change is a new step. Tokens live here
-// too (toggles/server/tokens.h) so that one file holds the whole toggle service.
-const std::vector<std::string>& Migrations() {
-  static const std::vector<std::string> kSteps = {
-      // 1. Variants and strategies are JSON as model.h writes them: they are
-      // only ever read whole. Events keep their toggle's key after a delete.
-      R"sql(
-CREATE TABLE revision (
-  id INTEGER PRIMARY KEY CHECK (id = 1),
-  value INTEGER NOT NULL
-);
-INSERT INTO revision (id, value) VALUES (1, 0);
-CREATE TABLE environments (
-  name TEXT PRIMARY KEY,
-  created_at TEXT NOT NULL
-) WITHOUT ROWID;
-INSERT INTO environments (name, created_at)
-  VALUES ('production', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
-CREATE TABLE toggles (
-  toggle_key TEXT PRIMARY KEY,
-  type TEXT NOT NULL,
-  description TEXT NOT NULL,
-  variants TEXT NOT NULL,
-  revision INTEGER NOT NULL,
-  created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE toggle_environments (
-  toggle_key TEXT NOT NULL REFERENCES toggles (toggle_key) ON DELETE CASCADE,
-  environment TEXT NOT NULL REFERENCES environments (name),
-  enabled INTEGER NOT NULL,
-  strategies TEXT NOT NULL,
-  PRIMARY KEY (toggle_key, environment)
-) WITHOUT ROWID;
-CREATE TABLE events (
-  revision INTEGER PRIMARY KEY,
-  at TEXT NOT NULL,
-  actor TEXT NOT NULL,
-  action TEXT NOT NULL,
-  toggle_key TEXT NOT NULL,
-  environment TEXT,
-  before_json TEXT,
-  after_json TEXT,
-  note TEXT
-);
-CREATE INDEX events_by_key ON events (toggle_key, revision);
-CREATE TABLE tokens (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  name TEXT NOT NULL,
-  role TEXT NOT NULL CHECK (role IN ('admin', 'client')),
-  environment TEXT,
-  hash TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  last_used_at TEXT,
-  revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked = 0;
-CREATE UNIQUE INDEX tokens_active_hash ON tokens (hash) WHERE revoked = 0;
-)sql",
-  };
-  return kSteps;
-}
-
-
-// A single integer from a one-row query.
-Status QueryInt(Database* db, const std::string& sql, int64_t* out) {
-  Statement st;
-  bool row = false;
-  Status s = db->Prepare(sql, &st);
-  if (s.ok()) s = st.Step(&row);
-  if (s.ok() && !row) s = Status::Internal(db->path() + ": no row from '" + sql + "'");
-  if (s.ok()) *out = st.ColumnInt64(0);
-  return s;
-}
-
-std::optional<std::string> OrNull(const std::string& s) {
-  return s.empty() ? std::nullopt : std::optional<std::string>(s);
-}
-
 std::string Quote(const std::string& key) { return "\"" + key + "\""; }
-
-// dump() throws on invalid UTF-8, which a toggle built in code (not parsed
-// from JSON) can carry.
-Status Dump(const json& j, std::string* out) {
-  try {
-    *out = j.dump();
-    return Status::OK();
-  } catch (const json::exception&) {
-    return Status::Invalid("text must be valid UTF-8");
-  }
-}
-
-// JSON this store wrote; a failure means the file was damaged or edited.
-Status ParseStored(const std::string& text, const std::string& what, json* out) {
-  if (JsonDeeperThan(text, kMaxJsonDepth))
-    return Status::Internal("toggles.db: " + what + ": stored JSON nests deeper than " +
-                            std::to_string(kMaxJsonDepth) + " levels");
-  *out = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!out->is_discarded()) return Status::OK();
-  return Status::Internal("toggles.db: " + what + ": stored JSON does not parse");
-}
 
 // Environment names follow the key rule; the message names "environment".
 Status CheckEnvironment(const std::string& env) {
@@ -128,113 +31,63 @@ void ApplyFields(const ToggleFields& f, Toggle* t) {
   if (f.variants) t->variants = *f.variants;
 }
 
-// --- rows ---
+}  // namespace
 
-Status SaveToggle(Database* db, const Toggle& t, const std::string& now) {
-  std::string variants;
-  Status s = Dump(ToJson(t.variants), &variants);
+// --- row helpers (store_backend.h) ---
+
+Status DumpJson(const json& j, std::string* out) {
+  try {
+    *out = j.dump();
+    return Status::OK();
+  } catch (const json::exception&) {
+    return Status::Invalid("text must be valid UTF-8");
+  }
+}
+
+Status ParseStoredJson(const std::string& text, const std::string& where,
+                       const std::string& what, json* out) {
+  if (JsonDeeperThan(text, kMaxJsonDepth))
+    return Status::Internal(where + ": " + what + ": stored JSON nests deeper than " +
+                            std::to_string(kMaxJsonDepth) + " levels");
+  *out = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!out->is_discarded()) return Status::OK();
+  return Status::Internal(where + ": " + what + ": stored JSON does not parse");
+}
+
+Status ToggleFromRow(const std::string& where, const std::string& key, const std::string& type,
+                     const std::string& description, const std::string& variants,
+                     int64_t revision, Toggle* t) {
+  t->key = key;
+  t->description = description;
+  t->revision = revision;
+  const std::string what = "toggle " + Quote(key);
+  json parsed;
+  Status s = ParseToggleType(type, &t->type);
+  if (s.ok()) s = ParseStoredJson(variants, where, what, &parsed);
+  if (s.ok()) s = ParseVariants(parsed, &t->variants);
+  return s.ok() ? s : Status::Internal(where + ": " + what + ": " + s.message());
+}
+
+Status ConfigFromRow(const std::string& where, const std::string& key, const std::string& env,
+                     bool enabled, const std::string& strategies, EnvironmentConfig* config) {
+  const std::string what = "toggle " + Quote(key) + " in " + env;
+  json parsed;
+  Status s = ParseStoredJson(strategies, where, what, &parsed);
   if (s.ok()) {
-    s = Exec(db,
-             "INSERT INTO toggles (toggle_key, type, description, variants, revision,"
-             " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
-             " ON CONFLICT (toggle_key) DO UPDATE SET type = excluded.type,"
-             " description = excluded.description, variants = excluded.variants,"
-             " revision = excluded.revision, updated_at = excluded.updated_at",
-             t.key, ToString(t.type), t.description, variants, t.revision, now);
+    s = ParseEnvironmentConfig({{"enabled", enabled}, {"strategies", parsed}}, config);
   }
-  if (s.ok()) s = Exec(db, "DELETE FROM toggle_environments WHERE toggle_key = ?1", t.key);
-  for (const auto& [env, config] : t.environments) {
-    std::string strategies;
-    if (s.ok()) s = Dump(ToJson(config)["strategies"], &strategies);
-    if (!s.ok()) return s;
-    s = Exec(db,
-             "INSERT INTO toggle_environments (toggle_key, environment, enabled, strategies)"
-             " VALUES (?1, ?2, ?3, ?4)",
-             t.key, env, config.enabled ? 1 : 0, strategies);
-  }
-  return s;
+  return s.ok() ? s : Status::Internal(where + ": " + what + ": " + s.message());
 }
 
-// Before and after as JSON text, NULL for a null document.
-Status InsertEvent(Database* db, const AuditEvent& e) {
-  std::optional<std::string> before, after;
-  Status s = e.before.is_null() ? Status::OK() : Dump(e.before, &before.emplace());
-  if (s.ok() && !e.after.is_null()) s = Dump(e.after, &after.emplace());
-  if (!s.ok()) return s;
-  return Exec(db,
-              "INSERT INTO events (revision, at, actor, action, toggle_key, environment,"
-              " before_json, after_json, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-              e.revision, e.time, e.actor, e.action, e.key, OrNull(e.environment), before,
-              after, OrNull(e.note));
-}
-
-constexpr const char* kEventColumns =
-    "revision, at, actor, action, toggle_key, environment, before_json, after_json, note";
-
-Status ReadEvent(const Statement& st, AuditEvent* e) {
-  e->revision = st.ColumnInt64(0);
-  e->time = st.ColumnText(1);
-  e->actor = st.ColumnText(2);
-  e->action = st.ColumnText(3);
-  e->key = st.ColumnText(4);
-  e->environment = st.ColumnText(5);
-  e->note = st.ColumnText(8);
+Status EventJsonFromRow(const std::string& where, const std::optional<std::string>& before,
+                        const std::optional<std::string>& after, AuditEvent* e) {
   const std::string what = "event " + std::to_string(e->revision);
-  Status s = st.ColumnIsNull(6) ? Status::OK() : ParseStored(st.ColumnText(6), what, &e->before);
-  if (s.ok() && !st.ColumnIsNull(7)) s = ParseStored(st.ColumnText(7), what, &e->after);
+  Status s = before ? ParseStoredJson(*before, where, what, &e->before) : Status::OK();
+  if (s.ok() && after) s = ParseStoredJson(*after, where, what, &e->after);
   return s;
 }
 
-// Runs a query of kEventColumns with ?1.. bound to `args`.
-template <typename... Args>
-Status QueryEvents(Database* db, const std::string& where, std::vector<AuditEvent>* out,
-                   const Args&... args) {
-  Statement st;
-  Status s = db->Prepare(std::string("SELECT ") + kEventColumns + " FROM events " + where, &st);
-  if (s.ok()) s = st.BindAll(args...);
-  for (bool row = true; s.ok();) {
-    s = st.Step(&row);
-    if (!s.ok() || !row) break;
-    s = ReadEvent(st, &out->emplace_back());
-  }
-  return s;
-}
-
-Status ReadToggle(const Statement& st, Toggle* t) {
-  t->key = st.ColumnText(0);
-  t->description = st.ColumnText(2);
-  t->revision = st.ColumnInt64(4);
-  const std::string what = "toggle " + Quote(t->key);
-  json variants;
-  Status s = ParseToggleType(st.ColumnText(1), &t->type);
-  if (s.ok()) s = ParseStored(st.ColumnText(3), what, &variants);
-  if (s.ok()) s = ParseVariants(variants, &t->variants);
-  return s.ok() ? s : Status::Internal("toggles.db: " + what + ": " + s.message());
-}
-
-Status ReadConfig(const Statement& st, EnvironmentConfig* config) {
-  const std::string what = "toggle " + Quote(st.ColumnText(0)) + " in " + st.ColumnText(1);
-  json strategies;
-  Status s = ParseStored(st.ColumnText(3), what, &strategies);
-  if (s.ok()) {
-    s = ParseEnvironmentConfig({{"enabled", st.ColumnInt(2) != 0}, {"strategies", strategies}},
-                               config);
-  }
-  return s.ok() ? s : Status::Internal("toggles.db: " + what + ": " + s.message());
-}
-
-// Calls `row` for each row of `sql`.
-Status ForEachRow(Database* db, const std::string& sql,
-                  const std::function<Status(const Statement&)>& row) {
-  Statement st;
-  Status s = db->Prepare(sql, &st);
-  for (bool more = true; s.ok();) {
-    s = st.Step(&more);
-    if (!s.ok() || !more) break;
-    s = row(st);
-  }
-  return s;
-}
+namespace {
 
 struct EventInfo {
   std::string_view action, environment, actor, note;
@@ -254,39 +107,39 @@ struct ToggleStore::State {
   bool rebuild = true;
   std::map<std::string, std::optional<CompiledToggle>> changed;
 
-  // REQUIRES: inside a transaction, for a consistent read.
-  Status Load(Database* db) {
-    State loaded;
-    Status s = QueryInt(db, "SELECT value FROM revision WHERE id = 1", &loaded.revision);
-    if (s.ok()) {
-      s = ForEachRow(db, "SELECT name FROM environments", [&](const Statement& st) {
-        loaded.environments.insert(st.ColumnText(0));
-        return Status::OK();
-      });
+  // Another connection's changes, from their audit events (each holds the
+  // whole toggle after it): only the toggles they name are parsed and
+  // compiled, as after a write of this store's own. False when an event
+  // does not parse; the caller then Loads everything.
+  bool Apply(const std::vector<AuditEvent>& events, int64_t to_revision) {
+    for (const AuditEvent& e : events) {
+      if (e.after.is_null()) {
+        toggles.erase(e.key);
+        changed[e.key] = std::nullopt;
+        continue;
+      }
+      Toggle t;
+      CompiledToggle compiled;
+      if (!ParseToggle(e.after, &t).ok() || t.key != e.key ||
+          !CompiledToggle::Compile(t, &compiled).ok()) {
+        return false;
+      }
+      for (const auto& [env, config] : t.environments) environments.insert(env);
+      changed[e.key] = std::move(compiled);
+      toggles[e.key] = std::move(t);
     }
-    if (s.ok()) {
-      s = ForEachRow(db,
-                     "SELECT toggle_key, type, description, variants, revision FROM toggles",
-                     [&](const Statement& st) {
-                       Toggle t;
-                       Status r = ReadToggle(st, &t);
-                       if (r.ok()) loaded.toggles.emplace(t.key, std::move(t));
-                       return r;
-                     });
-    }
-    if (s.ok()) s = loaded.LoadConfigs(db);
-    if (s.ok()) *this = std::move(loaded);
-    return s;
+    revision = to_revision;
+    return true;
   }
 
-  Status LoadConfigs(Database* db) {
-    return ForEachRow(
-        db, "SELECT toggle_key, environment, enabled, strategies FROM toggle_environments",
-        [&](const Statement& st) {
-          auto it = toggles.find(st.ColumnText(0));
-          if (it == toggles.end()) return Status::OK();  // foreign keys rule this out
-          return ReadConfig(st, &it->second.environments[st.ColumnText(1)]);
-        });
+  // REQUIRES: inside a transaction, for a consistent read.
+  Status Load(ToggleStoreBackend* db) {
+    State loaded;
+    Status s = db->ReadRevision(&loaded.revision);
+    if (s.ok()) s = db->LoadEnvironments(&loaded.environments);
+    if (s.ok()) s = db->LoadToggles(&loaded.toggles);
+    if (s.ok()) *this = std::move(loaded);
+    return s;
   }
 };
 
@@ -294,7 +147,7 @@ struct ToggleStore::State {
 // the committed state changes only in Apply, after COMMIT.
 class ToggleStore::Change {
  public:
-  Change(Database* db, const State& state, std::string now)
+  Change(ToggleStoreBackend* db, const State& state, std::string now)
       : db_(db), state_(state), now_(std::move(now)), revision_(state.revision) {}
 
   bool Exists(const std::string& key) const { return Find(key) != nullptr; }
@@ -331,13 +184,14 @@ class ToggleStore::Change {
 
   // Stores `after` as the new state of after.key, with its event.
   Status Put(const Toggle* before, Toggle after, const EventInfo& info, WriteResult* out) {
-    after.revision = ++revision_;
+    Status s = db_->NextRevision(revision_, &revision_);
+    after.revision = revision_;
     CompiledToggle compiled;
-    Status s = CompiledToggle::Compile(after, &compiled);
+    if (s.ok()) s = CompiledToggle::Compile(after, &compiled);
     for (auto it = after.environments.begin(); s.ok() && it != after.environments.end(); ++it) {
       s = UseEnvironment(it->first);
     }
-    if (s.ok()) s = SaveToggle(db_, after, now_);
+    if (s.ok()) s = db_->SaveToggle(after, now_);
     if (s.ok()) s = Record(info, after.key, before ? ToJson(*before) : json(), ToJson(after));
     if (!s.ok()) return s;
     if (out) *out = WriteResult{after, true};
@@ -352,8 +206,8 @@ class ToggleStore::Change {
   }
 
   Status Remove(const Toggle& before, const EventInfo& info) {
-    ++revision_;
-    Status s = Exec(db_, "DELETE FROM toggles WHERE toggle_key = ?1", before.key);
+    Status s = db_->NextRevision(revision_, &revision_);
+    if (s.ok()) s = db_->DeleteToggle(before.key);
     if (s.ok()) s = Record(info, before.key, ToJson(before), json());
     if (s.ok()) pending_[before.key] = std::nullopt;
     if (s.ok()) compiled_[before.key] = std::nullopt;
@@ -398,7 +252,7 @@ class ToggleStore::Change {
   // Writes the revision counter; REQUIRES: the last call before COMMIT.
   Status Finish() {
     if (events_.empty()) return Status::OK();
-    return Exec(db_, "UPDATE revision SET value = ?1 WHERE id = 1", revision_);
+    return db_->SetRevision(revision_);
   }
 
   // After COMMIT: the committed state catches up; the events go to listeners.
@@ -426,8 +280,7 @@ class ToggleStore::Change {
 
   Status UseEnvironment(const std::string& env) {
     if (state_.environments.count(env) || new_environments_.count(env)) return Status::OK();
-    Status s = Exec(db_, "INSERT INTO environments (name, created_at) VALUES (?1, ?2)", env,
-                    now_);
+    Status s = db_->InsertEnvironment(env, now_);
     if (s.ok()) new_environments_.insert(env);
     return s;
   }
@@ -442,12 +295,12 @@ class ToggleStore::Change {
                  std::move(before),
                  std::move(after),
                  std::string(info.note)};
-    Status s = InsertEvent(db_, e);
+    Status s = db_->InsertEvent(e);
     if (s.ok()) events_.push_back(std::move(e));
     return s;
   }
 
-  Database* db_;
+  ToggleStoreBackend* db_;
   const State& state_;
   const std::string now_;
   int64_t revision_;
@@ -462,12 +315,11 @@ class ToggleStore::Change {
 
 // --- free functions ---
 
-Status OpenToggleDatabase(const std::string& data_dir, std::unique_ptr<Database>* db) {
-  std::unique_ptr<Database> opened;
-  Status s = Database::Open(data_dir + "/toggles.db", &opened);
-  if (s.ok()) s = opened->Migrate(Migrations());
-  if (s.ok()) *db = std::move(opened);
-  return s;
+std::string ToggleStoreLocation(const std::string& flag, const std::string& data_dir) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("LADLE_STORE");
+  if (env != nullptr && *env != '\0') return env;
+  return data_dir;
 }
 
 nlohmann::json ToJson(const AuditEvent& e) {
@@ -516,36 +368,70 @@ nlohmann::json ToJson(const SyncResult& r) {
           {"revision", r.revision}};
 }
 
+// --- ToggleStore ---
+
 namespace {
+
+// A backend transaction, rolled back unless committed.
+class BackendTxn {
+ public:
+  explicit BackendTxn(ToggleStoreBackend* db) : db_(db) {}
+  ~BackendTxn() {
+    if (open_) db_->Rollback();
+  }
+  BackendTxn(const BackendTxn&) = delete;
+  BackendTxn& operator=(const BackendTxn&) = delete;
+  Status Begin(bool write) {
+    Status s = write ? db_->BeginWrite() : db_->BeginRead();
+    open_ = s.ok();
+    return s;
+  }
+  Status Commit() {
+    open_ = false;
+    return db_->Commit();
+  }
+
+ private:
+  ToggleStoreBackend* db_;
+  bool open_ = false;
+};
 
 }  // namespace
 
-// --- ToggleStore ---
-
-ToggleStore::ToggleStore(std::unique_ptr<Database> db, Options options)
+ToggleStore::ToggleStore(std::unique_ptr<ToggleStoreBackend> db, Options options)
     : options_(std::move(options)), db_(std::move(db)), state_(std::make_unique<State>()) {}
 
-ToggleStore::~ToggleStore() = default;
-
-Status ToggleStore::Open(const std::string& data_dir, std::unique_ptr<ToggleStore>* out) {
-  return Open(data_dir, Options{}, out);
+ToggleStore::~ToggleStore() {
+  // The watcher calls Refresh(): it must be gone before anything else is.
+  if (db_) db_->StopWatching();
 }
 
-Status ToggleStore::Open(const std::string& data_dir, Options options,
+Status ToggleStore::Open(const std::string& location, std::unique_ptr<ToggleStore>* out) {
+  return Open(location, Options{}, out);
+}
+
+Status ToggleStore::Open(const std::string& location, Options options,
                          std::unique_ptr<ToggleStore>* out) {
   if (!options.now) options.now = [] { return NowRfc3339(); };
-  std::unique_ptr<Database> db;
-  Status s = OpenToggleDatabase(data_dir, &db);
+  std::unique_ptr<ToggleStoreBackend> db;
+  Status s = IsPostgresUri(location) ? OpenPgToggleBackend(location, &db)
+                                     : OpenSqliteToggleBackend(location, &db);
   if (!s.ok()) return s;
   std::unique_ptr<ToggleStore> store(new ToggleStore(std::move(db), std::move(options)));
-  std::unique_lock<std::mutex> lock(store->mu_);
-  Transaction txn(store->db_.get());
-  s = txn.Begin();
-  if (s.ok()) s = store->state_->Load(store->db_.get());
-  if (s.ok()) s = txn.Commit();
-  if (s.ok()) s = QueryInt(store->db_.get(), "PRAGMA data_version", &store->data_version_);
-  if (s.ok()) s = store->Publish(&lock, {});
-  if (s.ok()) *out = std::move(store);
+  {
+    std::unique_lock<std::mutex> lock(store->mu_);
+    BackendTxn txn(store->db_.get());
+    s = txn.Begin(/*write=*/false);
+    if (s.ok()) s = store->state_->Load(store->db_.get());
+    if (s.ok()) s = txn.Commit();
+    bool changed = false;  // primes the check: the next read starts from here
+    if (s.ok()) s = store->db_->MayHaveChanged(&changed);
+    if (s.ok()) s = store->Publish(&lock, {});
+  }
+  if (!s.ok()) return s;
+  ToggleStore* self = store.get();
+  store->db_->Watch([self] { return self->Refresh(); });
+  *out = std::move(store);
   return s;
 }
 
@@ -611,11 +497,11 @@ Status ToggleStore::Write(const std::function<Status(Change*)>& change) {
   return s.ok() ? p : s;
 }
 
-// `events` gets other processes' commits found first, then this change's.
+// `events` gets other connections' commits found first, then this change's.
 Status ToggleStore::WriteLocked(const std::function<Status(Change*)>& change,
                                 std::vector<AuditEvent>* events) {
-  Transaction txn(db_.get());
-  Status s = txn.Begin();
+  BackendTxn txn(db_.get());
+  Status s = txn.Begin(/*write=*/true);
   if (s.ok()) s = CatchUpLocked(events);
   if (!s.ok()) return s;
   Change c(db_.get(), *state_, options_.now());
@@ -626,29 +512,47 @@ Status ToggleStore::WriteLocked(const std::function<Status(Change*)>& change,
   return s;
 }
 
-// Reloads state_ when another connection moved the revision, and returns
-// the events it missed. REQUIRES: mu_ held, inside a transaction.
+// Brings state_ up to another connection's commits, and returns the events
+// it missed: from those events when they are few (a replica's catch-up after
+// a notification costs one query), else by reloading everything.
+// REQUIRES: mu_ held, inside a transaction.
 Status ToggleStore::CatchUpLocked(std::vector<AuditEvent>* events) {
+  constexpr int64_t kApplyAtMost = 256;
   int64_t revision = 0;
-  Status s = QueryInt(db_.get(), "SELECT value FROM revision WHERE id = 1", &revision);
+  Status s = db_->ReadRevision(&revision);
   if (!s.ok() || revision == state_->revision) return s;
   std::vector<AuditEvent> missed;
-  s = QueryEvents(db_.get(), "WHERE revision > ?1 ORDER BY revision", &missed, state_->revision);
-  if (s.ok()) s = state_->Load(db_.get());
+  EventQuery q;
+  q.after = state_->revision;
+  q.limit = kApplyAtMost + 1;
+  bool all = true;  // every missed event read
+  s = db_->ScanEvents(q, [&](AuditEvent&& e) {
+    missed.push_back(std::move(e));
+    return true;
+  });
+  if (s.ok() && static_cast<int64_t>(missed.size()) > kApplyAtMost) {
+    all = false;
+    missed.clear();
+    q.limit = 0;
+    s = db_->ScanEvents(q, [&](AuditEvent&& e) {
+      missed.push_back(std::move(e));
+      return true;
+    });
+  }
+  if (s.ok() && !(all && state_->Apply(missed, revision))) s = state_->Load(db_.get());
   if (s.ok()) events->insert(events->end(), missed.begin(), missed.end());
   return s;
 }
 
 // Cheap unless another connection committed since the last check.
 Status ToggleStore::RefreshLocked(std::vector<AuditEvent>* events) {
-  int64_t version = 0;
-  Status s = QueryInt(db_.get(), "PRAGMA data_version", &version);
-  if (!s.ok() || version == data_version_) return s;
-  Transaction txn(db_.get());
-  s = txn.Begin();
+  bool changed = false;
+  Status s = db_->MayHaveChanged(&changed);
+  if (!s.ok() || !changed) return s;
+  BackendTxn txn(db_.get());
+  s = txn.Begin(/*write=*/false);
   if (s.ok()) s = CatchUpLocked(events);
   if (s.ok()) s = txn.Commit();
-  if (s.ok()) data_version_ = version;
   return s;
 }
 
@@ -726,7 +630,12 @@ Status ToggleStore::ListEnvironments(std::vector<std::string>* out) {
 Status ToggleStore::History(const std::string& key, std::vector<AuditEvent>* out) {
   return Read([&] {
     out->clear();
-    Status s = QueryEvents(db_.get(), "WHERE toggle_key = ?1 ORDER BY revision", out, key);
+    EventQuery q;
+    q.key = key;
+    Status s = db_->ScanEvents(q, [&](AuditEvent&& e) {
+      out->push_back(std::move(e));
+      return true;
+    });
     if (s.ok() && out->empty()) s = Status::NotFound("toggle " + Quote(key) + " not found");
     return s;
   });
@@ -737,48 +646,28 @@ Status ToggleStore::ScanEvents(const EventQuery& q,
   if (q.environment) {
     if (Status s = CheckEnvironment(*q.environment); !s.ok()) return s;
   }
-  // Only the conditions asked for, so that a toggle's history reads the
-  // events_by_key index from `after` on rather than the whole trail. The
-  // environment column is NULL for changes that are not about one environment.
-  std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE revision > ?1";
-  if (q.key) sql += " AND toggle_key = ?3";
-  if (q.environment) sql += " AND (environment IS NULL OR environment = ?4)";
-  sql += " ORDER BY revision LIMIT ?2";
   return Read([&] {
-    Statement st;
-    Status s = db_->Prepare(sql, &st);
-    if (s.ok()) s = st.Bind(1, q.after);
-    if (s.ok()) s = st.Bind(2, q.limit > 0 ? q.limit : int64_t{-1});
-    if (s.ok() && q.key) s = st.Bind(3, *q.key);
-    if (s.ok() && q.environment) s = st.Bind(4, *q.environment);
-    for (bool row = true; s.ok();) {
-      s = st.Step(&row);
-      if (!s.ok() || !row) break;
-      AuditEvent e;
-      s = ReadEvent(st, &e);
-      if (!s.ok()) break;
-      if (q.environment) e = ForEnvironment(std::move(e), *q.environment);
-      if (!each(e)) break;
-    }
-    return s;
+    return db_->ScanEvents(q, [&](AuditEvent&& e) {
+      if (q.environment) return each(ForEnvironment(std::move(e), *q.environment));
+      return each(e);
+    });
   });
 }
 
 Status ToggleStore::HasHistory(const std::string& key, bool* out) {
-  return Read([&] {
-    Statement st;
-    Status s = db_->Prepare("SELECT 1 FROM events WHERE toggle_key = ?1 LIMIT 1", &st);
-    if (s.ok()) s = st.BindAll(key);
-    if (s.ok()) s = st.Step(out);
-    return s;
-  });
+  return Read([&] { return db_->HasHistory(key, out); });
 }
 
 Status ToggleStore::Events(int64_t after_revision, int limit, std::vector<AuditEvent>* out) {
   return Read([&] {
     out->clear();
-    return QueryEvents(db_.get(), "WHERE revision > ?1 ORDER BY revision LIMIT ?2", out,
-                       after_revision, static_cast<int64_t>(limit > 0 ? limit : -1));
+    EventQuery q;
+    q.after = after_revision;
+    q.limit = limit > 0 ? limit : 0;
+    return db_->ScanEvents(q, [&](AuditEvent&& e) {
+      out->push_back(std::move(e));
+      return true;
+    });
   });
 }
 

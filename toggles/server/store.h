@@ -1,6 +1,9 @@
 // ToggleStore: the toggles, their per-environment configs, the global revision
-// and the audit trail in SQLite (DATA/toggles.db), plus the evaluation
-// Snapshot that the OFREP hot path reads without touching the database.
+// and the audit trail in SQLite (DATA/toggles.db) or in PostgreSQL shared by
+// several replicas (docs/toggles.md "Store"; the backends are
+// store_backend.h's), plus the evaluation Snapshot that the OFREP hot path
+// reads without touching the database. What follows holds for both; the
+// durability paragraph is SQLite's (PostgreSQL's is the server's own).
 //
 // Every write is ONE transaction holding the change, the revision bump and its
 // audit event, committed before the call returns. The database runs in WAL
@@ -40,6 +43,9 @@
 namespace ladle {
 class Database;
 }
+namespace ladle::toggles {
+class ToggleStoreBackend;
+}
 
 namespace ladle::toggles {
 
@@ -49,6 +55,11 @@ inline constexpr std::string_view kProduction = "production";
 // Opens (creating if needed) DATA/toggles.db and brings its schema up to date
 // (toggles and tokens). ToggleStore and TokenStore each hold one connection.
 Status OpenToggleDatabase(const std::string& data_dir, std::unique_ptr<Database>* db);
+
+// Where the toggle store is (docs/toggles.md "Store"): `flag` (--store) when
+// not empty, else $LADLE_STORE when set and not empty, else `data_dir`.
+// ToggleStore::Open takes either a data dir or a postgresql:// URI.
+std::string ToggleStoreLocation(const std::string& flag, const std::string& data_dir);
 
 // One change, as the audit trail and the SSE stream show it. Every change has
 // its own revision, so `revision` identifies the event.
@@ -113,9 +124,13 @@ class ToggleStore {
   // a queue): the next write waits for it. Exceptions are swallowed.
   using ChangeListener = std::function<void(const AuditEvent&)>;
 
-  // Opens DATA/toggles.db (`data_dir` must exist) and builds the snapshot.
-  static Status Open(const std::string& data_dir, std::unique_ptr<ToggleStore>* out);
-  static Status Open(const std::string& data_dir, Options options,
+  // Opens the store at `location` and builds the snapshot: a data dir (it
+  // must exist) for DATA/toggles.db, or a postgresql:// URI (docs/toggles.md
+  // "Store"). On PostgreSQL the store also LISTENs for the other replicas'
+  // changes on a thread of its own, and publishes them (snapshot, listeners)
+  // as Refresh() does; Unavailable when the database does not answer.
+  static Status Open(const std::string& location, std::unique_ptr<ToggleStore>* out);
+  static Status Open(const std::string& location, Options options,
                      std::unique_ptr<ToggleStore>* out);
   ~ToggleStore();
   ToggleStore(const ToggleStore&) = delete;
@@ -202,7 +217,7 @@ class ToggleStore {
   struct State;
   class Change;
 
-  ToggleStore(std::unique_ptr<Database> db, Options options);
+  ToggleStore(std::unique_ptr<ToggleStoreBackend> db, Options options);
   Status Write(const std::function<Status(Change*)>& change);
   Status WriteLocked(const std::function<Status(Change*)>& change,
                      std::vector<AuditEvent>* events);
@@ -213,10 +228,9 @@ class ToggleStore {
   Status BuildSnapshotLocked();
 
   const Options options_;
-  std::mutex mu_;  // guards db_, state_, data_version_
-  std::unique_ptr<Database> db_;
+  std::mutex mu_;  // guards db_'s use, state_
+  std::unique_ptr<ToggleStoreBackend> db_;  // store_backend.h: SQLite or PostgreSQL
   std::unique_ptr<State> state_;  // the committed state, as of state_->revision
-  int64_t data_version_ = 0;      // PRAGMA data_version when state_ was last checked
 
   std::shared_ptr<const Snapshot> snapshot_;  // std::atomic_load/atomic_store only
 

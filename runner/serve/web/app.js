@@ -136,7 +136,13 @@ function parseRoute(hash) {
   const params = parseQuery(query);
   if (parts[0] === 'runs' && /^[1-9][0-9]*$/.test(parts[1] || '')) {
     const route = {view: 'run', id: Number(parts[1])};
-    if (parts.length >= 4 && parts[2] && parts[3]) { route.stage = parts[2]; route.step = parts[3]; }
+    if (parts.length >= 4 && parts[2] && parts[3]) {
+      route.stage = parts[2];
+      route.step = parts[3];
+      // A line of the step's log: '#/runs/12/test/unit/L40' (or ?line=40).
+      const line = /^L([1-9][0-9]{0,8})$/.exec(parts[4] || '') || /^([1-9][0-9]{0,8})$/.exec(params.line || '');
+      if (line) route.line = Number(line[1]);
+    }
     return route;
   }
   if (parts[0] === 'deployments') return {view: 'deployments', environment: params.environment || ''};
@@ -151,6 +157,7 @@ function routeHash(route) {
     let hash = '#/runs/' + route.id;
     if (route.stage && route.step) {
       hash += '/' + encodeURIComponent(route.stage) + '/' + encodeURIComponent(route.step);
+      if (route.line) hash += '/L' + Number(route.line);
     }
     return hash;
   }
@@ -174,6 +181,21 @@ function logPath(id, stage, step, follow) {
 
 function deploymentsPath(environment, before) {
   return '/api/v1/deployments' + queryString({environment, limit: PAGE_SIZE, before});
+}
+
+// The body of POST /api/v1/runs (docs/server.md "HTTP API: runs"):
+// {body} or {error} for a person.
+function triggerBody(repo, kind, ref) {
+  const r = String(repo || '').trim(), v = String(ref || '').trim();
+  if (!r) return {error: 'Start a run: name the repository.'};
+  if (!['branch', 'tag', 'commit'].includes(kind)) return {error: 'Start a run: choose a branch, a tag or a commit.'};
+  if (!v) return {error: 'Start a run: name the ' + kind + '.'};
+  if (kind === 'commit' && !/^[0-9a-fA-F]{4,64}$/.test(v)) {
+    return {error: 'Start a run: "' + v + '" is not a commit id (4 to 64 hexadecimal digits).'};
+  }
+  const body = {repo: r};
+  body[kind] = v;
+  return {body: JSON.stringify(body)};
 }
 
 // ---- Streams --------------------------------------------------------------
@@ -227,6 +249,590 @@ function parseNdjson(text) {
     }
   }
   return {records, rest: text.slice(start)};
+}
+
+// ---- Logs: ANSI colours, lines, search (docs/server.md "The web UI") -----------
+
+// What a terminal shows of one SGR state: colours are null (the default), 0-255
+// (xterm's palette; 0-15 become classes, so that dark mode has its own) or an
+// "rgb(r, g, b)" text (24-bit).
+function ansiInitial() {
+  return {fg: null, bg: null, bold: false, dim: false, italic: false, underline: false,
+          inverse: false, strike: false};
+}
+
+function ansiIsPlain(s) {
+  return s.fg === null && s.bg === null && !s.bold && !s.dim && !s.italic && !s.underline &&
+         !s.inverse && !s.strike;
+}
+
+// xterm's 256 colours: 16-231 a 6x6x6 cube, 232-255 greys.
+function xtermRgb(n) {
+  if (n >= 232) {
+    const g = 8 + (n - 232) * 10;
+    return 'rgb(' + g + ', ' + g + ', ' + g + ')';
+  }
+  const levels = [0, 95, 135, 175, 215, 255];
+  const i = n - 16;
+  return 'rgb(' + levels[Math.floor(i / 36)] + ', ' + levels[Math.floor(i / 6) % 6] + ', ' + levels[i % 6] + ')';
+}
+
+function byte(text) {
+  if (!/^[0-9]{1,3}$/.test(text || '')) return null;
+  const n = Number(text);
+  return n <= 255 ? n : null;
+}
+
+// 38/48 followed by 5;N or 2;R;G;B (or their colon forms 38:5:N, 38:2::R:G:B):
+// {color, used} with `used` the parameters it took after 38/48; color null
+// when malformed.
+function extendedColor(params, i) {
+  const mode = params[i + 1];
+  if (mode === '5') {
+    const n = byte(params[i + 2]);
+    return {color: n, used: 2};
+  }
+  if (mode === '2') {
+    const r = byte(params[i + 2]), g = byte(params[i + 3]), b = byte(params[i + 4]);
+    return {color: r === null || g === null || b === null ? null : 'rgb(' + r + ', ' + g + ', ' + b + ')', used: 4};
+  }
+  return {color: null, used: params.length};  // unknown: the rest of the sequence means nothing
+}
+
+// States are shared, one object per distinct state, and what a sequence does
+// to each is remembered: a log's colours cost two map look-ups a line.
+const STATES = new Map();      // key -> the state
+const STEPS = new WeakMap();   // state -> Map(parameters -> state)
+
+function stateKey(s) {
+  return s.fg + '|' + s.bg + '|' + (s.bold ? 1 : 0) + (s.dim ? 1 : 0) + (s.italic ? 1 : 0) +
+         (s.underline ? 1 : 0) + (s.inverse ? 1 : 0) + (s.strike ? 1 : 0);
+}
+
+function internState(s) {
+  const key = stateKey(s);
+  let shared = STATES.get(key);
+  if (!shared) {
+    if (STATES.size > 4096) STATES.clear();  // bounded: a log of ever new 24-bit colours
+    STATES.set(key, s);
+    shared = s;
+  }
+  return shared;
+}
+
+// Applies the parameters of one "ESC [ ... m" to a state: the resulting state
+// (shared; never changed).
+function applySgr(state, paramText) {
+  let steps = STEPS.get(state);
+  let next = steps && steps.get(paramText);
+  if (next) return next;
+  next = internState(computeSgr(state, paramText));
+  if (!steps) {
+    steps = new Map();
+    STEPS.set(state, steps);
+  }
+  if (steps.size < 256) steps.set(paramText, next);
+  return next;
+}
+
+function computeSgr(state, paramText) {
+  const s = {fg: state.fg, bg: state.bg, bold: state.bold, dim: state.dim, italic: state.italic,
+             underline: state.underline, inverse: state.inverse, strike: state.strike};
+  const groups = paramText === '' ? ['0'] : paramText.split(';');
+  for (let i = 0; i < groups.length; i++) {
+    const group = groups[i];
+    if (group.includes(':')) {
+      // ITU T.416 form: one group carries its sub-parameters.
+      const sub = group.split(':');
+      if (sub[0] === '38' || sub[0] === '48') {
+        // 38:2::R:G:B has an empty colour-space id; 38:2:R:G:B has none.
+        const parts = sub[1] === '2' && sub.length >= 6 ? [sub[0], '2', sub[3], sub[4], sub[5]] : sub;
+        const c = extendedColor(parts, 0).color;
+        if (c !== null) s[sub[0] === '38' ? 'fg' : 'bg'] = c;
+      } else if (sub[0] === '4') {
+        s.underline = sub[1] !== '0';
+      }
+      continue;
+    }
+    const code = group === '' ? 0 : Number(group);
+    if (!Number.isInteger(code) || code < 0) continue;
+    if (code === 0) {
+      s.fg = null; s.bg = null;
+      s.bold = s.dim = s.italic = s.underline = s.inverse = s.strike = false;
+    }
+    else if (code === 1) s.bold = true;
+    else if (code === 2) s.dim = true;
+    else if (code === 3) s.italic = true;
+    else if (code === 4 || code === 21) s.underline = true;
+    else if (code === 7) s.inverse = true;
+    else if (code === 9) s.strike = true;
+    else if (code === 22) { s.bold = false; s.dim = false; }
+    else if (code === 23) s.italic = false;
+    else if (code === 24) s.underline = false;
+    else if (code === 27) s.inverse = false;
+    else if (code === 29) s.strike = false;
+    else if (code >= 30 && code <= 37) s.fg = code - 30;
+    else if (code === 39) s.fg = null;
+    else if (code >= 40 && code <= 47) s.bg = code - 40;
+    else if (code === 49) s.bg = null;
+    else if (code >= 90 && code <= 97) s.fg = code - 90 + 8;
+    else if (code >= 100 && code <= 107) s.bg = code - 100 + 8;
+    else if (code === 38 || code === 48) {
+      const ext = extendedColor(groups, i);
+      if (ext.color !== null) s[code === 38 ? 'fg' : 'bg'] = ext.color;
+      i += ext.used;
+    }
+  }
+  return s;
+}
+
+// How one state looks: {cls, fg, bg}: classes for the attributes and the 16
+// colours, CSS colours for the others ('' when none). Inverse swaps them.
+// Looks of the states seen so far: a log uses a handful.
+const LOOKS = new Map();
+
+function ansiLook(s) {
+  const key = stateKey(s);
+  let look = LOOKS.get(key);
+  if (!look) {
+    look = computeLook(s);
+    if (LOOKS.size > 4096) LOOKS.clear();
+    LOOKS.set(key, look);
+  }
+  return look;
+}
+
+function computeLook(s) {
+  let fg = s.fg, bg = s.bg;
+  const cls = [];
+  if (s.inverse) {
+    fg = s.bg === null ? 'inv-fg' : s.bg;
+    bg = s.fg === null ? 'inv-bg' : s.fg;
+  }
+  let fgCss = '', bgCss = '';
+  if (fg === 'inv-fg') cls.push('a-inv-fg');
+  else if (typeof fg === 'number' && fg < 16) cls.push('a-f' + fg);
+  else if (typeof fg === 'number') fgCss = xtermRgb(fg);
+  else if (fg) fgCss = fg;
+  if (bg === 'inv-bg') cls.push('a-inv-bg');
+  else if (typeof bg === 'number' && bg < 16) cls.push('a-b' + bg);
+  else if (typeof bg === 'number') bgCss = xtermRgb(bg);
+  else if (bg) bgCss = bg;
+  if (s.bold) cls.push('a-bold');
+  if (s.dim) cls.push('a-dim');
+  if (s.italic) cls.push('a-italic');
+  if (s.underline) cls.push('a-underline');
+  if (s.strike) cls.push('a-strike');
+  return {cls: cls.join(' '), fg: fgCss, bg: bgCss};
+}
+
+// One line of a log as a terminal would show it: {text, runs, state}.
+// `text` has no escape sequence and no control character but tabs (SGR
+// sequences become `runs`, every other sequence is dropped: cursor moves, OSC
+// titles and links, charset switches); a carriage return shows what was
+// written after it, as a terminal overwrites the line. `runs` is null or
+// [{start, end, cls, fg, bg}] over `text`. `state` is the SGR state at the
+// end of the line, which the next line of the same stream starts with.
+function parseAnsiLine(line, startState) {
+  let state = startState || ansiInitial();
+  const input = String(line);
+  // The common case: nothing to interpret.
+  if (!/[\x00-\x08\x0a-\x1f\x7f\x9b]/.test(input)) {
+    return {text: input, runs: ansiIsPlain(state) || !input ? null : [Object.assign({start: 0, end: input.length}, ansiLook(state))], state};
+  }
+  let text = '';
+  const runs = [];
+  let runStart = 0;
+  let look = ansiIsPlain(state) ? null : ansiLook(state);
+  const close = () => {
+    if (look && text.length > runStart) runs.push(Object.assign({start: runStart, end: text.length}, look));
+    runStart = text.length;
+  };
+  let i = 0;
+  const n = input.length;
+  while (i < n) {
+    const c = input.charCodeAt(i);
+    if (c === 0x1b || c === 0x9b) {
+      let j = c === 0x9b ? i + 1 : i + 2;
+      const kind = c === 0x9b ? '[' : input[i + 1];
+      if (kind === '[') {
+        // CSI: parameters 0x30-0x3f, intermediates 0x20-0x2f, a final 0x40-0x7e.
+        const p0 = j;
+        while (j < n && input.charCodeAt(j) >= 0x30 && input.charCodeAt(j) <= 0x3f) j++;
+        const params = input.slice(p0, j);
+        while (j < n && input.charCodeAt(j) >= 0x20 && input.charCodeAt(j) <= 0x2f) j++;
+        if (j < n && input.charCodeAt(j) >= 0x40 && input.charCodeAt(j) <= 0x7e) {
+          if (input[j] === 'm' && /^[0-9;:]*$/.test(params)) {
+            close();
+            state = applySgr(state, params);
+            look = ansiIsPlain(state) ? null : ansiLook(state);
+          }
+          i = j + 1;
+        } else {
+          i = j;  // cut off: dropped
+        }
+      } else if (kind === ']' || kind === 'P' || kind === '_' || kind === '^' || kind === 'X') {
+        // OSC, DCS and the other strings: up to BEL or ESC \ (or the line's end).
+        while (j < n && input.charCodeAt(j) !== 0x07 && !(input.charCodeAt(j) === 0x1b && input[j + 1] === '\\')) j++;
+        i = j < n ? (input.charCodeAt(j) === 0x07 ? j + 1 : j + 2) : n;
+      } else if (kind !== undefined && input.charCodeAt(i + 1) >= 0x20 && input.charCodeAt(i + 1) <= 0x2f) {
+        // ESC, intermediates, a final: "ESC ( B" and the like.
+        j = i + 1;
+        while (j < n && input.charCodeAt(j) >= 0x20 && input.charCodeAt(j) <= 0x2f) j++;
+        i = Math.min(n, j + 1);
+      } else {
+        i = Math.min(n, i + 2);  // ESC and one character ("ESC 7", "ESC M"), or a lone ESC
+      }
+      continue;
+    }
+    if (c === 0x0d) {
+      // CR: what follows replaces the line (a trailing CR changes nothing).
+      if (i + 1 < n) {
+        close();
+        text = '';
+        runs.length = 0;
+        runStart = 0;
+      }
+      i++;
+      continue;
+    }
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) { i++; continue; }
+    // Plain characters up to the next special one.
+    let j = i + 1;
+    while (j < n) {
+      const d = input.charCodeAt(j);
+      if ((d < 0x20 && d !== 0x09) || d === 0x7f || d === 0x9b) break;
+      j++;
+    }
+    text += input.slice(i, j);
+    i = j;
+  }
+  close();
+  return {text, runs: runs.length ? runs : null, state};
+}
+
+// A log's text without its escape sequences (what "Plain text" saves).
+function stripAnsi(text) {
+  let state = ansiInitial();
+  return String(text).split('\n').map((line) => {
+    const parsed = parseAnsiLine(line, state);
+    state = parsed.state;
+    return parsed.text;
+  }).join('\n');
+}
+
+// Where `query` occurs in `lines` ([{text}]), case-insensitively, from line
+// `from` on: [{line, start, end}], at most `limit` (then `more` is true).
+function findMatches(lines, query, from, limit) {
+  const matches = [];
+  const q = String(query || '').toLowerCase();
+  if (!q) return {matches, more: false};
+  const max = limit || 100000;
+  for (let l = from || 0; l < lines.length; l++) {
+    const text = lines[l].text;
+    // Lower-cased only when it may match: most lines are skipped cheaply.
+    const lower = text.toLowerCase();
+    let at = lower.indexOf(q);
+    while (at >= 0) {
+      if (matches.length >= max) return {matches, more: true};
+      matches.push({line: l, start: at, end: at + q.length});
+      at = lower.indexOf(q, at + q.length);
+    }
+  }
+  return {matches, more: false};
+}
+
+// A line cut into pieces that look the same: [{text, cls, fg, bg, mark}]
+// where `mark` is 0 (no match), 1 (a match) or 2 (the current match).
+// `marks` is [{start, end, current}] in order.
+function lineSegments(text, runs, marks) {
+  const cuts = new Set([0, text.length]);
+  for (const r of runs || []) { cuts.add(r.start); cuts.add(r.end); }
+  for (const m of marks || []) { cuts.add(Math.min(m.start, text.length)); cuts.add(Math.min(m.end, text.length)); }
+  const points = Array.from(cuts).sort((a, b) => a - b);
+  const out = [];
+  for (let k = 0; k + 1 < points.length; k++) {
+    const a = points[k], b = points[k + 1];
+    if (a >= b) continue;
+    const run = (runs || []).find((r) => r.start <= a && b <= r.end);
+    const mark = (marks || []).find((m) => m.start <= a && b <= m.end);
+    out.push({text: text.slice(a, b), cls: run ? run.cls : '', fg: run ? run.fg : '', bg: run ? run.bg : '',
+              mark: mark ? (mark.current ? 2 : 1) : 0});
+  }
+  return out;
+}
+
+// A log line's address: '#/runs/12/test/unit/L40'.
+function lineHash(id, stage, step, line) {
+  return routeHash({view: 'run', id, stage, step, line});
+}
+
+function rawLogPath(id, stage, step) {
+  return '/api/v1/runs/' + id + '/steps/' + encodeURIComponent(stage) + '/' +
+         encodeURIComponent(step) + '/log?download=1';
+}
+
+// ---- The pipeline as a graph (docs/server.md "The web UI") ----------------------
+
+// A failed step with allow_failure is a warning, not a failure (docs/design.md
+// "JSON shapes": allow_failure appears only on a failure it forgave).
+function allowedFailure(step) {
+  return !!(step && step.status === 'failed' && step.allow_failure);
+}
+
+function stepBadge(step) {
+  if (allowedFailure(step)) return '<span class="status s-allowed" title="failed, allowed to fail">failed (allowed)</span>';
+  return statusBadge(step.status);
+}
+
+// The name people read: a matrix combination's `display` ("go [GO=1.21]"),
+// else its name (docs/design.md "JSON shapes").
+function stepName(step) {
+  return typeof step.display === 'string' && step.display ? step.display : step.name;
+}
+
+// A step's look in the graph: its status, 'allowed' for a forgiven failure.
+function nodeStatus(step) {
+  if (allowedFailure(step)) return 'allowed';
+  return STATUSES.includes(step.status) ? step.status : 'unknown';
+}
+
+// The status a matrix group shows: the worst of its combinations.
+const GROUP_ORDER = ['failed', 'running', 'waiting', 'queued', 'interrupted', 'cancelled', 'allowed',
+                     'superseded', 'success', 'skipped', 'unknown'];
+function groupStatus(statuses) {
+  let best = GROUP_ORDER.length - 1;
+  for (const s of statuses) best = Math.min(best, GROUP_ORDER.indexOf(s) < 0 ? best : GROUP_ORDER.indexOf(s));
+  return statuses.length ? GROUP_ORDER[best] : 'unknown';
+}
+
+// "PY=3.11, OS=debian" of a matrix combination.
+function matrixLabel(step) {
+  const shown = /\[(.+)\]$/.exec(typeof step.display === 'string' ? step.display : '');
+  if (shown) return shown[1];  // in the order written
+  const values = step.matrix && step.matrix.values;
+  if (!values || typeof values !== 'object') return step.name;
+  return Object.keys(values).map((k) => k + '=' + values[k]).join(', ');
+}
+
+function stepHref(runId, stage, step) {
+  return routeHash({view: 'run', id: runId, stage, step});
+}
+
+const GRAPH = {nodeW: 176, nodeH: 30, gapY: 10, colGap: 64, top: 44, left: 12, indent: 14};
+
+// Where each stage, step and need goes: {width, height, columns, nodes, edges}.
+// Stages are columns in order; steps are nodes down a column; the
+// combinations of a matrix step (`matrix.of`) are one node until `expanded`
+// (a Set of group keys, "STAGE/OF") holds it; a need is an edge from the
+// needed step (same stage: "STEP", earlier stage: "STAGE/STEP"; a matrix step
+// by its name means all of its combinations) to the step that needs it.
+function graphModel(run, expanded) {
+  const open = expanded || new Set();
+  const columns = [], nodes = [], edges = [];
+  const nodeOf = new Map();      // "stage\u0000step" -> node id shown for that step
+  const groupsOf = new Map();    // "stage\u0000of" -> [node ids of its combinations or its group]
+  const stages = run.stages || [];
+  let height = GRAPH.top;
+  stages.forEach((stage, si) => {
+    const x = GRAPH.left + si * (GRAPH.nodeW + GRAPH.colGap);
+    columns.push({stage: stage.name, status: STATUSES.includes(stage.status) ? stage.status : 'unknown', x,
+                  environment: stage.environment || ''});
+    let y = GRAPH.top;
+    const groups = new Map();
+    for (const step of stage.steps || []) {
+      const of = step.matrix && typeof step.matrix.of === 'string' ? step.matrix.of : null;
+      if (of !== null) {
+        const key = stage.name + '/' + of;
+        if (!groups.has(key)) groups.set(key, {key, of, steps: []});
+        groups.get(key).steps.push(step);
+      }
+    }
+    const placedGroups = new Set();
+    for (const step of stage.steps || []) {
+      const of = step.matrix && typeof step.matrix.of === 'string' ? step.matrix.of : null;
+      if (of === null) {
+        const id = 'n' + nodes.length;
+        nodes.push({id, kind: 'step', stage: stage.name, step: step.name, label: step.name,
+                    status: nodeStatus(step), x, y, w: GRAPH.nodeW, h: GRAPH.nodeH,
+                    href: stepHref(run.id, stage.name, step.name)});
+        nodeOf.set(stage.name + '\u0000' + step.name, id);
+        y += GRAPH.nodeH + GRAPH.gapY;
+        continue;
+      }
+      const key = stage.name + '/' + of;
+      if (placedGroups.has(key)) continue;
+      placedGroups.add(key);
+      const group = groups.get(key);
+      const gid = 'n' + nodes.length;
+      const isOpen = open.has(key);
+      nodes.push({id: gid, kind: 'group', group: key, stage: stage.name, step: of,
+                  label: of + ' \u00d7' + group.steps.length, open: isOpen,
+                  status: groupStatus(group.steps.map(nodeStatus)), x, y, w: GRAPH.nodeW, h: GRAPH.nodeH});
+      y += GRAPH.nodeH + GRAPH.gapY;
+      const members = [];
+      for (const step of group.steps) {
+        if (isOpen) {
+          const id = 'n' + nodes.length;
+          nodes.push({id, kind: 'step', stage: stage.name, step: step.name, label: matrixLabel(step),
+                      display: stepName(step),
+                      member: key, status: nodeStatus(step), x: x + GRAPH.indent, y,
+                      w: GRAPH.nodeW - GRAPH.indent, h: GRAPH.nodeH,
+                      href: stepHref(run.id, stage.name, step.name)});
+          nodeOf.set(stage.name + '\u0000' + step.name, id);
+          members.push(id);
+          y += GRAPH.nodeH + GRAPH.gapY;
+        } else {
+          nodeOf.set(stage.name + '\u0000' + step.name, gid);
+        }
+      }
+      groupsOf.set(stage.name + '\u0000' + of, isOpen ? members : [gid]);
+    }
+    height = Math.max(height, y);
+  });
+  // The nodes a need names, seen from a step of `stage`.
+  const resolve = (stageName, need) => {
+    const text = String(need);
+    const local = (st, name) => {
+      const k = st + '\u0000' + name;
+      if (nodeOf.has(k)) return [nodeOf.get(k)];
+      if (groupsOf.has(k)) return groupsOf.get(k);
+      return null;
+    };
+    const same = local(stageName, text);
+    if (same) return same;
+    const slash = text.indexOf('/');
+    if (slash > 0) return local(text.slice(0, slash), text.slice(slash + 1)) || [];
+    return [];
+  };
+  const seen = new Set();
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  for (const stage of stages) {
+    for (const step of stage.steps || []) {
+      if (!Array.isArray(step.needs)) continue;
+      const to = nodeOf.get(stage.name + '\u0000' + step.name);
+      for (const need of step.needs) {
+        for (const from of resolve(stage.name, need)) {
+          const key = from + '>' + to;
+          if (from === to || seen.has(key)) continue;
+          seen.add(key);
+          edges.push({from, to, d: edgePath(byId.get(from), byId.get(to))});
+        }
+      }
+    }
+  }
+  const width = GRAPH.left * 2 + Math.max(1, stages.length) * GRAPH.nodeW + Math.max(0, stages.length - 1) * GRAPH.colGap;
+  return {width, height: height + GRAPH.gapY, columns, nodes, edges};
+}
+
+// An edge from the right of `a` to the left of `b`; within one column, a
+// loop out to the right.
+function edgePath(a, b) {
+  const y1 = a.y + a.h / 2, y2 = b.y + b.h / 2;
+  const x1 = a.x + a.w;
+  if (b.x > a.x + a.w) {
+    const x2 = b.x - 2, dx = Math.max(16, (x2 - x1) / 2);
+    return 'M' + x1 + ' ' + y1 + ' C' + (x1 + dx) + ' ' + y1 + ' ' + (x2 - dx) + ' ' + y2 + ' ' + x2 + ' ' + y2;
+  }
+  const x2 = b.x + b.w + 2, out = Math.max(x1, x2) + 26;
+  return 'M' + x1 + ' ' + y1 + ' C' + out + ' ' + y1 + ' ' + out + ' ' + y2 + ' ' + x2 + ' ' + y2;
+}
+
+// Text that fits a node: at most `max` characters, with an ellipsis.
+function fitLabel(text, max) {
+  const s = String(text);
+  return s.length <= max ? s : s.slice(0, max - 1) + '\u2026';
+}
+
+// The graph as SVG markup (every name escaped; colours by class: the page's
+// Content-Security-Policy allows no style attribute).
+function graphSvg(run, model, selected) {
+  const m = model;
+  const sel = selected || {};
+  let svg = '<svg class="graph" xmlns="http://www.w3.org/2000/svg" width="' + m.width + '" height="' + m.height +
+            '" viewBox="0 0 ' + m.width + ' ' + m.height + '" role="img" aria-label="pipeline graph of run ' +
+            Number(run.id) + '"><defs><marker id="g-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" ' +
+            'markerHeight="7" orient="auto"><path class="g-arrow" d="M0 0 L8 4 L0 8 z"/></marker></defs>';
+  for (const c of m.columns) {
+    svg += '<g class="g-col s-' + c.status + '" data-stage="' + escapeHtml(c.stage) + '"><title>' +
+           escapeHtml(c.stage + ': ' + c.status + (c.environment ? ' (' + c.environment + ')' : '')) +
+           '</title><circle class="g-dot" cx="' + (c.x + 6) + '" cy="' + (GRAPH.top - 20) + '" r="5"/>' +
+           '<text class="g-stage" x="' + (c.x + 16) + '" y="' + (GRAPH.top - 15) + '">' +
+           escapeHtml(fitLabel(c.stage, 20)) + '</text></g>';
+  }
+  for (const e of m.edges) {
+    svg += '<path class="g-edge" data-from="' + e.from + '" data-to="' + e.to + '" d="' + e.d +
+           '" marker-end="url(#g-arrow)"/>';
+  }
+  for (const n of m.nodes) {
+    const chars = Math.floor((n.w - 24) / 7.2);
+    const isSel = n.kind === 'step' && sel.stage === n.stage && sel.step === n.step;
+    const body = '<title>' + escapeHtml((n.kind === 'group' ? n.step + ' (matrix, ' + n.label.split('\u00d7')[1] +
+                                                 ' combinations)' : n.stage + '/' + (n.display || n.step)) + ': ' + n.status) +
+                 '</title><rect class="g-box" x="' + n.x + '" y="' + n.y + '" width="' + n.w + '" height="' + n.h +
+                 '" rx="5"/><rect class="g-bar" x="' + n.x + '" y="' + n.y + '" width="5" height="' + n.h +
+                 '" rx="2"/><text class="g-label" x="' + (n.x + 12) + '" y="' + (n.y + n.h / 2 + 4) + '">' +
+                 escapeHtml(fitLabel(n.label, chars)) + '</text>';
+    const cls = 'g-node n-' + n.status + (n.kind === 'group' ? ' g-group' + (n.open ? ' open' : '') : '') +
+                (n.member ? ' g-member' : '') + (isSel ? ' selected' : '');
+    const data = ' data-node="' + n.id + '" data-stage="' + escapeHtml(n.stage) + '" data-step="' + escapeHtml(n.step) + '"';
+    if (n.kind === 'group') {
+      svg += '<g class="' + cls + '"' + data + ' data-group="' + escapeHtml(n.group) + '" role="button" tabindex="0">' +
+             body + '<text class="g-toggle" x="' + (n.x + n.w - 14) + '" y="' + (n.y + n.h / 2 + 4) + '">' +
+             (n.open ? '\u25be' : '\u25b8') + '</text></g>';
+    } else {
+      svg += '<a class="' + cls + '"' + data + ' href="' + escapeHtml(n.href) + '">' + body + '</a>';
+    }
+  }
+  return svg + '</svg>';
+}
+
+// ---- Services and caches of a step (docs/pipeline.md) ----
+
+function factsText(item, skip) {
+  const bits = [];
+  for (const key of Object.keys(item || {})) {
+    if (skip.includes(key)) continue;
+    const v = item[key];
+    if (v === null || v === undefined || v === '' || typeof v === 'object' && !Array.isArray(v)) continue;
+    bits.push(key + ': ' + (Array.isArray(v) ? v.join(', ') : String(v)));
+  }
+  return bits.join(', ');
+}
+
+// step.services: [{name, image, status?, ...}] (or names); shown under the step.
+function servicesHtml(step) {
+  const list = Array.isArray(step.services) ? step.services : [];
+  if (!list.length) return '';
+  let html = '<tr class="services"><td colspan="5"><span class="muted">services:</span>';
+  for (const s of list) {
+    const svc = typeof s === 'string' ? {name: s} : (s || {});
+    const status = typeof svc.status === 'string' ? svc.status : '';
+    html += ' <span class="svc" data-service="' + escapeHtml(svc.name) + '"><b>' + escapeHtml(svc.name) + '</b>' +
+            (svc.image ? ' <code>' + escapeHtml(svc.image) + '</code>' : '') +
+            (status ? ' ' + statusBadge(status) : '');
+    const more = factsText(svc, ['name', 'image', 'status', 'env', 'command']);
+    if (more) html += ' <span class="muted">(' + escapeHtml(more) + ')</span>';
+    html += '</span>';
+  }
+  return html + '</td></tr>';
+}
+
+// step.cache: {key, paths, policy, ...} or a list of them; shown under the step.
+function cacheHtml(step) {
+  const list = Array.isArray(step.cache) ? step.cache : step.cache && typeof step.cache === 'object' ? [step.cache] : [];
+  if (!list.length) return '';
+  let html = '<tr class="caches"><td colspan="5"><span class="muted">cache:</span>';
+  for (const c of list) {
+    const cache = c || {};
+    const paths = Array.isArray(cache.paths) ? cache.paths.join(', ') : cache.paths || '';
+    html += ' <span class="cache">' + (cache.key ? 'key <code>' + escapeHtml(cache.key) + '</code>' : '') +
+            (paths ? ' <code>' + escapeHtml(paths) + '</code>' : '');
+    const more = factsText(cache, ['key', 'paths']);
+    if (more) html += ' <span class="muted">(' + escapeHtml(more) + ')</span>';
+    html += '</span>';
+  }
+  return html + '</td></tr>';
 }
 
 // ---- Keeping data current from events ----------------------------------------
@@ -320,10 +926,12 @@ function stepHtml(run, stage, step, now, selected) {
                encodeURIComponent(step.name);
   const notes = [];
   if (step.failure_reason) notes.push(step.failure_reason);
-  if (step.allow_failure) notes.push('allowed to fail');
+  if (step.allow_failure && !allowedFailure(step)) notes.push('allowed to fail');
   if (step.attempts > 1) notes.push(step.attempts + ' attempts');
-  return '<tr' + (selected ? ' class="selected"' : '') + '><td><a href="' + escapeHtml(href) + '">' +
-         escapeHtml(step.name) + '</a></td><td>' + statusBadge(step.status) + '</td><td class="num">' +
+  const cls = (selected ? 'selected' : '') + (allowedFailure(step) ? ' allowed' : '');
+  return '<tr' + (cls ? ' class="' + cls.trim() + '"' : '') + ' data-step="' + escapeHtml(stage.name + '/' + step.name) +
+         '"><td><a href="' + escapeHtml(href) + '">' +
+         escapeHtml(stepName(step)) + '</a></td><td>' + stepBadge(step) + '</td><td class="num">' +
          (step.exit_code === null || step.exit_code === undefined ? '' : 'exit ' + escapeHtml(step.exit_code)) +
          '</td><td class="num">' + tookCell(step, now) + '</td><td class="muted">' +
          escapeHtml(notes.join(', ')) + '</td></tr>';
@@ -414,9 +1022,13 @@ function runHtml(run, now, route) {
   if (ACTIVE.has(run.status)) {
     html += '<div class="actions"><button type="button" class="danger" data-action="cancel" data-run="' +
             Number(run.id) + '">Cancel run</button></div>';
+  } else if (r.admin) {
+    html += '<div class="actions"><button type="button" class="primary" data-action="rerun" data-run="' +
+            Number(run.id) + '">Re-run</button></div>';
   }
   const stages = run.stages || [];
   if (!stages.length) html += '<p class="empty">No stages yet: the run has not started.</p>';
+  else html += '<section class="graph-box" id="graph">' + graphSvg(run, graphModel(run, r.expanded), r) + '</section>';
   for (const stage of stages) {
     html += '<section class="stage"><div class="title"><span class="name">' + escapeHtml(stage.name) +
             '</span>' + statusBadge(stage.status);
@@ -433,6 +1045,8 @@ function runHtml(run, now, route) {
       html += '<table class="steps"><tbody>';
       for (const step of stage.steps) {
         html += stepHtml(run, stage, step, now, r.stage === stage.name && r.step === step.name);
+        html += servicesHtml(step);
+        html += cacheHtml(step);
         html += keptHtml(step);
         html += artifactsHtml(run, stage, step);
       }
@@ -571,7 +1185,9 @@ const pure = {
   parseRoute, routeHash, runsPath, logPath, deploymentsPath, parseSse, parseNdjson, matchesFilters,
   applyRunEvent, applyDetailEvent, runsTableHtml, runHtml, artifactsHtml, deploymentsHtml, currentDeployments,
   errorMessage, testsText, failedTestsHtml, keptHtml, tickText, strategiesText, toggleEnvironments, togglesHtml,
-  rolloutStrategies, parsePercent,
+  rolloutStrategies, parsePercent, parseAnsiLine, applySgr, ansiLook, stripAnsi, findMatches, lineSegments,
+  lineHash, rawLogPath, allowedFailure, stepBadge, stepName, graphModel, graphSvg, groupStatus, servicesHtml, cacheHtml,
+  triggerBody,
 };
 
 if (typeof module !== 'undefined' && module.exports) {
@@ -589,6 +1205,7 @@ const state = {
   route: parseRoute(root.location.hash),
   runs: [], nextBefore: null, run: null, deployments: [], deploymentsNext: null, toggles: [],
   loaded: false, lastEventId: null, events: null, log: null, refetch: null,
+  admin: false, adminFor: null, expanded: new Set(),
 };
 
 function token() {
@@ -658,8 +1275,15 @@ function render() {
     const filtered = Object.keys(r.filters).length > 0;
     $('runs-table').innerHTML = runsTableHtml(state.runs, now, filtered);
     $('runs-more').hidden = !state.nextBefore;
+    $('trigger-open').hidden = !state.admin;
+    if (!state.admin) $('trigger-form').hidden = true;
+    const repos = Array.from(new Set(state.runs.map((run) => run.repo))).sort();
+    const list = $('trigger-repos');
+    if (list.children.length !== repos.length) {
+      list.replaceChildren(...repos.map((name) => { const o = doc.createElement('option'); o.value = name; return o; }));
+    }
   } else if (r.view === 'run' && state.run) {
-    $('run-body').innerHTML = runHtml(state.run, now, r);
+    $('run-body').innerHTML = runHtml(state.run, now, Object.assign({}, r, {admin: state.admin, expanded: state.expanded}));
   } else if (r.view === 'deployments') {
     $('deployments-body').innerHTML = deploymentsHtml(state.deployments, now, r.environment);
     $('deployments-more').hidden = !state.deploymentsNext;
@@ -694,6 +1318,10 @@ async function show() {
   state.route = parseRoute(root.location.hash);
   state.loaded = false;
   stopLog();
+  if (state.route.view === 'run' && state.route.id !== state.expandedRun) {
+    state.expanded = new Set();
+    state.expandedRun = state.route.id;
+  }
   const r = state.route;
   const view = $('view');
   if (r.view === 'runs') {
@@ -702,7 +1330,15 @@ async function show() {
         '<form class="filters" id="filters"><input name="repo" placeholder="repository" value="' +
         escapeHtml(f.repo || '') + '"><input name="branch" placeholder="branch" value="' +
         escapeHtml(f.branch || '') + '"><select name="status">' + statusOptions(f.status) +
-        '</select><button type="submit">Filter</button></form><div id="runs-table"></div>' +
+        '</select><button type="submit">Filter</button><span class="grow"></span>' +
+        '<button type="button" id="trigger-open" class="primary" hidden>Start a run…</button></form>' +
+        '<form class="filters trigger" id="trigger-form" hidden><strong>Start a run of</strong>' +
+        '<input name="repo" placeholder="repository" list="trigger-repos" aria-label="repository" value="' +
+        escapeHtml(f.repo || '') + '"><datalist id="trigger-repos"></datalist><select name="kind" ' +
+        'aria-label="what to run"><option value="branch">branch</option><option value="tag">tag</option>' +
+        '<option value="commit">commit</option></select><input name="ref" placeholder="main" aria-label="ref" value="' +
+        escapeHtml(f.branch || '') + '"><button type="submit" class="primary">Start</button>' +
+        '<button type="button" id="trigger-close">Close</button></form><div id="runs-table"></div>' +
         '<div class="more"><button type="button" id="runs-more" hidden>Older runs</button></div>';
     $('filters').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -711,9 +1347,50 @@ async function show() {
         repo: form.repo.value.trim(), branch: form.branch.value.trim(), status: form.status.value}});
     });
     $('runs-more').addEventListener('click', () => loadRuns(true).catch(failed));
+    $('trigger-open').addEventListener('click', () => {
+      $('trigger-form').hidden = false;
+      $('trigger-form').repo.focus();
+    });
+    $('trigger-close').addEventListener('click', () => { $('trigger-form').hidden = true; });
+    $('trigger-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      triggerRun(e.target).catch(failed);
+    });
   } else if (r.view === 'run') {
-    view.innerHTML = '<p><a href="#/">&larr; all runs</a></p><div id="run-body"></div>' +
-                     '<section id="log-box" hidden><h2 id="log-title"></h2><pre class="log" id="log"></pre></section>';
+    view.innerHTML =
+        '<p><a href="#/">&larr; all runs</a></p><div id="run-body"></div>' +
+        '<section id="log-box" hidden><h2 id="log-title"></h2><div class="log-tools">' +
+        '<input id="log-search" type="search" placeholder="search the log" aria-label="search the log" ' +
+        'autocomplete="off" spellcheck="false"><button type="button" id="log-prev" title="previous match ' +
+        '(Shift+Enter)" aria-label="previous match">&uarr;</button><button type="button" id="log-next" ' +
+        'title="next match (Enter)" aria-label="next match">&darr;</button><span id="log-search-count" ' +
+        'class="muted" aria-live="polite"></span><span class="grow"></span><span id="log-count-lines" ' +
+        'class="muted"></span><button type="button" id="log-raw" title="the log as the step wrote it, ' +
+        'escape codes included">Raw log</button><button type="button" id="log-plain" title="the log as ' +
+        'shown here, without escape codes">Plain text</button></div><pre class="log" id="log">' +
+        '<div class="ls" id="log-lines-box"><div class="lw" id="log-window"></div></div></pre></section>';
+    let searchTimer = null;
+    $('log-search').addEventListener('input', (e) => {
+      root.clearTimeout(searchTimer);
+      const q = e.target.value;
+      searchTimer = root.setTimeout(() => searchLog(q), 120);
+    });
+    $('log-search').addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter') return;
+      e.preventDefault();
+      root.clearTimeout(searchTimer);
+      if (state.log && state.log.query !== e.target.value) searchLog(e.target.value);
+      else stepMatch(e.shiftKey ? -1 : 1);
+    });
+    $('log-prev').addEventListener('click', () => stepMatch(-1));
+    $('log-next').addEventListener('click', () => stepMatch(1));
+    $('log-raw').addEventListener('click', downloadRawLog);
+    $('log-plain').addEventListener('click', downloadPlainLog);
+    $('log').addEventListener('scroll', () => {
+      const L = state.log, pre = $('log');
+      if (L) L.follow = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - LINE_HEIGHT;
+      scheduleDraw(false);
+    }, {passive: true});
   } else if (r.view === 'toggles') {
     view.innerHTML = '<p class="muted">Toggles of every environment; a change here is an audit event ' +
                      'like any other (<code>ladle toggles history KEY</code>).</p><div id="toggles-body"></div>';
@@ -731,6 +1408,7 @@ async function show() {
   }
   render();
   if (!currentToken()) { showTokenForm(); return; }
+  probeAdmin();
   try {
     if (r.view === 'runs') await loadRuns(false);
     else if (r.view === 'run') await loadRun();
@@ -814,36 +1492,258 @@ async function readChunks(response, parse, deliver) {
 }
 
 // ---- A step's log, followed while the step runs ----
+//
+// docs/server.md "The web UI": every line is parsed once as it arrives (ANSI
+// colours into runs, other escape sequences dropped) and kept; only the lines
+// in view, and a few screens around them, are in the document, so a log of
+// 100,000 lines opens as fast as a short one. Log text reaches the document
+// through textContent only.
+
+const LINE_HEIGHT = 18;      // px: pre.log .ll in app.css
+const OVERSCAN = 60;         // lines drawn above and below the view
+const MAX_LINES = 2000000;   // kept in the page; the rest is in the raw log
+const MAX_MATCHES = 100000;
 
 function stopLog() {
-  if (state.log) state.log.abort();
+  if (state.log && state.log.controller) state.log.controller.abort();
   state.log = null;
 }
 
-async function startLog(route) {
-  const controller = new AbortController();
-  state.log = controller;
-  $('log-box').hidden = false;
-  $('log-title').textContent = 'Log of ' + route.stage + '/' + route.step;
-  const pre = $('log');
-  pre.textContent = '';
-  const append = (records) => {
-    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    const frag = doc.createDocumentFragment();
-    for (const rec of records) {
-      const line = doc.createElement('span');
-      if (rec.stream === 'stderr') line.className = 'stderr';
-      line.textContent = rec.text + '\n';
-      frag.appendChild(line);
+function scheduleDraw(force) {
+  const L = state.log;
+  if (!L) return;
+  if (force) L.force = true;
+  if (L.drawPending) return;
+  L.drawPending = true;
+  root.requestAnimationFrame(() => {
+    if (state.log !== L) return;
+    L.drawPending = false;
+    drawLog(L);
+  });
+}
+
+// The matches on lines [a, b), each {start, end, current}, by line.
+function marksIn(L, a, b) {
+  const out = new Map();
+  const m = L.matches;
+  let lo = 0, hi = m.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (m[mid].line < a) lo = mid + 1; else hi = mid; }
+  for (let k = lo; k < m.length && m[k].line < b; k++) {
+    if (!out.has(m[k].line)) out.set(m[k].line, []);
+    out.get(m[k].line).push({start: m[k].start, end: m[k].end, current: k === L.current});
+  }
+  return out;
+}
+
+function lineElement(L, i, marks) {
+  const line = L.lines[i];
+  const div = doc.createElement('div');
+  div.className = 'll' + (line.err ? ' stderr' : '') + (L.target === i + 1 ? ' target' : '');
+  div.dataset.n = String(i + 1);
+  const a = doc.createElement('a');
+  a.className = 'ln';
+  a.href = lineHash(L.route.id, L.route.stage, L.route.step, i + 1);
+  a.dataset.n = String(i + 1);
+  a.setAttribute('aria-label', 'line ' + (i + 1));
+  div.appendChild(a);
+  const text = doc.createElement('span');
+  text.className = 'lt';
+  if (!line.runs && !marks) {
+    text.textContent = line.text;
+  } else {
+    for (const seg of lineSegments(line.text, line.runs, marks)) {
+      const el = doc.createElement(seg.mark ? 'mark' : 'span');
+      const cls = (seg.cls ? seg.cls + ' ' : '') + (seg.mark === 2 ? 'hit current' : seg.mark ? 'hit' : '');
+      if (cls.trim()) el.className = cls.trim();
+      // CSSOM, not a style attribute: the page's CSP allows no inline style.
+      if (seg.fg) el.style.color = seg.fg;
+      if (seg.bg && !seg.mark) el.style.backgroundColor = seg.bg;
+      el.textContent = seg.text;
+      text.appendChild(el);
     }
-    pre.appendChild(frag);
-    if (atBottom) pre.scrollTop = pre.scrollHeight;
-  };
+  }
+  div.appendChild(text);
+  // The line's end, for textContent and copying; not shown (a block ends the line).
+  const nl = doc.createElement('span');
+  nl.className = 'nl';
+  nl.textContent = '\n';
+  div.appendChild(nl);
+  return div;
+}
+
+function drawLog(L) {
+  const pre = $('log'), box = $('log-lines-box'), win = $('log-window');
+  if (!pre || !box) return;
+  const n = L.lines.length;
+  box.style.height = (n * LINE_HEIGHT) + 'px';
+  const top = pre.scrollTop, h = pre.clientHeight || 600;
+  const va = Math.min(n, Math.floor(top / LINE_HEIGHT)), vb = Math.min(n, Math.ceil((top + h) / LINE_HEIGHT));
+  $('log-count-lines').textContent = n ? n.toLocaleString('en') + (n === 1 ? ' line' : ' lines') : '';
+  const d = L.drawn;
+  if (!L.force && d && va >= d.a && vb <= d.b) return;
+  L.force = false;
+  const a = Math.max(0, va - OVERSCAN), b = Math.min(n, vb + OVERSCAN);
+  const frag = doc.createDocumentFragment();
+  const marks = marksIn(L, a, b);
+  for (let i = a; i < b; i++) frag.appendChild(lineElement(L, i, marks.get(i)));
+  win.style.top = (a * LINE_HEIGHT) + 'px';
+  win.replaceChildren(frag);
+  if (!n && L.done) win.textContent = '(no output)';
+  L.drawn = {a, b, n};
+}
+
+// Scrolls so that line `n` (from 1) is in view, a third down.
+function scrollToLine(n) {
+  const pre = $('log');
+  const y = (n - 1) * LINE_HEIGHT;
+  if (y < pre.scrollTop || y + LINE_HEIGHT > pre.scrollTop + pre.clientHeight) {
+    pre.scrollTop = Math.max(0, y - Math.floor(pre.clientHeight / 3));
+  }
+}
+
+// Opens a line's address: the line is scrolled to and marked, now or when it
+// arrives.
+function gotoLine(n, intoView) {
+  const L = state.log;
+  if (!L) return;
+  L.target = n || 0;
+  L.targetShown = false;
+  if (intoView) L.targetIntoView = true;
+  showTarget(L);
+  scheduleDraw(true);
+}
+
+function showTarget(L) {
+  if (!L.target || L.targetShown || L.target > L.lines.length) return;
+  L.targetShown = true;
+  L.follow = false;
+  scrollToLine(L.target);
+  if (L.targetIntoView) {
+    L.targetIntoView = false;
+    $('log-box').scrollIntoView({block: 'start'});
+  }
+}
+
+function addRecords(L, records) {
+  const first = L.lines.length;
+  for (const rec of records) {
+    const stream = rec.stream === 'stderr' ? 'stderr' : 'stdout';
+    for (const part of String(rec.text === undefined ? '' : rec.text).split('\n')) {
+      if (L.lines.length >= MAX_LINES) { L.truncated = true; break; }
+      const p = parseAnsiLine(part, L.states[stream]);
+      L.states[stream] = p.state;
+      L.lines.push({text: p.text, runs: p.runs, err: stream === 'stderr'});
+    }
+  }
+  if (L.query && L.lines.length > first && !L.more) {
+    const found = findMatches(L.lines, L.query, first, MAX_MATCHES - L.matches.length);
+    L.matches = L.matches.concat(found.matches);
+    L.more = found.more;
+    if (L.current < 0 && L.matches.length) L.current = 0;
+    showCount(L);
+  }
+}
+
+function showCount(L) {
+  const el = $('log-search-count');
+  if (!L.query) { el.textContent = ''; return; }
+  const total = L.matches.length.toLocaleString('en') + (L.more ? '+' : '');
+  el.textContent = L.matches.length ? (L.current + 1).toLocaleString('en') + ' of ' + total : 'no match';
+}
+
+function searchLog(query) {
+  const L = state.log;
+  if (!L) return;
+  L.query = query;
+  const found = findMatches(L.lines, query, 0, MAX_MATCHES);
+  L.matches = found.matches;
+  L.more = found.more;
+  // The first match of the log; Enter walks down from there.
+  L.current = L.matches.length ? 0 : -1;
+  showCount(L);
+  if (L.current >= 0) { L.follow = false; scrollToLine(L.matches[L.current].line + 1); }
+  scheduleDraw(true);
+}
+
+function stepMatch(delta) {
+  const L = state.log;
+  if (!L || !L.matches.length) return;
+  L.current = (L.current + delta + L.matches.length) % L.matches.length;
+  L.follow = false;
+  showCount(L);
+  scrollToLine(L.matches[L.current].line + 1);
+  scheduleDraw(true);
+}
+
+function logFileName(route, suffix) {
+  return ('run-' + route.id + '-' + route.stage + '-' + route.step).replace(/[^A-Za-z0-9._=-]+/g, '_') + suffix;
+}
+
+function saveBlob(blob, name) {
+  const url = root.URL.createObjectURL(blob);
+  const a = doc.createElement('a');
+  a.href = url;
+  a.download = name;
+  doc.body.appendChild(a);
+  a.click();
+  a.remove();
+  root.setTimeout(() => root.URL.revokeObjectURL(url), 60000);
+}
+
+// The log as the step wrote it (escape codes and all), from the server.
+async function downloadRawLog() {
+  const L = state.log;
+  if (!L) return;
+  const r = L.route;
+  try {
+    const response = await api(rawLogPath(r.id, r.stage, r.step), {raw: true}, 'raw log of ' + r.stage + '/' + r.step);
+    const disposition = response.headers.get('Content-Disposition') || '';
+    const named = /filename="([^"]+)"/.exec(disposition);
+    saveBlob(await response.blob(), named ? named[1] : logFileName(r, '.log'));
+  } catch (err) {
+    failed(err);
+  }
+}
+
+// The log as the page shows it, without escape codes.
+function downloadPlainLog() {
+  const L = state.log;
+  if (!L) return;
+  const text = L.lines.map((l) => l.text).join('\n') + (L.lines.length ? '\n' : '');
+  saveBlob(new root.Blob([text], {type: 'text/plain;charset=utf-8'}), logFileName(L.route, '.txt'));
+}
+
+async function startLog(route) {
+  const L = {route, lines: [], states: {stdout: null, stderr: null}, controller: new AbortController(),
+             query: '', matches: [], current: -1, more: false, target: 0, drawn: null, follow: true};
+  state.log = L;
+  $('log-box').hidden = false;
+  // A matrix combination's name is an id; people read its `display`.
+  const shown = state.run && (state.run.stages || []).find((st) => st.name === route.stage);
+  const named = shown && (shown.steps || []).find((st) => st.name === route.step);
+  $('log-title').textContent = 'Log of ' + route.stage + '/' + (named ? stepName(named) : route.step);
+  $('log-search').value = '';
+  $('log-search-count').textContent = '';
+  $('log-window').replaceChildren();
+  $('log').scrollTop = 0;
+  if (route.line) gotoLine(route.line, true);
+  const pre = $('log');
   try {
     const response = await api(logPath(route.id, route.stage, route.step, true),
-                               {raw: true, signal: controller.signal}, 'log of ' + route.stage + '/' + route.step);
-    await readChunks(response, parseNdjson, (parsed) => append(parsed.records));
-    if (!pre.textContent) pre.textContent = '(no output)';
+                               {raw: true, signal: L.controller.signal}, 'log of ' + route.stage + '/' + route.step);
+    await readChunks(response, parseNdjson, (parsed) => {
+      if (state.log !== L || !parsed.records.length) return;
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - LINE_HEIGHT;
+      addRecords(L, parsed.records);
+      $('log-lines-box').style.height = (L.lines.length * LINE_HEIGHT) + 'px';
+      showTarget(L);
+      if (L.follow && atBottom && !L.target) pre.scrollTop = pre.scrollHeight;
+      scheduleDraw(false);
+    });
+    if (state.log !== L) return;
+    L.done = true;
+    if (L.truncated) showBanner('This log has more than ' + MAX_LINES.toLocaleString('en') + ' lines: the page shows the first ones; "Raw log" has all of it.', true);
+    scheduleDraw(true);
   } catch (err) {
     if (err.name !== 'AbortError') failed(err);
   }
@@ -927,6 +1827,108 @@ function pause(ms) {
   });
 }
 
+// ---- Addresses within a run; the graph's matrix groups ----
+
+// A line link of the log on show only moves to that line: the log is not
+// read again.
+function onHashChange() {
+  const next = parseRoute(root.location.hash);
+  const cur = state.route;
+  if (next.view === 'run' && cur.view === 'run' && next.id === cur.id && next.stage && next.stage === cur.stage &&
+      next.step === cur.step && state.log) {
+    cur.line = next.line;
+    if (!next.line) delete cur.line;
+    gotoLine(next.line || 0, false);
+    return;
+  }
+  show();
+}
+
+function toggleGroup(key) {
+  if (state.expanded.has(key)) state.expanded.delete(key);
+  else state.expanded.add(key);
+  render();
+}
+
+// ---- Who holds the token: an admin sees the trigger and re-run buttons ----
+
+// GET /api/v1/tokens answers an admin token only (docs/toggles.md "HTTP API"):
+// 200 is an admin, anything else is not. Asked once per token.
+async function probeAdmin() {
+  const t = currentToken();
+  if (!t || state.adminFor === t) return;
+  state.adminFor = t;
+  let admin = false;
+  try {
+    await api('/api/v1/tokens', {}, 'tokens');
+    admin = true;
+  } catch (e) {
+    admin = false;
+    if (e.status === 0) state.adminFor = null;  // the server is away: ask again next time
+  }
+  if (state.adminFor !== t) return;
+  if (admin !== state.admin) {
+    state.admin = admin;
+    render();
+  }
+}
+
+// An answer of the trigger and re-run routes in words for people.
+function kindError(err, what) {
+  if (err && (err.status === 405 || err.status === 404 && /no route for/.test(err.message))) {
+    return new ApiError(err.status, what + ': this server cannot do that yet (an older ladle serve; ' +
+                        'docs/server.md "HTTP API: runs" names the version that can).');
+  }
+  if (err && err.status === 403) {
+    return new ApiError(403, what + ': only an admin token may do that; this browser holds a client token ' +
+                        '(Token, top right, to use another).');
+  }
+  return err;
+}
+
+// The run an answer of POST /api/v1/runs or .../rerun names.
+function answeredRun(answer) {
+  if (!answer) return null;
+  if (answer.run_id) return Number(answer.run_id);
+  if (answer.id) return Number(answer.id);
+  if (answer.run && answer.run.id) return Number(answer.run.id);
+  if (Array.isArray(answer.runs) && answer.runs.length) return Number(answer.runs[0].id || answer.runs[0]);
+  return null;
+}
+
+async function triggerRun(form) {
+  const made = triggerBody(form.repo.value, form.kind.value, form.ref.value);
+  if (made.error) { showBanner(made.error); return; }
+  const what = 'Start a run of ' + form.repo.value.trim() + ' ' + form.kind.value + ' ' + form.ref.value.trim();
+  let answer;
+  try {
+    answer = await api('/api/v1/runs', {method: 'POST', body: made.body,
+                                        headers: {'Content-Type': 'application/json'}}, what);
+  } catch (err) {
+    throw kindError(err, what);
+  }
+  const id = answeredRun(answer);
+  if (id) { root.location.hash = '#/runs/' + id; return; }
+  showBanner(answer && answer.message ? answer.message : 'started', true);
+  scheduleRefetch();
+}
+
+async function rerun(button) {
+  const id = button.dataset.run;
+  const what = 'Re-run run ' + id;
+  button.disabled = true;
+  try {
+    const answer = await api('/api/v1/runs/' + id + '/rerun', {method: 'POST'}, what);
+    const next = answeredRun(answer);
+    if (next) { root.location.hash = '#/runs/' + next; return; }
+    showBanner(answer && answer.message ? answer.message : 'queued', true);
+  } catch (err) {
+    failed(kindError(err, what));
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // ---- Actions (admin token) ----
 
 // Fetches an artifact with the token and hands it to the browser as a download.
@@ -949,6 +1951,7 @@ async function downloadArtifact(button) {
 async function act(button) {
   const action = button.dataset.action;
   if (action === 'artifact') return downloadArtifact(button);
+  if (action === 'rerun') return rerun(button);
   try {
     let answer;
     if (action === 'cancel') {
@@ -1030,6 +2033,9 @@ function start() {
   });
   $('token-forget').addEventListener('click', () => {
     setToken('');
+    state.admin = false;
+    state.adminFor = null;
+    render();
     wakeEvents();
     showTokenForm('The token is forgotten.');
   });
@@ -1041,7 +2047,15 @@ function start() {
     const button = e.target.closest('button[data-action]');
     if (button) act(button);
   });
-  root.addEventListener('hashchange', show);
+  $('view').addEventListener('click', (e) => {
+    const group = e.target.closest('svg.graph [data-group]');
+    if (group) toggleGroup(group.dataset.group);
+  });
+  $('view').addEventListener('keydown', (e) => {
+    const group = e.target.closest && e.target.closest('svg.graph [data-group]');
+    if (group && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); toggleGroup(group.dataset.group); }
+  });
+  root.addEventListener('hashchange', onHashChange);
   // "5 s ago" and the durations of what runs grow by themselves: their
   // text changes in place, so a selection or a hovered button stays.
   root.setInterval(tick, 1000);
