@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -41,14 +42,16 @@ class InterruptGuard {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
+    sigaction(SIGHUP, &sa, &old_hup_);  // the terminal closed: stop as for Ctrl-C
   }
   ~InterruptGuard() {
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
+    sigaction(SIGHUP, &old_hup_, nullptr);
   }
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {}, old_term_ {}, old_hup_ {};
 };
 
 // The command line's part of the settings, as the settings hierarchy takes it
@@ -235,6 +238,12 @@ int CmdEnv(const GlobalFlags& g, EnvFlags f) {
                          "(ladle env --help)\n");
     return 2;
   }
+  // A terminal that closes does not kill ladle half-way: creation stops and
+  // cleans up (InterruptGuard), an attached shell detaches (runner/spoon/
+  // terminal.h), and everything else finishes, so an ssh:// tunnel is always
+  // closed on the way out (docs/spoons.md). Steps and children start with
+  // default dispositions (env/subprocess.h).
+  std::signal(SIGHUP, SIG_IGN);
   const std::string verb = f.words[0];
   if (verb == "config") return CmdEnvConfig(g, f);  // runner/cli/cli_env_config.cc
   if (verb == "from-step") return CmdEnvFromStep(g, f);  // runner/cli/cli_env_from_step.cc

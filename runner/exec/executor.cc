@@ -10,6 +10,8 @@
 #include <memory>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <sys/file.h>
 
@@ -211,6 +213,33 @@ void Executor::Notify(const std::string& text) {
 
 namespace {
 
+// StepRecord::plan: the step's needs, services and cache as the pipeline
+// says them (docs/design.md "JSON shapes"); "" when it has none.
+std::string PlanText(const Step& step) {
+  nlohmann::json plan = nlohmann::json::object();
+  if (!step.needs.empty()) plan["needs"] = step.needs;
+  if (!step.services.empty()) {
+    nlohmann::json services = nlohmann::json::array();
+    for (const env::ServiceSpec& service : step.services) {
+      nlohmann::json one = {{"name", service.name}, {"image", service.image}};
+      if (service.port != 0) one["port"] = service.port;
+      services.push_back(std::move(one));
+    }
+    plan["services"] = std::move(services);
+  }
+  if (step.cache) {
+    nlohmann::json cache = {{"paths", step.cache->paths}, {"policy", step.cache->policy}};
+    if (!step.cache->key_files.empty()) {
+      cache["files"] = step.cache->key_files;
+    } else {
+      cache["key"] = step.cache->key;  // as written, before ${VAR}s are expanded
+    }
+    plan["cache"] = std::move(cache);
+  }
+  if (plan.empty()) return "";
+  return plan.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 RunRecord PlanRecord(const Pipeline& pipeline) {
   RunRecord run;
   run.pipeline = pipeline.name;
@@ -224,6 +253,7 @@ RunRecord PlanRecord(const Pipeline& pipeline) {
       st.name = step.name;
       st.matrix_of = step.matrix_of;  // docs/pipeline.md "Matrix"
       st.matrix_values = step.matrix_values;
+      st.plan = PlanText(step);
       sr.steps.push_back(st);
     }
     run.stages.push_back(sr);

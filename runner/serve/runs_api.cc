@@ -730,6 +730,11 @@ HttpResponse RunsApi::HandleTrigger(const HttpRequest& r) {
   Status s = control_.Trigger(repo, branch, tag, commit, std::string(r.Header("X-Ladle-Actor")),
                               &run_id);
   if (!s.ok()) return HttpResponse::FromStatus(s);
+  return CreatedRun(run_id);
+}
+
+// 201 with the run just queued (its summary, and run_id).
+HttpResponse RunsApi::CreatedRun(int64_t run_id) const {
   RunRecord run;
   if (!store_.GetRun(run_id, &run).ok()) return HttpResponse::Json(201, {{"id", run_id}, {"run_id", run_id}});
   json out = RunSummaryToJson(run);
@@ -745,11 +750,7 @@ HttpResponse RunsApi::Rerun(const HttpRequest& r) {
   int64_t run_id = 0;
   Status s = control_.Rerun(id, p.name, &run_id);
   if (!s.ok()) return HttpResponse::FromStatus(s);
-  RunRecord run;
-  if (!store_.GetRun(run_id, &run).ok()) return HttpResponse::Json(201, {{"id", run_id}, {"run_id", run_id}});
-  json out = RunSummaryToJson(run);
-  out["run_id"] = run_id;
-  return HttpResponse::Json(201, out);
+  return CreatedRun(run_id);
 }
 
 // ---- events ----

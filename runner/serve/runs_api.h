@@ -135,6 +135,7 @@ class RunsApi {
   HttpResponse Trigger(const HttpRequest& r);  // deferred to hooks_ (it may fetch)
   HttpResponse HandleTrigger(const HttpRequest& r);
   HttpResponse Rerun(const HttpRequest& r);
+  HttpResponse CreatedRun(int64_t run_id) const;
   HttpResponse Push(const HttpRequest& r);  // deferred to hooks_
   HttpResponse HandlePush(const HttpRequest& r);
   HttpResponse Stream(const HttpRequest& r);

@@ -149,6 +149,11 @@ CREATE TABLE schedules (
       R"sql(
 ALTER TABLE steps ADD COLUMN matrix TEXT NOT NULL DEFAULT '';
 )sql",
+      // 9: what the pipeline said of a step: its needs, services and cache
+      // (StepRecord::plan), as JSON text; '' for none.
+      R"sql(
+ALTER TABLE steps ADD COLUMN plan TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return kSteps;
 }
@@ -296,12 +301,12 @@ Status InsertStep(Database* db, int64_t run_id, const std::string& stage, int or
   return Exec(db,
               "INSERT INTO steps (run_id, stage, name, ordinal, status, exit_code, attempts,"
               " started_at, finished_at, failure_reason, allow_failure, failed_tests,"
-              " failed_tests_more, kept, matrix)"
-              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+              " failed_tests_more, kept, matrix, plan)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
               run_id, stage, step.name, ordinal, ToString(step.status), step.exit_code, step.attempts,
               OrNull(step.started_at), OrNull(step.finished_at), ToString(step.failure_reason),
               step.allow_failure ? 1 : 0, FailedTestsText(step.failed_tests),
-              step.failed_tests_more, step.kept, MatrixText(step));
+              step.failed_tests_more, step.kept, MatrixText(step), step.plan);
 }
 
 Status InsertRun(Database* db, RunRecord* run) {
@@ -351,7 +356,8 @@ Status LoadSteps(Database* db, RunRecord* run) {
   Statement st;
   Status s = db->Prepare(
       "SELECT stage, name, status, exit_code, attempts, started_at, finished_at,"
-      " failure_reason, allow_failure, failed_tests, failed_tests_more, kept, matrix FROM steps"
+      " failure_reason, allow_failure, failed_tests, failed_tests_more, kept, matrix, plan"
+      " FROM steps"
       " WHERE run_id = ?1 ORDER BY ordinal",
       &st);
   if (s.ok()) s = st.BindAll(run->id);
@@ -373,6 +379,7 @@ Status LoadSteps(Database* db, RunRecord* run) {
     step.failed_tests_more = st.ColumnInt(10);
     step.kept = st.ColumnText(11);
     ParseMatrix(st.ColumnText(12), &step);
+    step.plan = st.ColumnText(13);
     auto it = by_name.find(st.ColumnText(0));
     if (it != by_name.end()) it->second->steps.push_back(std::move(step));
   }
@@ -1010,6 +1017,14 @@ nlohmann::json StepToJson(const StepRecord& step) {
     nlohmann::json values = nlohmann::json::object();
     for (const auto& [key, value] : step.matrix_values) values[key] = value;
     j["matrix"] = {{"of", step.matrix_of}, {"values", values}};
+  }
+  // StepRecord::plan: its needs, services and cache, as the pipeline said.
+  if (!step.plan.empty()) {
+    nlohmann::json plan = nlohmann::json::parse(step.plan, nullptr, false);
+    if (plan.is_object()) {
+      for (const char* key : {"needs", "services", "cache"})
+        if (plan.contains(key)) j[key] = plan[key];
+    }
   }
   return j;
 }

@@ -62,6 +62,12 @@ struct StepRecord {
   // and its values in the order written; "" and none for other steps.
   std::string matrix_of;
   std::vector<std::pair<std::string, std::string>> matrix_values;
+  // What the pipeline said of the step, for people and the web UI's graph
+  // (docs/design.md "JSON shapes"): a JSON object with `needs` (the steps it
+  // waits for, "STEP" or "STAGE/STEP"), `services` ([{name, image, port}])
+  // and `cache` ({paths, key | files, policy}), each only when set; "" when
+  // none. Written when the run is planned, never changed.
+  std::string plan;
 
   // "test [GO=1.21, OS=linux]" for a combination, else the name.
   std::string DisplayName() const;

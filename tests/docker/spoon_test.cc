@@ -550,6 +550,27 @@ TEST_F(SpoonTerminalTest, PairingDetachAndReattachInTmux) {
   WaitFor("c", "back-9");
 }
 
+// docs/spoons.md "Commands": the terminal closes (its tmux window killed:
+// SIGHUP) while attached; the spoon and what runs in it go on.
+TEST_F(SpoonTerminalTest, TerminalClosedWhileAttachedLeavesTheSpoonRunning) {
+  const std::string name = Unique("hup");
+  Open("a", {name, "--image", kSpoonImage});
+  WaitFor("a", "[" + name);
+  Type("a", "while :; do date +%s > /tmp/alive; sleep 0.2; done");
+  Key("a", "Enter");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Open("keep", {"list"});  // keeps the host's tmux server up without window a
+  Tmux(socket_, {"kill-window", "-t", "host:a"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ("running", State(name));
+  CommandOutput first = Docker({"exec", Prefix() + name, "cat", "/tmp/alive"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CommandOutput second = Docker({"exec", Prefix() + name, "cat", "/tmp/alive"});
+  EXPECT_NE(first.out, second.out) << "the loop still runs after the terminal closed";
+  Open("b", {name});
+  WaitFor("b", "[" + name);  // the same tmux session, entered again
+}
+
 TEST_F(SpoonTerminalTest, DestroyWhileAttachedEndsTheShellWithAMessage) {
   const std::string name = Unique("gone");
   Open("a", {name, "--image", kSpoonImage, "--no-tmux"});

@@ -367,6 +367,39 @@ stages:
   EXPECT_FALSE(j["stages"][0]["steps"][2].contains("matrix"));
 }
 
+// docs/design.md "JSON shapes": a step's needs (across stages too), services
+// and cache are in the run's JSON, as the pipeline said them, for the web
+// UI's graph; a step without them has none of the keys.
+TEST_F(DagTest, RunJsonCarriesEachStepsNeedsServicesAndCache) {
+  RunRecord run = Run(R"(name: p
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: "true"}
+  - name: test
+    steps:
+      - name: unit
+        run: "true"
+        needs: [build/compile]
+        cache: {paths: [vendor], key: {files: [go.sum]}, policy: pull}
+      - {name: report, run: "true", needs: [unit]}
+)");
+  EXPECT_EQ(kSuccess, run.status);
+  RunRecord stored;
+  ASSERT_TRUE(store_->GetRun(run.id, &stored).ok());
+  nlohmann::json j = RunToJson(stored);
+  const nlohmann::json& compile = j["stages"][0]["steps"][0];
+  const nlohmann::json& unit = j["stages"][1]["steps"][0];
+  const nlohmann::json& report = j["stages"][1]["steps"][1];
+  EXPECT_FALSE(compile.contains("needs")) << compile;
+  EXPECT_FALSE(compile.contains("cache")) << compile;
+  EXPECT_EQ(nlohmann::json::array({"build/compile"}), unit["needs"]) << unit;
+  EXPECT_EQ(nlohmann::json({{"paths", {"vendor"}}, {"policy", "pull"}, {"files", {"go.sum"}}}),
+            unit["cache"]);
+  EXPECT_FALSE(unit.contains("services"));
+  EXPECT_EQ(nlohmann::json::array({"unit"}), report["needs"]) << report;
+}
+
 TEST_F(DagTest, OneFailedCombinationSkipsWhatNeedsTheMatrix) {
   env::FakeOutcome fail;
   fail.exit_code = 1;

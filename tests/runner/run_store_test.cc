@@ -526,7 +526,7 @@ TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsCurrent) {
   ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
   int version = 0;
   ASSERT_TRUE(db->UserVersion(&version).ok());
-  EXPECT_EQ(8, version);  // 7: triggers; 8: steps.matrix (docs/pipeline.md "Matrix")
+  EXPECT_EQ(9, version);  // 7: triggers; 8: steps.matrix (docs/pipeline.md "Matrix"); 9: steps.plan
 }
 
 // docs/server.md "Webhook trust": a delivery id is claimed once, forgotten

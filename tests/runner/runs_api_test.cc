@@ -898,7 +898,7 @@ TEST_F(RunsApiTest, RunsApiOverARealSocketFollowsALogToItsEnd) {
   server_->Stop();
 }
 
-// ---- artifacts (docs/server.md "Artifacts") ----
+// ---- artifacts (docs/server.md "HTTP API: runs") ----
 
 // Writes DATA/artifacts/RUN/STAGE/STEP/PATH.
 void WriteArtifact(const std::string& data, int64_t run, const std::string& stage,

@@ -139,6 +139,10 @@ TEST_F(PgStoreTest, ALostListenerReconnectsAndCatchesUp) {
   ASSERT_TRUE(a_->Create(MakeToggle("k"), "alice", &r).ok());
   ASSERT_TRUE(b_->Refresh().ok());
   Subscriber sub(b_.get());
+  // Each store's listener connects on its own thread: wait for both (a
+  // machine under load was seen to need more than the test's first look).
+  for (int i = 0; i < 500 && Listeners() != 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_EQ(2, Listeners());
   // Both listeners go; the flips land while they are away.
   ASSERT_TRUE(testing::PostgresServer::Get()
