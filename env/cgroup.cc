@@ -68,6 +68,13 @@ std::vector<std::string> ChildGroups(const std::string& dir) {
   return out;
 }
 
+// A cgroup directory's link count is 2 plus its child groups (kernfs keeps
+// it so), so one stat answers without listing the control files.
+bool HasChildGroups(const std::string& dir) {
+  struct stat st;
+  return ::stat(dir.c_str(), &st) != 0 || st.st_nlink != 2;
+}
+
 // Members of `dir` and of every group below it (nested ladles), bounded in
 // depth like any input from outside.
 void CollectPids(const std::string& dir, int depth, std::vector<pid_t>* pids) {
@@ -274,8 +281,13 @@ StepCgroup::StepCgroup(CgroupKind kind, std::string dir, std::string parent_dir)
       procs_path_(dir_ + "/cgroup.procs") {}
 
 StepCgroup::~StepCgroup() {
-  if (!Empty()) return;  // unkillable (state D): EndRunCgroups tries again
-  RemoveGroups(dir_);
+  // The kernel refuses (EBUSY) to remove a group with members, so no look
+  // first: a group left by an unkillable process (state D) stays, and
+  // EndRunCgroups tries again. Groups below (nested ladles) go first.
+  if (::rmdir(dir_.c_str()) != 0 && errno != ENOENT) {
+    if (!HasChildGroups(dir_)) return;
+    RemoveGroups(dir_);
+  }
   ::rmdir(parent_dir_.c_str());  // the run's group, once its last step is gone
 }
 
@@ -289,7 +301,13 @@ void StepCgroup::Signal(int signal) {
   else SignalMembers(dir_, signal);
 }
 
-bool StepCgroup::Empty() const { return AllPids(dir_).empty(); }
+// Called at the end of every step: one read, plus a walk below only where
+// there are groups below (a nested ladle's).
+bool StepCgroup::Empty() const {
+  std::string text;
+  if (ReadSmallFile(procs_path_, &text) && !text.empty()) return false;
+  return !HasChildGroups(dir_) || AllPids(dir_).empty();
+}
 
 int EndRunCgroups(const CgroupSupport& support, const std::string& data_dir, int64_t run_id,
                   std::chrono::milliseconds wait) {

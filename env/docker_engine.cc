@@ -334,6 +334,59 @@ std::string DockerEngine::Describe() const {
 }
 
 Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
+  return CreateStep(spec, /*may_pull=*/true, step);
+}
+
+Status DockerEngine::Precreate(const StepSpec& spec, std::unique_ptr<Step>* step) {
+  if (!spec.services.empty())
+    return Status::Precondition("step '" + spec.id + "' has services: created at its turn");
+  if (spec.keep) return Status::Precondition("step '" + spec.id + "' is kept: created at its turn");
+  bool present = false;
+  Status s = ImagePresent(spec, &present);
+  if (!s.ok()) return s.WithContext("step '" + spec.id + "'");
+  if (!present)
+    return Status::Precondition("step '" + spec.id + "': image " + spec.image +
+                                " is not here yet: created (and pulled) at its turn");
+  s = CreateStep(spec, /*may_pull=*/false, step);
+  if (!s.ok()) return s;
+  // Attached now too, so that its turn costs only the start; Start attaches
+  // again if this failed.
+  auto* created = static_cast<DockerStep*>(step->get());
+  if (!client_->AttachOutput(created->id_, &created->output_).ok()) created->output_.reset();
+  return Status::OK();
+}
+
+namespace {
+std::pair<std::string, std::string> ImageKey(const StepSpec& spec) {
+  auto run = spec.labels.find("ladle.run");
+  return {run == spec.labels.end() ? std::string() : run->second, spec.image};
+}
+}  // namespace
+
+Status DockerEngine::ImagePresent(const StepSpec& spec, bool* present) {
+  {
+    std::lock_guard<std::mutex> lock(images_mu_);
+    auto it = images_.find(ImageKey(spec));
+    if (it != images_.end()) {
+      *present = it->second;
+      return Status::OK();
+    }
+  }
+  bool exists = false;
+  Status s = client_->ImageExists(spec.image, &exists);
+  if (!s.ok()) return s;
+  RememberImage(spec, exists);
+  *present = exists;
+  return Status::OK();
+}
+
+void DockerEngine::RememberImage(const StepSpec& spec, bool present) {
+  std::lock_guard<std::mutex> lock(images_mu_);
+  if (images_.size() >= kMaxImageEntries) images_.clear();
+  images_[ImageKey(spec)] = present;
+}
+
+Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, std::unique_ptr<Step>* step) {
   json config;
   Status s = ContainerConfig(spec, &config);
   if (s.ok()) s = CheckWorkspaceOnHost(spec, client_->endpoint());
@@ -357,11 +410,12 @@ Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
     AddSecretsFile(secrets_dir, &config);
   }
   std::string name, id;
-  s = CreateContainer(spec, config, &name, &id);
+  s = CreateContainer(spec, config, may_pull, &name, &id);
   if (!s.ok()) {
     RemoveSecretsFile(secrets_dir);
     return s.WithContext("create container for step '" + spec.id + "'");
   }
+  RememberImage(spec, true);
   // A kept copy (DockerStep::Keep) must not join a namespace that goes with
   // the services: it gets the step's own network settings back.
   if (services) {
@@ -377,15 +431,15 @@ Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
   return Status::OK();
 }
 
-Status DockerEngine::CreateContainer(const StepSpec& spec, const json& config, std::string* name,
-                                     std::string* id) {
+Status DockerEngine::CreateContainer(const StepSpec& spec, const json& config, bool may_pull,
+                                     std::string* name, std::string* id) {
   bool pulled = false;
   for (int attempt = 0;; ++attempt) {
     *name = ContainerName(spec.id, RandomSuffix());
     Status s = client_->CreateContainer(*name, config, id);
     if (s.ok()) return s;
     if (s.code() == Code::kConflict && attempt < 3) continue;  // the random suffix collided
-    if (s.code() != Code::kNotFound || pulled) return s;
+    if (s.code() != Code::kNotFound || pulled || !may_pull) return s;
     s = PullMissing(spec.image, s);
     if (!s.ok()) return s;
     pulled = true;
@@ -497,7 +551,8 @@ Status DockerStep::Start() {
   // Attached first, as `docker run` does, so that no output is lost. A
   // daemon that refuses to attach to a container not yet started gets its
   // logs followed instead; one that is gone fails the start below.
-  if (!client_->AttachOutput(id_, &output_).ok()) output_.reset();
+  // (DockerEngine::Precreate may have attached already.)
+  if (output_ == nullptr && !client_->AttachOutput(id_, &output_).ok()) output_.reset();
   Status s = client_->StartContainer(id_);
   if (!s.ok()) return s.WithContext("step '" + spec_.id + "': container " + name_);
   started_ = true;

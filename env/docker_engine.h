@@ -23,10 +23,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -96,6 +98,13 @@ class DockerEngine : public Engine {
   // a missing workspace or workdir, Unavailable when the daemon fails or the
   // image cannot be pulled. Thread-safe; concurrent pulls are serialized.
   Status Create(const StepSpec& spec, std::unique_ptr<Step>* step) override;
+  // docs/backends.md "Overlapped containers": Create for a step without
+  // services, not kept, whose image the daemon has. Whether it has the image
+  // is asked once per run and image (then remembered; a step created at its
+  // turn tells it too); Precondition, nothing created, when it has not (the
+  // step is then created, and its image pulled, at its turn as before).
+  // Never pulls.
+  Status Precreate(const StepSpec& spec, std::unique_ptr<Step>* step) override;
 
   // Removes the containers labelled ladle.data=<data_dir> that a runner left
   // behind: those whose ladle.run is not live (run_is_live(id) false, or no
@@ -129,8 +138,12 @@ class DockerEngine : public Engine {
  private:
   DockerEngine(std::shared_ptr<const DockerClient> client, std::string data_dir)
       : client_(std::move(client)), data_dir_(std::move(data_dir)) {}
-  Status CreateContainer(const StepSpec& spec, const nlohmann::json& config, std::string* name,
-                         std::string* id);
+  Status CreateStep(const StepSpec& spec, bool may_pull, std::unique_ptr<Step>* step);
+  Status CreateContainer(const StepSpec& spec, const nlohmann::json& config, bool may_pull,
+                         std::string* name, std::string* id);
+  // Whether the daemon has spec.image, from the per-run cache or asked once.
+  Status ImagePresent(const StepSpec& spec, bool* present);
+  void RememberImage(const StepSpec& spec, bool present);
   Status PullMissing(const std::string& image, const Status& create_error);
   Status RemoveContainersOfDataDir(
       const std::function<bool(const ContainerSummary&, int64_t, bool)>& remove,
@@ -143,6 +156,11 @@ class DockerEngine : public Engine {
   const std::string data_dir_;
   NoteCallback notes_;
   std::mutex pull_mu_;  // one pull at a time: the second step of an image waits for the first
+  // (label ladle.run, image) -> whether the daemon has the image; bounded
+  // (cleared when full: it is only a cache).
+  static constexpr size_t kMaxImageEntries = 1024;
+  std::mutex images_mu_;
+  std::map<std::pair<std::string, std::string>, bool> images_;
 };
 
 // One step's container. Thread-safety as env::Step: Kill() from any thread at
@@ -182,7 +200,7 @@ class DockerStep : public Step {
   const std::string& container_id() const { return id_; }
 
  private:
-  friend class DockerEngine;  // hands over the secrets directory
+  friend class DockerEngine;  // hands over the secrets directory; Precreate attaches
   bool StreamShouldStop() const;
   std::string Keep() const;
   void DropSecrets();  // removes the secrets file once the step no longer needs it
@@ -197,7 +215,7 @@ class DockerStep : public Step {
   std::atomic<bool> started_{false};
   std::atomic<int> last_signal_{0};           // the last signal Kill sent
   std::atomic<int64_t> stream_deadline_ns_{0};  // steady clock; 0: none
-  // Attached by Start before the container starts; null when the daemon
+  // Attached by Start (or Precreate) before the container starts; null when the daemon
   // refused to attach (Stream follows the logs instead). Start/Stream only.
   std::unique_ptr<AttachedOutput> output_;
 

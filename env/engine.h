@@ -95,6 +95,11 @@ struct StepSpec {
 // different environment at exec.
 Status CheckStepVariables(const StepSpec& spec);
 
+// True when a step made for `a` is a step for `b`: every field but
+// `cancelled` is equal (docs/backends.md "Overlapped containers": a step
+// created ahead of its turn is used only for the spec it was made for).
+bool SameStep(const StepSpec& a, const StepSpec& b);
+
 struct ExitStatus {
   int code = -1;    // exit code, or 128 + signal when killed by a signal
   int signal = 0;   // the signal that ended it, 0 if it exited
@@ -131,6 +136,16 @@ class Engine {
   virtual ~Engine() = default;
   virtual std::string Name() const = 0;  // "local", "docker"
   virtual Status Create(const StepSpec& spec, std::unique_ptr<Step>* step) = 0;
+  // Creates `spec`'s step ahead of its turn, while an earlier step of the
+  // same run is running (docs/backends.md "Overlapped containers"): as
+  // Create, but only where nothing is waited for or reported on the way (the
+  // image is present, no services, not kept). Precondition when it would
+  // not; the runner then creates the step at its turn with Create. The
+  // runner may drop the step unstarted (destroying it releases all it holds).
+  // Thread-safe. The default makes none.
+  virtual Status Precreate(const StepSpec& spec, std::unique_ptr<Step>* step) {
+    return Status::Precondition(Name() + " backend creates steps at their turn only");
+  }
 };
 
 }  // namespace ladle::env

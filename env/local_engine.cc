@@ -1,4 +1,6 @@
 #include "env/local_engine.h"
+
+#include <atomic>
 #include "core/base/text.h"
 
 #include <errno.h>
@@ -9,7 +11,6 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <set>
 #include <thread>
 #include <utility>
@@ -44,9 +45,8 @@ void SetRunGroup(const StepSpec& spec, LaunchSpec* launch) {
   auto data = spec.labels.find("ladle.data");
   auto run = spec.labels.find("ladle.run");
   int64_t run_id = run == spec.labels.end() ? 0 : std::atoll(run->second.c_str());
-  std::random_device random;
   char suffix[16];
-  std::snprintf(suffix, sizeof suffix, "-%08x", static_cast<unsigned>(random()));
+  std::snprintf(suffix, sizeof suffix, "-%08x", static_cast<unsigned>(UniqueLaunchNumber()));
   std::string leaf;
   for (char c : spec.id) leaf += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
   launch->cgroup_leaf = leaf.substr(0, 100) + suffix;
@@ -100,6 +100,12 @@ Status LocalEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
   return Status::OK();
 }
 
+namespace {
+std::atomic<bool> steps_die_with_ladle{false};
+}  // namespace
+
+void SetLocalStepsDieWithLadle(bool on) { steps_die_with_ladle = on; }
+
 LocalStep::LocalStep(StepSpec spec, std::string dir) : spec_(std::move(spec)), dir_(std::move(dir)) {}
 
 // The executor calls Remove() and reports its error; a destructor has nobody
@@ -117,6 +123,8 @@ Status LocalStep::Start() {
   launch.env.insert(launch.env.end(), spec_.secrets.begin(), spec_.secrets.end());
   launch.env.emplace_back(kStepIdVariable, spec_.id);  // last: the step cannot hide it
   launch.cwd = dir_;
+  // The executor starts, follows and waits for a step on one thread.
+  launch.die_with_ladle = steps_die_with_ladle;
   SetRunGroup(spec_, &launch);
   std::unique_ptr<Subprocess> proc;
   Status s = Subprocess::Start(launch, &proc);

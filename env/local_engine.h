@@ -67,6 +67,11 @@ class LocalStep : public Step {
   bool removed_ = false;
 };
 
+// docs/server.md "Replicas": from now on, the shell of every local step gets
+// SIGKILL when this process ends (a replica of a shared store: a run taken
+// over by another replica never overlaps its first attempt's shell).
+void SetLocalStepsDieWithLadle(bool on);
+
 class LocalEngine : public Engine {
  public:
   std::string Name() const override { return "local"; }

@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
@@ -104,10 +106,12 @@ struct ChildSetup {
   int in, out, err;
   const char* cwd;           // null: stay
   const char* cgroup_procs;  // null: no cgroup; else joined by writing "0"
+  const sigset_t* reset;     // the signals to set back to SIG_DFL (SignalsToReset)
   // Set to 1 by the child once it has joined: with vfork the child writes
   // the parent's memory (as Boost's own error reporting does). A plain
   // fork would leave it 0, and the tree would run without the cgroup.
   volatile int* joined;
+  bool die_with_ladle;  // LaunchSpec::die_with_ladle
 
   template <class Executor>
   void operator()(Executor& exec) const {
@@ -126,7 +130,8 @@ struct ChildSetup {
         ::close(fd);
       }
     }
-    ResetSignals();
+    if (die_with_ladle && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) Fail(exec, "prctl failed");
+    ResetSignals(*reset);
     // Descriptors that other threads of ladle opened without O_CLOEXEC
     // (Boost's own error pipe among them) must not leak into the tree.
     ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -140,28 +145,71 @@ struct ChildSetup {
 
   // The mask and ignored dispositions survive exec: the runner blocks
   // SIGINT/SIGTERM for its signal thread and may ignore SIGPIPE, and a step
-  // must start like a process started from a shell.
-  static void ResetSignals() {
+  // must start like a process started from a shell. Handlers are reset too:
+  // exec would, but a signal let through by the mask below would otherwise
+  // run ladle's handler in this child, which shares ladle's memory.
+  static void ResetSignals(const sigset_t& reset) {
     struct sigaction dfl = {};
     dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig)
+      if (sigismember(&reset, sig) == 1) ::sigaction(sig, &dfl, nullptr);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
   }
 };
 
+// The signals whose disposition a step must not inherit: every one that was
+// not SIG_DFL when ladle first launched something (inherited from ladle's own
+// parent: nohup, `trap '' INT`...), and those ladle itself handles or ignores
+// later (runner/cli, runner/spoon: INT, TERM, HUP, PIPE, WINCH; QUIT, CHLD and
+// the user signals for good measure). Resetting all 64 cost 64 system calls
+// per step, a tenth of a millisecond on this VM (docs/benchmarks.md "ladle run
+// on the local backend").
+const sigset_t& SignalsToReset() {
+  static const sigset_t set = [] {
+    sigset_t s;
+    sigemptyset(&s);
+    for (int sig = 1; sig < NSIG; ++sig) {
+      struct sigaction current = {};
+      if (::sigaction(sig, nullptr, &current) == 0 && current.sa_handler != SIG_DFL) sigaddset(&s, sig);
+    }
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGWINCH, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2,
+                    SIGALRM, SIGTSTP, SIGTTIN, SIGTTOU})
+      sigaddset(&s, sig);
+    return s;
+  }();
+  return set;
+}
+
 // --- Launching ------------------------------------------------------------
 
+// Unique names without a random_device per launch (it opened a device or
+// asked the kernel each time): one random seed per process, then a counter.
+uint64_t NextUniqueNumber() {
+  static const uint64_t seed = [] {
+    std::random_device random;
+    return (static_cast<uint64_t>(random()) << 32) ^ random();
+  }();
+  static std::atomic<uint64_t> counter{0};
+  // splitmix64 of seed + n: distinct for distinct n, and not guessable from
+  // a neighbour's name.
+  uint64_t z = seed + 0x9e3779b97f4a7c15ull * (++counter);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 std::string NewMarkerName() {
-  std::random_device random;
-  std::uniform_int_distribution<unsigned long long> dist;
   char name[64];
-  std::snprintf(name, sizeof name, "LADLE_TREE_%d_%016llx", static_cast<int>(::getpid()), dist(random));
+  std::snprintf(name, sizeof name, "LADLE_TREE_%d_%016llx", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(NextUniqueNumber()));
   return name;
 }
 
 }  // namespace
+
+uint64_t UniqueLaunchNumber() { return NextUniqueNumber(); }
 
 const char* const kBaseEnvironment[] = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG",
                                         "LANGUAGE", "TZ", "TMPDIR", "TERM", nullptr};
@@ -354,7 +402,8 @@ Status Subprocess::Start(const LaunchSpec& spec, std::unique_ptr<Subprocess>* ou
   volatile int joined = 0;
   const ChildSetup setup{io.null_in.get(), io.out_write.get(), io.err_write.get(),
                          spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
-                         cgroup ? cgroup->procs_path() : nullptr, &joined};
+                         cgroup ? cgroup->procs_path() : nullptr, &SignalsToReset(), &joined,
+                         spec.die_with_ladle};
   std::shared_ptr<ChildState> child;
   pid_t pid;
   {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,10 @@ namespace ladle::env {
 // where it is, the locale and the time zone.
 extern const char* const kBaseEnvironment[];
 
+// A number not returned before in this process and not guessable from the
+// previous one (marker and cgroup names). Thread-safe; no system call.
+uint64_t UniqueLaunchNumber();
+
 struct LaunchSpec {
   std::string exe;                // absolute path (see FindInPath)
   std::vector<std::string> args;  // argv[1..]; argv[0] is `exe`
@@ -44,6 +49,10 @@ struct LaunchSpec {
   // no cgroup (helpers).
   std::string cgroup_parent;
   std::string cgroup_leaf;
+  // True: the child gets SIGKILL when the thread that started it ends
+  // (PR_SET_PDEATHSIG), so it dies with ladle (docs/server.md "Replicas").
+  // REQUIRES: the starting thread outlives the child it waits for.
+  bool die_with_ladle = false;
 };
 
 // One started process and everything it starts (its "tree").

@@ -34,8 +34,8 @@ struct StopSignal {
   int signal = 0;
 };
 
-// Toggles at `location` (the data dir or a postgresql:// URI); tokens stay
-// in the data dir (docs/toggles.md "Store").
+// Toggles and tokens at `location` (the data dir or a postgresql:// URI);
+// DATA/admin.token stays in the data dir (docs/toggles.md "Store").
 Status OpenStores(const std::string& data, const std::string& location,
                   std::unique_ptr<toggles::ToggleStore>* store,
                   std::unique_ptr<toggles::TokenStore>* tokens) {
@@ -48,13 +48,21 @@ Status OpenStores(const std::string& data, const std::string& location,
     return s.WithContext(pg ? "open toggle store " + RedactPostgresUri(location)
                             : "open toggle store in " + location);
   }
-  s = toggles::TokenStore::Open(data, tokens);
-  return s.WithContext("open token store in " + data);
+  s = toggles::TokenStore::OpenLocation(location, data, tokens);
+  if (!s.ok() && IsPostgresUri(location)) {
+    return s.WithContext("open token store " + RedactPostgresUri(location));
+  }
+  return s.WithContext("open token store in " + location);
 }
 
 void ReportAdminToken(const std::string& data, toggles::AdminTokenSetup what) {
+  const std::string path = toggles::AdminTokenPath(data);
   if (what == toggles::AdminTokenSetup::kFromEnvironment) {
     spdlog::info("admin token from LADLE_ADMIN_TOKEN");
+  } else if (what == toggles::AdminTokenSetup::kExisting && !fs::exists(path)) {
+    // Another server on the same PostgreSQL database created it, in its own
+    // data dir (docs/toggles.md "Store").
+    spdlog::info("an admin token exists; {} is not here (another server's data dir?)", path);
   } else {
     std::printf("admin token written to %s\n", toggles::AdminTokenPath(data).c_str());
     std::fflush(stdout);

@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "core/http_server.h"
+#include "core/pg.h"
 #include "runner/config/text_file.h"
 #include "runner/config/yaml_check.h"
 #include "runner/config/yaml_file.h"
@@ -42,7 +43,8 @@ constexpr std::size_t kMaxRepositoryName = 64;
 const Keys kServerKeys = {"listen",    "data",         "workers",
                           "backend",   "secrets_file", "requeue_interrupted",
                           "retention", "repositories", "secrets",
-                          "environments", "max_connections", "io_threads", "external_url"};
+                          "environments", "max_connections", "io_threads", "external_url",
+                          "store",     "replica_url", "lease"};
 const Keys kRepositoryKeys = {"name", "url",                "branches", "pipeline",
                               "poll", "webhook_secret_env", "status"};
 const Keys kStatusKeys = {"kind", "api", "token_env", "repo", "context"};
@@ -307,6 +309,29 @@ void ConfigReader::ReadServer(const YamlMap& m, ServerConfig* config) {
       config->external_url = s;
       while (!config->external_url.empty() && config->external_url.back() == '/')
         config->external_url.pop_back();
+      return true;
+    });
+  // docs/server.md "Replicas".
+  if (const YamlNode* v = m.Get("store"))
+    c_.Scalar(*v, "'store'", "a postgresql:// URI (leave it out for the data dir's SQLite)",
+              [&](const std::string& s) {
+                if (!IsPostgresUri(s)) return false;
+                config->store = s;
+                return true;
+              });
+  if (const YamlNode* v = m.Get("replica_url"))
+    c_.Scalar(*v, "'replica_url'", "an http:// or https:// URL", [&](const std::string& s) {
+      if (!IsHttpUrl(s)) return false;
+      config->replica_url = s;
+      while (!config->replica_url.empty() && config->replica_url.back() == '/')
+        config->replica_url.pop_back();
+      return true;
+    });
+  if (const YamlNode* v = m.Get("lease"))
+    c_.Scalar(*v, "'lease'", "a period from 2s to 10m, like 15s", [&](const std::string& s) {
+      std::chrono::seconds lease{0};
+      if (!ParseRetention(s, &lease) || lease.count() < 2 || lease.count() > 600) return false;
+      config->lease = lease;
       return true;
     });
   if (const YamlNode* v = m.Get("retention"))
@@ -673,6 +698,53 @@ Status LoadSecretsFile(const std::string& path, Vars* vars) {
   Status status = ParseSecrets(path, text, vars);
   if (!status.ok()) vars->clear();
   return status;
+}
+
+namespace {
+
+std::string JoinList(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
+  return out + "]";
+}
+
+}  // namespace
+
+std::string SharedConfigText(const ServerConfig& c) {
+  std::string out;
+  auto line = [&](const std::string& key, const std::string& value) {
+    out += key + ": " + value + "\n";
+  };
+  line("backend", c.backend);
+  line("secrets_file", c.secrets_file.empty() ? "" : "set");
+  line("requeue_interrupted", c.requeue_interrupted ? "true" : "false");
+  line("retention", std::to_string(c.retention.count()) + "s");
+  line("external_url", c.external_url);
+  line("store", c.store.empty() ? "" : RedactPostgresUri(c.store));
+  line("lease", std::to_string(c.lease.count()) + "s");
+  for (size_t i = 0; i < c.repositories.size(); ++i) {
+    const RepositoryConfig& r = c.repositories[i];
+    const std::string key = "repositories[" + std::to_string(i) + "]";
+    line(key + ".name", r.name);
+    line(key + ".url", r.url);
+    line(key + ".branches", JoinList(r.branches));
+    line(key + ".pipeline", r.pipeline);
+    line(key + ".poll", std::to_string(r.poll.count()) + "ms");
+    line(key + ".webhook_secret_env", r.webhook_secret_env);
+    if (r.status)
+      line(key + ".status", r.status->kind + " " + r.status->api + " " + r.status->repo + " " +
+                                r.status->token_env + " " + r.status->context);
+  }
+  for (size_t i = 0; i < c.secrets.size(); ++i) {
+    const SecretScope& sc = c.secrets[i];
+    line("secrets[" + std::to_string(i) + "]",
+         sc.name + " repositories " + JoinList(sc.repositories) + " branches " +
+             JoinList(sc.branches) + " environments " + JoinList(sc.environments));
+  }
+  for (size_t i = 0; i < c.environments.size(); ++i)
+    line("environments[" + std::to_string(i) + "]",
+         c.environments[i].name + " branches " + JoinList(c.environments[i].branches));
+  return out;
 }
 
 }  // namespace ladle::runner

@@ -75,6 +75,13 @@ struct ServerConfig {
   // docs/server.md "Commit statuses": the web UI's address as people reach
   // it ("https://ci.example.com"), for links; "" = http://LISTEN.
   std::string external_url;
+  // docs/server.md "Replicas": the shared store ("" = the data dir's
+  // SQLite; $LADLE_STORE when not set here), the URL the other replicas
+  // reach this one at ("" = http://LISTEN), and the lease a replica holds on
+  // its runs.
+  std::string store;
+  std::string replica_url;
+  std::chrono::seconds lease{15};
   std::vector<RepositoryConfig> repositories;
   std::vector<SecretScope> secrets;                // several entries may name one secret
   std::vector<ProtectedEnvironment> environments;  // names unique
@@ -95,6 +102,12 @@ bool SecretIsScoped(const std::vector<SecretScope>& scopes, const std::string& n
 // "environment 'production' takes deployments from branches main only".
 std::string EnvironmentRefusal(const std::vector<ProtectedEnvironment>& environments,
                                const std::string& environment, const std::string& branch);
+
+// docs/server.md "Replicas": the settings every replica on one store must
+// share, one "key: value" line each in a fixed order (everything but
+// listen, data, replica_url, workers, io_threads and max_connections; a
+// secret's value never appears, only the variable that holds it).
+std::string SharedConfigText(const ServerConfig& config);
 
 // Loads and validates `path` (at most 1 MB). Returns true when there are no
 // errors (warnings may be present). Never throws.

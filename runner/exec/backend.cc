@@ -23,19 +23,6 @@ bool RunIsLive(RunStore* store, int64_t id) {
 // How long a dead run's processes get to go after SIGKILL.
 constexpr std::chrono::seconds kLeftoverWait{5};
 
-// Takes DATA/locks/ENV.lock if nobody holds it; -1 when it is held (a live
-// run deploys there: the dead run's processes are ended anyway) or cannot be
-// opened.
-int TryLockEnvironment(const std::string& data_dir, const std::string& environment) {
-  int fd = ::open(DeploymentLockPath(data_dir, environment).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 }  // namespace
 
 void EndProcessesOfDeadRuns(RunStore* store, const std::string& data_dir,
@@ -45,9 +32,12 @@ void EndProcessesOfDeadRuns(RunStore* store, const std::string& data_dir,
     RunRecord run;
     std::string environment;
     if (store->GetRun(id, &run).ok() && run.deployment) environment = run.deployment->environment;
-    const int lock_fd = environment.empty() ? -1 : TryLockEnvironment(data_dir, environment);
+    // Held while they end when nobody holds it (a live run deploying there
+    // keeps it: the dead run's processes are ended anyway).
+    std::unique_ptr<StoreLock> lock;
+    if (!environment.empty()) store->TryLock("environment/" + environment, &lock).IgnoreError();
     const int n = env::EndLocalRunProcesses(data_dir, id, kLeftoverWait);
-    if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+    lock.reset();
     if (n > 0)
       notes->push_back("run " + std::to_string(id) + ": ended " + std::to_string(n) +
                        " process(es) its steps left running" +

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <thread>
@@ -164,6 +165,16 @@ struct Executor::StepRun {
   std::vector<std::string> report_notes;
   std::vector<FailedTest> failures;
   std::string report_error;        // a report that could not be read
+
+  // docs/backends.md "Overlapped containers": this step's first attempt,
+  // created by the engine while the step before it ran; taken by the step's
+  // own thread when its spec is the same, else dropped (which removes it).
+  struct Prepared {
+    env::StepSpec spec;
+    std::unique_ptr<env::Step> step;  // null: the engine made none
+  };
+  std::future<Prepared> prepared;   // set under mu_, before the step can start
+  std::atomic<bool> thread_done{false};  // its thread returned (a deferred removal included)
 };
 
 struct Executor::StageContext {
@@ -179,6 +190,27 @@ struct Executor::StageContext {
   StepRun* Find(const std::string& name) {
     for (auto& sr : steps)
       if (sr->step->name == name) return sr.get();
+    return nullptr;
+  }
+
+  // docs/backends.md "Overlapped containers": with one job, the step of this
+  // stage that ScheduleSteps will start next if `current` passes (the first
+  // pending one whose needs will then have passed); null when that is not
+  // known. REQUIRES: ex->mu_ held, this stage's turn.
+  StepRun* NextAfter(const StepRun* current, Executor* ex) {
+    const bool ignore_needs = !ex->options_.steps.empty() && !ex->options_.needs;
+    for (auto& sr : steps) {
+      if (sr.get() == current || sr->state != StepRun::kPending || sr->rollout_check) continue;
+      bool ready = true, blocked = false;
+      for (const std::string& need : ignore_needs ? std::vector<std::string>() : sr->step->needs) {
+        StepRun* dep = ex->FindNeed(this, need);
+        if (dep == nullptr || dep == current) continue;
+        if (dep->state != StepRun::kDone) ready = false;
+        else if (!dep->success && !dep->step->allow_failure) blocked = true;
+      }
+      if (blocked) continue;  // will be skipped
+      return ready ? sr.get() : nullptr;
+    }
     return nullptr;
   }
 };
@@ -762,13 +794,13 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
     return skip_all(kWaiting, "waits for approval; to go on: " + how);
   }
 
-  int lock_fd = -1;
-  if (!stage.environment.empty() && !AcquireEnvironment(stage, rec, &lock_fd))
+  std::unique_ptr<StoreLock> environment_lock;
+  if (!stage.environment.empty() && !AcquireEnvironment(stage, rec, &environment_lock))
     return skip_all(kCancelled, "cancelled while waiting for " + stage.environment);
   if (!stage.environment.empty()) {
     std::string refusal = OlderCommitRefusal(stage);  // under the lock: the current one holds
     if (!refusal.empty()) {
-      if (lock_fd >= 0) ::close(lock_fd);
+      environment_lock.reset();
       return skip_all(kFailed, refusal);
     }
   }
@@ -819,7 +851,7 @@ void Executor::RunStage(const Stage& stage, size_t index, RunRecord* run) {
       run->deployment->finished_at = NowRfc3339();
     }
   }
-  if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+  environment_lock.reset();  // the next deployment of the environment may start
 }
 
 // docs/server.md "Webhook trust": an environment does not go back to an
@@ -859,22 +891,21 @@ std::string Executor::OlderCommitRefusal(const Stage& stage) {
          ": an environment goes back only by `ladle rollback " + stage.environment + "`";
 }
 
-bool Executor::AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd) {
-  const std::string path = DeploymentLockPath(options_.data_dir, stage.environment);
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    Notify("warning: cannot open the deployment lock " + path + ": " + std::strerror(errno) +
-           "; deploying without it");
-    return true;
-  }
+// docs/server.md "Deployments": one deployment of an environment at a time,
+// by the store's lock "environment/ENV" (a flock on DATA/locks/ENV.lock
+// beside SQLite, an advisory lock in PostgreSQL shared by every replica).
+bool Executor::AcquireEnvironment(const Stage& stage, StageRecord* rec,
+                                  std::unique_ptr<StoreLock>* lock_out) {
   bool told = false;
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (cancel_signal_) {
-      ::close(fd);
-      return false;
+  for (;;) {
+    Status s = store_->TryLock("environment/" + stage.environment, lock_out);
+    if (!s.ok()) {
+      Notify("warning: cannot take the deployment lock of " + stage.environment + ": " +
+             s.message() + "; deploying without it");
+      return true;
     }
+    if (*lock_out) return true;
+    if (cancel_signal_) return false;
     if (!told) {
       told = true;
       std::vector<DeploymentRecord> current;
@@ -889,8 +920,6 @@ bool Executor::AcquireEnvironment(const Stage& stage, StageRecord* rec, int* loc
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(50));
   }
-  *lock_fd = fd;
-  return true;
 }
 
 std::string Executor::AuditNote(const Stage& stage) const {
@@ -998,6 +1027,8 @@ void Executor::ScheduleSteps(StageContext* ctx) {
         sr->rec->failure_reason = cancel_signal_ ? FailureReason::kCancelled : FailureReason::kNeeds;
         lock.unlock();
         SetStep(*ctx->stage, sr->rec, cancel_signal_ ? kCancelled : kSkipped);
+        // docs/backends.md "Overlapped containers": created ahead, never started.
+        if (sr->prepared.valid()) sr->prepared.get();
         lock.lock();
         continue;
       }
@@ -1022,7 +1053,7 @@ void Executor::ScheduleSteps(StageContext* ctx) {
     // and every later fork would copy more page tables.
     for (auto& c : contexts_)
       for (auto& sr : c->steps)
-        if (sr->state == StepRun::kDone && sr->thread.joinable()) {
+        if (sr->state == StepRun::kDone && sr->thread_done && sr->thread.joinable()) {
           lock.unlock();
           sr->thread.join();
           lock.lock();
@@ -1031,6 +1062,10 @@ void Executor::ScheduleSteps(StageContext* ctx) {
   lock.unlock();
   for (auto& sr : ctx->steps)
     if (sr->thread.joinable()) sr->thread.join();
+  // docs/backends.md "Overlapped containers": a step created ahead that did
+  // not start (cancelled, skipped) is removed with its stage.
+  for (auto& sr : ctx->steps)
+    if (sr->prepared.valid()) sr->prepared.get();
 }
 
 // ---- docs/pipeline.md "needs across stages" --------------------------------
@@ -1255,6 +1290,7 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
   FailureReason failure = FailureReason::kNone;
   env::ExitStatus exit;
   const int attempts = step.retry + 1;
+  std::unique_ptr<env::Step> leftover;  // removed once the step is done
   for (int attempt = 1; attempt <= attempts && !cancel_signal_; ++attempt) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -1276,8 +1312,31 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
     if (s.ok() && attempt == 1 && step.cache && step.cache->policy != "push")
       log.Note(RestoreStepCache(*step.cache, options_.data_dir, CacheScope(), run_->workspace,
                                 spec.env));
-    if (s.ok()) s = engine_->Create(spec, &proc);
+    // docs/backends.md "Overlapped containers": created while the step
+    // before it ran; one made for another spec is dropped (and removed).
+    if (s.ok() && sr->prepared.valid()) {
+      StepRun::Prepared ahead = sr->prepared.get();
+      if (ahead.step && env::SameStep(ahead.spec, spec)) proc = std::move(ahead.step);
+    }
+    if (s.ok() && !proc) s = engine_->Create(spec, &proc);
     if (s.ok()) s = proc->Start();
+    // With one job, the next step's container is created while this one runs.
+    if (s.ok() && std::max(1, options_.jobs) == 1 && engine_->Name() == "docker" &&
+        !cancel_signal_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      StepRun* next = ctx->index == turn_ ? ctx->NextAfter(sr, this) : nullptr;
+      const Step* ns = next != nullptr ? next->step : nullptr;
+      if (ns != nullptr && !next->prepared.valid() && ns->services.empty() &&
+          !(ns->cache && ns->cache->policy != "push")) {
+        next->prepared = std::async(std::launch::async, [this, ahead = MakeSpec(stage, *ns, 1)] {
+          StepRun::Prepared p;
+          p.spec = ahead;
+          // Not made (image not here, ...): the step is created at its turn.
+          if (!engine_->Precreate(p.spec, &p.step).ok()) p.step.reset();
+          return p;
+        });
+      }
+    }
     if (s.ok()) {
       {
         std::lock_guard<std::mutex> lock(sr->mu);
@@ -1345,6 +1404,10 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
       log.Note("container kept; open a shell in it with: " + proc->ShellCommand());
       std::lock_guard<std::mutex> lock(mu_);
       sr->rec->kept = proc->ShellCommand();
+    } else if (proc && last && engine_->Name() == "docker") {
+      // docs/backends.md "Overlapped containers": removed after the step is
+      // done, while the next one starts.
+      leftover = std::move(proc);
     } else if (proc) {
       Status rs = proc->Remove();
       if (!rs.ok()) log.Note("cleanup: " + rs.message());
@@ -1382,12 +1445,20 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
   SetStep(stage, sr->rec, failure == FailureReason::kNone        ? kSuccess
                           : failure == FailureReason::kCancelled ? kCancelled
                                                                  : kFailed);
-  std::lock_guard<std::mutex> lock(mu_);
-  sr->success = failure == FailureReason::kNone;
-  sr->state = StepRun::kDone;
-  ctx->running--;
-  running_--;
-  cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sr->success = failure == FailureReason::kNone;
+    sr->state = StepRun::kDone;
+    ctx->running--;
+    running_--;
+    cv_.notify_all();
+  }
+  if (leftover) {
+    Status rs = leftover->Remove();
+    if (!rs.ok()) Notify(stage.name + "/" + step.name + ": cleanup: " + rs.message());
+    leftover.reset();
+  }
+  sr->thread_done = true;
 }
 
 void Executor::FinishStage(StageContext* ctx, const std::string& rollout_message) {

@@ -225,7 +225,8 @@ class Executor {
   Status BeginRun(RunRecord* run);
   // Deployments: waits for the environment's lock (false: cancelled), then
   // records the deployment.
-  bool AcquireEnvironment(const Stage& stage, StageRecord* rec, int* lock_fd);
+  bool AcquireEnvironment(const Stage& stage, StageRecord* rec,
+                          std::unique_ptr<StoreLock>* lock);
   // Why the run may not deploy `stage` now ("" when it may): a commit older
   // than the environment's current one (docs/server.md "Webhook trust").
   std::string OlderCommitRefusal(const Stage& stage);

@@ -28,7 +28,17 @@ void RunQueue::UpdateGaugesLocked() {
 
 bool RunQueue::Push(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (taken_.count(id)) return again_.insert(id).second;
   if (!queued_.insert(id).second) return false;
+  queue_.push_back(id);
+  UpdateGaugesLocked();
+  cv_.notify_one();
+  return true;
+}
+
+bool RunQueue::Offer(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (taken_.count(id) || !queued_.insert(id).second) return false;
   queue_.push_back(id);
   UpdateGaugesLocked();
   cv_.notify_one();
@@ -129,11 +139,17 @@ void RunQueue::WorkerLoop() {
       id = queue_.front();
       queue_.pop_front();
       queued_.erase(id);
+      taken_.insert(id);
       ++busy_;
       UpdateGaugesLocked();
     }
     work_(id);
     std::lock_guard<std::mutex> lock(mu_);
+    taken_.erase(id);
+    if (again_.erase(id) && queued_.insert(id).second) {
+      queue_.push_back(id);
+      cv_.notify_one();
+    }
     --busy_;
     UpdateGaugesLocked();
   }

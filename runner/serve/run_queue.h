@@ -52,8 +52,13 @@ class RunQueue {
   // outlive the queue.
   void SetGauges(Gauge* queued, Gauge* running, Gauge* busy);
 
-  // Adds `id` at the back; false when it is queued already (and nothing changes).
+  // Adds `id` at the back; false when it is queued already (and nothing
+  // changes). When a worker has it, it is added once that worker is done
+  // (a run queued again while its worker finishes).
   bool Push(int64_t id);
+  // docs/server.md "Replicas": adds `id`, found queued in a shared store,
+  // unless it is queued here already or a worker has it.
+  bool Offer(int64_t id);
   // Takes `id` out of the queue; false when it is not there.
   bool Remove(int64_t id);
   size_t queued() const;
@@ -96,6 +101,8 @@ class RunQueue {
   std::condition_variable cv_;
   std::deque<int64_t> queue_;
   std::set<int64_t> queued_;                // the ids in queue_
+  std::set<int64_t> taken_;                 // the ids workers have taken
+  std::set<int64_t> again_;                 // taken ids pushed again meanwhile
   std::map<int64_t, Canceller> running_;
   std::set<int64_t> cancelled_;             // cancelled, running or about to begin
   bool stopping_ = false;

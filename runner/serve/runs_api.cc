@@ -18,6 +18,7 @@
 
 #include "core/base/text.h"
 #include "runner/exec/executor.h"
+#include "runner/serve/replica_proxy.h"
 #include "runner/store/step_log.h"
 #include "toggles/server/auth.h"
 
@@ -308,6 +309,7 @@ void RunsApi::Register(Router* router) {
   router->Add("POST", "/api/v1/runs/{id}/cancel", this, &RunsApi::Cancel);
   router->Add("POST", "/api/v1/runs/{id}/stages/{stage}/approve", this, &RunsApi::Approve);
   router->Add("GET", "/api/v1/deployments", this, &RunsApi::ListDeployments);
+  router->Add("GET", "/api/v1/replicas", this, &RunsApi::ListReplicas);
   router->Add("POST", "/api/v1/environments/{env}/rollback", this, &RunsApi::Rollback);
   router->Add("POST", "/api/v1/runs", this, &RunsApi::Trigger);
   router->Add("POST", "/api/v1/runs/{id}/rerun", this, &RunsApi::Rerun);
@@ -415,6 +417,10 @@ HttpResponse RunsApi::Log(const HttpRequest& r) {
   std::string missing;
   const StepRecord* step = FindStep(run, r.Param("stage"), r.Param("step"), &missing);
   if (!step) return HttpResponse::Error(404, "not_found", missing);
+  if (auto e = FromOwner(r, run,
+                         "the log of run " + std::to_string(id) + "'s step " +
+                             std::string(r.Param("stage")) + "/" + std::string(r.Param("step"))))
+    return *e;
 
   auto log = std::make_shared<Follower::Log>();
   log->run_id = id;
@@ -439,6 +445,41 @@ HttpResponse RunsApi::Log(const HttpRequest& r) {
   response.headers.Add("X-Accel-Buffering", "no");  // nginx in front: do not buffer
   if (!disposition.empty()) response.headers.Set("Content-Disposition", disposition);
   return response;
+}
+
+// docs/server.md "Replicas": logs and artifacts are in the data dir of the
+// replica that carried out the run; another replica passes the request on.
+std::optional<HttpResponse> RunsApi::FromOwner(const HttpRequest& r, const RunRecord& run,
+                                               const std::string& what) {
+  if (!store_.shared() || run.replica.empty() || run.replica == store_.replica_id() ||
+      !r.Header(kProxiedHeader).empty())
+    return std::nullopt;
+  std::vector<ReplicaInfo> replicas;
+  Status s = store_.ListReplicas(&replicas);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  for (const ReplicaInfo& info : replicas)
+    if (info.id == run.replica)
+      return ProxyToReplica(info.url, info.id, store_.replica_id(), r, what);
+  return HttpResponse::Error(502, "replica_unavailable",
+                             what + " is kept by replica " + run.replica +
+                                 ", which is gone (its lease expired)");
+}
+
+// docs/server.md "Replicas": {self, replicas: [{id, url, started_at,
+// lease_until}]}, the live ones oldest first; on SQLite, none and self "".
+HttpResponse RunsApi::ListReplicas(const HttpRequest& r) {
+  toggles::Principal p;
+  if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
+  std::vector<ReplicaInfo> replicas;
+  Status s = store_.ListReplicas(&replicas);
+  if (!s.ok()) return HttpResponse::FromStatus(s);
+  json out = {{"self", store_.replica_id()}, {"replicas", json::array()}};
+  for (const ReplicaInfo& info : replicas)
+    out["replicas"].push_back({{"id", info.id},
+                               {"url", info.url},
+                               {"started_at", info.started_at},
+                               {"lease_until", info.lease_until}});
+  return HttpResponse::Json(200, out);
 }
 
 HttpResponse RunsApi::ListDeployments(const HttpRequest& r) {
@@ -504,10 +545,10 @@ class FileSource : public StreamSource {
 
 // The run and its step dir, or the 400/404 to answer (naming what is missing).
 std::optional<HttpResponse> ArtifactStep(RunStore& store, const HttpRequest& r,
-                                         std::string* dir, std::string* name) {
+                                         std::string* dir, std::string* name, RunRecord* out) {
   int64_t id = 0;
   if (auto e = RunIdParam(r, &id)) return e;
-  RunRecord run;
+  RunRecord& run = *out;
   Status s = store.GetRun(id, &run);
   if (!s.ok()) return HttpResponse::FromStatus(s);
   std::string missing;
@@ -532,6 +573,7 @@ HttpResponse RunsApi::ListArtifacts(const HttpRequest& r) {
   RunRecord run;
   Status s = store_.GetRun(id, &run);
   if (!s.ok()) return HttpResponse::FromStatus(s);
+  if (auto e = FromOwner(r, run, "the artifacts of run " + std::to_string(id))) return *e;
   json list = json::array();
   bool truncated = false;
   for (const StageRecord& stage : run.stages) {
@@ -560,7 +602,10 @@ HttpResponse RunsApi::Artifact(const HttpRequest& r) {
   toggles::Principal p;
   if (auto e = toggles::AuthenticateRequest(tokens_, r, false, &p)) return *e;
   std::string dir, name;
-  if (auto e = ArtifactStep(store_, r, &dir, &name)) return *e;
+  RunRecord run;
+  if (auto e = ArtifactStep(store_, r, &dir, &name, &run)) return *e;
+  if (auto e = FromOwner(r, run, "artifact " + std::string(r.Param("path")) + " of " + name))
+    return *e;
   std::string_view path = r.Param("path");
   if (!PlainRelativePath(path)) {
     return BadRequest("artifact path: expected a relative path without '.' or '..' segments, "

@@ -131,6 +131,11 @@ class RunsApi {
   HttpResponse Cancel(const HttpRequest& r);
   HttpResponse Approve(const HttpRequest& r);
   HttpResponse ListDeployments(const HttpRequest& r);
+  HttpResponse ListReplicas(const HttpRequest& r);  // docs/server.md "Replicas"
+  // The owner replica's answer when `run`'s logs and artifacts are in
+  // another replica's data dir; nullopt when they are here.
+  std::optional<HttpResponse> FromOwner(const HttpRequest& r, const RunRecord& run,
+                                        const std::string& what);
   HttpResponse Rollback(const HttpRequest& r);
   HttpResponse Trigger(const HttpRequest& r);  // deferred to hooks_ (it may fetch)
   HttpResponse HandleTrigger(const HttpRequest& r);

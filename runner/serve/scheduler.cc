@@ -272,6 +272,104 @@ void Scheduler::Start(int workers) {
   if (metrics_) metrics_->workers().Set(std::max(1, workers));
   queue_.Start(std::max(1, workers), [this](int64_t id) { TakeRun(id); });
   schedule_thread_ = std::thread(&Scheduler::ScheduleLoop, this);
+  if (replica_tick_.count() > 0) replica_thread_ = std::thread(&Scheduler::ReplicaLoop, this);
+}
+
+void Scheduler::SetReplica(std::string url, std::chrono::seconds lease,
+                           std::chrono::milliseconds tick) {
+  replica_url_ = std::move(url);
+  lease_ = lease;
+  replica_tick_ = tick;
+  leader_ = false;  // until the first round takes the lock
+  lease_renewed_ = std::chrono::steady_clock::now();
+  next_renewal_ = lease_renewed_ + lease / 3;
+}
+
+void Scheduler::ReplicaLoop() {
+  std::unique_lock<std::mutex> lock(schedules_mu_);
+  while (!schedules_stop_) {
+    lock.unlock();
+    ReplicaRound();
+    lock.lock();
+    schedules_cv_.wait_for(lock, replica_tick_, [&] { return schedules_stop_; });
+  }
+  lock.unlock();
+  leader_lock_.reset();  // the next replica takes over at once
+  leader_ = false;
+}
+
+void Scheduler::ReplicaRound() {
+  using Clock = std::chrono::steady_clock;
+  const auto now = Clock::now();
+  // The lease: a replica that cannot renew it for longer than its length
+  // stops claiming work (its runs may be taken over) and says so.
+  if (now >= next_renewal_) {
+    Status s = store_->RenewLease();
+    if (s.code() == Code::kPrecondition) {
+      spdlog::error("{}; registering again", s.message());
+      s = store_->RegisterReplica(replica_url_, lease_);
+    }
+    if (s.ok()) {
+      lease_renewed_ = now;
+      next_renewal_ = now + lease_ / 3;
+      if (!claiming_.exchange(true)) spdlog::warn("the store answers again: claiming work again");
+    } else {
+      next_renewal_ = now + std::chrono::seconds(1);  // retried every second
+      if (now - lease_renewed_ > lease_ && claiming_.exchange(false))
+        spdlog::error("cannot renew this replica's lease for {}s, longer than the lease ({}s): "
+                      "no new runs are claimed here until the store answers ({})",
+                      std::chrono::duration_cast<std::chrono::seconds>(now - lease_renewed_).count(),
+                      lease_.count(), s.message());
+      else if (!s.ok())
+        spdlog::warn("renew the lease: {}", s.message());
+    }
+  }
+  if (!claiming_) return;
+  // Runs of replicas whose lease expired.
+  TakeOverInterrupted();
+  // Leadership: polling and schedules run on one replica at a time.
+  if (leader_lock_ && !leader_lock_->held()) leader_lock_.reset();
+  if (!leader_lock_) {
+    std::unique_ptr<StoreLock> got;
+    Status s = store_->TryLock("leader", &got);
+    if (!s.ok()) spdlog::warn("take the leadership: {}", s.message());
+    leader_lock_ = std::move(got);
+  }
+  const bool lead = leader_lock_ != nullptr;
+  if (leader_.exchange(lead) != lead)
+    spdlog::info(lead ? "this replica now polls the repositories and fires the schedules"
+                      : "this replica no longer leads: another polls and fires the schedules");
+  // The queue is the store's: runs other replicas queued are offered here too.
+  std::vector<RunRecord> queued;
+  Status s = store_->ListQueued(&queued);
+  if (!s.ok()) spdlog::warn("{}", s.ToString());
+  for (const RunRecord& run : queued) queue_.Offer(run.id);
+  // Cancels asked for on other replicas.
+  std::vector<int64_t> cancels;
+  s = store_->TakeCancelRequests(&cancels);
+  if (!s.ok()) spdlog::warn("{}", s.ToString());
+  for (int64_t id : cancels)
+    if (queue_.CancelRunning(id, SIGINT)) spdlog::info("run {}: cancelled from another replica", id);
+}
+
+void Scheduler::TakeOverInterrupted() {
+  std::vector<int64_t> interrupted;
+  Status s = store_->MarkInterrupted(&interrupted);
+  if (!s.ok()) spdlog::error("{}", s.ToString());
+  for (int64_t id : interrupted) {
+    if (metrics_) metrics_->RunEnded(kInterrupted);
+    RunRecord run;
+    bool known = store_->GetRun(id, &run).ok();
+    spdlog::warn("run {} was left running by a ladle that is gone ({}): marked interrupted{}", id,
+                 known ? run.message : "", config_.requeue_interrupted ? ", queued again" : "");
+    if (config_.requeue_interrupted) {
+      s = store_->RequeueRun(id, "");
+      if (!s.ok()) spdlog::error("requeue run {}: {}", id, s.ToString());
+      else if (store_->GetRun(id, &run).ok()) known = true;
+    }
+    if (known) events_->PublishRun(run);
+    if (config_.requeue_interrupted) queue_.Offer(id);
+  }
 }
 
 void Scheduler::Stop(int signal) {
@@ -283,6 +381,7 @@ void Scheduler::Stop(int signal) {
   }
   schedules_cv_.notify_all();
   if (schedule_thread_.joinable()) schedule_thread_.join();
+  if (replica_thread_.joinable()) replica_thread_.join();
   if (size_t n = queue_.running())
     spdlog::info("stopping: {} running run(s) get TERM and their grace", n);
   queue_.Stop(signal);
@@ -414,6 +513,14 @@ void Scheduler::TakeRun(int64_t id) {
     return;
   }
   if (run.status != kQueued) {  // superseded or cancelled meanwhile
+    queue_.Forget(id);
+    return;
+  }
+  // docs/server.md "Replicas": one replica takes a run; the others let go.
+  bool claimed = claiming_;
+  if (claimed) s = store_->ClaimRun(id, &claimed);
+  if (!s.ok()) spdlog::warn("run {}: {}", id, s.ToString());
+  if (!s.ok() || !claimed) {
     queue_.Forget(id);
     return;
   }
@@ -575,6 +682,14 @@ Status Scheduler::Cancel(int64_t id, const std::string& actor) {
   if (queue_.CancelRunning(id, SIGINT)) {
     spdlog::info("run {}: cancelled by {}", id, actor);
     return Status::OK();
+  }
+  // docs/server.md "Replicas": another replica runs it; it reads the request
+  // within its round.
+  if (run.status == kRunning && store_->shared() && !run.replica.empty() &&
+      run.replica != store_->replica_id()) {
+    s = store_->RequestCancel(id);
+    if (s.ok()) spdlog::info("run {}: cancel by {} passed to replica {}", id, actor, run.replica);
+    return s;
   }
   // Out of the queue; or, when a worker is preparing it right now, its
   // executor starts cancelled (and the store refuses to start it anyway).

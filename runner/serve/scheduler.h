@@ -151,6 +151,23 @@ class Scheduler : public RunControl {
   // The schedules known, "REPO BRANCH CRON" each (for tests).
   std::vector<std::string> schedules();
 
+  // docs/server.md "Replicas": whether this server polls repositories and
+  // fires schedules. Always true on SQLite; on a shared store, the one
+  // replica holding the store's "leader" lock.
+  bool leader() const { return leader_; }
+  // Whether this server claims queued runs: false once its lease expired
+  // (the database could not be written for longer than the lease).
+  bool claiming() const { return claiming_; }
+  // With a shared store: the replica's round, every `tick`, on its own
+  // thread from Start: renew the lease (`url` and `lease` register it again
+  // after it expired), mark the runs of replicas whose lease expired
+  // interrupted (queued again with requeue_interrupted), offer the queued
+  // runs of the store to the workers, pass on cancels asked for on other
+  // replicas, and take the leadership when it is free. Before Start.
+  void SetReplica(std::string url, std::chrono::seconds lease, std::chrono::milliseconds tick);
+  // One round of the above (the replica thread's; tests call it).
+  void ReplicaRound();
+
   // The daemon opened by Recover, or null.
   env::DockerEngine* docker() const { return docker_.get(); }
 
@@ -184,6 +201,10 @@ class Scheduler : public RunControl {
   // REQUIRES: repo->mu held.
   void NoteSchedules(Repo* repo, const std::string& branch, const std::string& commit);
   void ScheduleLoop();
+  void ReplicaLoop();
+  // Runs MarkInterrupted and logs, counts and (requeue_interrupted) queues
+  // again what it marked; `by` says whose runs they were.
+  void TakeOverInterrupted();
   // docs/server.md "Commit statuses": a run changed; posts its status.
   void RunChanged(const RunRecord& run);
   // The secrets a run may be given (docs/server.md "Scoped secrets").
@@ -220,6 +241,17 @@ class Scheduler : public RunControl {
   std::chrono::milliseconds tick_{1000};
   std::thread schedule_thread_;
   std::unique_ptr<CommitStatusPoster> statuses_;  // docs/server.md "Commit statuses"
+
+  // docs/server.md "Replicas" (a shared store only).
+  std::atomic<bool> leader_{true};
+  std::atomic<bool> claiming_{true};
+  std::string replica_url_;
+  std::chrono::seconds lease_{15};
+  std::chrono::milliseconds replica_tick_{0};  // 0: no replica thread
+  std::unique_ptr<StoreLock> leader_lock_;     // the replica thread's
+  std::chrono::steady_clock::time_point lease_renewed_;  // the last renewal that worked
+  std::chrono::steady_clock::time_point next_renewal_;
+  std::thread replica_thread_;
   RunQueue queue_;  // last: its workers use everything above
 };
 

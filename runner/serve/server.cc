@@ -12,7 +12,9 @@
 #include <spdlog/spdlog.h>
 
 #include "core/base/time_util.h"
+#include "core/pg.h"
 #include "env/docker_engine.h"
+#include "env/local_engine.h"
 #include "runner/exec/prune.h"
 #include "runner/exec/toggle_ops.h"
 #include "runner/serve/web_ui.h"
@@ -48,10 +50,17 @@ Status Server::Open(const ServerConfig& config, std::unique_ptr<Server>* out) {
     Status s = LoadSecretsFile(config.secrets_file, &secrets);
     if (!s.ok()) return s;
   }
-  Status s = RunStore::Open(data, &server->store_);
-  if (s.ok()) s = toggles::ToggleStore::Open(data, &server->toggles_);
-  if (s.ok()) s = toggles::TokenStore::Open(data, &server->tokens_);
-  if (!s.ok()) return s.WithContext("open the stores in " + data);
+  // docs/server.md "Replicas": store: in server.yml, else $LADLE_STORE, else
+  // the data dir's SQLite files.
+  const std::string location = !config.store.empty()
+                                   ? config.store
+                                   : toggles::ToggleStoreLocation("", data);
+  const std::string where = IsPostgresUri(location) ? RedactPostgresUri(location) : data;
+  Status s = RunStore::OpenLocation(location, data, &server->store_);
+  if (s.ok()) s = toggles::ToggleStore::Open(location, &server->toggles_);
+  if (s.ok()) s = toggles::TokenStore::OpenLocation(location, data, &server->tokens_);
+  if (!s.ok()) return s.WithContext("open the stores in " + where);
+  server->store_location_ = where;
   server->toggle_ops_ = StoreToggleOps(server->toggles_.get());
   server->scheduler_ = std::make_unique<Scheduler>(server->config_, std::move(secrets),
                                                    server->store_.get(),
@@ -99,6 +108,29 @@ Status Server::Start() {
   if (!s.ok()) return Status::Unavailable("listen on " + config_.listen + ": " + s.message());
 
   const int workers = std::max(1, config_.workers);
+  if (store_->shared()) {
+    // docs/server.md "Replicas": the other replicas reach this one at
+    // replica_url, else at the address it listens on.
+    const std::string url =
+        !config_.replica_url.empty() ? config_.replica_url : "http://" + http_->address();
+    s = store_->RegisterReplica(url, config_.lease);
+    if (!s.ok()) return s.WithContext("register this replica");
+    // After registering: two replicas starting at once see each other.
+    std::string difference;
+    s = store_->CheckSharedConfig(SharedConfigText(config_), &difference);
+    if (!s.ok()) return s.WithContext("compare server.yml with the other replicas'");
+    if (!difference.empty())
+      return Status::Precondition(
+          (config_.file.empty() ? std::string("the default settings") : config_.file) +
+          " differs from the server.yml of the replicas already on " + store_location_ + ": " +
+          difference + " (every replica needs the same settings but listen, data, "
+          "replica_url, workers and io_threads)");
+    scheduler_->SetReplica(url, config_.lease,
+                           std::chrono::milliseconds(std::clamp<int64_t>(
+                               config_.lease.count() * 1000 / 10, 100, 1000)));
+    spdlog::info("replica {} on {} (lease {}s)", store_->replica_id(), url, config_.lease.count());
+    env::SetLocalStepsDieWithLadle(true);
+  }
   scheduler_->Start(workers);
   poller_ = std::thread(&Server::PollLoop, this);
   spdlog::info("ladle serve listening on http://{} (data {}, {} worker(s), {} repositor{})",
@@ -118,9 +150,18 @@ void Server::PollLoop() {
   // At start every repository is listed once, webhook-only ones too: what
   // was pushed while the server was down is not missed.
   for (const RepositoryConfig& repo : config_.repositories) due[repo.name] = Clock::now();
+  bool led = true;
   std::unique_lock<std::mutex> lock(mu_);
   while (!draining_) {
-    const auto now = Clock::now();
+    // docs/server.md "Replicas": one replica polls; a new leader lists every
+    // repository first, as at a start.
+    const bool lead = scheduler_->leader();
+    if (lead && !led) {
+      listed.clear();
+      for (const RepositoryConfig& repo : config_.repositories) due[repo.name] = Clock::now();
+    }
+    led = lead;
+    const auto now = lead ? Clock::now() : Clock::time_point::min();
     for (const RepositoryConfig& repo : config_.repositories) {
       auto it = due.find(repo.name);
       if (it == due.end() || it->second > now) continue;
@@ -151,7 +192,8 @@ void Server::PollLoop() {
       if (draining_) return;
     }
     auto next = Clock::now() + std::chrono::seconds(1);
-    for (const auto& [name, when] : due) next = std::min(next, when);
+    if (lead)
+      for (const auto& [name, when] : due) next = std::min(next, when);
     cv_.wait_until(lock, next, [&] { return draining_; });
     lock.unlock();
     if (config_.retention.count() > 0 && Clock::now() >= next_prune) {
@@ -179,8 +221,13 @@ void Server::Drain(int signal) {
     stopping_ = true;
     cv_.notify_all();
   }
-  scheduler_->Stop(signal);
+  if (scheduler_) scheduler_->Stop(signal);  // null when Open failed before making it
   if (poller_.joinable()) poller_.join();
+  // docs/server.md "Replicas": a clean stop leaves no lease to wait for.
+  if (store_ && store_->shared() && !store_->replica_id().empty()) {
+    Status s = store_->UnregisterReplica();
+    if (!s.ok()) spdlog::warn("unregister this replica: {}", s.message());
+  }
   if (http_) http_->Stop();
   std::lock_guard<std::mutex> lock(mu_);
   drained_ = true;

@@ -70,6 +70,7 @@ class Server {
   ServerConfig config_;
   int lock_fd_ = -1;
   std::unique_ptr<RunStore> store_;
+  std::string store_location_;  // the data dir, or the redacted postgresql:// URI
   std::unique_ptr<toggles::ToggleStore> toggles_;
   std::unique_ptr<toggles::TokenStore> tokens_;
   std::unique_ptr<ToggleOps> toggle_ops_;

@@ -341,7 +341,7 @@ void Scheduler::ScheduleLoop() {
   std::unique_lock<std::mutex> lock(schedules_mu_);
   while (!schedules_stop_) {
     lock.unlock();
-    FireDueSchedules();
+    if (leader_) FireDueSchedules();  // docs/server.md "Replicas": the leader's
     lock.lock();
     schedules_cv_.wait_for(lock, tick_, [&] { return schedules_stop_; });
   }

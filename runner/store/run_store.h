@@ -1,16 +1,19 @@
-// RunStore: the history of runs, their stages and steps, in SQLite.
-//
-// One database file per data dir (DATA/ladle.db), WAL mode, schema tracked by
-// PRAGMA user_version. Every write is one short transaction, so a crashed ladle
-// leaves the last acknowledged state. Thread-safe: one connection guarded by a
-// mutex (writes are tiny; readers in other processes see them through WAL).
+// RunStore: the history of runs, their stages and steps, the server's queue
+// and the deployments; an interface with two implementations
+// (docs/design.md "Two stores: SQLite and PostgreSQL"):
+// - SQLite (sqlite_run_store.cc): one database file per data dir
+//   (DATA/ladle.db), WAL mode, schema tracked by PRAGMA user_version; a run's
+//   owner is a process on this machine (pid and start time).
+// - PostgreSQL (pg_run_store.cc): one database shared by several `ladle
+//   serve` replicas; a run's owner is a replica holding a lease.
+// Every write is one short transaction, so a crashed ladle leaves the last
+// acknowledged state. Thread-safe: every method may be called from any thread.
 #ifndef LADLE_RUNNER_STORE_RUN_STORE_H_
 #define LADLE_RUNNER_STORE_RUN_STORE_H_
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,10 +22,6 @@
 
 #include "core/base/status.h"
 #include "runner/store/run_status.h"
-
-namespace ladle {
-class Database;
-}
 
 namespace ladle::runner {
 
@@ -143,8 +142,28 @@ struct RunRecord {
   // runs recorded before refs were), and the run a re-run repeats (0: none).
   std::string ref;
   int64_t rerun_of = 0;
+  // docs/server.md "Replicas": the replica that runs it ("" on SQLite, and
+  // before a replica started it).
+  std::string replica;
   std::vector<StageRecord> stages;
   std::optional<DeploymentRecord> deployment;  // GetRun: the run's latest deployment
+};
+
+// A `ladle serve` sharing a PostgreSQL store (docs/server.md "Replicas").
+struct ReplicaInfo {
+  std::string id;           // unique per process start
+  std::string url;          // its API's base URL, for the other replicas
+  std::string started_at;   // RFC 3339 UTC
+  std::string lease_until;  // on the database's clock
+};
+
+// A named lock a store holds for this process until destroyed.
+class StoreLock {
+ public:
+  virtual ~StoreLock() = default;
+  // False once the lock may have been lost (PostgreSQL: the connection that
+  // holds it ended, so another replica may take it).
+  virtual bool held() const { return true; }
 };
 
 struct RunFilter {
@@ -157,42 +176,54 @@ class RunStore {
  public:
   // Opens or creates DATA/ladle.db and migrates it. `data_dir` must exist.
   static Status Open(const std::string& data_dir, std::unique_ptr<RunStore>* store);
-  ~RunStore();
+  // Opens the store at `location`: a postgresql:// URI (migrated on open;
+  // docs/server.md "Replicas"), else DATA/ladle.db as Open. `data_dir`
+  // (which must exist) holds the logs and artifacts either way.
+  static Status OpenLocation(const std::string& location, const std::string& data_dir,
+                             std::unique_ptr<RunStore>* store);
+  virtual ~RunStore();
+  RunStore(const RunStore&) = delete;
+  RunStore& operator=(const RunStore&) = delete;
 
   // Inserts the run with its stages and steps (statuses as given); sets run->id.
   // An empty created_at becomes now; owner_pid 0 becomes this process (with
   // its start time), both written back to *run.
-  Status CreateRun(RunRecord* run);
+  virtual Status CreateRun(RunRecord* run) = 0;
   // Run-level fields: status, started_at, finished_at, message, workspace.
-  Status UpdateRun(const RunRecord& run);
+  virtual Status UpdateRun(const RunRecord& run) = 0;
   // Stage-level fields (status, tests, message) of run_id's stage `stage.name`.
-  Status UpdateStage(int64_t run_id, const StageRecord& stage);
+  virtual Status UpdateStage(int64_t run_id, const StageRecord& stage) = 0;
   // Step-level fields of run_id's step `stage`/`step.name`.
-  Status UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step);
+  virtual Status UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step) = 0;
 
-  Status GetRun(int64_t id, RunRecord* run);  // NotFound when missing
-  Status ListRuns(const RunFilter& filter, std::vector<RunRecord>* runs);  // newest first, no stages
+  virtual Status GetRun(int64_t id, RunRecord* run) = 0;  // NotFound when missing
+  // Newest first, without stages.
+  virtual Status ListRuns(const RunFilter& filter, std::vector<RunRecord>* runs) = 0;
   // Newest run id (below `before`, 0 for none) of the same file whose step
   // `stage`/`step` succeeded; 0 when there is none.
-  Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
-                                const std::string& step, int64_t before, int64_t* run_id);
+  virtual Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
+                                        const std::string& step, int64_t before,
+                                        int64_t* run_id) = 0;
   // The same with `before` read from *run_id on entry (0: no bound).
   Status FindLastSuccessfulStep(const std::string& file, const std::string& stage,
-                                const std::string& step, int64_t* run_id);
+                                const std::string& step, int64_t* run_id) {
+    return FindLastSuccessfulStep(file, stage, step, *run_id, run_id);
+  }
 
   // Newest run id (below `before`, 0 for none) of the same project and
   // pipeline path whose step `stage`/`step` succeeded; 0 when there is none
   // (docs/running.md "Artifacts of steps that do not run").
-  Status FindLastSuccessfulStepOf(const std::string& project, const std::string& pipeline_path,
-                                  const std::string& stage, const std::string& step,
-                                  int64_t before, int64_t* run_id);
-  // Marks `running`/`waiting` runs whose owner process is gone as
-  // (queued runs are the server's queue and stay queued)
-  // interrupted (their running steps and stages too). Returns their ids.
+  virtual Status FindLastSuccessfulStepOf(const std::string& project,
+                                          const std::string& pipeline_path,
+                                          const std::string& stage, const std::string& step,
+                                          int64_t before, int64_t* run_id) = 0;
+  // Marks `running`/`waiting` runs whose owner is gone as interrupted
+  // (queued runs are the server's queue and stay queued). Returns their ids.
   // Their running and waiting stages and steps become interrupted, queued
-  // ones skipped. An owner is alive when its pid exists, is not a zombie, and
-  // has the recorded start time (a reused pid does not count).
-  Status MarkInterrupted(std::vector<int64_t>* ids);
+  // ones skipped. SQLite: an owner is alive when its pid exists, is not a
+  // zombie, and has the recorded start time (a reused pid does not count).
+  // PostgreSQL: when its replica's lease has not expired.
+  virtual Status MarkInterrupted(std::vector<int64_t>* ids) = 0;
 
   // --- the server's queue (ladle serve) ---
 
@@ -200,77 +231,132 @@ class RunStore {
   // commit when a worker takes it) and, in the same transaction, marks the
   // older queued runs of the same repo and branch superseded by it (their
   // ids in *superseded). Sets run->id.
-  Status EnqueueRun(RunRecord* run, std::vector<int64_t>* superseded);
+  virtual Status EnqueueRun(RunRecord* run, std::vector<int64_t>* superseded) = 0;
   // True when a run of this repo, branch and commit exists (any status but
   // a rollback's): a commit seen twice is run once.
-  Status HasRunForCommit(const std::string& repo, const std::string& branch,
-                         const std::string& commit, bool* exists);
+  virtual Status HasRunForCommit(const std::string& repo, const std::string& branch,
+                                 const std::string& commit, bool* exists) = 0;
   // True when a run of this repo, ref and commit exists that a push, poll,
   // tag or pull request made (re-runs, schedules and API runs do not count).
-  Status HasRunForRef(const std::string& repo, const std::string& ref, const std::string& commit,
-                      bool* exists);
+  virtual Status HasRunForRef(const std::string& repo, const std::string& ref,
+                              const std::string& commit, bool* exists) = 0;
 
   // --- schedules (docs/server.md "Schedules") ---
 
   // The last minute (seconds since the epoch) handled for this schedule; 0
   // when none was recorded.
-  Status LastScheduleFire(const std::string& repo, const std::string& branch,
-                          const std::string& cron, int64_t* last);
+  virtual Status LastScheduleFire(const std::string& repo, const std::string& branch,
+                                  const std::string& cron, int64_t* last) = 0;
   // Records `minute` as handled; *fresh is false, and nothing is written,
   // when that minute or a later one was recorded before.
-  Status ClaimScheduleFire(const std::string& repo, const std::string& branch,
-                           const std::string& cron, int64_t minute, bool* fresh);
+  virtual Status ClaimScheduleFire(const std::string& repo, const std::string& branch,
+                                   const std::string& cron, int64_t minute, bool* fresh) = 0;
 
   // --- webhook deliveries (docs/server.md "Webhook trust") ---
 
   // Records delivery `id` (of `repo`) as handled; *fresh is false, and
   // nothing is written, when it was recorded before: a replay. Deliveries
   // older than `keep` are forgotten first.
-  Status ClaimDelivery(const std::string& id, const std::string& repo, std::chrono::seconds keep,
-                       bool* fresh);
+  virtual Status ClaimDelivery(const std::string& id, const std::string& repo,
+                               std::chrono::seconds keep, bool* fresh) = 0;
   // Forgets delivery `id`: its handling failed, so a retry is no replay.
-  Status ForgetDelivery(const std::string& id);
+  virtual Status ForgetDelivery(const std::string& id) = 0;
 
   // The queued runs, oldest first.
-  Status ListQueued(std::vector<RunRecord>* runs);
+  virtual Status ListQueued(std::vector<RunRecord>* runs) = 0;
   // A worker takes a queued run: its stages and steps become `run`'s (the
   // old ones, if any, are replaced), and pipeline, file, status, started_at,
   // workspace, owner and resume_stage are written. Conflict (and nothing
   // written) when the run is no longer queued in the store: superseded or
   // cancelled since the worker took it. REQUIRES: run->id set.
-  Status StartRun(RunRecord* run);
+  virtual Status StartRun(RunRecord* run) = 0;
   // Puts a finished (interrupted or waiting) run back in the queue: status
   // queued, finished_at cleared, owner this process, `resume_stage` as given
   // ("" runs it from the start), trigger "requeue" unless resuming.
-  Status RequeueRun(int64_t id, const std::string& resume_stage);
+  virtual Status RequeueRun(int64_t id, const std::string& resume_stage) = 0;
 
   // Deletes the finished runs (not queued, running or waiting) that ended
   // before `cutoff` (RFC 3339), with their stages and steps; their ids in
   // *ids. Deployments stay: they are the environments' history.
-  Status DeleteFinishedBefore(const std::string& cutoff, std::vector<int64_t>* ids);
+  virtual Status DeleteFinishedBefore(const std::string& cutoff, std::vector<int64_t>* ids) = 0;
 
   // Forgets every step's kept container (`ladle prune --kept` removed them).
-  Status ClearKept();
+  virtual Status ClearKept() = 0;
 
   // --- deployments ---
 
   // Records the start of a deployment (status running, started_at now);
   // sets d->id.
-  Status BeginDeployment(DeploymentRecord* d);
+  virtual Status BeginDeployment(DeploymentRecord* d) = 0;
   // Sets status and finished_at of deployment `id`.
-  Status FinishDeployment(int64_t id, RunStatus status);
+  virtual Status FinishDeployment(int64_t id, RunStatus status) = 0;
   // Newest first; `environment` "" for all; limit <= 0 for no limit;
   // before > 0: only ids below it.
-  Status ListDeployments(const std::string& environment, int limit, int64_t before,
-                         std::vector<DeploymentRecord>* out);
+  virtual Status ListDeployments(const std::string& environment, int limit, int64_t before,
+                                 std::vector<DeploymentRecord>* out) = 0;
 
+  // --- locks and replicas (docs/server.md "Replicas") ---
+
+  // Takes the lock `name` when it is free: *lock set, else null (held by
+  // another process or replica). Names: "environment/ENV" (one deployment
+  // of ENV at a time), "leader" (polling and schedules). Released when *lock
+  // is destroyed, or when the process (SQLite: a flock on DATA/locks/) or
+  // its database connection (PostgreSQL: an advisory lock) ends.
+  virtual Status TryLock(const std::string& name, std::unique_ptr<StoreLock>* lock) = 0;
+
+  // A worker claims queued run `id` before it prepares it: *claimed false,
+  // and nothing written, when the run is no longer queued or another live
+  // replica claimed it. SQLite: claimed when queued.
+  virtual Status ClaimRun(int64_t id, bool* claimed) = 0;
+
+  // True when several `ladle serve` may share the store (PostgreSQL).
+  virtual bool shared() const { return false; }
+  // This process as a replica: "" until RegisterReplica.
+  virtual std::string replica_id() const { return ""; }
+  // Registers this process as a replica answering at `url`, with a lease of
+  // `lease` on the database's clock that RenewLease extends. Runs this
+  // replica starts are its own; once its lease has expired, any replica's
+  // MarkInterrupted marks them interrupted and its claims are released.
+  virtual Status RegisterReplica(const std::string& url, std::chrono::seconds lease) {
+    return Status::OK();
+  }
+  // Extends the lease; Unavailable when the database cannot be written.
+  // Precondition when the lease had expired (the runs may have been taken
+  // over): the replica must stop claiming work.
+  virtual Status RenewLease() { return Status::OK(); }
+  // Removes this replica's row (a clean stop): its runs were ended or
+  // requeued before.
+  virtual Status UnregisterReplica() { return Status::OK(); }
+  // The replicas whose lease has not expired, oldest first.
+  virtual Status ListReplicas(std::vector<ReplicaInfo>* out) {
+    out->clear();
+    return Status::OK();
+  }
+  // Asks the replica that runs `id` to cancel it (the owner reads the
+  // request with TakeCancelRequests).
+  virtual Status RequestCancel(int64_t id) { return Status::OK(); }
+  // The ids of this replica's runs whose cancel was asked for since the
+  // last call; the requests are cleared.
+  virtual Status TakeCancelRequests(std::vector<int64_t>* ids) {
+    ids->clear();
+    return Status::OK();
+  }
+  // The replicas' shared server.yml, canonical text: the first replica
+  // records `text`; a later one whose text differs gets *difference naming
+  // the first line that differs, and nothing changes. SQLite: always "".
+  virtual Status CheckSharedConfig(const std::string& text, std::string* difference) {
+    difference->clear();
+    return Status::OK();
+  }
+
+  // Where the logs and artifacts of runs are (DATA).
   const std::string& data_dir() const { return data_dir_; }
 
+ protected:
+  explicit RunStore(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+
  private:
-  RunStore(std::string data_dir, std::unique_ptr<Database> db);
   std::string data_dir_;
-  std::mutex mu_;  // guards db_
-  std::unique_ptr<Database> db_;
 };
 
 // The run JSON of docs/design.md "JSON shapes" (`ladle show --json`,

@@ -8,10 +8,15 @@
 # tests/env/docker_setup.sh (which installs docker.io when missing), then, in
 # this one invocation:
 #   1. N steps of `true`, one at a time: `ladle run --backend docker -j1` on a
-#      pipeline of N steps against N x `docker run --rm --network none IMAGE true`.
+#      pipeline of N steps against N x `docker run --rm --network none IMAGE true`,
+#      $ROUNDS times (default 3) alternated, medians compared.
 #   2. 50 steps two at a time: `-j 2` against 50 plain runs through `xargs -P2`.
-# Targets: per step within 1.15x of plain docker; 50 at -j2 within 1.1x.
-# Every container has network "none". Exits 1 when a target is missed.
+# Targets: per step one at a time at most 0.7x of plain docker (issue 14: the
+# next step's container is created while the previous one runs, and removed
+# after it, docs/backends.md "Overlapped containers"; the issue 3 target was
+# 1.15x); 50 at -j2 within 1.1x. The load average is printed beside the
+# figures (the machine may be shared). Every container has network "none".
+# Exits 1 when a target is missed.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -81,8 +86,19 @@ time_ladle 1 1 >/dev/null
 
 echo "docker backend overhead: $N steps of 'true' one at a time, $PAR two at a time"
 echo "daemon: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'), image $IMAGE"
-plain_seq=$(time_plain_sequential "$N")
-ladle_seq=$(time_ladle "$N" 1)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# The sequential case ROUNDS times (default 3), the two sides alternated, the
+# medians compared: the load of a shared machine moves within minutes.
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+plain_rounds="" ladle_rounds=""
+r=1
+while [ "$r" -le "${ROUNDS:-3}" ]; do
+  plain_rounds="$plain_rounds $(time_plain_sequential "$N")"
+  ladle_rounds="$ladle_rounds $(rm -rf "$work/data$N-1"; time_ladle "$N" 1)"
+  r=$((r + 1))
+done
+plain_seq=$(echo $plain_rounds | median)
+ladle_seq=$(echo $ladle_rounds | median)
 plain_par=$(time_plain_parallel "$PAR")
 ladle_par=$(time_ladle "$PAR" 2)
 
@@ -96,6 +112,8 @@ row() {  # label plain ladle per target
     "$(calc "$2 * 1000 / $4")" "$(calc "$3 * 1000 / $4")" "$ratio" "$5" "$verdict"
 }
 printf '%-24s %11s %11s %12s %12s %8s %7s\n' "" "plain total" "ladle total" "plain/step" "ladle/step" "ratio" "target"
-row "$N sequential (-j1)" "$plain_seq" "$ladle_seq" "$N" 1.15
+row "$N sequential (-j1)" "$plain_seq" "$ladle_seq" "$N" 0.70
 row "$PAR two at a time (-j2)" "$plain_par" "$ladle_par" "$PAR" 1.10
+echo "sequential rounds (s): plain$plain_rounds; ladle$ladle_rounds"
+echo "load average: $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 exit $status

@@ -1,6 +1,7 @@
 // End to end: two `ladle toggles serve` replicas on one PostgreSQL (the
 // fixture's, tests/pg_util.h), docs/toggles.md "Store". A flip through one
-// replica's REST API reaches the other's OFREP answers and its SSE stream.
+// replica's REST API reaches the other's OFREP answers and its SSE stream;
+// a token created or revoked through one is honoured by the other.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -51,7 +52,10 @@ class TogglesPgTest : public ::testing::Test {
 
   // A replica with a data dir of its own; `by_env`: the store from
   // LADLE_STORE rather than --store. Returns its port.
-  int StartReplica(const std::string& name, bool by_env, const std::string& store) {
+  // `admin_from_env`: LADLE_ADMIN_TOKEN set (else the first start writes
+  // an admin.token).
+  int StartReplica(const std::string& name, bool by_env, const std::string& store,
+                   bool admin_from_env = true) {
     const int port = FreePort();
     const fs::path data = root_ / name;
     std::vector<std::string> args = {LADLE_BINARY, "toggles", "serve", "--listen",
@@ -67,7 +71,8 @@ class TogglesPgTest : public ::testing::Test {
       int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
-      setenv("LADLE_ADMIN_TOKEN", kAdminToken, 1);
+      if (admin_from_env) setenv("LADLE_ADMIN_TOKEN", kAdminToken, 1);
+      else unsetenv("LADLE_ADMIN_TOKEN");
       if (by_env) setenv("LADLE_STORE", store.c_str(), 1);
       else unsetenv("LADLE_STORE");
       execv(LADLE_BINARY, argv.data());
@@ -90,6 +95,27 @@ class TogglesPgTest : public ::testing::Test {
     c.set_bearer_token_auth(kAdminToken);
     c.set_read_timeout(5, 0);
     return c;
+  }
+
+  // The status of GET /api/v1/toggles on `port` with `token`; 0: no answer.
+  static int ListWith(int port, const std::string& token) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_bearer_token_auth(token);
+    c.set_read_timeout(5, 0);
+    auto r = c.Get("/api/v1/toggles");
+    return r ? r->status : 0;
+  }
+
+  // Polls ListWith until it answers `want`, for up to 5 s (the servers
+  // refresh their tokens every second); the last status.
+  static int WaitForStatus(int port, const std::string& token, int want) {
+    int got = 0;
+    for (int i = 0; i < 100; ++i) {
+      got = ListWith(port, token);
+      if (got == want) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return got;
   }
 
   static std::string Ofrep(int port, const std::string& key) {
@@ -142,6 +168,45 @@ TEST_F(TogglesPgTest, AFlipOnOneReplicaReachesTheOthersOfrepAndStream) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_NE(std::string::npos, answer.find("\"value\":false")) << answer;
+}
+
+TEST_F(TogglesPgTest, ATokenCreatedThroughOneReplicaWorksOnTheOtherUntilRevoked) {
+  const int a = StartReplica("a", /*by_env=*/false, uri_);
+  const int b = StartReplica("b", /*by_env=*/true, uri_);
+  ASSERT_TRUE(a && b);
+  auto r = Client(a).Post("/api/v1/tokens", R"({"name":"shop","role":"client"})",
+                          "application/json");
+  ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
+  const std::string secret = json::parse(r->body).value("secret", "");
+  ASSERT_FALSE(secret.empty()) << r->body;
+  EXPECT_EQ(200, ListWith(a, secret));
+  EXPECT_EQ(200, WaitForStatus(b, secret, 200));
+  // b lists it too: one table for both.
+  r = Client(b).Get("/api/v1/tokens");
+  ASSERT_TRUE(r && r->status == 200);
+  EXPECT_NE(std::string::npos, r->body.find("\"shop\"")) << r->body;
+  // Revoked through b, refused by a within its refresh interval.
+  r = Client(b).Delete("/api/v1/tokens/shop");
+  ASSERT_TRUE(r && r->status == 204) << (r ? r->body : "no answer");
+  EXPECT_EQ(401, ListWith(b, secret));
+  EXPECT_EQ(401, WaitForStatus(a, secret, 401));
+  // The name is free again, for both.
+  r = Client(a).Post("/api/v1/tokens", R"({"name":"shop","role":"client"})", "application/json");
+  EXPECT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
+}
+
+TEST_F(TogglesPgTest, TheFirstReplicaCreatesTheAdminTokenForAll) {
+  const int a = StartReplica("a", /*by_env=*/false, uri_, /*admin_from_env=*/false);
+  const int b = StartReplica("b", /*by_env=*/true, uri_, /*admin_from_env=*/false);
+  ASSERT_TRUE(a && b);
+  // a wrote the file in its data dir; b found the token and wrote none.
+  ASSERT_TRUE(fs::exists(root_ / "a" / "admin.token"));
+  EXPECT_FALSE(fs::exists(root_ / "b" / "admin.token"));
+  const std::string secret = ReadFile(root_ / "a" / "admin.token");
+  EXPECT_EQ(200, ListWith(a, secret));
+  EXPECT_EQ(200, ListWith(b, secret));
+  EXPECT_NE(std::string::npos, ReadFile(root_ / "b.log").find("an admin token exists"))
+      << ReadFile(root_ / "b.log");
 }
 
 TEST_F(TogglesPgTest, ADatabaseThatDoesNotAnswerExits3NamingIt) {

@@ -146,6 +146,36 @@ TEST(SubprocessTest, ChildStartsWithDefaultSignalsInItsOwnGroup) {
   EXPECT_NE(std::to_string(::getpgrp()), pgid);
 }
 
+// Only the dispositions that can differ from SIG_DFL are reset in the child
+// (a system call each): one ignored by whoever started ladle (nohup, `trap ''
+// VTALRM`) must be among them. The check runs in a fresh copy of this test
+// binary, started with SIGVTALRM ignored, since the set is taken once per
+// process.
+TEST(SubprocessTest, SignalIgnoredWhenLadleStartedIsResetInTheChild) {
+  if (std::getenv("LADLE_SUBPROCESS_TEST_HELPER") != nullptr) {
+    CommandResult result;
+    Status s = RunCommand({"sh", "-c", "cat /proc/self/status"}, "", &result);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ("0000000000000000", StatusField(result.out, "SigIgn"));
+    return;
+  }
+  // Started through RunCommand: the Reaper of this process reaps every child.
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  ASSERT_GT(n, 0);
+  self[n] = '\0';
+  CommandResult result;
+  Status s = RunCommand(
+      {"sh", "-c",
+       "trap '' VTALRM; LADLE_SUBPROCESS_TEST_HELPER=1 exec \"$0\" "
+       "--gtest_filter=SubprocessTest.SignalIgnoredWhenLadleStartedIsResetInTheChild",
+       self},
+      "", &result, std::chrono::seconds(60));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(0, result.exit_code) << "the step inherited SIGVTALRM ignored:\n" << result.out;
+  EXPECT_NE(std::string::npos, result.out.find("[  PASSED  ] 1 test")) << result.out;
+}
+
 // A descriptor another thread opened without O_CLOEXEC must not leak in.
 TEST(SubprocessTest, ChildGetsOnlyStdio) {
   int leaky = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, on purpose

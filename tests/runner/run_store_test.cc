@@ -6,35 +6,73 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <set>
+#include <thread>
 
+#include "core/pg.h"
 #include "core/sqlite.h"
 #include "core/base/time_util.h"
 #include "runner/exec/prune.h"
+#include "tests/pg_util.h"
 
 namespace ladle::runner {
 namespace {
 
-class RunStoreTest : public ::testing::Test {
+// Every test of RunStoreTest and RunStoreQueueTest runs on both stores
+// (docs/design.md "Two stores: SQLite and PostgreSQL"): "sqlite" on a temp
+// data dir, "postgresql" on a new database of the fixture's server
+// (tests/pg_util.h), where the store is a replica registered with a lease.
+class RunStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/ladle_run_store_test.XXXXXX";
     ASSERT_NE(nullptr, mkdtemp(tmpl));
     dir_ = tmpl;
+    location_ = dir_;
+    if (pg()) {
+      LADLE_REQUIRE_POSTGRES();
+      location_ = testing::PostgresServer::Get()->CreateDatabase(
+          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    }
     Reopen();
   }
   void TearDown() override {
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
+  bool pg() const { return GetParam() == "postgresql"; }
+
+  // Another store on the same location: on PostgreSQL another replica
+  // (registered with `lease` unless 0).
+  std::unique_ptr<RunStore> OpenStore(std::chrono::seconds lease = std::chrono::seconds(60)) {
+    std::unique_ptr<RunStore> store;
+    Status s = RunStore::OpenLocation(location_, dir_, &store);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (s.ok() && pg() && lease.count() > 0) {
+      s = store->RegisterReplica("http://127.0.0.1:1", lease);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
+    return store;
+  }
 
   void Reopen() {
     store_.reset();
-    Status s = RunStore::Open(dir_, &store_);
-    ASSERT_TRUE(s.ok()) << s.ToString();
+    store_ = OpenStore();
+    ASSERT_NE(nullptr, store_);
+  }
+
+  // A connection to the test's PostgreSQL database.
+  std::unique_ptr<PgConnection> Pg() {
+    std::unique_ptr<PgConnection> c;
+    Status s = PgConnection::Connect(location_, std::chrono::seconds(10), &c, "ladle-test");
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return c;
   }
 
   // A run of two stages: build (compile, lint) and deploy (push).
@@ -91,10 +129,22 @@ class RunStoreTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string location_;  // dir_, or a postgresql:// URI
   std::unique_ptr<RunStore> store_;
 };
 
-TEST_F(RunStoreTest, CreateAndGetKeepOrder) {
+INSTANTIATE_TEST_SUITE_P(Stores, RunStoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// What only SQLite has: the ladle.db file, PRAGMA user_version, an owner
+// that is a process of this machine (pid and start time, tried with fork),
+// and locks that are flocks. RunStorePgTest has the PostgreSQL
+// counterparts (a schema version row, replicas' leases, advisory locks).
+class RunStoreSqliteTest : public RunStoreTest {};
+INSTANTIATE_TEST_SUITE_P(Stores, RunStoreSqliteTest, ::testing::Values("sqlite"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST_P(RunStoreTest, CreateAndGetKeepOrder) {
   RunRecord run = SampleRun();
   // Names that sort the other way round than declared.
   run.stages[0].name = "zeta";
@@ -115,7 +165,7 @@ TEST_F(RunStoreTest, CreateAndGetKeepOrder) {
   EXPECT_EQ(1, got.stages[0].steps[0].attempts);
 }
 
-TEST_F(RunStoreTest, CreateRunDefaultsOwnerAndCreatedAt) {
+TEST_P(RunStoreTest, CreateRunDefaultsOwnerAndCreatedAt) {
   RunRecord run = SampleRun();
   run.created_at.clear();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
@@ -129,7 +179,7 @@ TEST_F(RunStoreTest, CreateRunDefaultsOwnerAndCreatedAt) {
   EXPECT_EQ(run.owner_start, got.owner_start);
 }
 
-TEST_F(RunStoreTest, DuplicateStageFailsWholeRun) {
+TEST_P(RunStoreTest, DuplicateStageFailsWholeRun) {
   RunRecord run = SampleRun();
   run.stages[1].name = "build";
   Status s = store_->CreateRun(&run);
@@ -140,7 +190,7 @@ TEST_F(RunStoreTest, DuplicateStageFailsWholeRun) {
 
 // docs/running.md "Tests by name": a step's failed tests and its kept
 // container are recorded, read back and in the JSON.
-TEST_F(RunStoreTest, StepKeepsItsFailedTestsAndKeptContainer) {
+TEST_P(RunStoreTest, StepKeepsItsFailedTestsAndKeptContainer) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   StepRecord step = run.stages[0].steps[0];
@@ -178,7 +228,7 @@ TEST_F(RunStoreTest, StepKeepsItsFailedTestsAndKeptContainer) {
   EXPECT_EQ("", Get(run.id).stages[0].steps[0].kept);
 }
 
-TEST_F(RunStoreTest, UpdatesRunStageAndStep) {
+TEST_P(RunStoreTest, UpdatesRunStageAndStep) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
 
@@ -224,7 +274,7 @@ TEST_F(RunStoreTest, UpdatesRunStageAndStep) {
   EXPECT_FALSE(Get(run.id).stages[0].tests.has_value());
 }
 
-TEST_F(RunStoreTest, StatusWordsInTheDatabaseAreReadBackOrRefused) {
+TEST_P(RunStoreSqliteTest, StatusWordsInTheDatabaseAreReadBackOrRefused) {
   RunRecord run = SampleRun();
   run.stages[0].steps[0].failure_reason = FailureReason::kTimeout;
   ASSERT_TRUE(store_->CreateRun(&run).ok());
@@ -246,7 +296,7 @@ TEST_F(RunStoreTest, StatusWordsInTheDatabaseAreReadBackOrRefused) {
   EXPECT_NE(std::string::npos, s.ToString().find("unknown status 'paused' in table stages")) << s.ToString();
 }
 
-TEST_F(RunStoreTest, UpdatesOfMissingThingsAreNotFound) {
+TEST_P(RunStoreTest, UpdatesOfMissingThingsAreNotFound) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   RunRecord missing = run;
@@ -264,7 +314,7 @@ TEST_F(RunStoreTest, UpdatesOfMissingThingsAreNotFound) {
   EXPECT_EQ(Code::kNotFound, store_->GetRun(42, &out).code());
 }
 
-TEST_F(RunStoreTest, ListFiltersAndPagesNewestFirst) {
+TEST_P(RunStoreTest, ListFiltersAndPagesNewestFirst) {
   const char* repos[] = {"a", "b", "a", "a", "b"};
   const char* branches[] = {"main", "main", "dev", "main", "dev"};
   for (int i = 0; i < 5; ++i) {
@@ -285,7 +335,7 @@ TEST_F(RunStoreTest, ListFiltersAndPagesNewestFirst) {
   EXPECT_EQ("3:success 1:success", List(RunFilter{"a", "", "", 0, 4}));  // 0: no limit
 }
 
-TEST_F(RunStoreTest, FindLastSuccessfulStep) {
+TEST_P(RunStoreTest, FindLastSuccessfulStep) {
   for (RunStatus status : {kSuccess, kSuccess, kFailed}) {
     RunRecord run = SampleRun();
     run.stages[0].steps[0].status = status;
@@ -312,7 +362,7 @@ TEST_F(RunStoreTest, FindLastSuccessfulStep) {
 // docs/running.md "Same inputs as CI": where a run comes from is kept, and
 // artifacts are found only within one project and pipeline path (two
 // projects both naming their pipeline ladle.yml share a data dir).
-TEST_F(RunStoreTest, SourceFieldsRoundTripAndScopeArtifactLookup) {
+TEST_P(RunStoreTest, SourceFieldsRoundTripAndScopeArtifactLookup) {
   RunRecord a = SampleRun();
   a.project = "/src/a";
   a.pipeline_path = "ladle.yml";
@@ -361,7 +411,7 @@ TEST_F(RunStoreTest, SourceFieldsRoundTripAndScopeArtifactLookup) {
   EXPECT_EQ(0, found);
 }
 
-TEST_F(RunStoreTest, RunToJsonHasTheSpecShape) {
+TEST_P(RunStoreTest, RunToJsonHasTheSpecShape) {
   RunRecord run = SampleRun();
   run.id = 12;
   run.stages[0].tests = TestCounts{3, 2, 1, 0};
@@ -401,7 +451,7 @@ TEST_F(RunStoreTest, RunToJsonHasTheSpecShape) {
   EXPECT_EQ("stage build failed", RunToJson(run)["message"]);
 }
 
-TEST_F(RunStoreTest, RunToJsonOfStoredRunMatchesRecord) {
+TEST_P(RunStoreTest, RunToJsonOfStoredRunMatchesRecord) {
   RunRecord run = SampleRun();
   run.owner_pid = 1;  // not part of the JSON
   ASSERT_TRUE(store_->CreateRun(&run).ok());
@@ -416,7 +466,7 @@ int DeadPid() {
   return pid;
 }
 
-TEST_F(RunStoreTest, MarkInterruptedOnlyTouchesRunsOfDeadOwners) {
+TEST_P(RunStoreSqliteTest, MarkInterruptedOnlyTouchesRunsOfDeadOwners) {
   RunRecord dead = SampleRun();
   dead.owner_pid = DeadPid();
   dead.owner_start = 12345;
@@ -457,7 +507,7 @@ TEST_F(RunStoreTest, MarkInterruptedOnlyTouchesRunsOfDeadOwners) {
   EXPECT_TRUE(ids.empty());
 }
 
-TEST_F(RunStoreTest, MarkInterruptedSparesAnotherLiveProcess) {
+TEST_P(RunStoreSqliteTest, MarkInterruptedSparesAnotherLiveProcess) {
   // A second "ladle" on the same data dir: a live child process.
   pid_t child = fork();
   if (child == 0) {
@@ -479,7 +529,7 @@ TEST_F(RunStoreTest, MarkInterruptedSparesAnotherLiveProcess) {
   EXPECT_EQ(std::vector<int64_t>{run.id}, ids);
 }
 
-TEST_F(RunStoreTest, ProcessStartTimeSurvivesParenthesesInName) {
+TEST_P(RunStoreSqliteTest, ProcessStartTimeSurvivesParenthesesInName) {
   int ready[2];
   ASSERT_EQ(0, pipe(ready));
   pid_t child = fork();
@@ -505,7 +555,7 @@ TEST_F(RunStoreTest, ProcessStartTimeSurvivesParenthesesInName) {
   EXPECT_EQ(0, ProcessStartTime(-1));
 }
 
-TEST_F(RunStoreTest, ZombieOwnerCountsAsGone) {
+TEST_P(RunStoreSqliteTest, ZombieOwnerCountsAsGone) {
   pid_t child = fork();
   if (child == 0) _exit(0);
   // Not reaped yet: /proc still lists it, as a zombie.
@@ -514,7 +564,7 @@ TEST_F(RunStoreTest, ZombieOwnerCountsAsGone) {
   waitpid(child, nullptr, 0);
 }
 
-TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsCurrent) {
+TEST_P(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsCurrent) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   Reopen();
@@ -522,6 +572,14 @@ TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsCurrent) {
             Shape(Get(run.id)));
   store_.reset();
 
+  if (pg()) {  // ladle_schema_versions, part 'runs': one step so far
+    PgResult r;
+    ASSERT_TRUE(Pg()->Exec("SELECT version FROM ladle_schema_versions WHERE part = 'runs'", {},
+                           &r).ok());
+    ASSERT_EQ(1, r.rows());
+    EXPECT_EQ("1", r.Text(0, 0));
+    return;
+  }
   std::unique_ptr<Database> db;
   ASSERT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
   int version = 0;
@@ -531,7 +589,7 @@ TEST_F(RunStoreTest, ReopenKeepsDataAndSchemaVersionIsCurrent) {
 
 // docs/server.md "Webhook trust": a delivery id is claimed once, forgotten
 // on request, and pruned once older than the time it is kept.
-TEST_F(RunStoreTest, DeliveriesAreClaimedOnceAndPruned) {
+TEST_P(RunStoreTest, DeliveriesAreClaimedOnceAndPruned) {
   bool fresh = false;
   ASSERT_TRUE(store_->ClaimDelivery("d-1", "shop", std::chrono::hours(192), &fresh).ok());
   EXPECT_TRUE(fresh);
@@ -548,7 +606,7 @@ TEST_F(RunStoreTest, DeliveriesAreClaimedOnceAndPruned) {
   EXPECT_TRUE(fresh) << "pruned";
 }
 
-TEST_F(RunStoreTest, IdsAreNotReusedAfterDelete) {
+TEST_P(RunStoreSqliteTest, IdsAreNotReusedAfterDelete) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   ASSERT_TRUE(store_->CreateRun(&run).ok());
@@ -570,9 +628,10 @@ TEST_F(RunStoreTest, IdsAreNotReusedAfterDelete) {
   EXPECT_EQ(3, run.id);
 }
 
-TEST_F(RunStoreTest, OpenNeedsAnExistingDataDir) {
+TEST_P(RunStoreTest, OpenNeedsAnExistingDataDir) {
   std::unique_ptr<RunStore> store;
-  Status s = RunStore::Open(dir_ + "/missing", &store);
+  Status s = RunStore::OpenLocation(location_ == dir_ ? dir_ + "/missing" : location_,
+                                    dir_ + "/missing", &store);
   EXPECT_EQ(Code::kIoError, s.code());
   EXPECT_EQ("open run store: data dir " + dir_ + "/missing is not a directory", s.message());
 }
@@ -620,6 +679,14 @@ class RunStoreQueueTest : public RunStoreTest {
     return ids;
   }
   int64_t CountRows(const std::string& sql) {
+    if (pg()) {
+      PgResult r;
+      int64_t n = -1;
+      std::unique_ptr<PgConnection> c = Pg();
+      EXPECT_TRUE(c && c->Exec(sql, {}, &r).ok()) << sql;
+      if (r.rows() > 0) EXPECT_TRUE(r.Int64(0, 0, &n).ok());
+      return n;
+    }
     std::unique_ptr<Database> db;
     EXPECT_TRUE(Database::Open(dir_ + "/ladle.db", &db).ok());
     Statement st;
@@ -630,7 +697,10 @@ class RunStoreQueueTest : public RunStoreTest {
   }
 };
 
-TEST_F(RunStoreQueueTest, EnqueueRecordsAQueuedRunOwnedByThisProcess) {
+INSTANTIATE_TEST_SUITE_P(Stores, RunStoreQueueTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST_P(RunStoreQueueTest, EnqueueRecordsAQueuedRunOwnedByThisProcess) {
   RunRecord run = Queued("webshop", "main", "aaa");
   std::vector<int64_t> superseded = {99};
   ASSERT_TRUE(store_->EnqueueRun(&run, &superseded).ok());
@@ -648,7 +718,7 @@ TEST_F(RunStoreQueueTest, EnqueueRecordsAQueuedRunOwnedByThisProcess) {
   EXPECT_EQ("", got.finished_at);
 }
 
-TEST_F(RunStoreQueueTest, EnqueueSupersedesOlderQueuedRunsOfTheSameRepoAndBranch) {
+TEST_P(RunStoreQueueTest, EnqueueSupersedesOlderQueuedRunsOfTheSameRepoAndBranch) {
   // Runs that must survive: a rollback and a resuming run of the same
   // branch, other branches and repos, a running run.
   RunRecord rollback = Queued("webshop", "main", "r1");
@@ -703,7 +773,7 @@ TEST_F(RunStoreQueueTest, EnqueueSupersedesOlderQueuedRunsOfTheSameRepoAndBranch
   EXPECT_EQ(kQueued, Get(newest).status);
 }
 
-TEST_F(RunStoreQueueTest, HasRunForCommitIgnoresRollbacks) {
+TEST_P(RunStoreQueueTest, HasRunForCommitIgnoresRollbacks) {
   Enqueue(Queued("webshop", "main", "aaa"));
   RunRecord rollback = Queued("webshop", "main", "rrr");
   rollback.rollback_environment = "production";
@@ -727,7 +797,7 @@ TEST_F(RunStoreQueueTest, HasRunForCommitIgnoresRollbacks) {
   EXPECT_FALSE(has("webshop", "main", "bbb"));
 }
 
-TEST_F(RunStoreQueueTest, ListQueuedIsOldestFirstAndOnlyQueued) {
+TEST_P(RunStoreQueueTest, ListQueuedIsOldestFirstAndOnlyQueued) {
   const int64_t a = Enqueue(Queued("webshop", "main", "a"));
   const int64_t b = Enqueue(Queued("webshop", "dev", "b"));
   RunRecord running = SampleRun();
@@ -744,7 +814,7 @@ TEST_F(RunStoreQueueTest, ListQueuedIsOldestFirstAndOnlyQueued) {
   EXPECT_EQ("push", queued[0].trigger);
 }
 
-TEST_F(RunStoreQueueTest, StartRunReplacesStagesAndWritesTheRunFields) {
+TEST_P(RunStoreQueueTest, StartRunReplacesStagesAndWritesTheRunFields) {
   const int64_t id = Enqueue(Queued("webshop", "main", "aaa"));
   RunRecord run = SampleRun();
   run.id = id;
@@ -797,7 +867,7 @@ TEST_F(RunStoreQueueTest, StartRunReplacesStagesAndWritesTheRunFields) {
   EXPECT_EQ(Code::kNotFound, store_->StartRun(&missing).code());
 }
 
-TEST_F(RunStoreQueueTest, ASupersededRunIsNeverStarted) {
+TEST_P(RunStoreQueueTest, ASupersededRunIsNeverStarted) {
   // A worker took run `old` and prepares it while a newer commit arrives.
   const int64_t old_id = Enqueue(Queued("webshop", "main", "aaa"));
   std::vector<int64_t> superseded;
@@ -812,7 +882,7 @@ TEST_F(RunStoreQueueTest, ASupersededRunIsNeverStarted) {
   EXPECT_TRUE(got.stages.empty());
 }
 
-TEST_F(RunStoreQueueTest, RequeueRunPutsAFinishedRunBackInTheQueue) {
+TEST_P(RunStoreQueueTest, RequeueRunPutsAFinishedRunBackInTheQueue) {
   RunRecord run = SampleRun();
   run.status = kInterrupted;
   run.finished_at = "2026-11-29T12:00:00.000Z";
@@ -848,7 +918,7 @@ TEST_F(RunStoreQueueTest, RequeueRunPutsAFinishedRunBackInTheQueue) {
   EXPECT_EQ(Code::kNotFound, store_->RequeueRun(999, "").code());
 }
 
-TEST_F(RunStoreQueueTest, DeploymentsBeginFinishAndList) {
+TEST_P(RunStoreQueueTest, DeploymentsBeginFinishAndList) {
   DeploymentRecord d;
   d.environment = "production";
   d.run_id = 7;
@@ -898,7 +968,7 @@ TEST_F(RunStoreQueueTest, DeploymentsBeginFinishAndList) {
   EXPECT_TRUE(out[0].rollback);
 }
 
-TEST_F(RunStoreQueueTest, GetRunFillsTheRunsLatestDeployment) {
+TEST_P(RunStoreQueueTest, GetRunFillsTheRunsLatestDeployment) {
   RunRecord run = SampleRun();
   ASSERT_TRUE(store_->CreateRun(&run).ok());
   RunRecord other = SampleRun();
@@ -922,7 +992,7 @@ TEST_F(RunStoreQueueTest, GetRunFillsTheRunsLatestDeployment) {
   EXPECT_EQ(second, j["deployment"]["id"]);
 }
 
-TEST_F(RunStoreQueueTest, RunToJsonHasTriggerAndDeployment) {
+TEST_P(RunStoreQueueTest, RunToJsonHasTriggerAndDeployment) {
   RunRecord run = SampleRun();
   run.id = 3;
   EXPECT_TRUE(RunToJson(run)["trigger"].is_null());
@@ -961,7 +1031,7 @@ TEST_F(RunStoreQueueTest, RunToJsonHasTriggerAndDeployment) {
   EXPECT_EQ("running", dj["status"]);
 }
 
-TEST_F(RunStoreQueueTest, DeleteFinishedBeforeKeepsUnfinishedRunsAndDeployments) {
+TEST_P(RunStoreQueueTest, DeleteFinishedBeforeKeepsUnfinishedRunsAndDeployments) {
   auto make = [&](RunStatus status, const std::string& finished_at) {
     RunRecord run = SampleRun();
     run.status = status;
@@ -997,7 +1067,7 @@ TEST_F(RunStoreQueueTest, DeleteFinishedBeforeKeepsUnfinishedRunsAndDeployments)
   EXPECT_TRUE(ids.empty());
 }
 
-TEST_F(RunStoreQueueTest, MarkInterruptedLeavesQueuedRunsAndInterruptsTheirDeployments) {
+TEST_P(RunStoreQueueTest, MarkInterruptedLeavesQueuedRunsAndInterruptsTheirDeployments) {
   const int dead = DeadPid();
   RunRecord queued = SampleRun();
   queued.status = kQueued;
@@ -1007,6 +1077,7 @@ TEST_F(RunStoreQueueTest, MarkInterruptedLeavesQueuedRunsAndInterruptsTheirDeplo
   RunRecord orphan = SampleRun();
   orphan.owner_pid = dead;
   orphan.owner_start = 1;
+  if (pg()) queued.replica = orphan.replica = "a-replica-that-is-gone";  // owners are replicas
   RunRecord live = SampleRun();
   for (RunRecord* r : {&queued, &orphan, &live}) ASSERT_TRUE(store_->CreateRun(r).ok());
   const int64_t finished = Deploy("staging", orphan.id);
@@ -1034,7 +1105,7 @@ TEST_F(RunStoreQueueTest, MarkInterruptedLeavesQueuedRunsAndInterruptsTheirDeplo
   EXPECT_EQ(kInterrupted, Get(orphan.id).deployment->status);
 }
 
-TEST_F(RunStoreQueueTest, PruneRunsDeletesThePrunedRunsDirectories) {
+TEST_P(RunStoreQueueTest, PruneRunsDeletesThePrunedRunsDirectories) {
   namespace fs = std::filesystem;
   auto make = [&](const std::string& finished_at) {
     RunRecord run = SampleRun();
@@ -1082,6 +1153,519 @@ TEST_F(RunStoreQueueTest, PruneRunsDeletesThePrunedRunsDirectories) {
   // Nothing left to prune: a second pass is a no-op.
   ASSERT_TRUE(PruneRuns(store_.get(), dir_, std::chrono::hours(24 * 30), nullptr, &pruned).ok());
   EXPECT_TRUE(pruned.empty());
+}
+
+
+// ---- locks and claims on SQLite (docs/server.md "Deployments") ----
+
+// Two stores on one data dir (two ladle processes): a lock is a flock on
+// DATA/locks/, exclusive between them, released when the lock is destroyed.
+TEST_P(RunStoreSqliteTest, TryLockIsExclusiveBetweenTwoStoresOnOneDataDir) {
+  std::unique_ptr<RunStore> other = OpenStore();
+  std::unique_ptr<StoreLock> mine, theirs;
+  ASSERT_TRUE(store_->TryLock("environment/production", &mine).ok());
+  ASSERT_NE(nullptr, mine);
+  EXPECT_TRUE(mine->held());
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/locks/production.lock"));
+  ASSERT_TRUE(other->TryLock("environment/production", &theirs).ok());
+  EXPECT_EQ(nullptr, theirs);
+  ASSERT_TRUE(store_->TryLock("environment/production", &theirs).ok());
+  EXPECT_EQ(nullptr, theirs) << "held already, even by the same store";
+  ASSERT_TRUE(other->TryLock("leader", &theirs).ok());
+  EXPECT_NE(nullptr, theirs) << "another name is another lock";
+  theirs.reset();
+  mine.reset();
+  ASSERT_TRUE(other->TryLock("environment/production", &theirs).ok());
+  EXPECT_NE(nullptr, theirs) << "released when destroyed";
+  EXPECT_FALSE(other->shared());
+  EXPECT_EQ("", other->replica_id());
+}
+
+TEST_P(RunStoreSqliteTest, ClaimRunClaimsQueuedRuns) {
+  RunRecord queued = SampleRun();
+  queued.status = kQueued;
+  queued.stages.clear();
+  RunRecord running = SampleRun();
+  for (RunRecord* r : {&queued, &running}) ASSERT_TRUE(store_->CreateRun(r).ok());
+  std::unique_ptr<RunStore> other = OpenStore();
+  bool claimed = false;
+  ASSERT_TRUE(store_->ClaimRun(queued.id, &claimed).ok());
+  EXPECT_TRUE(claimed);
+  ASSERT_TRUE(other->ClaimRun(queued.id, &claimed).ok());
+  EXPECT_TRUE(claimed) << "SQLite: one server per data dir, a queued run is claimable";
+  ASSERT_TRUE(store_->ClaimRun(running.id, &claimed).ok());
+  EXPECT_FALSE(claimed);
+  claimed = true;
+  ASSERT_TRUE(store_->ClaimRun(999, &claimed).ok());
+  EXPECT_FALSE(claimed);
+}
+
+// ---- PostgreSQL: replicas (docs/server.md "Replicas") ----
+
+// Two stores opened on one database act as two replicas: store_ (A) and
+// `other` (B), both registered by OpenStore.
+class RunStorePgTest : public RunStoreQueueTest {
+ protected:
+  // A queued run of its own branch (supersedes nothing).
+  int64_t EnqueueOne(int n) {
+    return Enqueue(Queued("webshop", "branch-" + std::to_string(n), "c" + std::to_string(n)));
+  }
+  bool Claim(RunStore* store, int64_t id) {
+    bool claimed = false;
+    Status s = store->ClaimRun(id, &claimed);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return claimed;
+  }
+  // Starts queued run `id` on `store` with one running step.
+  Status Start(RunStore* store, int64_t id) {
+    RunRecord run;
+    run.id = id;
+    run.status = kRunning;
+    run.pipeline = "shop";
+    run.file = "ladle.yml";
+    run.started_at = NowRfc3339();
+    StageRecord stage;
+    stage.name = "deploy";
+    stage.status = kRunning;
+    stage.environment = "production";
+    StepRecord step;
+    step.name = "push";
+    step.status = kRunning;
+    step.attempts = 1;
+    step.started_at = run.started_at;
+    stage.steps.push_back(step);
+    run.stages = {stage};
+    return store->StartRun(&run);
+  }
+  std::string Column(const std::string& column, int64_t id) {
+    PgResult r;
+    std::unique_ptr<PgConnection> c = Pg();
+    Status s = c->Exec("SELECT " + column + " FROM runs WHERE id = $1", {std::to_string(id)}, &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return r.rows() > 0 ? r.Text(0, 0) : "(no row)";
+  }
+  // Lets a lease of 1 s expire on the database's clock.
+  static void WaitForLeaseToExpire() { std::this_thread::sleep_for(std::chrono::milliseconds(1300)); }
+};
+INSTANTIATE_TEST_SUITE_P(Stores, RunStorePgTest, ::testing::Values("postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST_P(RunStorePgTest, ReplicasRegisterListAndUnregister) {
+  std::unique_ptr<RunStore> other = OpenStore();
+  EXPECT_TRUE(store_->shared());
+  EXPECT_NE("", store_->replica_id());
+  EXPECT_NE(store_->replica_id(), other->replica_id());
+  EXPECT_NE(std::string::npos, store_->replica_id().find("-" + std::to_string(getpid()) + "-"))
+      << store_->replica_id();
+  std::vector<ReplicaInfo> replicas;
+  ASSERT_TRUE(other->ListReplicas(&replicas).ok());
+  ASSERT_EQ(2u, replicas.size());
+  EXPECT_EQ(store_->replica_id(), replicas[0].id);  // oldest first
+  EXPECT_EQ(other->replica_id(), replicas[1].id);
+  EXPECT_EQ("http://127.0.0.1:1", replicas[0].url);
+  EXPECT_EQ(24u, replicas[0].started_at.size()) << replicas[0].started_at;
+  EXPECT_GT(replicas[0].lease_until, replicas[0].started_at);
+  ASSERT_TRUE(store_->RenewLease().ok());
+  ASSERT_TRUE(other->UnregisterReplica().ok());
+  ASSERT_TRUE(store_->ListReplicas(&replicas).ok());
+  ASSERT_EQ(1u, replicas.size());
+  EXPECT_EQ(store_->replica_id(), replicas[0].id);
+}
+
+TEST_P(RunStorePgTest, AnExpiredLeaseIsPreconditionAndLeavesTheList) {
+  std::unique_ptr<RunStore> a = OpenStore(std::chrono::seconds(1));
+  ASSERT_TRUE(a->RenewLease().ok());
+  WaitForLeaseToExpire();
+  Status s = a->RenewLease();
+  EXPECT_EQ(Code::kPrecondition, s.code()) << s.ToString();
+  EXPECT_EQ(0u, s.message().find("the lease of replica " + a->replica_id() + " expired at 20"))
+      << s.message();
+  EXPECT_NE(std::string::npos, s.message().find("; its runs may have been taken over"));
+  std::vector<ReplicaInfo> replicas;
+  ASSERT_TRUE(store_->ListReplicas(&replicas).ok());
+  ASSERT_EQ(1u, replicas.size());
+  EXPECT_EQ(store_->replica_id(), replicas[0].id);
+  std::unique_ptr<RunStore> never = OpenStore(std::chrono::seconds(0));
+  EXPECT_EQ(Code::kPrecondition, never->RenewLease().code());
+}
+
+TEST_P(RunStorePgTest, ARunIsClaimedByOneLiveReplica) {
+  std::unique_ptr<RunStore> b = OpenStore(std::chrono::seconds(1));
+  const int64_t id = EnqueueOne(1);
+  EXPECT_TRUE(Claim(b.get(), id));
+  EXPECT_FALSE(Claim(store_.get(), id)) << "claimed by a live replica";
+  EXPECT_TRUE(Claim(b.get(), id)) << "its own claim";
+  EXPECT_EQ(b->replica_id(), Column("claimed_by", id));
+  WaitForLeaseToExpire();
+  EXPECT_FALSE(Claim(b.get(), EnqueueOne(2))) << "an expired replica claims nothing";
+  EXPECT_TRUE(Claim(store_.get(), id)) << "the claim of a dead replica is void";
+  EXPECT_FALSE(Claim(b.get(), id));
+  ASSERT_TRUE(Start(store_.get(), id).ok());
+  EXPECT_FALSE(Claim(store_.get(), id)) << "no longer queued";
+  EXPECT_EQ(store_->replica_id(), Column("replica", id));
+  RunRecord got = Get(id);
+  EXPECT_EQ(store_->replica_id(), got.replica);
+  EXPECT_FALSE(Claim(store_.get(), 999));
+}
+
+TEST_P(RunStorePgTest, AnotherReplicaInterruptsTheRunsOfAReplicaWhoseLeaseExpired) {
+  std::unique_ptr<RunStore> b = OpenStore(std::chrono::seconds(1));
+  const int64_t mine = EnqueueOne(1), theirs = EnqueueOne(2), claimed = EnqueueOne(3);
+  ASSERT_TRUE(Start(store_.get(), mine).ok());
+  ASSERT_TRUE(Start(b.get(), theirs).ok());
+  ASSERT_TRUE(Claim(b.get(), claimed));
+  DeploymentRecord d;
+  d.environment = "production";
+  d.run_id = theirs;
+  d.stage = "deploy";
+  ASSERT_TRUE(b->BeginDeployment(&d).ok());
+  RunRecord unowned = SampleRun();  // running, and no replica owns it
+  unowned.replica = "a-replica-that-is-gone";
+  ASSERT_TRUE(store_->CreateRun(&unowned).ok());
+  ASSERT_TRUE(Pg()->Exec("UPDATE runs SET replica = '' WHERE id = $1",
+                         {std::to_string(unowned.id)}).ok());
+  RunRecord gone = SampleRun();
+  gone.replica = "a-replica-that-is-gone";
+  ASSERT_TRUE(store_->CreateRun(&gone).ok());
+  RunRecord ended_waiting = SampleRun();  // ended on purpose: stays waiting
+  ended_waiting.status = kWaiting;
+  ended_waiting.finished_at = "2026-11-29T12:00:00.000Z";
+  ended_waiting.replica = "a-replica-that-is-gone";
+  ASSERT_TRUE(store_->CreateRun(&ended_waiting).ok());
+
+  std::vector<int64_t> ids;
+  ASSERT_TRUE(store_->MarkInterrupted(&ids).ok());
+  EXPECT_EQ((std::vector<int64_t>{unowned.id, gone.id}), ids) << "b is alive";
+  EXPECT_EQ("interrupted: replica a-replica-that-is-gone is gone", Get(gone.id).message);
+  EXPECT_EQ("interrupted: no replica ran it", Get(unowned.id).message);
+
+  WaitForLeaseToExpire();
+  ASSERT_TRUE(store_->MarkInterrupted(&ids).ok());
+  EXPECT_EQ(std::vector<int64_t>{theirs}, ids);
+  RunRecord got = Get(theirs);
+  EXPECT_EQ(kInterrupted, got.status);
+  EXPECT_FALSE(got.finished_at.empty());
+  EXPECT_EQ("interrupted: replica " + b->replica_id() +
+                " (http://127.0.0.1:1) stopped renewing its lease",
+            got.message);
+  EXPECT_EQ("deploy(interrupted)[push:interrupted,] ", Shape(got));
+  ASSERT_TRUE(got.deployment.has_value());
+  EXPECT_EQ(kInterrupted, got.deployment->status);
+  EXPECT_EQ(kRunning, Get(mine).status);
+  EXPECT_EQ(kWaiting, Get(ended_waiting.id).status);
+  EXPECT_EQ(kQueued, Get(claimed).status) << "a queued run is not interrupted";
+  EXPECT_EQ("", Column("claimed_by", claimed)) << "its claim is released";
+  ASSERT_TRUE(store_->MarkInterrupted(&ids).ok());
+  EXPECT_TRUE(ids.empty());
+
+  // Requeued: no replica, no claim, and claimable again.
+  ASSERT_TRUE(store_->RequeueRun(theirs, "").ok());
+  EXPECT_EQ("/", Column("replica || '/' || claimed_by", theirs));
+  EXPECT_TRUE(Claim(store_.get(), theirs));
+}
+
+// Two replicas sweeping at once mark each orphan once (rows locked SKIP
+// LOCKED in one transaction).
+TEST_P(RunStorePgTest, TwoReplicasSweepingAtOnceMarkEachRunOnce) {
+  std::vector<int64_t> orphans;
+  for (int i = 0; i < 60; ++i) {
+    RunRecord run = SampleRun();
+    run.replica = "a-replica-that-is-gone";
+    ASSERT_TRUE(store_->CreateRun(&run).ok());
+    orphans.push_back(run.id);
+  }
+  std::unique_ptr<RunStore> b = OpenStore();
+  std::vector<int64_t> by_a, by_b;
+  Status sa, sb;
+  std::thread ta([&] { sa = store_->MarkInterrupted(&by_a); });
+  std::thread tb([&] { sb = b->MarkInterrupted(&by_b); });
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(sa.ok()) << sa.ToString();
+  ASSERT_TRUE(sb.ok()) << sb.ToString();
+  std::vector<int64_t> all = by_a;
+  all.insert(all.end(), by_b.begin(), by_b.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(orphans, all) << "each once: " << by_a.size() << " + " << by_b.size();
+}
+
+TEST_P(RunStorePgTest, ACancelRequestReachesOnlyTheRunsReplica) {
+  std::unique_ptr<RunStore> b = OpenStore();
+  const int64_t mine = EnqueueOne(1), theirs = EnqueueOne(2);
+  ASSERT_TRUE(Start(store_.get(), mine).ok());
+  ASSERT_TRUE(Start(b.get(), theirs).ok());
+  ASSERT_TRUE(b->RequestCancel(mine).ok());  // asked on b, runs on a
+  std::vector<int64_t> ids = {42};
+  ASSERT_TRUE(b->TakeCancelRequests(&ids).ok());
+  EXPECT_TRUE(ids.empty());
+  ASSERT_TRUE(store_->TakeCancelRequests(&ids).ok());
+  EXPECT_EQ(std::vector<int64_t>{mine}, ids);
+  ASSERT_TRUE(store_->TakeCancelRequests(&ids).ok());
+  EXPECT_TRUE(ids.empty()) << "taken once";
+  ASSERT_TRUE(store_->RequestCancel(theirs).ok());
+  ASSERT_TRUE(b->TakeCancelRequests(&ids).ok());
+  EXPECT_EQ(std::vector<int64_t>{theirs}, ids);
+  EXPECT_EQ(Code::kNotFound, store_->RequestCancel(999).code());
+}
+
+// The backend pid that holds an advisory lock, "" when none does.
+std::string AdvisoryHolder(PgConnection* c) {
+  PgResult r;
+  Status s = c->Exec(
+      "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database ="
+      " (SELECT oid FROM pg_database WHERE datname = current_database())",
+      {}, &r);
+  return s.ok() && r.rows() > 0 ? r.Text(0, 0) : "";
+}
+
+TEST_P(RunStorePgTest, TryLockIsExclusiveAcrossReplicasAndEndsWithTheHolder) {
+  std::unique_ptr<RunStore> b = OpenStore();
+  std::unique_ptr<StoreLock> mine, theirs;
+  ASSERT_TRUE(store_->TryLock("environment/production", &mine).ok());
+  ASSERT_NE(nullptr, mine);
+  EXPECT_TRUE(mine->held());
+  ASSERT_TRUE(b->TryLock("environment/production", &theirs).ok());
+  EXPECT_EQ(nullptr, theirs);
+  ASSERT_TRUE(store_->TryLock("environment/production", &theirs).ok());
+  EXPECT_EQ(nullptr, theirs) << "held already, even by the same store";
+  ASSERT_TRUE(b->TryLock("environment/staging", &theirs).ok());
+  EXPECT_NE(nullptr, theirs) << "another name is another lock";
+  theirs.reset();
+
+  mine.reset();  // released on destruction
+  ASSERT_TRUE(b->TryLock("environment/production", &theirs).ok());
+  ASSERT_NE(nullptr, theirs);
+  ASSERT_TRUE(store_->TryLock("environment/production", &mine).ok());
+  EXPECT_EQ(nullptr, mine);
+
+  // Released when the holder's store is destroyed, even if the lock is not.
+  b.reset();
+  EXPECT_FALSE(theirs->held());
+  ASSERT_TRUE(store_->TryLock("environment/production", &mine).ok());
+  ASSERT_NE(nullptr, mine);
+  theirs.reset();  // after its store: harmless
+  EXPECT_TRUE(mine->held());
+
+  // Released when the holder's connection ends (a replica killed, a network
+  // cut): the holder learns it is no longer held, another takes it.
+  std::unique_ptr<RunStore> c = OpenStore();
+  std::unique_ptr<PgConnection> admin = Pg();
+  const std::string holder = AdvisoryHolder(admin.get());
+  ASSERT_NE("", holder);
+  ASSERT_TRUE(admin->Exec("SELECT pg_terminate_backend($1::int)", {holder}).ok());
+  bool lost = false;
+  for (int i = 0; i < 100 && !lost; ++i) {
+    lost = !mine->held();
+    if (!lost) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(lost);
+  std::unique_ptr<StoreLock> taken;
+  for (int i = 0; i < 100 && taken == nullptr; ++i) {  // the server ends the session
+    ASSERT_TRUE(c->TryLock("environment/production", &taken).ok());
+    if (taken == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(nullptr, taken);
+  // The old holder reconnects to try again, and finds it taken.
+  std::unique_ptr<StoreLock> again;
+  ASSERT_TRUE(store_->TryLock("environment/production", &again).ok());
+  EXPECT_EQ(nullptr, again);
+  mine.reset();  // a lock of the lost session: unlocks nothing
+  taken.reset();
+  ASSERT_TRUE(store_->TryLock("environment/production", &again).ok());
+  EXPECT_NE(nullptr, again);
+}
+
+TEST_P(RunStorePgTest, SharedConfigNamesTheFirstDifferingLine) {
+  const std::string text = "workers: 2\nlease: 30\nrepos:\n  - name: shop\n";
+  std::string difference = "stale";
+  ASSERT_TRUE(store_->CheckSharedConfig(text, &difference).ok());
+  EXPECT_EQ("", difference);
+  std::unique_ptr<RunStore> b = OpenStore();
+  ASSERT_TRUE(b->CheckSharedConfig(text, &difference).ok());
+  EXPECT_EQ("", difference);
+  ASSERT_TRUE(b->CheckSharedConfig("workers: 2\nlease: 60\nrepos:\n", &difference).ok());
+  EXPECT_EQ("line 2: 'lease: 30' in the replicas' shared server.yml, here 'lease: 60'",
+            difference);
+  ASSERT_TRUE(b->CheckSharedConfig(text + "x: 1\n", &difference).ok());
+  EXPECT_EQ("line 5: (end of file) in the replicas' shared server.yml, here 'x: 1'", difference);
+  ASSERT_TRUE(b->CheckSharedConfig("workers: 2\n", &difference).ok());
+  EXPECT_EQ("line 2: 'lease: 30' in the replicas' shared server.yml, here (end of file)",
+            difference);
+  ASSERT_TRUE(store_->CheckSharedConfig(text, &difference).ok());
+  EXPECT_EQ("", difference) << "nothing changed";
+
+  // Once every other replica stopped, a restarted one's text is the new one.
+  ASSERT_TRUE(store_->UnregisterReplica().ok());
+  ASSERT_TRUE(b->CheckSharedConfig("workers: 4\n", &difference).ok());
+  EXPECT_EQ("", difference);
+  ASSERT_TRUE(store_->RegisterReplica("http://127.0.0.1:2", std::chrono::seconds(60)).ok());
+  ASSERT_TRUE(store_->CheckSharedConfig(text, &difference).ok());
+  EXPECT_EQ("line 1: 'workers: 4' in the replicas' shared server.yml, here 'workers: 2'",
+            difference);
+}
+
+// 200 queued runs, 2 replicas x 4 workers each claiming and starting what
+// they can: each run is started exactly once, and no run is claimed by
+// both replicas.
+TEST_P(RunStorePgTest, ConcurrentWorkersOfTwoReplicasTakeEachRunOnce) {
+  std::vector<int64_t> queued;
+  for (int i = 0; i < 200; ++i) queued.push_back(EnqueueOne(i));
+  std::unique_ptr<RunStore> b = OpenStore();
+  RunStore* stores[2] = {store_.get(), b.get()};
+  std::mutex mu;
+  std::map<int64_t, int> started;
+  std::set<int64_t> claimed_by[2];
+  std::atomic<int> errors{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 8; ++w) {
+    workers.emplace_back([&, w] {
+      RunStore* store = stores[w % 2];
+      std::vector<int64_t> order = queued;
+      if (w % 4 >= 2) std::reverse(order.begin(), order.end());
+      for (int64_t id : order) {
+        bool claimed = false;
+        if (!store->ClaimRun(id, &claimed).ok()) ++errors;
+        if (!claimed) continue;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          claimed_by[w % 2].insert(id);
+        }
+        Status s = Start(store, id);
+        if (s.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++started[id];
+        } else if (s.code() != Code::kConflict) {
+          ++errors;
+        }
+      }
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  EXPECT_EQ(0, errors.load());
+  EXPECT_EQ(200u, started.size());
+  for (const auto& [id, n] : started) EXPECT_EQ(1, n) << "run " << id;
+  for (int64_t id : claimed_by[0]) EXPECT_EQ(0u, claimed_by[1].count(id)) << "run " << id;
+  std::vector<RunRecord> left;
+  ASSERT_TRUE(store_->ListQueued(&left).ok());
+  EXPECT_TRUE(left.empty());
+}
+
+// Replicas receiving pushes of one branch at once: each enqueue sees the
+// others' runs (enqueues of a repository are serialised), so each run is
+// superseded by the very next one, as on one server, and one is left.
+TEST_P(RunStorePgTest, ConcurrentEnqueuesOfOneBranchSupersedeInOrder) {
+  std::vector<std::unique_ptr<RunStore>> stores;
+  for (int i = 0; i < 4; ++i) stores.push_back(OpenStore());
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < 30; ++i) {
+        RunRecord run = Queued("webshop", "main", "c" + std::to_string(w * 100 + i));
+        std::vector<int64_t> superseded;
+        if (!stores[w]->EnqueueRun(&run, &superseded).ok()) ++errors;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(0, errors.load());
+  std::vector<RunRecord> queued;
+  ASSERT_TRUE(store_->ListQueued(&queued).ok());
+  ASSERT_EQ(1u, queued.size());
+  EXPECT_EQ(120, queued[0].id) << "the newest";
+  int out_of_order = 0;
+  for (int64_t id = 1; id < 120; ++id) {
+    if (Get(id).message.find("superseded by run " + std::to_string(id + 1) + " ") != 0)
+      ++out_of_order;
+  }
+  EXPECT_EQ(0, out_of_order) << "runs that missed the one enqueued just after them";
+}
+
+TEST_P(RunStorePgTest, StatusWordsInTheDatabaseAreReadBackOrRefused) {
+  RunRecord run = SampleRun();
+  run.stages[0].steps[0].failure_reason = FailureReason::kTimeout;
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  std::unique_ptr<PgConnection> c = Pg();
+  PgResult r;
+  ASSERT_TRUE(c->Exec("SELECT status, failure_reason FROM steps WHERE name = 'compile'", {}, &r).ok());
+  ASSERT_EQ(1, r.rows());
+  EXPECT_EQ("running", r.Text(0, 0));
+  EXPECT_EQ("timeout", r.Text(0, 1));
+  ASSERT_TRUE(c->Exec("UPDATE stages SET status = 'paused' WHERE name = 'deploy'").ok());
+  RunRecord back;
+  Status s = store_->GetRun(run.id, &back);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string::npos, s.ToString().find("unknown status 'paused' in table stages"))
+      << s.ToString();
+}
+
+TEST_P(RunStorePgTest, IdsAreNotReusedAfterDelete) {
+  RunRecord run = SampleRun();
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  EXPECT_EQ(2, run.id);
+  ASSERT_TRUE(Pg()->Exec("DELETE FROM runs WHERE id = 2").ok());
+  EXPECT_EQ(0, CountRows("SELECT count(*) FROM steps WHERE run_id = 2"));  // cascaded
+  Reopen();
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  EXPECT_EQ(3, run.id);
+}
+
+// Replicas starting at once migrate once (an advisory lock around the
+// migration): every one opens.
+TEST_P(RunStorePgTest, ReplicasOpeningAFreshDatabaseAtOnceAllOpen) {
+  location_ = testing::PostgresServer::Get()->CreateDatabase("fresh");
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      std::unique_ptr<RunStore> store;
+      Status s = RunStore::OpenLocation(location_, dir_, &store);
+      if (!s.ok()) {
+        ++failed;
+        ADD_FAILURE() << s.ToString();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(0, failed.load());
+  EXPECT_EQ(1, CountRows("SELECT version FROM ladle_schema_versions WHERE part = 'runs'"));
+}
+
+// A lost connection (a restarted server, pg_terminate_backend) is found at
+// the next statement, which reconnects and runs it once more.
+TEST_P(RunStorePgTest, AStoreReconnectsAfterItsConnectionWasLost) {
+  RunRecord run = SampleRun();
+  ASSERT_TRUE(store_->CreateRun(&run).ok());
+  auto kill_store_connections = [&] {
+    std::unique_ptr<PgConnection> admin = Pg();
+    PgResult r;
+    ASSERT_TRUE(admin->Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE application_name = 'ladle-runs' AND datname = current_database()",
+                            {}, &r).ok());
+    EXPECT_LE(1, r.rows());
+  };
+  kill_store_connections();
+  EXPECT_EQ(run.id, Get(run.id).id) << "a read";
+  kill_store_connections();
+  run.message = "after a reconnection";
+  Status s = store_->UpdateRun(run);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  kill_store_connections();
+  RunRecord another = SampleRun();
+  s = store_->CreateRun(&another);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(run.id + 1, another.id) << "written once";
+  EXPECT_EQ("after a reconnection", Get(run.id).message);
+}
+
+TEST_P(RunStorePgTest, AServerThatDoesNotAnswerIsUnavailableWithoutThePassword) {
+  std::unique_ptr<RunStore> store;
+  Status s = RunStore::OpenLocation("postgresql://ladle:s3cret@127.0.0.1:1/runs", dir_, &store);
+  EXPECT_EQ(Code::kUnavailable, s.code()) << s.ToString();
+  EXPECT_EQ(std::string::npos, s.message().find("s3cret")) << s.message();
+  EXPECT_NE(std::string::npos, s.message().find("postgresql://ladle:***@127.0.0.1:1/runs"))
+      << s.message();
 }
 
 }  // namespace

@@ -6,16 +6,29 @@
 #include <memory>
 
 #include "runner/store/run_store.h"
+#include "tests/pg_util.h"
 #include "tests/test_util.h"
 
 namespace ladle::runner {
 namespace {
 
-class RunStoreTriggersTest : public ::testing::Test {
+// On both stores, as tests/runner/run_store_test.cc.
+class RunStoreTriggersTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     dir_ = ladle::testing::MakeTempDir("/tmp/ladle-store-triggers-XXXXXX");
-    ASSERT_TRUE(RunStore::Open(dir_.string(), &store_).ok());
+    location_ = dir_.string();
+    if (GetParam() == "postgresql") {
+      LADLE_REQUIRE_POSTGRES();
+      location_ = testing::PostgresServer::Get()->CreateDatabase(
+          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    }
+    Open();
+  }
+  void Open() {
+    store_.reset();
+    Status s = RunStore::OpenLocation(location_, dir_.string(), &store_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
   void TearDown() override {
     store_.reset();
@@ -41,11 +54,15 @@ class RunStoreTriggersTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  std::string location_;  // dir_, or a postgresql:// URI
   std::unique_ptr<RunStore> store_;
   int commits_ = 0;
 };
 
-TEST_F(RunStoreTriggersTest, RefAndRerunOfAreKeptAndShown) {
+INSTANTIATE_TEST_SUITE_P(Stores, RunStoreTriggersTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST_P(RunStoreTriggersTest, RefAndRerunOfAreKeptAndShown) {
   RunRecord run;
   run.repo = "app";
   run.commit = "abc";
@@ -63,7 +80,7 @@ TEST_F(RunStoreTriggersTest, RefAndRerunOfAreKeptAndShown) {
   EXPECT_EQ(3, j["rerun_of"]);
 }
 
-TEST_F(RunStoreTriggersTest, OnlyNewHeadsOfTheSameRefSupersede) {
+TEST_P(RunStoreTriggersTest, OnlyNewHeadsOfTheSameRefSupersede) {
   const int64_t api = Enqueue("api", "main", "refs/heads/main");
   const int64_t schedule = Enqueue("schedule", "main", "refs/heads/main");
   const int64_t pr = Enqueue("pull_request", "", "refs/pull/7/head");
@@ -84,7 +101,7 @@ TEST_F(RunStoreTriggersTest, OnlyNewHeadsOfTheSameRefSupersede) {
   EXPECT_TRUE(superseded.empty());
 }
 
-TEST_F(RunStoreTriggersTest, HasRunForRefCountsPushesAndPullRequestsOnly) {
+TEST_P(RunStoreTriggersTest, HasRunForRefCountsPushesAndPullRequestsOnly) {
   RunRecord run;
   run.repo = "app";
   run.commit = "abc";
@@ -104,7 +121,7 @@ TEST_F(RunStoreTriggersTest, HasRunForRefCountsPushesAndPullRequestsOnly) {
   EXPECT_FALSE(exists);
 }
 
-TEST_F(RunStoreTriggersTest, AScheduleMinuteIsClaimedOnceAndSurvivesAReopen) {
+TEST_P(RunStoreTriggersTest, AScheduleMinuteIsClaimedOnceAndSurvivesAReopen) {
   int64_t last = -1;
   ASSERT_TRUE(store_->LastScheduleFire("app", "main", "* * * * *", &last).ok());
   EXPECT_EQ(0, last);
@@ -115,8 +132,7 @@ TEST_F(RunStoreTriggersTest, AScheduleMinuteIsClaimedOnceAndSurvivesAReopen) {
   EXPECT_FALSE(fresh);
   ASSERT_TRUE(store_->ClaimScheduleFire("app", "main", "* * * * *", 60, &fresh).ok());
   EXPECT_FALSE(fresh);  // an older minute never goes back
-  store_.reset();
-  ASSERT_TRUE(RunStore::Open(dir_.string(), &store_).ok());
+  Open();
   ASSERT_TRUE(store_->LastScheduleFire("app", "main", "* * * * *", &last).ok());
   EXPECT_EQ(120, last);
   ASSERT_TRUE(store_->ClaimScheduleFire("app", "main", "* * * * *", 180, &fresh).ok());

@@ -14,7 +14,9 @@
 
 #include <gtest/gtest.h>
 
+#include "core/pg.h"
 #include "core/sqlite.h"
+#include "tests/pg_util.h"
 #include "toggles/server/store.h"
 
 namespace ladle::toggles {
@@ -29,13 +31,22 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-class TokenStoreTest : public ::testing::Test {
+// Every test runs on both stores (docs/design.md "Two stores: SQLite and
+// PostgreSQL"): "sqlite" on a temp data dir, "postgresql" on a new database
+// of the fixture's server (tests/pg_util.h), with the temp dir as the data
+// dir that holds admin.token.
+class TokenStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     unsetenv("LADLE_ADMIN_TOKEN");
     char tmpl[] = "/tmp/ladle_tokens_test.XXXXXX";
     ASSERT_NE(nullptr, mkdtemp(tmpl));
     dir_ = tmpl;
+    if (pg()) {
+      LADLE_REQUIRE_POSTGRES();
+      location_ = testing::PostgresServer::Get()->CreateDatabase(
+          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    }
     store_ = OpenStore();
   }
   void TearDown() override {
@@ -43,10 +54,12 @@ class TokenStoreTest : public ::testing::Test {
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
+  bool pg() const { return GetParam() == "postgresql"; }
 
   std::unique_ptr<TokenStore> OpenStore() {
     std::unique_ptr<TokenStore> store;
-    Status s = TokenStore::Open(dir_, &store);
+    Status s = pg() ? TokenStore::OpenLocation(location_, dir_, &store)
+                    : TokenStore::Open(dir_, &store);
     EXPECT_TRUE(s.ok()) << s.ToString();
     return store;
   }
@@ -66,41 +79,64 @@ class TokenStoreTest : public ::testing::Test {
     return p.name + " " + std::string(ToString(p.role)) + " " + p.environment;
   }
 
-  // Every byte the database has on disk, WAL included.
+  // Everything the database holds about tokens: on SQLite every byte on
+  // disk, WAL included; on PostgreSQL every row of `tokens` as text.
   std::string DatabaseBytes() {
-    return ReadFile(dir_ + "/toggles.db") + ReadFile(dir_ + "/toggles.db-wal");
+    if (!pg()) return ReadFile(dir_ + "/toggles.db") + ReadFile(dir_ + "/toggles.db-wal");
+    return Query("SELECT coalesce(string_agg(t::text, ','), '') FROM tokens t");
+  }
+
+  // The stored hash of the live token `name`.
+  std::string StoredHash(const std::string& name) {
+    if (pg()) return Query("SELECT hash FROM tokens WHERE name = '" + name + "' AND NOT revoked");
+    std::unique_ptr<Database> db;
+    EXPECT_TRUE(OpenToggleDatabase(dir_, &db).ok());
+    Statement st;
+    bool row = false;
+    EXPECT_TRUE(db->Prepare("SELECT hash FROM tokens WHERE name = ?1 AND revoked = 0", &st).ok());
+    EXPECT_TRUE(st.BindAll(name).ok());
+    EXPECT_TRUE(st.Step(&row).ok());
+    return row ? st.ColumnText(0) : "";
+  }
+
+  // The first column of the first row of `sql` on this test's PostgreSQL database.
+  std::string Query(const std::string& sql) {
+    std::unique_ptr<PgConnection> c;
+    Status s = PgConnection::Connect(location_, std::chrono::seconds(10), &c);
+    PgResult r;
+    if (s.ok()) s = c->Exec(sql, {}, &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return s.ok() && r.rows() > 0 ? r.Text(0, 0) : "";
   }
 
   std::string dir_;
+  std::string location_;  // "" (SQLite in dir_), or a postgresql:// URI
   std::unique_ptr<TokenStore> store_;
 };
 
-TEST_F(TokenStoreTest, CreateReturnsTheSecretOnceAndStoresOnlyItsHash) {
+INSTANTIATE_TEST_SUITE_P(Stores, TokenStoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST_P(TokenStoreTest, CreateReturnsTheSecretOnceAndStoresOnlyItsHash) {
   std::string secret = Create("deployer", Role::kClient, "staging");
   ASSERT_EQ(0u, secret.rfind("ladle_", 0)) << secret;
   EXPECT_EQ(6u + 64u, secret.size());
   EXPECT_NE(secret, Create("other", Role::kClient));
 
   std::string bytes = DatabaseBytes();
+  EXPECT_NE(std::string::npos, bytes.find("deployer"));  // the right place was read
   EXPECT_EQ(std::string::npos, bytes.find(secret));
   EXPECT_EQ(std::string::npos, bytes.find(secret.substr(6)));
-  std::unique_ptr<Database> db;
-  ASSERT_TRUE(OpenToggleDatabase(dir_, &db).ok());
-  Statement st;
-  bool row = false;
-  ASSERT_TRUE(db->Prepare("SELECT hash FROM tokens WHERE name = 'deployer'", &st).ok());
-  ASSERT_TRUE(st.Step(&row).ok());
-  ASSERT_TRUE(row);
-  EXPECT_EQ(TokenHash(secret), st.ColumnText(0));
-  EXPECT_EQ(64u, st.ColumnText(0).size());
+  EXPECT_EQ(TokenHash(secret), StoredHash("deployer"));
+  EXPECT_EQ(64u, StoredHash("deployer").size());
 }
 
-TEST_F(TokenStoreTest, TokenHashIsSha256Hex) {
+TEST(TokenHashTest, IsSha256Hex) {
   EXPECT_EQ("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", TokenHash(""));
   EXPECT_EQ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", TokenHash("abc"));
 }
 
-TEST_F(TokenStoreTest, AuthenticateKnowsNameRoleAndEnvironment) {
+TEST_P(TokenStoreTest, AuthenticateKnowsNameRoleAndEnvironment) {
   std::string admin = Create("root", Role::kAdmin);
   std::string client = Create("web", Role::kClient, "staging");
   std::string dflt = Create("app", Role::kClient);
@@ -114,7 +150,7 @@ TEST_F(TokenStoreTest, AuthenticateKnowsNameRoleAndEnvironment) {
   EXPECT_EQ(Code::kUnauthorized, store_->Authenticate("nope", &p).code());
 }
 
-TEST_F(TokenStoreTest, RevokeTakesEffectAtOnceAndFreesTheName) {
+TEST_P(TokenStoreTest, RevokeTakesEffectAtOnceAndFreesTheName) {
   std::string secret = Create("web", Role::kClient);
   ASSERT_TRUE(store_->Revoke("web").ok());
   EXPECT_EQ("unknown or revoked token", Who(secret));
@@ -130,7 +166,7 @@ TEST_F(TokenStoreTest, RevokeTakesEffectAtOnceAndFreesTheName) {
   EXPECT_FALSE(list[1].revoked);
 }
 
-TEST_F(TokenStoreTest, CreateChecksItsInput) {
+TEST_P(TokenStoreTest, CreateChecksItsInput) {
   EXPECT_EQ("error: name: only A-Z a-z 0-9 . _ - allowed, up to 128 characters",
             Create("a b", Role::kClient));
   EXPECT_EQ("error: name: must not be empty", Create("", Role::kClient));
@@ -144,7 +180,7 @@ TEST_F(TokenStoreTest, CreateChecksItsInput) {
   EXPECT_EQ(Code::kConflict, store_->Create("a", Role::kClient, "", &secret, nullptr).code());
 }
 
-TEST_F(TokenStoreTest, RoleNames) {
+TEST(RoleTest, Names) {
   Role r;
   ASSERT_TRUE(ParseRole("admin", &r).ok());
   EXPECT_EQ(Role::kAdmin, r);
@@ -153,7 +189,7 @@ TEST_F(TokenStoreTest, RoleNames) {
   EXPECT_EQ("role: must be admin or client, got \"root\"", Result(ParseRole("root", &r)));
 }
 
-TEST_F(TokenStoreTest, ListShowsNoSecretsAndSurvivesReopen) {
+TEST_P(TokenStoreTest, ListShowsNoSecretsAndSurvivesReopen) {
   std::string secret = Create("web", Role::kClient, "staging");
   store_ = OpenStore();
   EXPECT_EQ("web client staging", Who(secret));
@@ -170,7 +206,7 @@ TEST_F(TokenStoreTest, ListShowsNoSecretsAndSurvivesReopen) {
             j.dump());
 }
 
-TEST_F(TokenStoreTest, LastUsedIsEmptyUntilUsedAndKeptAcrossReopen) {
+TEST_P(TokenStoreTest, LastUsedIsEmptyUntilUsedAndKeptAcrossReopen) {
   std::string secret = Create("web", Role::kClient);
   std::vector<TokenInfo> list;
   ASSERT_TRUE(store_->List(&list).ok());
@@ -184,7 +220,7 @@ TEST_F(TokenStoreTest, LastUsedIsEmptyUntilUsedAndKeptAcrossReopen) {
 
 // --- admin token ---
 
-TEST_F(TokenStoreTest, FirstStartWritesAdminTokenFileWithMode0600) {
+TEST_P(TokenStoreTest, FirstStartWritesAdminTokenFileWithMode0600) {
   AdminTokenSetup what;
   ASSERT_TRUE(store_->EnsureAdminToken(&what).ok());
   EXPECT_EQ(AdminTokenSetup::kWroteFile, what);
@@ -206,7 +242,7 @@ TEST_F(TokenStoreTest, FirstStartWritesAdminTokenFileWithMode0600) {
   EXPECT_EQ("admin admin ", Who(secret));
 }
 
-TEST_F(TokenStoreTest, AnyAdminTokenCountsAsExisting) {
+TEST_P(TokenStoreTest, AnyAdminTokenCountsAsExisting) {
   Create("ops", Role::kAdmin);
   AdminTokenSetup what;
   ASSERT_TRUE(store_->EnsureAdminToken(&what).ok());
@@ -214,7 +250,7 @@ TEST_F(TokenStoreTest, AnyAdminTokenCountsAsExisting) {
   EXPECT_FALSE(std::filesystem::exists(AdminTokenPath(dir_)));
 }
 
-TEST_F(TokenStoreTest, RevokedAdminIsReplacedWithANewFile) {
+TEST_P(TokenStoreTest, RevokedAdminIsReplacedWithANewFile) {
   ASSERT_TRUE(store_->EnsureAdminToken().ok());
   std::string first = ReadFile(AdminTokenPath(dir_));
   ASSERT_TRUE(store_->Revoke("admin").ok());
@@ -225,7 +261,7 @@ TEST_F(TokenStoreTest, RevokedAdminIsReplacedWithANewFile) {
   EXPECT_EQ("admin admin ", Who(second));
 }
 
-TEST_F(TokenStoreTest, AdminTokenFileDoesNotFollowASymlink) {
+TEST_P(TokenStoreTest, AdminTokenFileDoesNotFollowASymlink) {
   const std::string target = dir_ + "/elsewhere";
   std::ofstream(target) << "keep me";
   ASSERT_EQ(0, symlink(target.c_str(), AdminTokenPath(dir_).c_str()));
@@ -237,7 +273,7 @@ TEST_F(TokenStoreTest, AdminTokenFileDoesNotFollowASymlink) {
   EXPECT_EQ(0600u, st.st_mode & 07777);
 }
 
-TEST_F(TokenStoreTest, AdminTokenFromEnvironmentWritesNoFile) {
+TEST_P(TokenStoreTest, AdminTokenFromEnvironmentWritesNoFile) {
   setenv("LADLE_ADMIN_TOKEN", "env-secret-1", 1);
   AdminTokenSetup what;
   ASSERT_TRUE(store_->EnsureAdminToken(&what).ok());
@@ -258,7 +294,7 @@ TEST_F(TokenStoreTest, AdminTokenFromEnvironmentWritesNoFile) {
   EXPECT_EQ(1u, list.size());
 }
 
-TEST_F(TokenStoreTest, AdminTokenFromEnvironmentRemovesTheStaleFile) {
+TEST_P(TokenStoreTest, AdminTokenFromEnvironmentRemovesTheStaleFile) {
   ASSERT_TRUE(store_->EnsureAdminToken().ok());
   std::string old = ReadFile(AdminTokenPath(dir_));
   setenv("LADLE_ADMIN_TOKEN", "from-env", 1);
@@ -268,7 +304,7 @@ TEST_F(TokenStoreTest, AdminTokenFromEnvironmentRemovesTheStaleFile) {
   EXPECT_EQ("admin admin ", Who("from-env"));
 }
 
-TEST_F(TokenStoreTest, EmptyAdminTokenVariableCountsAsUnset) {
+TEST_P(TokenStoreTest, EmptyAdminTokenVariableCountsAsUnset) {
   setenv("LADLE_ADMIN_TOKEN", "", 1);
   AdminTokenSetup what;
   ASSERT_TRUE(store_->EnsureAdminToken(&what).ok());
@@ -277,7 +313,7 @@ TEST_F(TokenStoreTest, EmptyAdminTokenVariableCountsAsUnset) {
 
 // --- sharing ---
 
-TEST_F(TokenStoreTest, RefreshSeesAnotherConnectionsTokens) {
+TEST_P(TokenStoreTest, RefreshSeesAnotherConnectionsTokens) {
   std::unique_ptr<TokenStore> other = OpenStore();
   std::string secret;
   ASSERT_TRUE(other->Create("cli", Role::kAdmin, "", &secret, nullptr).ok());
@@ -289,9 +325,9 @@ TEST_F(TokenStoreTest, RefreshSeesAnotherConnectionsTokens) {
   EXPECT_EQ("unknown or revoked token", Who(secret));
 }
 
-TEST_F(TokenStoreTest, SharesTheDatabaseWithTheToggleStore) {
+TEST_P(TokenStoreTest, SharesTheDatabaseWithTheToggleStore) {
   std::unique_ptr<ToggleStore> toggles;
-  ASSERT_TRUE(ToggleStore::Open(dir_, &toggles).ok());
+  ASSERT_TRUE(ToggleStore::Open(pg() ? location_ : dir_, &toggles).ok());
   std::string secret = Create("web", Role::kClient);
   Toggle t;
   t.key = "a";
@@ -302,7 +338,7 @@ TEST_F(TokenStoreTest, SharesTheDatabaseWithTheToggleStore) {
   EXPECT_EQ("web client production", Who(secret));
 }
 
-TEST_F(TokenStoreTest, AuthenticateWhileTokensChange) {
+TEST_P(TokenStoreTest, AuthenticateWhileTokensChange) {
   std::string secret = Create("steady", Role::kClient);
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0};

@@ -95,6 +95,46 @@ void AppendFailure(std::string* out, std::string_view key, ErrorCode code,
   out->push_back('}');
 }
 
+// The answers of one io thread, built once per toggle, variant, value and
+// reason of one snapshot and then only copied into each response (the copy
+// is the one allocation left: HttpResponse owns its body). The snapshot is
+// pinned, so the pointers compared below stay valid; a new snapshot empties
+// the cache. Bounded: past kMax answers it starts again from empty.
+class AnswerCache {
+ public:
+  const std::string& Get(const std::shared_ptr<const Snapshot>& snap, std::string_view key,
+                         const Evaluation& e) {
+    if (snap_ != snap || entries_.size() >= kMax) {
+      snap_ = snap;
+      entries_.clear();
+    }
+    for (const Entry& entry : entries_) {
+      if (entry.value == e.value && entry.reason == e.reason && entry.variant == e.variant &&
+          entry.key == key)
+        return entry.body;
+    }
+    Entry& entry = entries_.emplace_back();
+    entry.key.assign(key);
+    entry.value = e.value;
+    entry.reason = e.reason;
+    entry.variant = e.variant;  // points into the pinned snapshot (or static storage)
+    AppendSuccess(&entry.body, key, e);
+    return entry.body;
+  }
+
+ private:
+  static constexpr size_t kMax = 64;
+  struct Entry {
+    std::string key;
+    const json* value = nullptr;
+    Reason reason = Reason::kDefault;
+    std::string_view variant;
+    std::string body;
+  };
+  std::shared_ptr<const Snapshot> snap_;
+  std::vector<Entry> entries_;
+};
+
 HttpResponse JsonText(int status, std::string body) {
   HttpResponse r;
   r.status = status;
@@ -557,10 +597,8 @@ HttpResponse ToggleApi::EvaluateOne(const HttpRequest& r) {
   Evaluation e = t->Evaluate(env, ctx);
   CountEvaluation(key, e.reason);
   if (e.error) return OfrepFailure(400, key, *e.error, ErrorDetails(*e.error));
-  std::string body;
-  body.reserve(96 + key.size());
-  AppendSuccess(&body, key, e);
-  return JsonText(200, std::move(body));
+  thread_local AnswerCache answers;
+  return JsonText(200, answers.Get(snap, key, e));
 }
 
 HttpResponse ToggleApi::EvaluateBulk(const HttpRequest& r) {

@@ -14,11 +14,14 @@
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
-#include "core/sqlite.h"
 #include "core/base/time_util.h"
+#include "core/pg.h"
 #include "toggles/eval/model.h"
 #include "toggles/server/store.h"
+#include "toggles/server/token_backend.h"
 
 namespace ladle::toggles {
 
@@ -88,34 +91,43 @@ Status CheckToken(const std::string& name, Role role, std::string* env) {
 }
 
 
-// The first column of the first row as an integer; 0 when there is no row.
-template <typename... Args>
-Status QueryInt(Database* db, const std::string& sql, int64_t* out, const Args&... args) {
-  Statement st;
-  bool row = false;
-  Status s = db->Prepare(sql, &st);
-  if (s.ok()) s = st.BindAll(args...);
-  if (s.ok()) s = st.Step(&row);
-  if (s.ok()) *out = row ? st.ColumnInt64(0) : 0;
-  return s;
-}
+// A write on the backend, rolled back unless committed.
+class WriteTxn {
+ public:
+  explicit WriteTxn(TokenStoreBackend* db) : db_(db) {}
+  ~WriteTxn() {
+    if (open_) db_->Rollback();
+  }
+  WriteTxn(const WriteTxn&) = delete;
+  WriteTxn& operator=(const WriteTxn&) = delete;
 
-std::optional<std::string> OrNull(const std::string& s) {
-  return s.empty() ? std::nullopt : std::optional<std::string>(s);
-}
+  Status Begin() {
+    Status s = db_->BeginWrite();
+    open_ = s.ok();
+    return s;
+  }
+  // Marks the change (the other servers' Refresh sees it), then commits.
+  Status Commit() {
+    Status s = db_->MarkChanged();
+    if (!s.ok()) return s;
+    open_ = false;
+    return db_->Commit();
+  }
 
-// REQUIRES: inside a transaction (the name check and the insert are one).
-Status InsertToken(Database* db, const TokenInfo& t, const std::string& hash) {
-  int64_t taken = 0;
-  Status s = QueryInt(db, "SELECT COUNT(*) FROM tokens WHERE name = ?1 AND revoked = 0", &taken,
-                      t.name);
-  if (s.ok() && taken > 0) return Status::Conflict("token \"" + t.name + "\" already exists");
-  if (s.ok() && hash.empty()) return Status::Internal("OpenSSL SHA-256 failed");
-  if (!s.ok()) return s;
-  return Exec(db,
-              "INSERT INTO tokens (name, role, environment, hash, created_at)"
-              " VALUES (?1, ?2, ?3, ?4, ?5)",
-              t.name, ToString(t.role), OrNull(t.environment), hash, t.created_at);
+ private:
+  TokenStoreBackend* db_;
+  bool open_ = false;
+};
+
+TokenRow NewRow(const std::string& name, Role role, const std::string& env,
+                const std::string& hash) {
+  TokenRow t;
+  t.name = name;
+  t.role = std::string(ToString(role));
+  t.environment = env;
+  t.hash = hash;
+  t.created_at = NowRfc3339();
+  return t;
 }
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
@@ -154,14 +166,14 @@ Status WriteSecretFile(const std::string& dir, const std::string& path,
   return s;
 }
 
-Status ReadTokenInfo(const Statement& st, TokenInfo* t) {
-  t->name = st.ColumnText(0);
-  t->environment = st.ColumnText(2);
-  t->created_at = st.ColumnText(3);
-  t->last_used_at = st.ColumnText(4);
-  t->revoked = st.ColumnInt(5) != 0;
-  Status s = ParseRole(st.ColumnText(1), &t->role);
-  return s.ok() ? s : Status::Internal("toggles.db: token \"" + t->name + "\": " + s.message());
+Status ReadTokenInfo(const std::string& where, TokenRow&& row, TokenInfo* t) {
+  t->name = std::move(row.name);
+  t->environment = std::move(row.environment);
+  t->created_at = std::move(row.created_at);
+  t->last_used_at = std::move(row.last_used_at);
+  t->revoked = row.revoked;
+  Status s = ParseRole(row.role, &t->role);
+  return s.ok() ? s : Status::Internal(where + ": token \"" + t->name + "\": " + s.message());
 }
 
 }  // namespace
@@ -214,7 +226,7 @@ std::string ReadAdminTokenFile(const std::string& data_dir) {
 
 // --- TokenStore ---
 
-TokenStore::TokenStore(std::string data_dir, std::unique_ptr<Database> db)
+TokenStore::TokenStore(std::string data_dir, std::unique_ptr<TokenStoreBackend> db)
     : data_dir_(std::move(data_dir)), db_(std::move(db)) {}
 
 TokenStore::~TokenStore() {
@@ -223,8 +235,15 @@ TokenStore::~TokenStore() {
 }
 
 Status TokenStore::Open(const std::string& data_dir, std::unique_ptr<TokenStore>* out) {
-  std::unique_ptr<Database> db;
-  Status s = OpenToggleDatabase(data_dir, &db);
+  return OpenLocation("", data_dir, out);
+}
+
+Status TokenStore::OpenLocation(const std::string& location, const std::string& data_dir,
+                                std::unique_ptr<TokenStore>* out) {
+  std::unique_ptr<TokenStoreBackend> db;
+  Status s = IsPostgresUri(location)
+                 ? OpenPgTokenBackend(location, &db)
+                 : OpenSqliteTokenBackend(location.empty() ? data_dir : location, &db);
   if (!s.ok()) return s;
   std::unique_ptr<TokenStore> store(new TokenStore(data_dir, std::move(db)));
   {
@@ -242,33 +261,37 @@ Status TokenStore::Create(const std::string& name, Role role, const std::string&
   Status s = CheckToken(name, role, &env);
   if (s.ok()) s = NewSecret(&fresh);
   if (!s.ok()) return s;
-  TokenInfo created{name, role, env, NowRfc3339(), "", false};
+  const TokenRow row = NewRow(name, role, env, TokenHash(fresh));
   std::lock_guard<std::mutex> lock(mu_);
-  Transaction txn(db_.get());
+  WriteTxn txn(db_.get());
   s = txn.Begin();
-  if (s.ok()) s = InsertToken(db_.get(), created, TokenHash(fresh));
+  if (s.ok()) s = InsertLocked(row);
   if (s.ok()) s = txn.Commit();
   if (s.ok()) s = ReloadLocked();
   if (!s.ok()) return s;
   *secret = std::move(fresh);
-  if (info != nullptr) *info = std::move(created);
+  if (info != nullptr) *info = TokenInfo{name, role, env, row.created_at, "", false};
   return s;
+}
+
+// REQUIRES: inside a write (the name check and the insert are one).
+Status TokenStore::InsertLocked(const TokenRow& t) {
+  TokenRow live;
+  bool taken = false;
+  Status s = db_->FindLive(t.name, &live, &taken);
+  if (s.ok() && taken) return Status::Conflict("token \"" + t.name + "\" already exists");
+  if (s.ok() && t.hash.empty()) return Status::Internal("OpenSSL SHA-256 failed");
+  return s.ok() ? db_->Insert(t) : s;
 }
 
 Status TokenStore::List(std::vector<TokenInfo>* out) {
   std::lock_guard<std::mutex> lock(mu_);
   Status s = FlushLastUsedLocked();
-  Statement st;
-  if (s.ok()) {
-    s = db_->Prepare("SELECT name, role, environment, created_at, last_used_at, revoked"
-                     " FROM tokens ORDER BY id",
-                     &st);
-  }
+  std::vector<TokenRow> rows;
+  if (s.ok()) s = db_->ListAll(&rows);
   std::vector<TokenInfo> tokens;
-  for (bool row = true; s.ok();) {
-    s = st.Step(&row);
-    if (!s.ok() || !row) break;
-    s = ReadTokenInfo(st, &tokens.emplace_back());
+  for (size_t i = 0; s.ok() && i < rows.size(); ++i) {
+    s = ReadTokenInfo(db_->where(), std::move(rows[i]), &tokens.emplace_back());
   }
   if (s.ok()) *out = std::move(tokens);
   return s;
@@ -276,9 +299,12 @@ Status TokenStore::List(std::vector<TokenInfo>* out) {
 
 Status TokenStore::Revoke(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  Status s = Exec(db_.get(), "UPDATE tokens SET revoked = 1 WHERE name = ?1 AND revoked = 0",
-                  name);
-  if (s.ok() && db_->changes() == 0) return Status::NotFound("token \"" + name + "\" not found");
+  WriteTxn txn(db_.get());
+  bool found = false;
+  Status s = txn.Begin();
+  if (s.ok()) s = db_->Revoke(name, &found);
+  if (s.ok() && !found) return Status::NotFound("token \"" + name + "\" not found");
+  if (s.ok()) s = txn.Commit();
   return s.ok() ? ReloadLocked() : s;
 }
 
@@ -297,36 +323,38 @@ Status TokenStore::Authenticate(std::string_view secret, Principal* out) const {
 
 Status TokenStore::Refresh() {
   std::lock_guard<std::mutex> lock(mu_);
-  int64_t version = 0;
-  Status s = QueryInt(db_.get(), "PRAGMA data_version", &version);
-  if (!s.ok() || version == data_version_) return s;
+  int64_t counter = 0;
+  Status s = db_->ChangeCounter(&counter);
+  if (!s.ok() || counter == change_counter_) return s;
   return ReloadLocked();
 }
 
-// Builds a new table from the database, keeping the last-use times.
+// Builds a new table from the database, keeping the last-use times. The
+// counter is read before the rows: a change committed in between makes the
+// next Refresh reload again, never miss it.
 Status TokenStore::ReloadLocked() {
   FlushLastUsedLocked().IgnoreError();  // best effort: revoked tokens leave the table
   std::shared_ptr<const Table> old = std::atomic_load(&table_);
   auto table = std::make_shared<Table>();
-  Statement st;
-  Status s = db_->Prepare(
-      "SELECT id, name, role, environment, hash FROM tokens WHERE revoked = 0", &st);
-  for (bool row = true; s.ok();) {
-    s = st.Step(&row);
-    if (!s.ok() || !row) break;
-    const std::string hash = st.ColumnText(4);
-    Table::Entry& e = table->by_hash[hash];
-    e.id = st.ColumnInt64(0);
-    e.who = Principal{st.ColumnText(1), Role::kClient, st.ColumnText(3)};
-    s = ParseRole(st.ColumnText(2), &e.who.role);
-    if (old && old->by_hash.count(hash)) {
-      const Table::Entry& was = old->by_hash.at(hash);
+  int64_t counter = 0;
+  std::vector<TokenRow> rows;
+  Status s = db_->ChangeCounter(&counter);
+  if (s.ok()) s = db_->LoadLive(&rows);
+  for (size_t i = 0; s.ok() && i < rows.size(); ++i) {
+    TokenRow& row = rows[i];
+    Table::Entry& e = table->by_hash[row.hash];
+    e.id = row.id;
+    e.who = Principal{row.name, Role::kClient, row.environment};
+    s = ParseRole(row.role, &e.who.role);
+    if (!s.ok()) s = Status::Internal(db_->where() + ": token \"" + row.name + "\": " + s.message());
+    if (old && old->by_hash.count(row.hash)) {
+      const Table::Entry& was = old->by_hash.at(row.hash);
       e.last_used_ms.store(was.last_used_ms.load());
       e.flushed_ms.store(was.flushed_ms.load());
     }
   }
-  if (s.ok()) s = QueryInt(db_.get(), "PRAGMA data_version", &data_version_);
   if (!s.ok()) return s.WithContext("load tokens");
+  change_counter_ = counter;
   std::atomic_store(&table_, std::shared_ptr<const Table>(std::move(table)));
   return s;
 }
@@ -334,23 +362,24 @@ Status TokenStore::ReloadLocked() {
 // Writes last-use times that requests recorded since the last flush.
 Status TokenStore::FlushLastUsedLocked() {
   std::shared_ptr<const Table> table = std::atomic_load(&table_);
-  auto pending = [](const auto& entry) {
-    return entry.second.last_used_ms.load() > entry.second.flushed_ms.load();
-  };
-  if (!table || std::none_of(table->by_hash.begin(), table->by_hash.end(), pending)) {
-    return Status::OK();
-  }
-  Transaction txn(db_.get());
-  Status s = txn.Begin();
+  if (!table) return Status::OK();
+  std::vector<std::pair<const Table::Entry*, int64_t>> pending;
   for (const auto& [hash, e] : table->by_hash) {
     const int64_t used = e.last_used_ms.load(std::memory_order_relaxed);
-    if (!s.ok() || used <= e.flushed_ms.load()) continue;
-    s = Exec(db_.get(), "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2",
-             FormatRfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(used))),
-             e.id);
-    if (s.ok()) e.flushed_ms.store(used);
+    if (used > e.flushed_ms.load()) pending.emplace_back(&e, used);
   }
-  return s.ok() ? txn.Commit() : s;
+  if (pending.empty()) return Status::OK();
+  std::sort(pending.begin(), pending.end(),
+            [](const auto& a, const auto& b) { return a.first->id < b.first->id; });
+  std::vector<std::pair<int64_t, std::string>> times;
+  for (const auto& [e, used] : pending) {
+    times.emplace_back(e->id, FormatRfc3339(std::chrono::system_clock::time_point(
+                                  std::chrono::milliseconds(used))));
+  }
+  Status s = db_->WriteLastUsed(times);
+  if (!s.ok()) return s;
+  for (const auto& [e, used] : pending) e->flushed_ms.store(used);
+  return s;
 }
 
 Status TokenStore::EnsureAdminToken(AdminTokenSetup* what) {
@@ -366,26 +395,14 @@ Status TokenStore::EnsureAdminToken(AdminTokenSetup* what) {
 
 Status TokenStore::AdminFromEnvironmentLocked(const std::string& secret) {
   const std::string hash = TokenHash(secret);
-  Transaction txn(db_.get());
-  int64_t id = 0, current = 0;
+  WriteTxn txn(db_.get());
+  TokenRow live;
+  bool found = false;
   Status s = txn.Begin();
-  if (s.ok()) {
-    s = QueryInt(db_.get(), "SELECT id FROM tokens WHERE name = ?1 AND revoked = 0", &id,
-                 kAdminName);
-  }
-  if (s.ok() && id != 0) {
-    s = QueryInt(db_.get(),
-                 "SELECT COUNT(*) FROM tokens WHERE id = ?1 AND hash = ?2 AND role = 'admin'",
-                 &current, id, hash);
-  }
-  if (!s.ok() || current > 0) return s;  // already this secret
-  if (id != 0) {
-    s = Exec(db_.get(),
-             "UPDATE tokens SET hash = ?1, role = 'admin', environment = NULL WHERE id = ?2", hash,
-             id);
-  } else {
-    s = InsertToken(db_.get(), {kAdminName, Role::kAdmin, "", NowRfc3339(), "", false}, hash);
-  }
+  if (s.ok()) s = db_->FindLive(kAdminName, &live, &found);
+  if (!s.ok() || (found && live.hash == hash && live.role == "admin")) return s;  // already
+  s = found ? db_->SetAdmin(live.id, hash)
+            : InsertLocked(NewRow(kAdminName, Role::kAdmin, "", hash));
   if (s.ok()) s = txn.Commit();
   // The file's secret no longer works; leaving it would only mislead the CLI.
   if (s.ok()) unlink(AdminTokenPath(data_dir_).c_str());
@@ -393,23 +410,19 @@ Status TokenStore::AdminFromEnvironmentLocked(const std::string& secret) {
 }
 
 // The token is committed only once its file is written, so a crash cannot
-// leave an admin token nobody can read.
+// leave an admin token nobody can read. The write lock is held meanwhile:
+// another server starting on the same PostgreSQL database waits, then finds
+// this admin.
 Status TokenStore::AdminFileLocked(AdminTokenSetup* what) {
-  Transaction txn(db_.get());
+  WriteTxn txn(db_.get());
   int64_t admins = 0;
   Status s = txn.Begin();
-  if (s.ok()) {
-    s = QueryInt(db_.get(), "SELECT COUNT(*) FROM tokens WHERE role = 'admin' AND revoked = 0",
-                 &admins);
-  }
+  if (s.ok()) s = db_->CountLiveAdmins(&admins);
   *what = AdminTokenSetup::kExisting;
   if (!s.ok() || admins > 0) return s;
   std::string secret;
   s = NewSecret(&secret);
-  if (s.ok()) {
-    s = InsertToken(db_.get(), {kAdminName, Role::kAdmin, "", NowRfc3339(), "", false},
-                    TokenHash(secret));
-  }
+  if (s.ok()) s = InsertLocked(NewRow(kAdminName, Role::kAdmin, "", TokenHash(secret)));
   const std::string path = AdminTokenPath(data_dir_);
   if (s.ok()) s = WriteSecretFile(data_dir_, path, secret);
   if (s.ok()) {

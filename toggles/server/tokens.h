@@ -1,6 +1,8 @@
-// TokenStore: the API tokens of the toggle service (docs/toggles.md "Store"), in
-// DATA/toggles.db beside the toggles, and the in-memory table that
-// authenticates every request without touching the database.
+// TokenStore: the API tokens of the toggle service (docs/toggles.md "Store"),
+// beside the toggles (DATA/toggles.db, or table `tokens` of a PostgreSQL
+// database that several servers share), and the in-memory table that
+// authenticates every request without touching the database. The rows are a
+// TokenStoreBackend's (token_backend.h); everything else here holds for both.
 //
 // A secret is "ladle_" + 64 hex digits (32 bytes from OpenSSL's RAND_bytes),
 // returned once by Create and never stored: the database keeps its SHA-256
@@ -11,7 +13,7 @@
 // Thread-safety: every method may be called from any thread. Authenticate
 // takes no lock (it reads an immutable table, swapped atomically after each
 // change); the other methods serialize on a mutex. Another process's token
-// changes reach the table on Refresh().
+// changes (another server's, on PostgreSQL) reach the table on Refresh().
 #ifndef LADLE_TOGGLES_SERVER_TOKENS_H_
 #define LADLE_TOGGLES_SERVER_TOKENS_H_
 
@@ -26,11 +28,10 @@
 
 #include "core/base/status.h"
 
-namespace ladle {
-class Database;
-}
-
 namespace ladle::toggles {
+
+class TokenStoreBackend;
+struct TokenRow;
 
 // admin: everything; client: evaluate and read, in one environment.
 enum class Role { kAdmin, kClient };
@@ -79,6 +80,13 @@ class TokenStore {
  public:
   // Opens DATA/toggles.db (`data_dir` must exist) and loads the table.
   static Status Open(const std::string& data_dir, std::unique_ptr<TokenStore>* out);
+  // Opens the tokens at `location`, as ToggleStore::Open takes it (see
+  // ToggleStoreLocation): a postgresql:// URI (table `tokens`, its schema
+  // brought up to date; Unavailable when the database does not answer), or
+  // a data dir, or "" for `data_dir`. `data_dir` is where this server keeps
+  // DATA/admin.token in every case (it must exist).
+  static Status OpenLocation(const std::string& location, const std::string& data_dir,
+                             std::unique_ptr<TokenStore>* out);
   ~TokenStore();  // writes last-used times (best effort)
   TokenStore(const TokenStore&) = delete;
   TokenStore& operator=(const TokenStore&) = delete;
@@ -104,25 +112,31 @@ class TokenStore {
   // creates "admin" and writes its secret (no newline) to DATA/admin.token,
   // created with O_EXCL and mode 0600 (never readable by others, even
   // briefly), replacing an old file; the token exists only if the file was
-  // written.
+  // written. Servers sharing a PostgreSQL database are serialised here: of
+  // several starting at once, one creates the token and writes the file in
+  // its own data dir, the others find it (kExisting).
   Status EnsureAdminToken(AdminTokenSetup* what = nullptr);
 
-  // Reloads the table if another connection changed the tokens.
+  // Reloads the table if another connection changed the tokens: one cheap
+  // query when none did (SQLite: PRAGMA data_version; PostgreSQL: the
+  // tokens_revision row). Servers call it every second, which bounds how long
+  // a token revoked on another server still works.
   Status Refresh();
 
  private:
   struct Table;
 
-  TokenStore(std::string data_dir, std::unique_ptr<Database> db);
+  TokenStore(std::string data_dir, std::unique_ptr<TokenStoreBackend> db);
   Status ReloadLocked();
   Status FlushLastUsedLocked();
+  Status InsertLocked(const TokenRow& t);
   Status AdminFromEnvironmentLocked(const std::string& secret);
   Status AdminFileLocked(AdminTokenSetup* what);
 
   const std::string data_dir_;
-  std::mutex mu_;  // guards db_, data_version_; serializes table_ swaps
-  std::unique_ptr<Database> db_;
-  int64_t data_version_ = 0;
+  std::mutex mu_;  // guards db_, change_counter_; serializes table_ swaps
+  std::unique_ptr<TokenStoreBackend> db_;
+  int64_t change_counter_ = 0;  // db_->ChangeCounter() as of the last reload
   std::shared_ptr<const Table> table_;  // std::atomic_load/atomic_store only
 };
 

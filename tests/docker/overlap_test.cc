@@ -1,0 +1,190 @@
+// docs/backends.md "Overlapped containers": with one job, the next step's
+// container is created while the step before it runs, and the previous one is
+// removed after the step is done. The real `ladle` binary, the real daemon,
+// the test image; every container has network "none".
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runner/store/step_log.h"
+#include "tests/docker/docker_test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace ladle::docker_test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class OverlapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    src_ = root_.path() / "src";
+    data_ = (root_.path() / "data").string();
+    fs::create_directories(src_);
+    LADLE_REQUIRE_DOCKER();
+    daemon_ = true;
+  }
+  void TearDown() override {
+    if (!daemon_) return;
+    for (const std::string& name : ContainersOf(data_)) Docker({"rm", "-f", name});
+  }
+
+  void Pipeline(const std::string& steps) {
+    WriteFile(src_ / "ladle.yml", "name: overlap\nimage: " + std::string(kTestImage) +
+                                      "\nstages:\n  - name: s\n    network: none\n    steps:\n" + steps);
+  }
+  std::vector<std::string> LadleArgv(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"env", "NO_COLOR=1", LADLE_BINARY, "--data", data_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  // "NAME STATE" of the containers of this data dir whose ladle.step is `step`.
+  std::vector<std::string> StatesOf(const std::string& step) {
+    CommandOutput r = Docker({"ps", "-a", "--filter", "label=ladle.data=" + data_, "--filter",
+                              "label=ladle.step=" + step, "--format", "{{.Names}} {{.State}}"});
+    std::vector<std::string> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) out.push_back(line);
+    return out;
+  }
+  static bool AnyIn(const std::vector<std::string>& states, const std::string& state) {
+    for (const std::string& s : states)
+      if (s.size() > state.size() && s.compare(s.size() - state.size(), state.size(), state) == 0)
+        return true;
+    return false;
+  }
+  // Polls until step `running` has a running container and `next` a created
+  // one (or `timeout` passes).
+  bool SawNextCreatedWhileRunning(const std::string& running, const std::string& next,
+                                  std::chrono::seconds timeout) {
+    const auto end = Clock::now() + timeout;
+    while (Clock::now() < end) {
+      if (AnyIn(StatesOf(running), " running") && AnyIn(StatesOf(next), " created")) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  std::string Log(const std::string& step) {
+    return ReadFile(runner::StepLogPath(data_, 1, "s", step));
+  }
+
+  TempDir root_;
+  fs::path src_;
+  std::string data_;
+  bool daemon_ = false;
+};
+
+TEST_F(OverlapTest, NextStepsContainerIsCreatedWhileThePreviousRuns) {
+  Pipeline(R"yml(      - {name: first, run: 'echo one; sleep 4; echo one-err >&2'}
+      - {name: second, run: 'echo two; echo "$LADLE_STEP"; exit 0'}
+      - {name: third, run: 'echo three'}
+)yml");
+  CommandOutput r;
+  std::thread run([&] { r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "1"}), src_.string()); });
+  const bool overlapped = SawNextCreatedWhileRunning("first", "second", std::chrono::seconds(60));
+  run.join();
+  EXPECT_TRUE(overlapped) << "second's container exists, not started, while first runs";
+  ASSERT_EQ(0, r.code) << r.out << r.err;
+  // The logs and the live output are what they were without the overlap.
+  EXPECT_NE(std::string::npos, Log("first").find("o one\n")) << Log("first");
+  EXPECT_NE(std::string::npos, Log("first").find("e one-err\n")) << Log("first");
+  EXPECT_NE(std::string::npos, Log("second").find("o two\no second\n")) << Log("second");
+  EXPECT_NE(std::string::npos, Log("third").find("o three\n")) << Log("third");
+  EXPECT_NE(std::string::npos, r.out.find("[s/second] two")) << r.out;
+  EXPECT_EQ(std::string::npos, (r.out + r.err).find("cleanup")) << r.out << r.err;
+  EXPECT_TRUE(ContainersOf(data_).empty()) << "every container is removed by the end of the run";
+}
+
+TEST_F(OverlapTest, SecretsAndMaskingHoldForAStepCreatedAhead) {
+  WriteFile(src_ / "ladle.yml", "name: overlap\nimage: " + std::string(kTestImage) + R"yml(
+secrets: [DEPLOY_TOKEN]
+stages:
+  - name: s
+    network: none
+    steps:
+      - {name: first, run: 'sleep 3'}
+      - {name: second, run: 'echo "token is $DEPLOY_TOKEN"; ls /run/ladle-secrets'}
+)yml");
+  CommandOutput r;
+  std::thread run([&] {
+    std::vector<std::string> argv = LadleArgv({"run", "-j", "1"});
+    argv.insert(argv.begin() + 1, "DEPLOY_TOKEN=hunter2-very-secret");
+    r = docker_test::Run(argv, src_.string());
+  });
+  const bool overlapped = SawNextCreatedWhileRunning("first", "second", std::chrono::seconds(60));
+  run.join();
+  EXPECT_TRUE(overlapped);
+  ASSERT_EQ(0, r.code) << r.out << r.err;
+  EXPECT_NE(std::string::npos, Log("second").find("o token is ***\n")) << Log("second");
+  EXPECT_EQ(std::string::npos, (r.out + r.err + Log("second")).find("hunter2"));
+  EXPECT_TRUE(ContainersOf(data_).empty());
+}
+
+TEST_F(OverlapTest, CancelBetweenCreateAndStartLeavesNoContainer) {
+  Pipeline(R"yml(      - {name: first, run: 'sleep 60'}
+      - {name: second, run: 'echo never'}
+)yml");
+  const fs::path pid_file = root_.path() / "pid";
+  std::string command;
+  for (const std::string& a : LadleArgv({"run", "--backend", "docker", "-j", "1"}))
+    command += "'" + a + "' ";
+  CommandOutput r;
+  std::thread run([&] {
+    r = docker_test::Run({"sh", "-c", command + "& echo $! > '" + pid_file.string() + "'; wait $!"}, src_.string());
+  });
+  const bool overlapped = SawNextCreatedWhileRunning("first", "second", std::chrono::seconds(60));
+  const std::string pid = ReadFile(pid_file);
+  ASSERT_FALSE(pid.empty());
+  ::kill(std::stoi(pid), SIGTERM);  // a background job of sh ignores SIGINT
+  run.join();
+  ASSERT_TRUE(overlapped) << "the test needs second's container created before the cancel";
+  EXPECT_EQ(143, r.code) << r.out << r.err;
+  EXPECT_EQ(std::string::npos, r.out.find("never")) << r.out;
+  CommandOutput left = Docker({"ps", "-a", "--filter", "label=ladle.data=" + data_, "--filter",
+                               "label=ladle.run=1", "--format", "{{.Names}}"});
+  EXPECT_EQ(0, left.code) << left.err;
+  EXPECT_EQ("", left.out) << "nothing of the cancelled run is left";
+}
+
+TEST_F(OverlapTest, MissingImageOfTheNextStepStillGetsItsError) {
+  // Port 1 on loopback: the pull is refused at once, and nothing leaves this machine.
+  Pipeline(R"yml(      - {name: first, run: 'sleep 2'}
+      - {name: second, image: '127.0.0.1:1/ladle/nope:1', run: 'true'}
+)yml");
+  CommandOutput r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "1"}), src_.string());
+  EXPECT_EQ(3, r.code) << r.out << r.err;
+  EXPECT_NE(std::string::npos,
+            (r.out + r.err).find("image '127.0.0.1:1/ladle/nope:1' not found locally and could not be pulled"))
+      << r.out << r.err;
+  EXPECT_NE(std::string::npos, Log("second").find("could not be pulled")) << Log("second");
+  EXPECT_TRUE(ContainersOf(data_).empty());
+}
+
+TEST_F(OverlapTest, StepThatNeedsAFailedOneIsNotStartedAndItsContainerGoes) {
+  // second would come next, but first fails: second is skipped, third runs.
+  Pipeline(R"yml(      - {name: first, run: 'sleep 3; exit 4'}
+      - {name: second, needs: [first], run: 'echo never'}
+      - {name: third, run: 'echo three'}
+)yml");
+  CommandOutput r;
+  std::thread run([&] { r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "1"}), src_.string()); });
+  const bool overlapped = SawNextCreatedWhileRunning("first", "second", std::chrono::seconds(60));
+  run.join();
+  EXPECT_TRUE(overlapped);
+  EXPECT_EQ(1, r.code) << r.out << r.err;
+  EXPECT_EQ(std::string::npos, r.out.find("never")) << r.out;
+  EXPECT_NE(std::string::npos, r.out.find("[s/third] three")) << r.out;
+  EXPECT_TRUE(ContainersOf(data_).empty());
+}
+
+}  // namespace
+}  // namespace ladle::docker_test
