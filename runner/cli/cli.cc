@@ -172,6 +172,13 @@ int RunCli(int argc, char** argv) {
   prune->add_option("--older-than", older_than, "Age: 30d, 2w, 12h")->capture_default_str();
   bool prune_kept = false;
   prune->add_flag("--kept", prune_kept, "Remove the kept step containers instead (keep:)");
+  std::string migrate_to;
+  CLI::App* store_cmd = app.add_subcommand("store", "The run and toggle stores");
+  store_cmd->require_subcommand(1);
+  CLI::App* store_migrate = store_cmd->add_subcommand(
+      "migrate", "Copy this data dir's runs, toggles and tokens into an empty PostgreSQL database");
+  store_migrate->add_option("--to", migrate_to, "postgresql://USER@HOST/DB")->required();
+  store_migrate->fallthrough();  // --data after the subcommand
   EnvFlags env_flags;
   CLI::App* env_cmd = AddEnvCommands(app, &env_flags);
   TogglesFlags toggles_flags;
@@ -211,6 +218,7 @@ int RunCli(int argc, char** argv) {
   if (serve->parsed()) return CmdServe(g, serve_flags);
   if (prune->parsed()) return prune_kept ? CmdPruneKept(g) : CmdPrune(g, older_than);
   if (repro->parsed()) return CmdRepro(g, repro_flags);
+  if (store_migrate->parsed()) return CmdStoreMigrate(g, migrate_to);
   if (env_cmd->parsed()) return CmdEnv(g, env_flags);
   if (deployments->parsed()) return CmdDeployments(g, environment, deploy_limit);
   if (approve->parsed()) return CmdApprove(g, server_flags, run_id, stage);

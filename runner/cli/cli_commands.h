@@ -83,6 +83,13 @@ int CmdPruneKept(const GlobalFlags& g);
 // `ladle cancel` of a run that `ladle serve` owns: asks the server.
 int CancelOnServer(const GlobalFlags& g, int64_t run);
 
+// `ladle store migrate --to postgresql://...` (runner/cli/cli_store.cc,
+// docs/server.md "Moving to PostgreSQL"): copies the data dir's runs,
+// deployments, toggles, audit trail and tokens into an empty PostgreSQL
+// database. Exit 2 when it is not empty (or a `ladle run` still runs), 3
+// when `ladle serve` holds the data dir or PostgreSQL does not answer.
+int CmdStoreMigrate(const GlobalFlags& g, const std::string& to);
+
 // `ladle repro RUN [STEP]` (runner/cli/cli_repro.cc): one step of a run of
 // `ladle serve`, run here with its commit, pipeline and the artifacts of the
 // steps before (docs/running.md "Reproduce a server's step"). Exit codes as

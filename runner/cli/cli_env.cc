@@ -63,22 +63,24 @@ spoon::SettingsSources SourcesFromFlags(const EnvFlags& f) {
   auto given = [&](const char* field, bool is_given) {
     if (is_given) src.flags_given.insert(field);
   };
-  s.image = f.image;
-  given("image", !f.image.empty());
-  s.prefix = f.prefix;
-  given("prefix", !f.prefix.empty());
-  s.shell = f.shell;
-  given("shell", !f.shell.empty());
-  s.ports = f.ports;
-  given("ports", !f.ports.empty());
-  s.volumes = f.volumes;
-  given("volumes", !f.volumes.empty());
-  s.cpus = f.cpus;
-  given("cpus", !f.cpus.empty());
-  s.memory = f.memory;
-  given("memory", !f.memory.empty());
-  s.dns = f.dns;
-  given("dns", !f.dns.empty());
+  // A flag sets its setting, and counts as given, when it is not empty.
+  auto text = [&](const char* field, std::string SpoonSettings::*to, const std::string& from) {
+    s.*to = from;
+    given(field, !from.empty());
+  };
+  auto list = [&](const char* field, std::vector<std::string> SpoonSettings::*to,
+                   const std::vector<std::string>& from) {
+    s.*to = from;
+    given(field, !from.empty());
+  };
+  text("image", &SpoonSettings::image, f.image);
+  text("prefix", &SpoonSettings::prefix, f.prefix);
+  text("shell", &SpoonSettings::shell, f.shell);
+  list("ports", &SpoonSettings::ports, f.ports);
+  list("volumes", &SpoonSettings::volumes, f.volumes);
+  text("cpus", &SpoonSettings::cpus, f.cpus);
+  text("memory", &SpoonSettings::memory, f.memory);
+  list("dns", &SpoonSettings::dns, f.dns);
   s.privileged = f.privileged;
   given("privileged", f.privileged);
   for (const std::string& kv : f.env) {
@@ -87,10 +89,8 @@ spoon::SettingsSources SourcesFromFlags(const EnvFlags& f) {
   }
   given("env", !f.env.empty());
   given("copy", !f.copy_specs.empty());
-  s.run_on_create = f.run;
-  given("run_on_create", !f.run.empty());
-  s.docker_host = f.host;
-  given("docker_host", !f.host.empty());
+  list("run_on_create", &SpoonSettings::run_on_create, f.run);
+  text("docker_host", &SpoonSettings::docker_host, f.host);
   src.flag_names = {{"ports", "--port"}, {"volumes", "--volume"}, {"run_on_create", "--run"},
                     {"docker_host", "--host"}};
   return src;

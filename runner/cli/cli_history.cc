@@ -12,10 +12,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/time_util.h"
+#include "core/pg.h"
 #include "runner/cli/cli_commands.h"
 #include "runner/exec/executor.h"
 #include "runner/store/run_store.h"
 #include "runner/store/step_log.h"
+#include "toggles/server/store.h"
 #include "runner/cli/terminal_view.h"
 
 namespace fs = std::filesystem;
@@ -24,14 +26,17 @@ namespace ladle::runner {
 namespace {
 
 Status OpenStore(const GlobalFlags& g, std::unique_ptr<RunStore>* store) {
+  // docs/server.md "Replicas": $LADLE_STORE names the servers' PostgreSQL.
+  const std::string location = toggles::ToggleStoreLocation("", g.data);
   std::error_code ec;
-  if (!fs::exists(fs::path(g.data) / "ladle.db", ec))
+  if (!IsPostgresUri(location) && !fs::exists(fs::path(g.data) / "ladle.db", ec))
     return Status::NotFound("no runs yet in " + g.data + " (run a pipeline with `ladle run`)");
-  Status s = RunStore::Open(g.data, store);
+  Status s = RunStore::OpenLocation(location, g.data, store);
   std::vector<int64_t> interrupted;
   // Reading commands show what is recorded even when the dead runs could not
   // be marked (a read-only data dir, say): the next `ladle run` marks them.
-  if (s.ok()) (*store)->MarkInterrupted(&interrupted).IgnoreError();
+  // A shared store's dead runs are the replicas' to take over (and requeue).
+  if (s.ok() && !(*store)->shared()) (*store)->MarkInterrupted(&interrupted).IgnoreError();
   return s;
 }
 

@@ -103,16 +103,12 @@ Status Server::Start() {
   };
   // Before listening: nobody sees a dead server's runs as running.
   scheduler_->Recover();
-  http_ = std::make_unique<HttpServer>(router_, options);
-  s = http_->Start();
-  if (!s.ok()) return Status::Unavailable("listen on " + config_.listen + ": " + s.message());
-
-  const int workers = std::max(1, config_.workers);
   if (store_->shared()) {
     // docs/server.md "Replicas": the other replicas reach this one at
-    // replica_url, else at the address it listens on.
+    // replica_url, else at the address it listens on. Before listening: a
+    // replica refused here never answers a load balancer's health check.
     const std::string url =
-        !config_.replica_url.empty() ? config_.replica_url : "http://" + http_->address();
+        !config_.replica_url.empty() ? config_.replica_url : "http://" + config_.listen;
     s = store_->RegisterReplica(url, config_.lease);
     if (!s.ok()) return s.WithContext("register this replica");
     // After registering: two replicas starting at once see each other.
@@ -131,6 +127,12 @@ Status Server::Start() {
     spdlog::info("replica {} on {} (lease {}s)", store_->replica_id(), url, config_.lease.count());
     env::SetLocalStepsDieWithLadle(true);
   }
+
+  http_ = std::make_unique<HttpServer>(router_, options);
+  s = http_->Start();
+  if (!s.ok()) return Status::Unavailable("listen on " + config_.listen + ": " + s.message());
+
+  const int workers = std::max(1, config_.workers);
   scheduler_->Start(workers);
   poller_ = std::thread(&Server::PollLoop, this);
   spdlog::info("ladle serve listening on http://{} (data {}, {} worker(s), {} repositor{})",

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "core/base/time_util.h"
 #include "core/pg.h"
@@ -40,6 +41,8 @@ using rows::PathsFromJson;
 using rows::PathsToJson;
 
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
+// How long an idempotent write waits for a database that does not answer.
+constexpr auto kWriteRetry = std::chrono::seconds(10);
 // The key every ladle schema migration takes (toggles/server/pg_store.cc
 // takes the same): one part migrates at a time, and
 // ladle_schema_versions is created once.
@@ -392,6 +395,19 @@ class PgLock final : public StoreLock {
   std::string name_;
 };
 
+// The run store's connection. Its commits are not waited for on disk
+// (synchronous_commit off): the durability of DATA/ladle.db in WAL mode with
+// synchronous=NORMAL, which survives a crash of ladle but may lose the last
+// commits on a crash of the database's machine; a run so lost is interrupted
+// by the lease rules (docs/design.md "Two stores: SQLite and PostgreSQL").
+// Visibility and locks are unchanged: a commit is seen by every replica at once.
+Status ConnectRunStore(const std::string& uri, std::unique_ptr<PgConnection>* out) {
+  Status s = PgConnection::Connect(uri, kConnectTimeout, out, "ladle-runs");
+  if (s.ok()) s = (*out)->Exec("SET synchronous_commit = off");
+  if (!s.ok()) out->reset();
+  return s;
+}
+
 class PgRunStore final : public RunStore {
  public:
   PgRunStore(std::string uri, std::string data_dir, std::unique_ptr<PgConnection> conn)
@@ -506,7 +522,7 @@ class PgRunStore final : public RunStore {
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (broken_ || !conn_->ok()) {
         std::unique_ptr<PgConnection> fresh;
-        s = PgConnection::Connect(uri_, kConnectTimeout, &fresh, "ladle-runs");
+        s = ConnectRunStore(uri_, &fresh);
         if (!s.ok()) return s;
         conn_ = std::move(fresh);
         broken_ = false;
@@ -535,13 +551,25 @@ class PgRunStore final : public RunStore {
   }
 
   // An UPDATE ... RETURNING of one row; NotFound naming `what` when none.
+  // An UPDATE of one row by its key, so running it twice is running it once:
+  // while the database does not answer it is retried with back-off (0.1 s
+  // doubling to 2 s) for up to kWriteRetry, so that a run that goes on
+  // through a short outage records its steps (docs/server.md "Replicas").
   Status UpdateOne(const std::string& what, const std::string& sql, const Params& params) {
-    return Run([&] {
-      PgResult r;
-      Status s = Exec(sql, params, &r);
-      if (s.ok() && r.rows() == 0) return Status::NotFound(what + " not found");
-      return s;
-    });
+    const auto give_up = std::chrono::steady_clock::now() + kWriteRetry;
+    auto pause = std::chrono::milliseconds(100);
+    for (;;) {
+      Status s = Run([&] {
+        PgResult r;
+        Status s = Exec(sql, params, &r);
+        if (s.ok() && r.rows() == 0) return Status::NotFound(what + " not found");
+        return s;
+      });
+      if (s.code() != Code::kUnavailable || std::chrono::steady_clock::now() + pause > give_up)
+        return s;
+      std::this_thread::sleep_for(pause);
+      pause = std::min<std::chrono::milliseconds>(pause * 2, std::chrono::seconds(2));
+    }
   }
 
   // A query whose answer is one integer (0 when no row).
@@ -582,7 +610,7 @@ Status OpenPgRunStore(const std::string& uri, const std::string& data_dir,
     return Status::IoError("open run store: data dir " + data_dir + " is not a directory");
   }
   std::unique_ptr<PgConnection> conn;
-  Status s = PgConnection::Connect(uri, kConnectTimeout, &conn, "ladle-runs");
+  Status s = ConnectRunStore(uri, &conn);
   if (s.ok()) s = Migrate(conn.get());
   if (!s.ok()) return s.WithContext("open run store");
   store->reset(new PgRunStore(uri, data_dir, std::move(conn)));

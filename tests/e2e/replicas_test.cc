@@ -34,6 +34,7 @@
 
 #include "env/subprocess.h"
 #include "tests/pg_util.h"
+#include "tests/e2e/hook_util.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -50,17 +51,7 @@ constexpr char kToken[] = "replicas-e2e-admin-token-0123456789abcdef";
 constexpr char kHookSecret[] = "replicas-e2e-hook-secret";
 
 std::string Signature(const std::string& body) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), kHookSecret, static_cast<int>(sizeof kHookSecret - 1),
-       reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &n);
-  std::string out = "sha256=";
-  char hex[3];
-  for (unsigned int i = 0; i < n; ++i) {
-    std::snprintf(hex, sizeof hex, "%02x", mac[i]);
-    out += hex;
-  }
-  return out;
+  return ladle::testing::GithubSignature(kHookSecret, body);
 }
 
 std::string Push(const std::string& branch, const std::string& commit) {

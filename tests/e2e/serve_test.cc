@@ -40,6 +40,7 @@
 #include "tests/node_util.h"
 #include "tests/proc_util.h"
 #include "tests/test_util.h"
+#include "tests/e2e/hook_util.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -72,20 +73,7 @@ void Replace(std::string* text, const std::string& from, const std::string& to) 
     text->replace(at, from.size(), to);
 }
 
-// GitHub's X-Hub-Signature-256, computed here rather than with ladle's code.
-std::string GithubSignature(const std::string& secret, const std::string& body) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &n);
-  std::string out = "sha256=";
-  char hex[3];
-  for (unsigned int i = 0; i < n; ++i) {
-    std::snprintf(hex, sizeof hex, "%02x", mac[i]);
-    out += hex;
-  }
-  return out;
-}
+using ladle::testing::GithubSignature;
 
 // Pids of live processes (ours) whose environment holds `entry` ("K=V").
 std::vector<pid_t> ProcessesWithEnv(const std::string& entry) {

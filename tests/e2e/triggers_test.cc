@@ -26,6 +26,7 @@
 
 #include "env/subprocess.h"
 #include "tests/test_util.h"
+#include "tests/e2e/hook_util.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -43,17 +44,7 @@ std::string Trim(std::string s) {
 }
 
 std::string Signature(const std::string& body) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), kHookSecret, static_cast<int>(std::strlen(kHookSecret)),
-       reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &n);
-  std::string out = "sha256=";
-  char hex[3];
-  for (unsigned int i = 0; i < n; ++i) {
-    std::snprintf(hex, sizeof hex, "%02x", mac[i]);
-    out += hex;
-  }
-  return out;
+  return ladle::testing::GithubSignature(kHookSecret, body);
 }
 
 struct Result {
