@@ -23,6 +23,7 @@
 # end; as root it runs as the `postgres` user. Installed here when missing,
 # with wrk and nodejs: never by the test command.
 # Usage: tests/bench/replicas_bench.sh [BUILD_DIR]   (default: build)
+#   LADLE_BENCH_PARTS="1 2 3 4"  the parts to run (2 and 3 share their servers)
 set -eu
 cd "$(dirname "$0")/../.."
 SRC=$(pwd)
@@ -143,6 +144,9 @@ queue_run() {
   fi
   rate=$(echo "$span" | awk '{printf "%.1f", 1001/$1}')
 }
+PARTS=${LADLE_BENCH_PARTS:-1 2 3 4}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+if part 1; then
 echo "1. 1,001 queued one-step runs (local backend), 2 workers per server, $(nproc) cores shared by all"
 queue_run 0
 sqlite_rate=$rate
@@ -154,9 +158,10 @@ for n in 1 2 3; do
     "$(awk -v a="$rate" -v b="$sqlite_rate" 'BEGIN { printf "%.2fx", a / b }')" "$(cat "$work/pg$n.replicas")"
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 
-# ---- 2. OFREP on PostgreSQL against SQLite ----
 TOKEN=bench-admin-token-0123456789
+# ---- 2. OFREP on PostgreSQL against SQLite ----
 toggles_serve() {  # label port [store]
   if [ -n "${3:-}" ]; then
     LADLE_ADMIN_TOKEN=$TOKEN "$LADLE" --data "$work/t-$1" toggles serve --listen "127.0.0.1:$2" \
@@ -166,6 +171,7 @@ toggles_serve() {  # label port [store]
       --io-threads 1 > "$work/t-$1.log" 2>&1 &
   fi
   pids="$pids $!"
+  echo $! > "$work/t-$1.pid"
   wait_up "$2" "$work/t-$1.log"
   curl -sf -H "Authorization: Bearer $TOKEN" -X POST "http://127.0.0.1:$2/api/v1/toggles" \
     -d '{"key":"bench-rollout","environments":{"production":{"enabled":true,"strategies":[{"rollout":{"percent":50}}]}}}' >/dev/null || true
@@ -173,33 +179,46 @@ toggles_serve() {  # label port [store]
     -d '{"key":"bench-flip"}' >/dev/null || true
 }
 export LADLE_BENCH_TOKEN=$TOKEN
-wrk_rps() {  # port seconds -> "req/s p99"
-  wrk -t1 -c32 -d"$2"s --latency -s "$SRC/tests/bench/ofrep_bench.lua" "http://127.0.0.1:$1" |
-    awk '/^Requests\/sec:/ {r=$2} $1 == "99%" {p=$2} END {print r, p}'
+# CPU seconds (user + system) that process $1 has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' "/proc/$1/stat"; }
+wrk_rps() {  # port seconds [pid] -> "req/s p99 requests-per-CPU-second"
+  before=0; [ -n "${3:-}" ] && before=$(cpu_s "$3")
+  wrk -t1 -c32 -d"$2"s --latency -s "$SRC/tests/bench/ofrep_bench.lua" "http://127.0.0.1:$1" > "$work/wrk.out"
+  after=0; [ -n "${3:-}" ] && after=$(cpu_s "$3")
+  awk -v c="$(awk -v a="$before" -v b="$after" 'BEGIN { print b - a }')" \
+    '/^Requests\/sec:/ {r=$2} $1 == "99%" {p=$2} / requests in / {n=$1}
+     END {printf "%s %s %.0f\n", r, p, (c > 0 ? n / c : 0)}' "$work/wrk.out"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # wrk's latencies ("850.00us", "1.20ms", "1.02s") in milliseconds.
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/, "", v); v/=1000} else if (v ~ /ms$/) sub(/ms$/, "", v); else if (v ~ /s$/) {sub(/s$/, "", v); v*=1000}; printf "%.2f\n", v}'; }
+if part 2 || part 3; then
 toggle_store=$(new_db bench_toggles)
 sq_port=$(free_port); toggles_serve sqlite "$sq_port"
 pg_port_a=$(free_port); toggles_serve pg-a "$pg_port_a" "$toggle_store"
+fi
+if part 2; then
 wrk_rps "$sq_port" 2 >/dev/null; wrk_rps "$pg_port_a" 2 >/dev/null  # warm-up
 # Five alternating rounds of 5 s, so that both see the same machine.
 : > "$work/sq.rps"; : > "$work/pg.rps"
 for round in 1 2 3 4 5; do
-  wrk_rps "$sq_port" 5 >> "$work/sq.rps"
-  wrk_rps "$pg_port_a" 5 >> "$work/pg.rps"
+  wrk_rps "$sq_port" 5 "$(cat "$work/t-sqlite.pid")" >> "$work/sq.rps"
+  wrk_rps "$pg_port_a" 5 "$(cat "$work/t-pg-a.pid")" >> "$work/pg.rps"
 done
+sq_cpu=$(cut -d' ' -f3 "$work/sq.rps" | median); pg_cpu=$(cut -d' ' -f3 "$work/pg.rps" | median)
 sq_rps=$(cut -d' ' -f1 "$work/sq.rps" | median); sq_p99=$(cut -d' ' -f2 "$work/sq.rps" | to_ms | median)
 pg_rps=$(cut -d' ' -f1 "$work/pg.rps" | median); pg_p99=$(cut -d' ' -f2 "$work/pg.rps" | to_ms | median)
 echo
 echo "2. OFREP single evaluation, 50% rollout, wrk -t1 -c32, one io thread each, medians of 5 alternating rounds of 5 s"
-printf '%-44s %10s req/s  p99 %s ms\n' "ladle toggles serve on SQLite (reference)" "$sq_rps" "$sq_p99"
-printf '%-44s %10s req/s  p99 %s ms  (%s of SQLite; target within 10 %%)\n' "ladle toggles serve on PostgreSQL" \
-  "$pg_rps" "$pg_p99" "$(awk -v a="$pg_rps" -v b="$sq_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+printf '%-44s %10s req/s  p99 %s ms  %s req/CPU-s\n' "ladle toggles serve on SQLite (reference)" "$sq_rps" "$sq_p99" "$sq_cpu"
+printf '%-44s %10s req/s  p99 %s ms  %s req/CPU-s\n' "ladle toggles serve on PostgreSQL" "$pg_rps" "$pg_p99" "$pg_cpu"
+echo "PostgreSQL / SQLite: $(awk -v a="$pg_rps" -v b="$sq_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }') of req/s," \
+  "$(awk -v a="$pg_cpu" -v b="$sq_cpu" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }') per CPU-second (target: within 10 %)"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+fi
 # ---- 3. flip -> SSE, same server and another replica ----
+if part 3; then
 pg_port_b=$(free_port); toggles_serve pg-b "$pg_port_b" "$toggle_store"
 echo
 echo "3. flip -> SSE event, 200 flips"
@@ -210,7 +229,9 @@ printf '%-44s %s (target median < 20 ms)\n' "flip on replica a, subscriber on re
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 stop_all
 
+fi
 # ---- 4. a log from its replica and through another ----
+if part 4; then
 log_repo=$work/logs
 mkdir -p "$log_repo" && git -C "$log_repo" init -q -b main
 printf 'name: log\nstages:\n  - name: s\n    steps:\n      - {name: print, run: "head -c 750000 /dev/zero | base64"}\n' > "$log_repo/ladle.yml"
@@ -255,3 +276,4 @@ printf '%-44s %8s ms  (%s ms for the hop)\n' "through another replica" "$proxied
   "$(awk -v a="$proxied_ms" -v b="$direct_ms" 'BEGIN { printf "%+.2f", a - b }')"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 stop_all
+fi
