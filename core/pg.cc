@@ -147,4 +147,35 @@ Status PgTransaction::Commit() {
   return c_->Exec("COMMIT");
 }
 
+Status MigratePart(PgConnection* c, const std::string& part, const std::string& what,
+                   const std::vector<std::string>& steps) {
+  PgTransaction txn(c);
+  Status s = txn.Begin();
+  if (s.ok()) s = c->Exec("SELECT pg_advisory_xact_lock(7419001)");
+  if (s.ok()) {
+    s = c->Exec(
+        "CREATE TABLE IF NOT EXISTS ladle_schema_versions ("
+        " part TEXT PRIMARY KEY, version INTEGER NOT NULL)");
+  }
+  PgResult r;
+  if (s.ok()) s = c->Exec("SELECT version FROM ladle_schema_versions WHERE part = $1", {part}, &r);
+  int64_t version = 0;
+  if (s.ok() && r.rows() > 0) s = r.Int64(0, 0, &version);
+  const auto known = static_cast<int64_t>(steps.size());
+  if (s.ok() && version > known) {
+    s = Status::Invalid(c->uri() + ": " + what + " schema version " + std::to_string(version) +
+                        " is newer than this ladle's (" + std::to_string(known) +
+                        "); upgrade ladle");
+  }
+  for (int64_t i = version; s.ok() && i < known; ++i) s = c->Exec(steps[i]);
+  if (s.ok() && version < known) {
+    s = c->Exec(
+        "INSERT INTO ladle_schema_versions (part, version) VALUES ($1, $2)"
+        " ON CONFLICT (part) DO UPDATE SET version = excluded.version",
+        {part, std::to_string(known)});
+  }
+  if (s.ok()) s = txn.Commit();
+  return s.ok() ? s : s.WithContext("migrate the " + what + " schema");
+}
+
 }  // namespace ladle

@@ -99,6 +99,16 @@ class PgTransaction {
   bool open_ = false;
 };
 
+// Brings part `part` ("runs", "toggles", "tokens") of the schema to
+// `steps.size()`: runs the steps after the version recorded in
+// ladle_schema_versions, in one transaction under the advisory lock every
+// part takes (parts creating ladle_schema_versions at once under different
+// locks fail with a duplicate key), so that servers starting at once migrate
+// once. Invalid when the database is newer than this ladle; `what` names the
+// schema in messages ("run", "toggle", "token").
+Status MigratePart(PgConnection* c, const std::string& part, const std::string& what,
+                   const std::vector<std::string>& steps);
+
 }  // namespace ladle
 
 #endif  // LADLE_CORE_PG_H_

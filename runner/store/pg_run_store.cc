@@ -46,7 +46,6 @@ constexpr auto kWriteRetry = std::chrono::seconds(10);
 // The key every ladle schema migration takes (toggles/server/pg_store.cc
 // takes the same): one part migrates at a time, and
 // ladle_schema_versions is created once.
-constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7419001)";
 // A timestamptz as the RFC 3339 text ladle writes (core/base/time_util.h).
 #define LADLE_RFC3339(x) "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 // A 64-bit advisory lock key from the text of $N: the first 16 hex digits
@@ -172,37 +171,6 @@ CREATE TABLE shared_config (
   return kSteps;
 }
 
-Status Migrate(PgConnection* c) {
-  PgTransaction txn(c);
-  Status s = txn.Begin();
-  if (s.ok()) s = c->Exec(kMigrationLock);
-  if (s.ok()) {
-    s = c->Exec(
-        "CREATE TABLE IF NOT EXISTS ladle_schema_versions ("
-        " part TEXT PRIMARY KEY, version INTEGER NOT NULL)");
-  }
-  PgResult r;
-  if (s.ok()) s = c->Exec("SELECT version FROM ladle_schema_versions WHERE part = 'runs'", {}, &r);
-  int64_t version = 0;
-  if (s.ok() && r.rows() > 0) s = r.Int64(0, 0, &version);
-  const auto& steps = Migrations();
-  if (s.ok() && version > static_cast<int64_t>(steps.size())) {
-    s = Status::Invalid(c->uri() + ": run schema version " + std::to_string(version) +
-                        " is newer than this ladle's (" + std::to_string(steps.size()) +
-                        "); upgrade ladle");
-  }
-  for (size_t i = static_cast<size_t>(version); s.ok() && i < steps.size(); ++i) {
-    s = c->Exec(steps[i]);
-  }
-  if (s.ok() && version < static_cast<int64_t>(steps.size())) {
-    s = c->Exec(
-        "INSERT INTO ladle_schema_versions (part, version) VALUES ('runs', $1)"
-        " ON CONFLICT (part) DO UPDATE SET version = excluded.version",
-        {std::to_string(steps.size())});
-  }
-  if (s.ok()) s = txn.Commit();
-  return s.ok() ? s : s.WithContext("migrate the run schema");
-}
 
 std::string Str(int64_t v) { return std::to_string(v); }
 std::string Bool(bool v) { return v ? "true" : "false"; }
@@ -611,7 +579,7 @@ Status OpenPgRunStore(const std::string& uri, const std::string& data_dir,
   }
   std::unique_ptr<PgConnection> conn;
   Status s = ConnectRunStore(uri, &conn);
-  if (s.ok()) s = Migrate(conn.get());
+  if (s.ok()) s = MigratePart(conn.get(), "runs", "run", Migrations());
   if (!s.ok()) return s.WithContext("open run store");
   store->reset(new PgRunStore(uri, data_dir, std::move(conn)));
   return Status::OK();

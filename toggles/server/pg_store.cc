@@ -23,7 +23,6 @@ using Params = std::vector<PgConnection::Param>;
 
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
 // Any replica may start first: migrations run under this advisory lock.
-constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7419001)";
 
 // Schema migrations, applied in order; ladle_schema_versions('toggles')
 // counts the steps applied. Append only, as toggles.db's (sqlite_store.cc).
@@ -77,39 +76,6 @@ CREATE INDEX toggle_events_by_key ON toggle_events (toggle_key, revision);
   return kSteps;
 }
 
-Status Migrate(PgConnection* c) {
-  PgTransaction txn(c);
-  Status s = txn.Begin();
-  if (s.ok()) s = c->Exec(kMigrationLock);
-  if (s.ok()) {
-    s = c->Exec(
-        "CREATE TABLE IF NOT EXISTS ladle_schema_versions ("
-        " part TEXT PRIMARY KEY, version INTEGER NOT NULL)");
-  }
-  PgResult r;
-  if (s.ok()) {
-    s = c->Exec("SELECT version FROM ladle_schema_versions WHERE part = 'toggles'", {}, &r);
-  }
-  int64_t version = 0;
-  if (s.ok() && r.rows() > 0) s = r.Int64(0, 0, &version);
-  const auto& steps = Migrations();
-  if (s.ok() && version > static_cast<int64_t>(steps.size())) {
-    s = Status::Invalid(c->uri() + ": toggle schema version " + std::to_string(version) +
-                        " is newer than this ladle's (" + std::to_string(steps.size()) +
-                        "); upgrade ladle");
-  }
-  for (size_t i = static_cast<size_t>(version); s.ok() && i < steps.size(); ++i) {
-    s = c->Exec(steps[i]);
-  }
-  if (s.ok() && version < static_cast<int64_t>(steps.size())) {
-    s = c->Exec(
-        "INSERT INTO ladle_schema_versions (part, version) VALUES ('toggles', $1)"
-        " ON CONFLICT (part) DO UPDATE SET version = excluded.version",
-        {std::to_string(steps.size())});
-  }
-  if (s.ok()) s = txn.Commit();
-  return s.ok() ? s : s.WithContext("migrate the toggle schema");
-}
 
 std::optional<std::string> OrNull(const std::string& s) {
   return s.empty() ? std::nullopt : std::optional<std::string>(s);
@@ -444,7 +410,7 @@ class PgBackend : public ToggleStoreBackend {
 Status OpenPgToggleBackend(const std::string& uri, std::unique_ptr<ToggleStoreBackend>* out) {
   std::unique_ptr<PgConnection> conn;
   Status s = PgConnection::Connect(uri, kConnectTimeout, &conn);
-  if (s.ok()) s = Migrate(conn.get());
+  if (s.ok()) s = MigratePart(conn.get(), "toggles", "toggle", Migrations());
   if (s.ok()) *out = std::make_unique<PgBackend>(uri, std::move(conn));
   return s;
 }

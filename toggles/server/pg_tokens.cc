@@ -20,11 +20,6 @@ namespace {
 using Params = std::vector<PgConnection::Param>;
 
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
-// The toggle store's migration lock (pg_store.cc), on purpose: one lock for
-// every part, so that two servers starting at once never both create
-// ladle_schema_versions or both migrate a part.
-constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7419001)";
-constexpr const char* kPart = "tokens";
 
 // Schema migrations, applied in order; ladle_schema_versions('tokens')
 // counts the steps applied. Append only. Times are text (RFC 3339), as in
@@ -54,36 +49,6 @@ CREATE UNIQUE INDEX tokens_active_hash ON tokens (hash) WHERE NOT revoked;
   return kSteps;
 }
 
-Status Migrate(PgConnection* c) {
-  PgTransaction txn(c);
-  Status s = txn.Begin();
-  if (s.ok()) s = c->Exec(kMigrationLock);
-  if (s.ok()) {
-    s = c->Exec(
-        "CREATE TABLE IF NOT EXISTS ladle_schema_versions ("
-        " part TEXT PRIMARY KEY, version INTEGER NOT NULL)");
-  }
-  PgResult r;
-  if (s.ok()) s = c->Exec("SELECT version FROM ladle_schema_versions WHERE part = $1", {kPart}, &r);
-  int64_t version = 0;
-  if (s.ok() && r.rows() > 0) s = r.Int64(0, 0, &version);
-  const auto& steps = Migrations();
-  const auto known = static_cast<int64_t>(steps.size());
-  if (s.ok() && version > known) {
-    s = Status::Invalid(c->uri() + ": token schema version " + std::to_string(version) +
-                        " is newer than this ladle's (" + std::to_string(known) +
-                        "); upgrade ladle");
-  }
-  for (int64_t i = version; s.ok() && i < known; ++i) s = c->Exec(steps[i]);
-  if (s.ok() && version < known) {
-    s = c->Exec(
-        "INSERT INTO ladle_schema_versions (part, version) VALUES ($1, $2)"
-        " ON CONFLICT (part) DO UPDATE SET version = excluded.version",
-        {kPart, std::to_string(known)});
-  }
-  if (s.ok()) s = txn.Commit();
-  return s.ok() ? s : s.WithContext("migrate the token schema");
-}
 
 std::optional<std::string> OrNull(const std::string& s) {
   return s.empty() ? std::nullopt : std::optional<std::string>(s);
@@ -250,7 +215,7 @@ class PgTokens : public TokenStoreBackend {
 Status OpenPgTokenBackend(const std::string& uri, std::unique_ptr<TokenStoreBackend>* out) {
   std::unique_ptr<PgConnection> conn;
   Status s = PgConnection::Connect(uri, kConnectTimeout, &conn, kTokenConnectionName);
-  if (s.ok()) s = Migrate(conn.get());
+  if (s.ok()) s = MigratePart(conn.get(), "tokens", "token", Migrations());
   if (s.ok()) *out = std::make_unique<PgTokens>(uri, std::move(conn));
   return s;
 }
