@@ -157,13 +157,19 @@ Status HostConfig(const StepSpec& spec, json* host) {
   return Status::OK();
 }
 
+// A daemon on this machine (a unix socket, not a tunnel over ssh): it mounts
+// this machine's files, FIFOs included.
+bool LocalDaemon(const DockerEndpoint& endpoint) {
+  return !endpoint.socket_path.empty() && endpoint.ssh_host.empty();
+}
+
 // The workspace must be there for the daemon to mount it. Only checked when
 // the daemon is on this machine (a unix socket); a tcp daemon sees its own
 // file system.
 Status CheckWorkspaceOnHost(const StepSpec& spec, const DockerEndpoint& endpoint) {
   // A tcp:// daemon, or one reached over ssh (its socket is a local tunnel),
   // is on another machine: the workspace path is the remote one's to check.
-  if (endpoint.socket_path.empty() || !endpoint.ssh_host.empty()) return Status::OK();
+  if (!LocalDaemon(endpoint)) return Status::OK();
   if (!IsDirectory(spec.workspace)) return Status::NotFound("workspace '" + spec.workspace + "' does not exist");
   if (!spec.workdir.empty() && !IsDirectory(spec.workspace + "/" + spec.workdir))
     return Status::NotFound("workdir '" + spec.workdir + "' does not exist in the workspace");
@@ -260,18 +266,32 @@ Status ContainerConfig(const StepSpec& spec, json* config) {
 
 // --- Secrets ----------------------------------------------------------------
 
-Status WriteSecretsFile(const StepSpec& spec, std::string* dir) {
-  dir->clear();
+namespace {
+
+// A new private (0700) directory "ladle-NAME-XXXXXX" on a tmpfs (/dev/shm,
+// else $XDG_RUNTIME_DIR): what it holds never touches a disk. `what` says
+// what for, in errors ("the step's secrets").
+Status MakeTmpfsDir(const std::string& name, const std::string& what, std::string* dir) {
   std::vector<std::string> bases = {"/dev/shm"};
   if (const char* runtime = std::getenv("XDG_RUNTIME_DIR")) bases.push_back(runtime);
   std::string base;
   for (const std::string& b : bases)
     if (IsTmpfs(b) && ::access(b.c_str(), W_OK | X_OK) == 0) base = b;
-  if (base.empty())
-    return Status::Unavailable("no tmpfs to hand the step its secrets (/dev/shm, $XDG_RUNTIME_DIR)");
-  std::string tmpl = base + "/ladle-secrets-XXXXXX";
+  if (base.empty()) return Status::Unavailable("no tmpfs for " + what + " (/dev/shm, $XDG_RUNTIME_DIR)");
+  std::string tmpl = base + "/ladle-" + name + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr)  // mode 0700
-    return Status::FromErrno("create a directory for the step's secrets in " + base, errno);
+    return Status::FromErrno("create a directory for " + what + " in " + base, errno);
+  *dir = tmpl;
+  return Status::OK();
+}
+
+}  // namespace
+
+Status WriteSecretsFile(const StepSpec& spec, std::string* dir) {
+  dir->clear();
+  std::string tmpl;
+  Status s = MakeTmpfsDir("secrets", "the step's secrets", &tmpl);
+  if (!s.ok()) return s;
   std::string text;
   for (const auto& [name, value] : spec.secrets) text += "export " + name + "=" + ShellQuote(value) + "\n";
   const std::string file = tmpl + "/env";
@@ -314,6 +334,62 @@ void AddSecretsFile(const std::string& dir, json* config) {
                       script};
 }
 
+// --- A step's own files (docs/backends.md "Containers started ahead", "Network none")
+
+Status MakeStepDir(std::string* dir) { return MakeTmpfsDir("step", "the step's files", dir); }
+
+Status OpenGate(const std::string& dir, int* fd) {
+  *fd = -1;
+  const std::string fifo = dir + "/go";
+  // Readable by any user of the container; the directory keeps the host's
+  // other users from writing the line.
+  if (::mkfifo(fifo.c_str(), 0600) != 0 || ::chmod(fifo.c_str(), 0644) != 0)
+    return Status::FromErrno("create the gate " + fifo, errno);
+  // Read and write: never blocks, and keeps the pipe (and a line written
+  // into it) alive until the container has opened it.
+  *fd = ::open(fifo.c_str(), O_RDWR | O_CLOEXEC);
+  if (*fd < 0) return Status::FromErrno("open the gate " + fifo, errno);
+  return Status::OK();
+}
+
+void AddGate(const std::string& dir, json* config) {
+  (*config)["HostConfig"]["Mounts"].push_back(
+      {{"Type", "bind"}, {"Source", dir + "/go"}, {"Target", kGateMount}, {"ReadOnly", true}});
+  // `sh -c 'read ... && exec "$@"' sh CMD...`: the command it had, after the
+  // line; end of file (ladle gone, the step dropped) runs nothing.
+  json cmd = {"sh", "-c", std::string("read -r _ < ") + kGateMount + " && exec \"$@\"", "sh"};
+  for (const json& arg : (*config)["Cmd"]) cmd.push_back(arg);
+  (*config)["Cmd"] = cmd;
+}
+
+Status WriteHostsFile(const std::string& dir) {
+  static constexpr char kHosts[] =
+      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+      "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+  const std::string file = dir + "/hosts";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  bool ok = fd >= 0 && ::write(fd, kHosts, sizeof kHosts - 1) == static_cast<ssize_t>(sizeof kHosts - 1);
+  int saved = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) return Status::FromErrno("write " + file, saved);
+  return Status::OK();
+}
+
+void AddHostsFile(const std::string& dir, json* config) {
+  (*config)["NetworkDisabled"] = true;
+  (*config)["HostConfig"]["Mounts"].push_back(
+      {{"Type", "bind"}, {"Source", dir + "/hosts"}, {"Target", "/etc/hosts"}});
+}
+
+void RemoveStepDir(std::string* dir, int* fd) {
+  if (*fd >= 0) ::close(*fd);
+  *fd = -1;
+  if (dir->empty()) return;
+  for (const char* name : {"/go", "/hosts"}) ::unlink((*dir + name).c_str());
+  ::rmdir(dir->c_str());
+  dir->clear();
+}
+
 // --- DockerEngine -----------------------------------------------------------
 
 Status DockerEngine::Open(const DockerEngineOptions& options, std::unique_ptr<DockerEngine>* engine) {
@@ -334,7 +410,7 @@ std::string DockerEngine::Describe() const {
 }
 
 Status DockerEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
-  return CreateStep(spec, /*may_pull=*/true, step);
+  return CreateStep(spec, /*may_pull=*/true, /*gated=*/false, step);
 }
 
 Status DockerEngine::Precreate(const StepSpec& spec, std::unique_ptr<Step>* step) {
@@ -347,12 +423,23 @@ Status DockerEngine::Precreate(const StepSpec& spec, std::unique_ptr<Step>* step
   if (!present)
     return Status::Precondition("step '" + spec.id + "': image " + spec.image +
                                 " is not here yet: created (and pulled) at its turn");
-  s = CreateStep(spec, /*may_pull=*/false, step);
+  // docs/backends.md "Containers started ahead": only where a FIFO on this
+  // machine's tmpfs is the one the daemon mounts.
+  const bool gated = LocalDaemon(client_->endpoint());
+  s = CreateStep(spec, /*may_pull=*/false, gated, step);
   if (!s.ok()) return s;
   // Attached now too, so that its turn costs only the start; Start attaches
   // again if this failed.
   auto* created = static_cast<DockerStep*>(step->get());
   if (!client_->AttachOutput(created->id_, &created->output_).ok()) created->output_.reset();
+  if (!gated) return Status::OK();
+  // Started now, waiting at its gate: its turn costs a line into a pipe.
+  // Its logs hold all it printed if the attach failed.
+  s = client_->StartContainer(created->id_);
+  if (!s.ok()) {
+    step->reset();  // removes the container, closes the gate
+    return s.WithContext("step '" + spec.id + "': start ahead");
+  }
   return Status::OK();
 }
 
@@ -386,7 +473,8 @@ void DockerEngine::RememberImage(const StepSpec& spec, bool present) {
   images_[ImageKey(spec)] = present;
 }
 
-Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, std::unique_ptr<Step>* step) {
+Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, bool gated,
+                                std::unique_ptr<Step>* step) {
   json config;
   Status s = ContainerConfig(spec, &config);
   if (s.ok()) s = CheckWorkspaceOnHost(spec, client_->endpoint());
@@ -409,10 +497,30 @@ Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, std::unique
     if (!s.ok()) return s.WithContext("step '" + spec.id + "'");
     AddSecretsFile(secrets_dir, &config);
   }
+  // docs/backends.md "Network none": with a daemon on this machine, a step
+  // of network "none" (no services) gets its loopback-only namespace without
+  // the daemon's network set-up, and /etc/hosts from here.
+  const bool own_hosts = !services && LocalDaemon(client_->endpoint()) &&
+                         config["HostConfig"].value("NetworkMode", "") == "none";
+  std::string step_dir;
+  int gate_fd = -1;
+  if (gated || own_hosts) {
+    s = MakeStepDir(&step_dir);
+    if (s.ok() && own_hosts) s = WriteHostsFile(step_dir);
+    if (s.ok() && gated) s = OpenGate(step_dir, &gate_fd);
+    if (!s.ok()) {
+      RemoveSecretsFile(secrets_dir);
+      RemoveStepDir(&step_dir, &gate_fd);
+      return s.WithContext("step '" + spec.id + "'");
+    }
+    if (own_hosts) AddHostsFile(step_dir, &config);
+    if (gated) AddGate(step_dir, &config);
+  }
   std::string name, id;
   s = CreateContainer(spec, config, may_pull, &name, &id);
   if (!s.ok()) {
     RemoveSecretsFile(secrets_dir);
+    RemoveStepDir(&step_dir, &gate_fd);
     return s.WithContext("create container for step '" + spec.id + "'");
   }
   RememberImage(spec, true);
@@ -426,6 +534,8 @@ Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, std::unique
   }
   auto* created = new DockerStep(client_, spec, std::move(config), name, id, notes_);
   created->secrets_dir_ = secrets_dir;
+  created->step_dir_ = step_dir;
+  created->gate_fd_ = gate_fd;
   created->services_ = std::move(services);
   step->reset(created);
   return Status::OK();
@@ -539,6 +649,7 @@ DockerStep::~DockerStep() {
   // reports its error, so this only catches steps abandoned on error paths.
   if (!kept) Remove().IgnoreError();
   DropSecrets();
+  DropStepDir();
 }
 
 void DockerStep::DropSecrets() {
@@ -547,7 +658,30 @@ void DockerStep::DropSecrets() {
   secrets_dir_.clear();
 }
 
+void DockerStep::DropStepDir() {
+  std::lock_guard<std::mutex> lock(mu_);
+  RemoveStepDir(&step_dir_, &gate_fd_);
+}
+
 Status DockerStep::Start() {
+  int gate;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    gate = gate_fd_;
+  }
+  if (gate >= 0) {
+    // docs/backends.md "Containers started ahead": the line lets the
+    // container's shell go on to the script. A pipe of 64 KiB takes it at
+    // once; the descriptor stays open until the container has stopped.
+    static constexpr char kGo[] = "go\n";
+    ssize_t n;
+    do n = ::write(gate, kGo, sizeof kGo - 1);
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof kGo - 1))
+      return Status::FromErrno("step '" + spec_.id + "': open the gate of container " + name_, errno);
+    started_ = true;
+    return Status::OK();
+  }
   // Attached first, as `docker run` does, so that no output is lost. A
   // daemon that refuses to attach to a container not yet started gets its
   // logs followed instead; one that is gone fails the start below.
@@ -581,7 +715,10 @@ Status DockerStep::Wait(ExitStatus* status) {
   if (!started_) return Status::Precondition("step '" + spec_.id + "' was not started");
   int code = -1;
   Status s = client_->WaitContainer(id_, &code);
-  if (s.ok()) DropSecrets();  // the container has stopped: it needs them no more
+  if (s.ok()) {  // the container has stopped: it needs them no more
+    DropSecrets();
+    DropStepDir();
+  }
   if (!s.ok()) return s.WithContext("step '" + spec_.id + "': container " + name_);
   int signal = last_signal_.load();
   status->code = code;
@@ -604,6 +741,7 @@ void DockerStep::Kill(int signal) {
 
 Status DockerStep::Remove() {
   DropSecrets();
+  DropStepDir();
   // docs/pipeline.md "Services": they go with the step, kept or not.
   Status services = services_ ? services_->Remove() : Status::OK();
   std::lock_guard<std::mutex> lock(mu_);
@@ -653,10 +791,16 @@ std::string DockerStep::Keep() const {
   json kept = config_;
   kept["Image"] = image;
   kept["Cmd"] = idle_cmd;
-  // The secrets file is gone with the step: the kept container does without it.
+  // The secrets file and the gate are gone with the step: the kept container
+  // does without them.
+  // So is the step's /etc/hosts: the kept one gets the daemon's network
+  // set-up back, and with it the daemon's /etc/hosts.
   json mounts = json::array();
-  for (const json& m : kept["HostConfig"].value("Mounts", json::array()))
-    if (m.value("Target", "") != kSecretsMount) mounts.push_back(m);
+  for (const json& m : kept["HostConfig"].value("Mounts", json::array())) {
+    const std::string target = m.value("Target", "");
+    if (target != kSecretsMount && target != kGateMount && target != "/etc/hosts") mounts.push_back(m);
+  }
+  kept.erase("NetworkDisabled");
   kept["HostConfig"]["Mounts"] = mounts;
   kept["OpenStdin"] = true;
   kept["Labels"] = labels;

@@ -4,8 +4,11 @@
 // One step is one container: the step's image, `sh -e -c SCRIPT` behind
 // docker-init (HostConfig.Init, so TERM reaches the script), the workspace
 // bind-mounted at /workspace, the step's variables, labels and resources.
-// Its output is read from the container's logs as it comes, stdout and stderr
+// Its output is read from the attach stream as it comes, stdout and stderr
 // apart; the container is removed when the step ends unless it is kept.
+// Containers of the steps next in line are made (and on this machine's
+// daemon started, held at a gate) ahead of their turn: docs/backends.md
+// "Overlapped containers".
 //
 // Keeping: the runner calls ShellCommand() when it keeps a step (keep: always,
 // or on-failure after a failure) and then does not call Remove(). ShellCommand
@@ -45,6 +48,10 @@ constexpr char kWorkspaceMount[] = "/workspace";
 // Where a step's secrets file is mounted (read-only) in its container; the
 // step's shell sources it (docs/server.md "How secrets reach a step").
 constexpr char kSecretsMount[] = "/run/ladle-secrets";
+// Where the gate of a container started ahead of its turn is mounted
+// (docs/backends.md "Containers started ahead"): a FIFO its shell reads one
+// line from before it runs the step's script.
+constexpr char kGateMount[] = "/run/ladle-gate";
 
 // Lines for a person ("pulling busybox:1: 3f4d: Pull complete"). Called from
 // the threads that create steps; must be thread-safe.
@@ -73,6 +80,27 @@ void RemoveSecretsFile(const std::string& dir);
 // Mounts `dir`'s secrets file at kSecretsMount and makes the command source
 // it before the script runs: no value enters the container's configuration.
 void AddSecretsFile(const std::string& dir, nlohmann::json* config);
+// A step's own files on this machine (docs/backends.md "Containers started
+// ahead" and "Network none"): a new private (0700) directory on a tmpfs.
+// Unavailable when there is no tmpfs.
+Status MakeStepDir(std::string* dir);
+// The gate: a FIFO `dir`/go, held open by this process for reading and
+// writing (*fd), so that a line written before the container opens it waits
+// in the pipe.
+Status OpenGate(const std::string& dir, int* fd);
+// Mounts `dir`'s FIFO at kGateMount and wraps the command: the container's
+// shell reads one line from the gate, then execs the command it had.
+void AddGate(const std::string& dir, nlohmann::json* config);
+// `dir`/hosts: localhost and the IPv6 names, as the daemon writes them for a
+// container of network "none".
+Status WriteHostsFile(const std::string& dir);
+// Network "none" without the daemon's network set-up: NetworkDisabled, and
+// `dir`/hosts mounted at /etc/hosts (docs/backends.md "Network none").
+void AddHostsFile(const std::string& dir, nlohmann::json* config);
+// Closes the gate's descriptor and removes the directory and what is in it;
+// a container still waiting at its gate reads end of file and exits without
+// running the script. Idempotent (*dir emptied, *fd -1).
+void RemoveStepDir(std::string* dir, int* fd);
 
 class DockerStep;
 class DockerServices;  // env/docker_services.h
@@ -103,7 +131,9 @@ class DockerEngine : public Engine {
   // is asked once per run and image (then remembered; a step created at its
   // turn tells it too); Precondition, nothing created, when it has not (the
   // step is then created, and its image pulled, at its turn as before).
-  // Never pulls.
+  // Never pulls. With a daemon on this machine (a unix socket, not ssh) the
+  // container is also started, held at a gate until Start opens it
+  // (docs/backends.md "Containers started ahead").
   Status Precreate(const StepSpec& spec, std::unique_ptr<Step>* step) override;
 
   // Removes the containers labelled ladle.data=<data_dir> that a runner left
@@ -138,7 +168,7 @@ class DockerEngine : public Engine {
  private:
   DockerEngine(std::shared_ptr<const DockerClient> client, std::string data_dir)
       : client_(std::move(client)), data_dir_(std::move(data_dir)) {}
-  Status CreateStep(const StepSpec& spec, bool may_pull, std::unique_ptr<Step>* step);
+  Status CreateStep(const StepSpec& spec, bool may_pull, bool gated, std::unique_ptr<Step>* step);
   Status CreateContainer(const StepSpec& spec, const nlohmann::json& config, bool may_pull,
                          std::string* name, std::string* id);
   // Whether the daemon has spec.image, from the per-run cache or asked once.
@@ -178,6 +208,8 @@ class DockerStep : public Step {
              std::string name, std::string id, NoteCallback notes);
   ~DockerStep() override;
 
+  // Starts the container, or opens the gate of one started ahead
+  // (docs/backends.md "Containers started ahead").
   Status Start() override;
   // Passes the container's output on until it has stopped: the stream Start
   // attached, else its logs.
@@ -204,6 +236,7 @@ class DockerStep : public Step {
   bool StreamShouldStop() const;
   std::string Keep() const;
   void DropSecrets();  // removes the secrets file once the step no longer needs it
+  void DropStepDir();  // closes the gate, removes the step's files once the container stopped or goes
 
   const std::shared_ptr<const DockerClient> client_;
   const StepSpec spec_;
@@ -225,6 +258,10 @@ class DockerStep : public Step {
   mutable std::string kept_id_, kept_image_;
   bool removed_ = false;
   std::string secrets_dir_;  // WriteSecretsFile's directory; "" when none or removed
+  // MakeStepDir's directory ("" when none, or dropped) and the gate's
+  // descriptor when the container was started ahead (Precreate), else -1.
+  std::string step_dir_;
+  int gate_fd_ = -1;
   // The step's services (StepSpec::services), set by DockerEngine::Create;
   // removed by Remove() even when the step is kept, else when this goes.
   std::unique_ptr<DockerServices> services_;

@@ -195,6 +195,10 @@ class Executor {
   // have passed, where the rules let them start early.
   void StartEarlySteps(std::unique_lock<std::mutex>* lock);
   bool MayEnterEarly(const StageContext& ctx) const;  // REQUIRES: mu_ held
+  // docs/backends.md "Overlapped containers": has the engine make the
+  // containers of the steps next in line, at most --jobs + 1 of them waiting
+  // at a time. REQUIRES: mu_ held.
+  void PrepareAhead();
   // A stage that does not run: its steps that started early finish (and
   // make its status), the others never start. Returns the stage's status.
   RunStatus SettleSkippedStage(StageContext* ctx, RunStatus status, std::string* why);

@@ -12,9 +12,10 @@
 #      $ROUNDS times (default 3) alternated, medians compared.
 #   2. 50 steps two at a time: `-j 2` against 50 plain runs through `xargs -P2`.
 # Targets: per step one at a time at most 0.7x of plain docker (issue 14: the
-# next step's container is created while the previous one runs, and removed
-# after it, docs/backends.md "Overlapped containers"; the issue 3 target was
-# 1.15x); 50 at -j2 within 1.1x. The load average is printed beside the
+# next steps' containers are created and started, held at a gate, while the
+# previous one runs, and removed after it, docs/backends.md "Overlapped
+# containers"; a step of network none skips the daemon's network set-up,
+# "Network none"; the issue 3 target was 1.15x); 50 at -j2 within 1.1x. The load average is printed beside the
 # figures (the machine may be shared). Every container has network "none".
 # Exits 1 when a target is missed.
 set -eu

@@ -145,6 +145,84 @@ TEST(ContainerConfigTest, SecretsGoToASourcedFileNotTheConfiguration) {
   EXPECT_EQ(Code::kInvalid, ContainerConfig(spec, &c).code()) << "a shell could not assign it";
 }
 
+// docs/backends.md "Containers started ahead": the gate wraps the command it
+// finds (the secrets' one too), a line written before anyone reads waits in
+// the pipe, and closing the gate ends a waiting shell without the command.
+TEST(ContainerConfigTest, GateHoldsTheCommandUntilALineComes) {
+  StepSpec spec = BaseSpec("/data/workspaces/1");
+  spec.script = "echo ran";
+  spec.secrets = {{"TOKEN", "x"}};
+  json c;
+  ASSERT_TRUE(ContainerConfig(spec, &c).ok());
+  std::string secrets;
+  ASSERT_TRUE(WriteSecretsFile(spec, &secrets).ok());
+  AddSecretsFile(secrets, &c);
+  std::string dir;
+  int fd = -1;
+  ASSERT_TRUE(MakeStepDir(&dir).ok());
+  ASSERT_TRUE(OpenGate(dir, &fd).ok());
+  ASSERT_GE(fd, 0);
+  AddGate(dir, &c);
+  EXPECT_EQ(json({"sh", "-c", "read -r _ < /run/ladle-gate && exec \"$@\"", "sh", "sh", "-c",
+                  ". /run/ladle-secrets && exec sh -e -c \"$0\"", "echo ran"}),
+            c["Cmd"]);
+  const json& mount = c["HostConfig"]["Mounts"].back();
+  EXPECT_EQ(dir + "/go", mount["Source"]);
+  EXPECT_EQ("/run/ladle-gate", mount["Target"]);
+  EXPECT_EQ(true, mount["ReadOnly"]);
+  struct stat st;
+  ASSERT_EQ(0, ::stat((dir + "/go").c_str(), &st));
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  ASSERT_EQ(0, ::stat(dir.c_str(), &st));
+  EXPECT_EQ(0700u, st.st_mode & 0777);
+  // The gate's shell on the host, the FIFO in place of the mount: the line
+  // is written before the shell runs, and waits for it.
+  ASSERT_EQ(3, ::write(fd, "go\n", 3));
+  docker_test::CommandOutput r = docker_test::Run(
+      {"sh", "-c", "read -r _ < '" + dir + "/go' && exec \"$@\"", "sh", "echo", "ran"});
+  EXPECT_EQ(0, r.code) << r.err;
+  EXPECT_EQ("ran\n", r.out);
+  // Closed with nobody's line: the shell reads end of file and runs nothing.
+  std::string path = dir + "/go";
+  std::thread closer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    RemoveStepDir(&dir, &fd);
+  });
+  r = docker_test::Run({"sh", "-c", "read -r _ < '" + path + "' && exec \"$@\"", "sh", "echo", "ran"});
+  closer.join();
+  EXPECT_NE(0, r.code);
+  EXPECT_EQ("", r.out);
+  EXPECT_EQ(-1, fd);
+  EXPECT_TRUE(dir.empty());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  RemoveSecretsFile(secrets);
+}
+
+// docs/backends.md "Network none": no network set-up by the daemon, and the
+// /etc/hosts it would have written.
+TEST(ContainerConfigTest, HostsFileStandsInForTheDaemonsNetworkSetUp) {
+  StepSpec spec = BaseSpec("/data/workspaces/1");
+  spec.resources.network = "none";
+  json c;
+  ASSERT_TRUE(ContainerConfig(spec, &c).ok());
+  std::string dir;
+  int fd = -1;
+  ASSERT_TRUE(MakeStepDir(&dir).ok());
+  ASSERT_TRUE(WriteHostsFile(dir).ok());
+  AddHostsFile(dir, &c);
+  EXPECT_EQ(true, c["NetworkDisabled"]);
+  EXPECT_EQ("none", c["HostConfig"]["NetworkMode"]);
+  const json& mount = c["HostConfig"]["Mounts"].back();
+  EXPECT_EQ(dir + "/hosts", mount["Source"]);
+  EXPECT_EQ("/etc/hosts", mount["Target"]);
+  const std::string hosts = docker_test::ReadFile(dir + "/hosts");
+  EXPECT_NE(std::string::npos, hosts.find("127.0.0.1\tlocalhost\n")) << hosts;
+  EXPECT_NE(std::string::npos, hosts.find("::1\tlocalhost ")) << hosts;
+  const std::string path = dir;
+  RemoveStepDir(&dir, &fd);
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
 TEST(ContainerConfigTest, RefusesWhatAContainerCannotCarry) {
   json c;
   StepSpec spec = BaseSpec("/ws");

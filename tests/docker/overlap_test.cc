@@ -1,7 +1,8 @@
-// docs/backends.md "Overlapped containers": with one job, the next step's
-// container is created while the step before it runs, and the previous one is
-// removed after the step is done. The real `ladle` binary, the real daemon,
-// the test image; every container has network "none".
+// docs/backends.md "Overlapped containers": the next steps' containers are
+// created (and, with this machine's daemon, started and held at a gate) while
+// the steps before them run, and each one is removed after its step is done.
+// The real `ladle` binary, the real daemon, the test image; every container
+// has network "none".
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -62,19 +63,33 @@ class OverlapTest : public ::testing::Test {
         return true;
     return false;
   }
-  // Polls until step `running` has a running container and `next` a created
-  // one (or `timeout` passes).
+  // Polls until step `running` has a running container and `next` one in
+  // state `next_state` (or `timeout` passes). The daemon here is on this
+  // machine, so a container made ahead is started ahead too, and waits at its
+  // gate ("running").
   bool SawNextCreatedWhileRunning(const std::string& running, const std::string& next,
-                                  std::chrono::seconds timeout) {
+                                  std::chrono::seconds timeout,
+                                  const std::string& next_state = " running") {
     const auto end = Clock::now() + timeout;
     while (Clock::now() < end) {
-      if (AnyIn(StatesOf(running), " running") && AnyIn(StatesOf(next), " created")) return true;
+      if (AnyIn(StatesOf(running), " running") && AnyIn(StatesOf(next), next_state)) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return false;
   }
-  std::string Log(const std::string& step) {
-    return ReadFile(runner::StepLogPath(data_, 1, "s", step));
+  // The host path mounted at /run/ladle-gate in step `step`'s container; ""
+  // when it has none.
+  std::string GateOf(const std::string& step) {
+    for (const std::string& line : StatesOf(step)) {
+      CommandOutput r = Docker({"inspect", "--format",
+                                "{{range .Mounts}}{{if eq .Destination \"/run/ladle-gate\"}}{{.Source}}{{end}}{{end}}",
+                                line.substr(0, line.find(' '))});
+      if (r.code == 0 && !r.out.empty()) return r.out.substr(0, r.out.find('\n'));
+    }
+    return "";
+  }
+  std::string Log(const std::string& step, const std::string& stage = "s") {
+    return ReadFile(runner::StepLogPath(data_, 1, stage, step));
   }
 
   TempDir root_;
@@ -92,7 +107,7 @@ TEST_F(OverlapTest, NextStepsContainerIsCreatedWhileThePreviousRuns) {
   std::thread run([&] { r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "1"}), src_.string()); });
   const bool overlapped = SawNextCreatedWhileRunning("first", "second", std::chrono::seconds(60));
   run.join();
-  EXPECT_TRUE(overlapped) << "second's container exists, not started, while first runs";
+  EXPECT_TRUE(overlapped) << "second's container is running (at its gate) while first runs";
   ASSERT_EQ(0, r.code) << r.out << r.err;
   // The logs and the live output are what they were without the overlap.
   EXPECT_NE(std::string::npos, Log("first").find("o one\n")) << Log("first");
@@ -183,6 +198,86 @@ TEST_F(OverlapTest, StepThatNeedsAFailedOneIsNotStartedAndItsContainerGoes) {
   EXPECT_EQ(1, r.code) << r.out << r.err;
   EXPECT_EQ(std::string::npos, r.out.find("never")) << r.out;
   EXPECT_NE(std::string::npos, r.out.find("[s/third] three")) << r.out;
+  EXPECT_TRUE(ContainersOf(data_).empty());
+}
+
+// docs/backends.md "Containers started ahead": the next step's container is
+// started while the step before it runs, but its script waits for its turn.
+TEST_F(OverlapTest, ContainerStartedAheadRunsItsScriptOnlyAtItsTurn) {
+  Pipeline(R"yml(      - {name: first, run: 'sleep 4; if test -e second-ran; then echo too-early; else echo second-waits; fi'}
+      - {name: second, run: 'touch second-ran; echo two'}
+)yml");
+  CommandOutput r;
+  std::thread run([&] { r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "1"}), src_.string()); });
+  const bool ahead = SawNextCreatedWhileRunning("first", "second", std::chrono::seconds(60));
+  const std::string gate = GateOf("second");
+  const bool gate_there = !gate.empty() && fs::exists(gate);
+  run.join();
+  EXPECT_TRUE(ahead) << "second's container runs (at its gate) while first runs";
+  EXPECT_TRUE(gate_there) << "second waits at a FIFO mounted at /run/ladle-gate: '" << gate << "'";
+  ASSERT_EQ(0, r.code) << r.out << r.err;
+  EXPECT_NE(std::string::npos, Log("first").find("o second-waits\n")) << Log("first");
+  EXPECT_NE(std::string::npos, Log("second").find("o two\n")) << Log("second");
+  EXPECT_FALSE(!gate.empty() && fs::exists(gate)) << "the gate " << gate << " is removed with its step";
+  EXPECT_TRUE(ContainersOf(data_).empty());
+}
+
+// With two jobs, the next stage's steps get their containers while this
+// stage runs; when this stage fails they are removed, their scripts unrun.
+TEST_F(OverlapTest, NextStagesStepsAreMadeAheadAndGoWhenTheStageFails) {
+  WriteFile(src_ / "ladle.yml", "name: overlap\nimage: " + std::string(kTestImage) + R"yml(
+stages:
+  - name: a
+    network: none
+    steps:
+      - {name: one, run: 'sleep 4; exit 5'}
+      - {name: two, run: 'sleep 5; ls; if test -e three-ran || test -e four-ran; then echo too-early; fi'}
+  - name: b
+    network: none
+    steps:
+      - {name: three, run: 'touch three-ran'}
+      - {name: four, run: 'touch four-ran'}
+)yml");
+  CommandOutput r;
+  std::thread run([&] { r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "2"}), src_.string()); });
+  const auto end = Clock::now() + std::chrono::seconds(60);
+  bool ahead = false;
+  while (!ahead && Clock::now() < end) {
+    ahead = AnyIn(StatesOf("one"), " running") && AnyIn(StatesOf("three"), " running") &&
+            AnyIn(StatesOf("four"), " running");
+    if (!ahead) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  run.join();
+  EXPECT_TRUE(ahead) << "stage b's two containers wait at their gates while stage a runs";
+  EXPECT_EQ(1, r.code) << r.out << r.err;
+  EXPECT_NE(std::string::npos, Log("two", "a").find("o ladle.yml\n")) << Log("two", "a");
+  EXPECT_EQ(std::string::npos, Log("two", "a").find("too-early")) << Log("two", "a");
+  EXPECT_TRUE(ContainersOf(data_).empty()) << "stage b's containers are removed with the run";
+}
+
+// docs/backends.md "Network none": the daemon sets up no network (no hook
+// per container), and the step still has loopback and resolves localhost.
+TEST_F(OverlapTest, NetworkNoneStepHasLoopbackWithoutTheDaemonsNetworkSetUp) {
+  Pipeline(R"yml(      - {name: first, run: 'ping -c1 -W2 localhost; ping -c1 -W2 ip6-localhost; sleep 3'}
+)yml");
+  CommandOutput r;
+  std::thread run([&] { r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "1"}), src_.string()); });
+  std::string disabled;
+  const auto end = Clock::now() + std::chrono::seconds(60);
+  while (disabled.empty() && Clock::now() < end) {
+    for (const std::string& line : StatesOf("first")) {
+      CommandOutput i = Docker({"inspect", "--format", "{{.Config.NetworkDisabled}} {{.HostConfig.NetworkMode}}",
+                                line.substr(0, line.find(' '))});
+      if (i.code == 0) disabled = i.out;
+    }
+    if (disabled.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  run.join();
+  EXPECT_EQ("true none\n", disabled);
+  ASSERT_EQ(0, r.code) << r.out << r.err;
+  EXPECT_NE(std::string::npos, Log("first").find("o PING localhost (127.0.0.1)")) << Log("first");
+  EXPECT_NE(std::string::npos, Log("first").find("o PING ip6-localhost (::1)")) << Log("first");
+  EXPECT_EQ(std::string::npos, Log("first").find("0 packets received")) << Log("first");
   EXPECT_TRUE(ContainersOf(data_).empty());
 }
 
