@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <functional>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -53,6 +55,20 @@ int FreePort() {
 }
 
 bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The row of `ladle env list` whose first column is `name`, its columns
+// joined by one space: other tests' spoons and kept steps, listed too, widen
+// the columns.
+std::string RowOf(const std::string& list, const std::string& name) {
+  std::istringstream in(list);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream cols(line);
+    std::string col, row;
+    while (cols >> col) row += (row.empty() ? "" : " ") + col;
+    if (row.rfind(name + " ", 0) == 0) return row;
+  }
+  return "";
+}
 
 class SpoonTest : public ::testing::Test {
  protected:
@@ -227,12 +243,12 @@ TEST_F(SpoonTest, CreateListKillRestartDestroyCycle) {
   r = Env({"list"});
   ASSERT_EQ(0, r.code) << r.err;
   EXPECT_TRUE(Contains(r.out, "NAME")) << r.out;
-  EXPECT_TRUE(Contains(r.out, name + "  running  " + kSpoonImage)) << r.out;
+  EXPECT_EQ(0u, RowOf(r.out, name).rfind(name + " running " + kSpoonImage + " ", 0)) << r.out;
 
   r = Env({"kill", name});
   ASSERT_EQ(0, r.code) << r.err;
   EXPECT_EQ("exited", State(name));
-  EXPECT_TRUE(Contains(Env({"list"}).out, name + "  exited")) << Env({"list"}).out;
+  EXPECT_EQ(0u, RowOf(Env({"list"}).out, name).rfind(name + " exited ", 0)) << Env({"list"}).out;
 
   // Entering a stopped spoon starts it; it is the same container (a file
   // written before is there).

@@ -152,6 +152,13 @@ TEST_P(TokenStoreTest, AuthenticateKnowsNameRoleAndEnvironment) {
 
 TEST_P(TokenStoreTest, RevokeTakesEffectAtOnceAndFreesTheName) {
   std::string secret = Create("web", Role::kClient);
+  // Authenticated first: the thread's last token (tokens.cc) must not outlive
+  // the revocation.
+  EXPECT_EQ("web client production", Who(secret));
+  std::string near = secret;
+  near.back() = near.back() == 'a' ? 'b' : 'a';
+  EXPECT_EQ("unknown or revoked token", Who(near)) << "same length, one byte off";
+  EXPECT_EQ("web client production", Who(secret));
   ASSERT_TRUE(store_->Revoke("web").ok());
   EXPECT_EQ("unknown or revoked token", Who(secret));
   EXPECT_EQ("token \"web\" not found", Result(store_->Revoke("web")));
