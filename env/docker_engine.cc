@@ -425,14 +425,13 @@ Status DockerEngine::Precreate(const StepSpec& spec, std::unique_ptr<Step>* step
                                 " is not here yet: created (and pulled) at its turn");
   // docs/backends.md "Containers started ahead": only where a FIFO on this
   // machine's tmpfs is the one the daemon mounts.
-  const bool gated = LocalDaemon(client_->endpoint());
-  s = CreateStep(spec, /*may_pull=*/false, gated, step);
+  s = CreateStep(spec, /*may_pull=*/false, LocalDaemon(client_->endpoint()), step);
   if (!s.ok()) return s;
   // Attached now too, so that its turn costs only the start; Start attaches
   // again if this failed.
   auto* created = static_cast<DockerStep*>(step->get());
   if (!client_->AttachOutput(created->id_, &created->output_).ok()) created->output_.reset();
-  if (!gated) return Status::OK();
+  if (created->gate_fd_ < 0) return Status::OK();  // no gate: started at its turn
   // Started now, waiting at its gate: its turn costs a line into a pipe.
   // Its logs hold all it printed if the attach failed.
   s = client_->StartContainer(created->id_);
@@ -475,6 +474,8 @@ void DockerEngine::RememberImage(const StepSpec& spec, bool present) {
 
 Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, bool gated,
                                 std::unique_ptr<Step>* step) {
+  // `gated`: asked for; made only where the step's files can be
+  // (docs/backends.md "Containers started ahead").
   json config;
   Status s = ContainerConfig(spec, &config);
   if (s.ok()) s = CheckWorkspaceOnHost(spec, client_->endpoint());
@@ -500,18 +501,20 @@ Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, bool gated,
   // docs/backends.md "Network none": with a daemon on this machine, a step
   // of network "none" (no services) gets its loopback-only namespace without
   // the daemon's network set-up, and /etc/hosts from here.
-  const bool own_hosts = !services && LocalDaemon(client_->endpoint()) &&
-                         config["HostConfig"].value("NetworkMode", "") == "none";
+  bool own_hosts = !services && LocalDaemon(client_->endpoint()) &&
+                   config["HostConfig"].value("NetworkMode", "") == "none";
   std::string step_dir;
   int gate_fd = -1;
   if (gated || own_hosts) {
-    s = MakeStepDir(&step_dir);
-    if (s.ok() && own_hosts) s = WriteHostsFile(step_dir);
-    if (s.ok() && gated) s = OpenGate(step_dir, &gate_fd);
-    if (!s.ok()) {
-      RemoveSecretsFile(secrets_dir);
+    // Both are only faster ways to the same container: without a tmpfs to
+    // hold their files, the daemon sets up the network and the step starts
+    // at its turn, as with a remote daemon.
+    Status files = MakeStepDir(&step_dir);
+    if (files.ok() && own_hosts) files = WriteHostsFile(step_dir);
+    if (files.ok() && gated) files = OpenGate(step_dir, &gate_fd);
+    if (!files.ok()) {
       RemoveStepDir(&step_dir, &gate_fd);
-      return s.WithContext("step '" + spec.id + "'");
+      gated = own_hosts = false;
     }
     if (own_hosts) AddHostsFile(step_dir, &config);
     if (gated) AddGate(step_dir, &config);

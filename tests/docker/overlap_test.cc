@@ -281,5 +281,35 @@ TEST_F(OverlapTest, NetworkNoneStepHasLoopbackWithoutTheDaemonsNetworkSetUp) {
   EXPECT_TRUE(ContainersOf(data_).empty());
 }
 
+// docs/backends.md "Containers started ahead": without a tmpfs for the
+// step's files (here /dev/shm covered by a plain directory, in a mount
+// namespace of ladle's own), containers are made ahead but started at their
+// turn, and network none is the daemon's.
+TEST_F(OverlapTest, WithoutATmpfsStepsStartAtTheirTurnWithTheDaemonsNetwork) {
+  Pipeline(R"yml(      - {name: first, run: 'sleep 4'}
+      - {name: second, run: 'ping -c1 -W2 localhost'}
+)yml");
+  const fs::path plain = root_.path() / "not-a-tmpfs";
+  fs::create_directories(plain);
+  std::string command = "mount --bind '" + plain.string() + "' /dev/shm && exec env -u XDG_RUNTIME_DIR";
+  for (const std::string& a : LadleArgv({"run", "--backend", "docker", "-j", "1"})) {
+    if (a == "env") continue;
+    command += " '" + a + "'";
+  }
+  CommandOutput r;
+  std::thread run([&] { r = docker_test::Run({"unshare", "-m", "sh", "-c", command}, src_.string()); });
+  const bool created = SawNextCreatedWhileRunning("first", "second", std::chrono::seconds(60), " created");
+  std::string disabled;
+  for (const std::string& line : StatesOf("second"))
+    disabled = Docker({"inspect", "--format", "{{.Config.NetworkDisabled}}", line.substr(0, line.find(' '))}).out;
+  run.join();
+  ASSERT_EQ(0, r.code) << r.out << r.err;
+  EXPECT_TRUE(created) << "second's container waits, created and not started, while first runs";
+  EXPECT_EQ("false\n", disabled);
+  EXPECT_NE(std::string::npos, Log("second").find("o PING localhost (127.0.0.1)")) << Log("second");
+  EXPECT_TRUE(fs::is_empty(plain)) << "nothing was written where no tmpfs is";
+  EXPECT_TRUE(ContainersOf(data_).empty());
+}
+
 }  // namespace
 }  // namespace ladle::docker_test
