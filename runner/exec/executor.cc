@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -148,7 +150,7 @@ struct Executor::StepRun {
   const Step* step = nullptr;
   StepRecord* rec = nullptr;       // inside run_->stages[i].steps, guarded by mu_
   enum State { kPending, kRunning, kDone } state = kPending;
-  std::thread thread;
+  std::future<void> thread;        // its run on a StepWorkers thread
   bool success = false;            // ended with exit 0 (after retries)
   bool started = false;            // its thread was started (guarded by mu_)
   bool rollout_check = false;      // a rollout stage's check: run by the rollout, not scheduled
@@ -174,7 +176,6 @@ struct Executor::StepRun {
     std::unique_ptr<env::Step> step;  // null: the engine made none
   };
   std::future<Prepared> prepared;   // set under mu_, before the step can start
-  std::atomic<bool> thread_done{false};  // its thread returned (a deferred removal included)
 };
 
 struct Executor::StageContext {
@@ -194,16 +195,71 @@ struct Executor::StageContext {
   }
 };
 
+// Threads that run steps, one step at a time each, kept for the next one:
+// a thread per step cost its stack's mapping, guard page and unmapping (TLB
+// flushes, which a VM pays dearly) and a malloc arena's growth per step
+// (docs/benchmarks.md "`ladle run` on the local backend"). A step gets an
+// idle thread, or a new one when none is idle; they end with the executor.
+class Executor::StepWorkers {
+ public:
+  ~StepWorkers() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+  std::future<void> Run(std::function<void()> fn) {
+    std::packaged_task<void()> task(std::move(fn));
+    std::future<void> done = task.get_future();
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back(std::move(task));
+    if (tasks_.size() > idle_)
+      threads_.emplace_back([this] { Loop(); });
+    else
+      cv_.notify_one();
+    return done;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      ++idle_;
+      cv_.wait(lock, [this] { return stop_ || !tasks_.empty(); });
+      --idle_;
+      if (tasks_.empty()) return;  // stopped
+      std::packaged_task<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::packaged_task<void()>> tasks_;  // guarded by mu_
+  std::vector<std::thread> threads_;              // guarded by mu_
+  size_t idle_ = 0;                               // threads waiting for a task; guarded by mu_
+  bool stop_ = false;                             // guarded by mu_
+};
+
 Executor::Executor(const Pipeline& pipeline, RunStore* store, env::Engine* engine,
                    RunObserver* observer)
-    : pipeline_(pipeline), store_(store), engine_(engine), observer_(observer) {}
+    : pipeline_(pipeline),
+      store_(store),
+      engine_(engine),
+      observer_(observer),
+      workers_(std::make_unique<StepWorkers>()) {}
 
 Executor::~Executor() {
-  // Every stage joins its steps' threads (RunStage); this only keeps a
-  // thread that outlived its run from ending the process.
+  // Every stage waits for its steps (RunStage); this only keeps a step that
+  // outlived its run from running on after its executor.
   for (auto& ctx : contexts_)
     for (auto& sr : ctx->steps)
-      if (sr->thread.joinable()) sr->thread.join();
+      if (sr->thread.valid()) sr->thread.wait();
 }
 
 void Executor::Cancel(int signal) {
@@ -1023,7 +1079,7 @@ void Executor::ScheduleSteps(StageContext* ctx) {
       sr->started = true;
       ctx->running++;
       running_++;
-      sr->thread = std::thread(&Executor::RunStepThread, this, sr.get(), ctx);
+      sr->thread = workers_->Run([this, step = sr.get(), ctx] { RunStepThread(step, ctx); });
     }
     StartEarlySteps(&lock);
     if (!pending && ctx->running == 0) break;
@@ -1033,19 +1089,10 @@ void Executor::ScheduleSteps(StageContext* ctx) {
     lock.unlock();
     SuperviseRunning();
     lock.lock();
-    // Join finished threads now: their stacks would otherwise stay mapped,
-    // and every later fork would copy more page tables.
-    for (auto& c : contexts_)
-      for (auto& sr : c->steps)
-        if (sr->state == StepRun::kDone && sr->thread_done && sr->thread.joinable()) {
-          lock.unlock();
-          sr->thread.join();
-          lock.lock();
-        }
   }
   lock.unlock();
   for (auto& sr : ctx->steps)
-    if (sr->thread.joinable()) sr->thread.join();
+    if (sr->thread.valid()) sr->thread.get();
   // docs/backends.md "Overlapped containers": a step created ahead that did
   // not start (cancelled, skipped) is removed with its stage.
   for (auto& sr : ctx->steps)
@@ -1136,7 +1183,7 @@ void Executor::StartEarlySteps(std::unique_lock<std::mutex>* lock) {
         sr->started = true;
         ctx->running++;
         running_++;
-        sr->thread = std::thread(&Executor::RunStepThread, this, sr.get(), ctx);
+        sr->thread = workers_->Run([this, step = sr.get(), ctx] { RunStepThread(step, ctx); });
         started.emplace_back(ctx, "step " + sr->step->DisplayName() +
                                       " starts before its stage's turn: " + needs + " passed");
       }
@@ -1475,7 +1522,6 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
     if (!rs.ok()) Notify(stage.name + "/" + step.name + ": cleanup: " + rs.message());
     leftover.reset();
   }
-  sr->thread_done = true;
 }
 
 void Executor::FinishStage(StageContext* ctx, const std::string& rollout_message) {

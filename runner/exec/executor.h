@@ -172,6 +172,7 @@ class Executor {
  private:
   struct StepRun;
   struct StageContext;
+  class StepWorkers;
 
   void RunStage(const Stage& stage, size_t index, RunRecord* run);
   bool StageSelected(const Stage& stage, std::string* why) const;
@@ -256,6 +257,9 @@ class Executor {
   std::vector<std::unique_ptr<StageContext>> contexts_;  // per stage: PrepareContexts()
   size_t turn_ = 0;                   // the stage whose turn it is; guarded by mu_
   int running_ = 0;                   // step threads running, all stages; guarded by mu_
+  // The threads that run steps, kept for the next step (declared last: gone
+  // before the contexts whose steps they ran).
+  std::unique_ptr<StepWorkers> workers_;
 };
 
 }  // namespace ladle::runner
