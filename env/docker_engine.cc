@@ -2,6 +2,7 @@
 #include "core/base/text.h"
 #include "env/docker_services.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <random>
@@ -268,17 +270,16 @@ Status ContainerConfig(const StepSpec& spec, json* config) {
 
 namespace {
 
-// A new private (0700) directory "ladle-NAME-XXXXXX" on a tmpfs (/dev/shm,
+// A new private (0700) directory "ladle-NAME-PID-XXXXXX" on a tmpfs (/dev/shm,
 // else $XDG_RUNTIME_DIR): what it holds never touches a disk. `what` says
 // what for, in errors ("the step's secrets").
 Status MakeTmpfsDir(const std::string& name, const std::string& what, std::string* dir) {
-  std::vector<std::string> bases = {"/dev/shm"};
-  if (const char* runtime = std::getenv("XDG_RUNTIME_DIR")) bases.push_back(runtime);
   std::string base;
-  for (const std::string& b : bases)
+  for (const std::string& b : TmpfsBases())
     if (IsTmpfs(b) && ::access(b.c_str(), W_OK | X_OK) == 0) base = b;
   if (base.empty()) return Status::Unavailable("no tmpfs for " + what + " (/dev/shm, $XDG_RUNTIME_DIR)");
-  std::string tmpl = base + "/ladle-" + name + "-XXXXXX";
+  // The pid tells SweepStaleStepFiles whose it is.
+  std::string tmpl = base + "/ladle-" + name + "-" + std::to_string(::getpid()) + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr)  // mode 0700
     return Status::FromErrno("create a directory for " + what + " in " + base, errno);
   *dir = tmpl;
@@ -388,6 +389,44 @@ void RemoveStepDir(std::string* dir, int* fd) {
   for (const char* name : {"/go", "/hosts"}) ::unlink((*dir + name).c_str());
   ::rmdir(dir->c_str());
   dir->clear();
+}
+
+std::vector<std::string> TmpfsBases() {
+  std::vector<std::string> bases = {"/dev/shm"};
+  if (const char* runtime = std::getenv("XDG_RUNTIME_DIR")) bases.push_back(runtime);
+  return bases;
+}
+
+int SweepStaleStepFiles(const std::vector<std::string>& bases) {
+  int swept = 0;
+  for (const std::string& base : bases) {
+    DIR* dir = ::opendir(base.c_str());
+    if (dir == nullptr) continue;
+    std::vector<std::string> stale;
+    while (const dirent* e = ::readdir(dir)) {
+      const std::string name = e->d_name;
+      size_t at = 0;
+      for (const char* prefix : {"ladle-secrets-", "ladle-step-"})
+        if (name.rfind(prefix, 0) == 0) at = std::strlen(prefix);
+      if (at == 0) continue;
+      char* end = nullptr;
+      const long pid = std::strtol(name.c_str() + at, &end, 10);
+      // Only a process that is gone (ESRCH; EPERM is someone else's, alive).
+      if (end == name.c_str() + at || *end != '-' || pid <= 0 || pid == ::getpid()) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) stale.push_back(base + "/" + name);
+    }
+    ::closedir(dir);
+    for (const std::string& path : stale) {
+      if (DIR* d = ::opendir(path.c_str())) {
+        while (const dirent* e = ::readdir(d))
+          if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+            ::unlink((path + "/" + e->d_name).c_str());
+        ::closedir(d);
+      }
+      swept += ::rmdir(path.c_str()) == 0;
+    }
+  }
+  return swept;
 }
 
 // --- DockerEngine -----------------------------------------------------------
@@ -606,6 +645,9 @@ Status DockerEngine::RemoveContainersOfDataDir(
 
 Status DockerEngine::CleanupStale(const std::function<bool(int64_t)>& run_is_live,
                                   std::vector<std::string>* removed) {
+  // Secrets files and gates of a ladle that was killed (docs/server.md "How
+  // secrets reach a step").
+  SweepStaleStepFiles(TmpfsBases());
   return RemoveContainersOfDataDir(
       [&](const ContainerSummary& c, int64_t run, bool readable) {
         if (c.labels.count(kKeepLabel) || c.name.rfind(kKeptContainerPrefix, 0) == 0) return false;

@@ -97,6 +97,13 @@ Status WriteHostsFile(const std::string& dir);
 // Network "none" without the daemon's network set-up: NetworkDisabled, and
 // `dir`/hosts mounted at /etc/hosts (docs/backends.md "Network none").
 void AddHostsFile(const std::string& dir, nlohmann::json* config);
+// Where those directories are made: /dev/shm, then $XDG_RUNTIME_DIR (the
+// first that is a tmpfs and writable).
+std::vector<std::string> TmpfsBases();
+// Removes the secrets and step directories below `bases` whose ladle is gone
+// (their names carry its pid; a live or unknown pid is left alone), with
+// what is in them. Returns how many went. DockerEngine::CleanupStale calls it.
+int SweepStaleStepFiles(const std::vector<std::string>& bases);
 // Closes the gate's descriptor and removes the directory and what is in it;
 // a container still waiting at its gate reads end of file and exits without
 // running the script. Idempotent (*dir emptied, *fd -1).

@@ -6,6 +6,8 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -221,6 +223,39 @@ TEST(ContainerConfigTest, HostsFileStandsInForTheDaemonsNetworkSetUp) {
   const std::string path = dir;
   RemoveStepDir(&dir, &fd);
   EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// A ladle killed with -9 leaves its secrets and gates on the tmpfs: the next
+// one's start-up removes those whose ladle is gone, and nothing else.
+TEST(ContainerConfigTest, SweepRemovesOnlyTheStepFilesOfAGoneLadle) {
+  namespace fs = std::filesystem;
+  docker_test::TempDir base;
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ASSERT_GT(gone, 0);
+  ::waitpid(gone, nullptr, 0);
+  const std::string dead = std::to_string(gone), me = std::to_string(::getpid());
+  auto make = [&](const std::string& name, std::vector<std::string> files) {
+    fs::create_directories(base.path() / name);
+    for (const std::string& f : files) docker_test::WriteFile(base.path() / name / f, "x");
+  };
+  make("ladle-step-" + dead + "-aaaaaa", {"go", "hosts"});
+  make("ladle-secrets-" + dead + "-bbbbbb", {"env"});
+  make("ladle-step-" + me + "-cccccc", {"hosts"});
+  make("ladle-step-1-dddddd", {"hosts"});  // pid 1 is alive
+  make("ladle-step-x-eeeeee", {"hosts"});
+  make("other-" + dead + "-ffffff", {"hosts"});
+  EXPECT_EQ(2, SweepStaleStepFiles({base.path().string(), (base.path() / "missing").string()}));
+  EXPECT_FALSE(fs::exists(base.path() / ("ladle-step-" + dead + "-aaaaaa")));
+  EXPECT_FALSE(fs::exists(base.path() / ("ladle-secrets-" + dead + "-bbbbbb")));
+  for (const std::string& kept : {"ladle-step-" + me + "-cccccc", std::string("ladle-step-1-dddddd"),
+                                  std::string("ladle-step-x-eeeeee"), "other-" + dead + "-ffffff"})
+    EXPECT_TRUE(fs::exists(base.path() / kept / "hosts")) << kept;
+  std::string dir;
+  ASSERT_TRUE(MakeStepDir(&dir).ok());
+  EXPECT_NE(std::string::npos, dir.find("/ladle-step-" + me + "-")) << dir;
+  int fd = -1;
+  RemoveStepDir(&dir, &fd);
 }
 
 TEST(ContainerConfigTest, RefusesWhatAContainerCannotCarry) {

@@ -113,8 +113,19 @@ TEST_F(DockerServeTest, RestartAfterKill9RemovesTheDeadRunsContainers) {
   servers_.back()->Wait();
   EXPECT_FALSE(ContainersOf(data_).empty()) << "the daemon keeps a dead server's container";
 
+  // Its step's files on the tmpfs (/etc/hosts of network none) outlive it.
+  const std::string mine = "ladle-step-" + std::to_string(pid) + "-";
+  auto left = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator("/dev/shm"))
+      n += e.path().filename().string().rfind(mine, 0) == 0;
+    return n;
+  };
+  EXPECT_EQ(1, left()) << "the killed server's step directory, before the restart";
+
   pid = StartServer();
   EXPECT_TRUE(WaitFor([&] { return ContainersOf(data_).empty(); }, 30)) << ServerLog();
+  EXPECT_EQ(0, left()) << "swept by the next server's start-up (docs/server.md \"How secrets reach a step\")";
   json run = Show(1);
   EXPECT_EQ("interrupted", run["status"]) << run.dump();
   EXPECT_NE(std::string::npos, ServerLog().find("run 1 was left running by a ladle that is gone"))
