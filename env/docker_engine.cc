@@ -542,6 +542,8 @@ Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, bool gated,
   // the daemon's network set-up, and /etc/hosts from here.
   bool own_hosts = !services && LocalDaemon(client_->endpoint()) &&
                    config["HostConfig"].value("NetworkMode", "") == "none";
+  if (step_files_unseen_) gated = own_hosts = false;
+  const json plain_config = config;  // without the step's files
   std::string step_dir;
   int gate_fd = -1;
   if (gated || own_hosts) {
@@ -560,6 +562,18 @@ Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, bool gated,
   }
   std::string name, id;
   s = CreateContainer(spec, config, may_pull, &name, &id);
+  if (!s.ok() && !step_dir.empty() && s.message().find(step_dir) != std::string::npos) {
+    // The daemon cannot see this tmpfs (ladle in a mount namespace or a
+    // container of its own, the daemon outside): the step goes without its
+    // files, and so do the later ones of this engine.
+    step_files_unseen_ = true;
+    Note("the docker daemon does not see " + step_dir +
+         ": containers start at their turn, with the daemon's network set-up "
+         "(docs/backends.md \"Containers started ahead\")");
+    RemoveStepDir(&step_dir, &gate_fd);
+    config = plain_config;
+    s = CreateContainer(spec, config, may_pull, &name, &id);
+  }
   if (!s.ok()) {
     RemoveSecretsFile(secrets_dir);
     RemoveStepDir(&step_dir, &gate_fd);

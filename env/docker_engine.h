@@ -198,6 +198,9 @@ class DockerEngine : public Engine {
   static constexpr size_t kMaxImageEntries = 1024;
   std::mutex images_mu_;
   std::map<std::pair<std::string, std::string>, bool> images_;
+  // The daemon refused a mount of a step's files (docs/backends.md
+  // "Containers started ahead"): later steps go without them.
+  std::atomic<bool> step_files_unseen_{false};
 };
 
 // One step's container. Thread-safety as env::Step: Kill() from any thread at
