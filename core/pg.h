@@ -54,6 +54,8 @@ class PgResult {
 class PgConnection {
  public:
   using Param = std::optional<std::string>;  // nullopt binds NULL
+  // How long every part of ladle waits for PostgreSQL to accept a connection.
+  static constexpr std::chrono::seconds kConnectTimeout{10};
 
   // Connects within `timeout`; Unavailable names the (redacted) URI and
   // libpq's reason.

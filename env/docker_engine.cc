@@ -543,10 +543,11 @@ Status DockerEngine::CreateStep(const StepSpec& spec, bool may_pull, bool gated,
   bool own_hosts = !services && LocalDaemon(client_->endpoint()) &&
                    config["HostConfig"].value("NetworkMode", "") == "none";
   if (step_files_unseen_) gated = own_hosts = false;
-  const json plain_config = config;  // without the step's files
+  json plain_config;  // without the step's files, when it has some
   std::string step_dir;
   int gate_fd = -1;
   if (gated || own_hosts) {
+    plain_config = config;
     // Both are only faster ways to the same container: without a tmpfs to
     // hold their files, the daemon sets up the network and the step starts
     // at its turn, as with a remote daemon.

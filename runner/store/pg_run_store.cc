@@ -40,12 +40,8 @@ using rows::ParseMatrix;
 using rows::PathsFromJson;
 using rows::PathsToJson;
 
-constexpr auto kConnectTimeout = std::chrono::seconds(10);
 // How long an idempotent write waits for a database that does not answer.
 constexpr auto kWriteRetry = std::chrono::seconds(10);
-// The key every ladle schema migration takes (toggles/server/pg_store.cc
-// takes the same): one part migrates at a time, and
-// ladle_schema_versions is created once.
 // A timestamptz as the RFC 3339 text ladle writes (core/base/time_util.h).
 #define LADLE_RFC3339(x) "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 // A 64-bit advisory lock key from the text of $N: the first 16 hex digits
@@ -370,7 +366,7 @@ class PgLock final : public StoreLock {
 // by the lease rules (docs/design.md "Two stores: SQLite and PostgreSQL").
 // Visibility and locks are unchanged: a commit is seen by every replica at once.
 Status ConnectRunStore(const std::string& uri, std::unique_ptr<PgConnection>* out) {
-  Status s = PgConnection::Connect(uri, kConnectTimeout, out, "ladle-runs");
+  Status s = PgConnection::Connect(uri, PgConnection::kConnectTimeout, out, "ladle-runs");
   if (s.ok()) s = (*out)->Exec("SET synchronous_commit = off");
   if (!s.ok()) out->reset();
   return s;
@@ -1317,7 +1313,7 @@ Status PgRunStore::TryLock(const std::string& name, std::unique_ptr<StoreLock>* 
       locks_->conn.reset();
       locks_->held.clear();
       ++locks_->generation;
-      s = PgConnection::Connect(uri_, kConnectTimeout, &locks_->conn, "ladle-locks");
+      s = PgConnection::Connect(uri_, PgConnection::kConnectTimeout, &locks_->conn, "ladle-locks");
       if (!s.ok()) break;
     }
     s = locks_->conn->Exec("SELECT pg_try_advisory_lock(" LADLE_LOCK_KEY("$1") ")", {name}, &r);

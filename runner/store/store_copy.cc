@@ -26,7 +26,6 @@
 namespace ladle::runner {
 namespace {
 
-constexpr auto kConnectTimeout = std::chrono::seconds(10);
 // COPY data goes out in pieces of about this size: memory stays bounded
 // whatever the tables hold.
 constexpr size_t kFlushBytes = 1 << 20;
@@ -631,7 +630,7 @@ Status CopyDataDirToPostgres(const std::string& data_dir, const std::string& uri
   Sources sources;
   Status s = OpenSources(data_dir, &sources, report);
   std::unique_ptr<PgConnection> pg;
-  if (s.ok()) s = PgConnection::Connect(uri, kConnectTimeout, &pg, "ladle-store-migrate");
+  if (s.ok()) s = PgConnection::Connect(uri, PgConnection::kConnectTimeout, &pg, "ladle-store-migrate");
   if (s.ok()) s = CopyAll(pg.get(), &sources, report);
   report->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -73,23 +74,35 @@ class OverlapTest : public ::testing::Test {
   bool SawNextCreatedWhileRunning(const std::string& running, const std::string& next,
                                   std::chrono::seconds timeout,
                                   const std::string& next_state = " running") {
+    return PollUntil(timeout, [&] {
+      return AnyIn(StatesOf(running), " running") && AnyIn(StatesOf(next), next_state);
+    });
+  }
+  // Calls `done` every 100 ms until it returns true (true) or `timeout`
+  // passes (false).
+  static bool PollUntil(std::chrono::seconds timeout, const std::function<bool()>& done) {
     const auto end = Clock::now() + timeout;
     while (Clock::now() < end) {
-      if (AnyIn(StatesOf(running), " running") && AnyIn(StatesOf(next), next_state)) return true;
+      if (done()) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return false;
   }
+  // `docker inspect --format FORMAT` of step `step`'s container; "" when it
+  // has none (or the daemon could not say).
+  std::string InspectStep(const std::string& step, const std::string& format) {
+    for (const std::string& line : StatesOf(step)) {
+      CommandOutput r = Docker({"inspect", "--format", format, line.substr(0, line.find(' '))});
+      if (r.code == 0) return r.out;
+    }
+    return "";
+  }
   // The host path mounted at /run/ladle-gate in step `step`'s container; ""
   // when it has none.
   std::string GateOf(const std::string& step) {
-    for (const std::string& line : StatesOf(step)) {
-      CommandOutput r = Docker({"inspect", "--format",
-                                "{{range .Mounts}}{{if eq .Destination \"/run/ladle-gate\"}}{{.Source}}{{end}}{{end}}",
-                                line.substr(0, line.find(' '))});
-      if (r.code == 0 && !r.out.empty()) return r.out.substr(0, r.out.find('\n'));
-    }
-    return "";
+    const std::string out = InspectStep(
+        step, "{{range .Mounts}}{{if eq .Destination \"/run/ladle-gate\"}}{{.Source}}{{end}}{{end}}");
+    return out.substr(0, out.find('\n'));
   }
   // docs/backends.md "Containers started ahead": ladle runs in a mount
   // namespace of its own where `mount` covers /dev/shm, $XDG_RUNTIME_DIR
@@ -105,9 +118,7 @@ class OverlapTest : public ::testing::Test {
     CommandOutput r;
     std::thread run([&] { r = docker_test::Run({"unshare", "-m", "sh", "-c", command}, src_.string()); });
     const bool created = SawNextCreatedWhileRunning("first", "second", std::chrono::seconds(60), " created");
-    std::string disabled;
-    for (const std::string& line : StatesOf("second"))
-      disabled = Docker({"inspect", "--format", "{{.Config.NetworkDisabled}}", line.substr(0, line.find(' '))}).out;
+    const std::string disabled = InspectStep("second", "{{.Config.NetworkDisabled}}");
     run.join();
     EXPECT_EQ(0, r.code) << r.out << r.err;
     EXPECT_TRUE(created) << "second's container waits, created and not started, while first runs";
@@ -268,13 +279,10 @@ stages:
 )yml");
   CommandOutput r;
   std::thread run([&] { r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "2"}), src_.string()); });
-  const auto end = Clock::now() + std::chrono::seconds(60);
-  bool ahead = false;
-  while (!ahead && Clock::now() < end) {
-    ahead = AnyIn(StatesOf("one"), " running") && AnyIn(StatesOf("three"), " running") &&
-            AnyIn(StatesOf("four"), " running");
-    if (!ahead) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const bool ahead = PollUntil(std::chrono::seconds(60), [&] {
+    return AnyIn(StatesOf("one"), " running") && AnyIn(StatesOf("three"), " running") &&
+           AnyIn(StatesOf("four"), " running");
+  });
   run.join();
   EXPECT_TRUE(ahead) << "stage b's two containers wait at their gates while stage a runs";
   EXPECT_EQ(1, r.code) << r.out << r.err;
@@ -291,15 +299,10 @@ TEST_F(OverlapTest, NetworkNoneStepHasLoopbackWithoutTheDaemonsNetworkSetUp) {
   CommandOutput r;
   std::thread run([&] { r = docker_test::Run(LadleArgv({"run", "--backend", "docker", "-j", "1"}), src_.string()); });
   std::string disabled;
-  const auto end = Clock::now() + std::chrono::seconds(60);
-  while (disabled.empty() && Clock::now() < end) {
-    for (const std::string& line : StatesOf("first")) {
-      CommandOutput i = Docker({"inspect", "--format", "{{.Config.NetworkDisabled}} {{.HostConfig.NetworkMode}}",
-                                line.substr(0, line.find(' '))});
-      if (i.code == 0) disabled = i.out;
-    }
-    if (disabled.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  PollUntil(std::chrono::seconds(60), [&] {
+    disabled = InspectStep("first", "{{.Config.NetworkDisabled}} {{.HostConfig.NetworkMode}}");
+    return !disabled.empty();
+  });
   run.join();
   EXPECT_EQ("true none\n", disabled);
   ASSERT_EQ(0, r.code) << r.out << r.err;

@@ -21,9 +21,6 @@ namespace {
 using json = nlohmann::json;
 using Params = std::vector<PgConnection::Param>;
 
-constexpr auto kConnectTimeout = std::chrono::seconds(10);
-// Any replica may start first: migrations run under this advisory lock.
-
 // Schema migrations, applied in order; ladle_schema_versions('toggles')
 // counts the steps applied. Append only, as toggles.db's (sqlite_store.cc).
 // Times are text (RFC 3339, as the store writes them), so that both stores
@@ -325,7 +322,7 @@ class PgBackend : public ToggleStoreBackend {
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (!conn_->ok()) {
         std::unique_ptr<PgConnection> fresh;
-        s = PgConnection::Connect(uri_, kConnectTimeout, &fresh);
+        s = PgConnection::Connect(uri_, PgConnection::kConnectTimeout, &fresh);
         if (!s.ok()) return s;
         conn_ = std::move(fresh);
       }
@@ -360,7 +357,7 @@ class PgBackend : public ToggleStoreBackend {
     while (!stop_) {
       if (!listen || !listen->ok()) {
         listen.reset();
-        Status s = PgConnection::Connect(uri_, kConnectTimeout, &listen, kToggleListenerName);
+        Status s = PgConnection::Connect(uri_, PgConnection::kConnectTimeout, &listen, kToggleListenerName);
         if (s.ok()) s = listen->Exec(std::string("LISTEN ") + kToggleChannel);
         if (!s.ok()) {
           listen.reset();
@@ -409,7 +406,7 @@ class PgBackend : public ToggleStoreBackend {
 
 Status OpenPgToggleBackend(const std::string& uri, std::unique_ptr<ToggleStoreBackend>* out) {
   std::unique_ptr<PgConnection> conn;
-  Status s = PgConnection::Connect(uri, kConnectTimeout, &conn);
+  Status s = PgConnection::Connect(uri, PgConnection::kConnectTimeout, &conn);
   if (s.ok()) s = MigratePart(conn.get(), "toggles", "toggle", Migrations());
   if (s.ok()) *out = std::make_unique<PgBackend>(uri, std::move(conn));
   return s;

@@ -19,7 +19,6 @@ namespace {
 
 using Params = std::vector<PgConnection::Param>;
 
-constexpr auto kConnectTimeout = std::chrono::seconds(10);
 
 // Schema migrations, applied in order; ladle_schema_versions('tokens')
 // counts the steps applied. Append only. Times are text (RFC 3339), as in
@@ -187,7 +186,7 @@ class PgTokens : public TokenStoreBackend {
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (!conn_ || !conn_->ok()) {
         std::unique_ptr<PgConnection> fresh;
-        s = PgConnection::Connect(uri_, kConnectTimeout, &fresh, kTokenConnectionName);
+        s = PgConnection::Connect(uri_, PgConnection::kConnectTimeout, &fresh, kTokenConnectionName);
         if (!s.ok()) return s;
         conn_ = std::move(fresh);
       }
@@ -214,7 +213,7 @@ class PgTokens : public TokenStoreBackend {
 
 Status OpenPgTokenBackend(const std::string& uri, std::unique_ptr<TokenStoreBackend>* out) {
   std::unique_ptr<PgConnection> conn;
-  Status s = PgConnection::Connect(uri, kConnectTimeout, &conn, kTokenConnectionName);
+  Status s = PgConnection::Connect(uri, PgConnection::kConnectTimeout, &conn, kTokenConnectionName);
   if (s.ok()) s = MigratePart(conn.get(), "tokens", "token", Migrations());
   if (s.ok()) *out = std::make_unique<PgTokens>(uri, std::move(conn));
   return s;
