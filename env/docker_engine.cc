@@ -30,6 +30,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kMaxNameBody = 100;  // keeps names readable in `docker ps`
+constexpr char kHostsMount[] = "/etc/hosts";  // docs/backends.md "Network none"
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
@@ -379,7 +380,7 @@ Status WriteHostsFile(const std::string& dir) {
 void AddHostsFile(const std::string& dir, json* config) {
   (*config)["NetworkDisabled"] = true;
   (*config)["HostConfig"]["Mounts"].push_back(
-      {{"Type", "bind"}, {"Source", dir + "/hosts"}, {"Target", "/etc/hosts"}});
+      {{"Type", "bind"}, {"Source", dir + "/hosts"}, {"Target", kHostsMount}});
 }
 
 void RemoveStepDir(std::string* dir, int* fd) {
@@ -738,7 +739,7 @@ Status DockerStep::Start() {
     do n = ::write(gate, kGo, sizeof kGo - 1);
     while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(sizeof kGo - 1))
-      return Status::FromErrno("step '" + spec_.id + "': open the gate of container " + name_, errno);
+      return Status::FromErrno("step '" + spec_.id + "': write the go line to the gate of container " + name_, errno);
     started_ = true;
     return Status::OK();
   }
@@ -851,14 +852,13 @@ std::string DockerStep::Keep() const {
   json kept = config_;
   kept["Image"] = image;
   kept["Cmd"] = idle_cmd;
-  // The secrets file and the gate are gone with the step: the kept container
-  // does without them.
-  // So is the step's /etc/hosts: the kept one gets the daemon's network
-  // set-up back, and with it the daemon's /etc/hosts.
+  // The secrets file, the gate and the step's /etc/hosts are gone with the
+  // step: the kept container does without them, and gets the daemon's
+  // network set-up (and /etc/hosts) back.
   json mounts = json::array();
   for (const json& m : kept["HostConfig"].value("Mounts", json::array())) {
     const std::string target = m.value("Target", "");
-    if (target != kSecretsMount && target != kGateMount && target != "/etc/hosts") mounts.push_back(m);
+    if (target != kSecretsMount && target != kGateMount && target != kHostsMount) mounts.push_back(m);
   }
   kept.erase("NetworkDisabled");
   kept["HostConfig"]["Mounts"] = mounts;
