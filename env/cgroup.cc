@@ -257,30 +257,71 @@ std::string RunCgroupName(const std::string& data_dir, int64_t run_id) {
   return name;
 }
 
+CgroupPool::~CgroupPool() {
+  for (const auto& [parent_dir, dir] : kept_) {
+    ::rmdir(dir.c_str());
+    ::rmdir(parent_dir.c_str());  // only once the run's last group is gone
+  }
+}
+
+std::string CgroupPool::Take(const std::string& parent_dir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = kept_.size(); i-- > 0;) {
+    if (kept_[i].first != parent_dir) continue;
+    std::string dir = std::move(kept_[i].second);
+    kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(i));
+    // Gone when a sweep of another ladle took it (empty and over a minute
+    // old looks left behind); the caller makes a new one.
+    if (IsDir(dir)) return dir;
+  }
+  return "";
+}
+
+bool CgroupPool::Keep(const std::string& dir, const std::string& parent_dir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (kept_.size() >= kMaxKept) return false;
+  kept_.emplace_back(parent_dir, dir);
+  return true;
+}
+
 std::unique_ptr<StepCgroup> StepCgroup::Create(const CgroupSupport& support, const std::string& parent,
-                                               const std::string& leaf) {
+                                               const std::string& leaf,
+                                               std::shared_ptr<CgroupPool> pool) {
   if (support.kind == CgroupKind::kNone || parent.empty() || leaf.empty()) return nullptr;
   const std::string parent_dir = support.base + "/" + parent;
+  if (pool) {
+    std::string kept = pool->Take(parent_dir);
+    if (!kept.empty())
+      return std::unique_ptr<StepCgroup>(new StepCgroup(support.kind, std::move(kept), parent_dir, pool));
+  }
   const std::string dir = parent_dir + "/" + leaf;
   // The run's group may vanish between the two mkdirs: its last other step
   // removes it when it ends (or SweepEmptyCgroups does). Make it again.
   for (int attempt = 0; attempt < 5; ++attempt) {
     if (::mkdir(parent_dir.c_str(), 0755) != 0 && errno != EEXIST) return nullptr;
     if (::mkdir(dir.c_str(), 0755) == 0)
-      return std::unique_ptr<StepCgroup>(new StepCgroup(support.kind, dir, parent_dir));
+      return std::unique_ptr<StepCgroup>(new StepCgroup(support.kind, dir, parent_dir, std::move(pool)));
     if (errno != ENOENT) break;
   }
   ::rmdir(parent_dir.c_str());  // only if empty
   return nullptr;
 }
 
-StepCgroup::StepCgroup(CgroupKind kind, std::string dir, std::string parent_dir)
+StepCgroup::StepCgroup(CgroupKind kind, std::string dir, std::string parent_dir,
+                       std::shared_ptr<CgroupPool> pool)
     : kind_(kind),
       dir_(std::move(dir)),
       parent_dir_(std::move(parent_dir)),
-      procs_path_(dir_ + "/cgroup.procs") {}
+      procs_path_(dir_ + "/cgroup.procs"),
+      pool_(std::move(pool)) {}
 
 StepCgroup::~StepCgroup() {
+  // Given back only when nothing is in it or below it: the next step must
+  // start in a group of its own alone.
+  std::string text;
+  if (pool_ && !HasChildGroups(dir_) && ReadSmallFile(procs_path_, &text) && text.empty() &&
+      pool_->Keep(dir_, parent_dir_))
+    return;
   // The kernel refuses (EBUSY) to remove a group with members, so no look
   // first: a group left by an unkillable process (state D) stays, and
   // EndRunCgroups tries again. Groups below (nested ladles) go first.

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -52,15 +53,48 @@ CgroupSupport DetectCgroupsAt(const std::string& unified, const std::string& fre
 // "ladle-<16 hex digits of the data dir's hash>-r<run>": the run's group.
 std::string RunCgroupName(const std::string& data_dir, int64_t run_id);
 
+// The step groups of one run that their steps have finished with, kept for
+// the run's next steps: a group whose step ended with nothing left in it
+// goes to the next step instead of being removed and made again (a cgroup's
+// mkdir and rmdir were the dearest system calls of a short local step:
+// docs/benchmarks.md "ladle run on the local backend"). A LocalEngine has
+// one and lives for one run; the last owner's destructor removes what it
+// kept, and the run's group once it is empty. Thread-safe.
+class CgroupPool {
+ public:
+  // More are removed as before: no run keeps more steps at once.
+  static constexpr size_t kMaxKept = 64;
+
+  CgroupPool() = default;
+  ~CgroupPool();
+  CgroupPool(const CgroupPool&) = delete;
+  CgroupPool& operator=(const CgroupPool&) = delete;
+
+  // A kept group below `parent_dir` that still exists, taken out of the
+  // pool; "" when there is none.
+  std::string Take(const std::string& parent_dir);
+  // Keeps `dir`, an empty group below `parent_dir`. False when the pool is
+  // full: the caller removes it.
+  bool Keep(const std::string& dir, const std::string& parent_dir);
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> kept_;  // (parent_dir, dir)
+};
+
 // One step's group. Thread-safety: Signal, KillAll, Empty from any thread;
 // the destructor from one (it removes the directory when the group is
 // empty, and leaves it for EndRunCgroups otherwise).
 class StepCgroup {
  public:
-  // Makes BASE/<parent>/<leaf>. Returns null (and makes nothing) when the
-  // host has no usable cgroups or the directory cannot be made.
+  // Makes BASE/<parent>/<leaf>, or takes a group below BASE/<parent> that
+  // `pool` kept (then named after the step that made it). Returns null (and
+  // makes nothing) when the host has no usable cgroups or the directory
+  // cannot be made. With a pool, the destructor gives an empty group back
+  // to it rather than removing it.
   static std::unique_ptr<StepCgroup> Create(const CgroupSupport& support, const std::string& parent,
-                                            const std::string& leaf);
+                                            const std::string& leaf,
+                                            std::shared_ptr<CgroupPool> pool = nullptr);
   ~StepCgroup();
   StepCgroup(const StepCgroup&) = delete;
   StepCgroup& operator=(const StepCgroup&) = delete;
@@ -78,11 +112,13 @@ class StepCgroup {
   bool Empty() const;
 
  private:
-  StepCgroup(CgroupKind kind, std::string dir, std::string parent_dir);
+  StepCgroup(CgroupKind kind, std::string dir, std::string parent_dir,
+             std::shared_ptr<CgroupPool> pool);
   const CgroupKind kind_;
   const std::string dir_;
   const std::string parent_dir_;
   const std::string procs_path_;
+  const std::shared_ptr<CgroupPool> pool_;  // null: removed when done
 };
 
 // Ends every process in BASE/RunCgroupName(data_dir, run_id) and below

@@ -96,7 +96,7 @@ Status LocalEngine::Create(const StepSpec& spec, std::unique_ptr<Step>* step) {
   s = ResolveDir(spec, &dir);
   if (!s.ok()) return s;
   if (::access(kShell, X_OK) != 0) return Status::FromErrno(std::string("cannot run ") + kShell, errno);
-  step->reset(new LocalStep(spec, std::move(dir)));
+  step->reset(new LocalStep(spec, std::move(dir), cgroups_));
   return Status::OK();
 }
 
@@ -106,7 +106,8 @@ std::atomic<bool> steps_die_with_ladle{false};
 
 void SetLocalStepsDieWithLadle(bool on) { steps_die_with_ladle = on; }
 
-LocalStep::LocalStep(StepSpec spec, std::string dir) : spec_(std::move(spec)), dir_(std::move(dir)) {}
+LocalStep::LocalStep(StepSpec spec, std::string dir, std::shared_ptr<CgroupPool> cgroups)
+    : spec_(std::move(spec)), dir_(std::move(dir)), cgroups_(std::move(cgroups)) {}
 
 // The executor calls Remove() and reports its error; a destructor has nobody
 // to tell.
@@ -126,6 +127,7 @@ Status LocalStep::Start() {
   // The executor starts, follows and waits for a step on one thread.
   launch.die_with_ladle = steps_die_with_ladle;
   SetRunGroup(spec_, &launch);
+  launch.cgroup_pool = cgroups_;
   std::unique_ptr<Subprocess> proc;
   Status s = Subprocess::Start(launch, &proc);
   if (!s.ok()) return s.WithContext("step '" + spec_.id + "'");

@@ -47,8 +47,9 @@ std::vector<int64_t> LocalRunsWithProcesses(const std::string& data_dir);
 // everything else from one thread. Destroying it ends what is left (Remove).
 class LocalStep : public Step {
  public:
-  // REQUIRES: `dir` exists (LocalEngine::Create checks).
-  LocalStep(StepSpec spec, std::string dir);
+  // REQUIRES: `dir` exists (LocalEngine::Create checks). `cgroups`: the
+  // run's kept groups (may be null).
+  LocalStep(StepSpec spec, std::string dir, std::shared_ptr<CgroupPool> cgroups = nullptr);
   ~LocalStep() override;
 
   Status Start() override;
@@ -62,6 +63,7 @@ class LocalStep : public Step {
  private:
   const StepSpec spec_;
   const std::string dir_;  // absolute: workspace/workdir
+  const std::shared_ptr<CgroupPool> cgroups_;
   std::mutex mu_;          // guards proc_ against a concurrent Kill
   std::unique_ptr<Subprocess> proc_;
   bool removed_ = false;
@@ -79,6 +81,11 @@ class LocalEngine : public Engine {
   // for an unusable environment variable name or a NUL in the script, and
   // Unavailable when /bin/sh cannot be executed. Thread-safe.
   Status Create(const StepSpec& spec, std::unique_ptr<Step>* step) override;
+
+ private:
+  // A LocalEngine serves one run: its steps' cgroups are kept for its next
+  // steps and removed when the engine and its last step are gone.
+  const std::shared_ptr<CgroupPool> cgroups_ = std::make_shared<CgroupPool>();
 };
 
 }  // namespace ladle::env

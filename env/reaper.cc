@@ -6,9 +6,11 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 namespace ladle::env {
@@ -26,37 +28,92 @@ ExitStatus ExitStatusFromSiginfo(int code, int value) {
 
 // --- ChildState ---------------------------------------------------------
 
-ChildState::ChildState(pid_t pid, int exit_fd) : pid_(pid), exit_fd_(exit_fd) {}
+namespace {
+
+// Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C".
+int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+// Whether waitid() takes a pidfd (Linux 5.4; pidfd_open came in 5.3): asked
+// once, of a pidfd of ladle itself, which is no child (ECHILD) where it does.
+bool PidfdWaitWorks() {
+  static const bool works = [] {
+    int fd = PidfdOpen(::getpid());
+    if (fd < 0) return false;
+    siginfo_t info = {};
+    bool ok = ::waitid(static_cast<idtype_t>(P_PIDFD), fd, &info, WEXITED | WNOHANG) != 0 && errno == ECHILD;
+    ::close(fd);
+    return ok;
+  }();
+  return works;
+}
+
+}  // namespace
+
+ChildState::ChildState(pid_t pid, int exit_fd, bool owner_reaps, Reaper* reaper)
+    : pid_(pid), exit_fd_(exit_fd), owner_reaps_(owner_reaps), reaper_(reaper) {}
 
 ChildState::~ChildState() { ::close(exit_fd_); }
 
 bool ChildState::Exited() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return exited_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (exited_ || !owner_reaps_) return exited_;
+  }
+  ExitStatus status;
+  if (!reaper_->ReapOwn(this, &status)) {
+    // Abandoned and then reaped by the Reaper, which delivered.
+    std::lock_guard<std::mutex> lock(mu_);
+    return exited_;
+  }
+  Deliver(status);
+  return true;
 }
 
 ExitStatus ChildState::Wait() const {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return exited_; });
-  return status_;
+  ExitStatus status;
+  while (!WaitFor(std::chrono::hours(24), &status)) {
+  }
+  return status;
 }
 
 bool ChildState::WaitFor(std::chrono::milliseconds timeout, ExitStatus* status) const {
+  if (owner_reaps_) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!Exited()) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      struct pollfd pfd = {exit_fd_, POLLIN, 0};
+      ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status != nullptr) *status = status_;
+    return true;
+  }
   std::unique_lock<std::mutex> lock(mu_);
   if (!cv_.wait_for(lock, timeout, [this] { return exited_; })) return false;
   if (status != nullptr) *status = status_;
   return true;
 }
 
-void ChildState::Deliver(const ExitStatus& status) {
+void ChildState::Abandon() {
+  if (owner_reaps_ && !Exited()) reaper_->Abandon(const_cast<ChildState*>(this));
+}
+
+void ChildState::Deliver(const ExitStatus& status) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     exited_ = true;
     status_ = status;
   }
-  uint64_t one = 1;
-  // Cannot fail short of a counter overflow; the fd is never read.
-  (void)!::write(exit_fd_, &one, sizeof one);
+  if (!owner_reaps_) {
+    uint64_t one = 1;
+    // Cannot fail short of a counter overflow; the fd is never read.
+    (void)!::write(exit_fd_, &one, sizeof one);
+  }
   cv_.notify_all();
 }
 
@@ -109,29 +166,62 @@ void Reaper::Loop() {
   }
 }
 
+// Decides what the zombie `pid` is, under mu_: only holders of mu_ reap, so
+// what waitid() shows with WNOWAIT stays that process while mu_ is held.
+// Between two looks (mu_ released while waiting) its owner may have reaped
+// it and the pid gone to a new child: each round looks again.
 void Reaper::Collect(pid_t pid) {
-  std::shared_ptr<ChildState> owner = AwaitOwner(pid);
-  siginfo_t info = {};
-  // WNOHANG: never block the only reaper on one pid.
-  if (::waitid(P_PID, pid, &info, WEXITED | WNOHANG) != 0 || info.si_pid != pid) return;
-  if (owner) owner->Deliver(ExitStatusFromSiginfo(info.si_code, info.si_status));
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    siginfo_t info = {};
+    if (::waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != pid)
+      return;  // reaped by its owner; or the pid is a new child's, still running
+    auto it = registered_.find(pid);
+    if (it != registered_.end() && !(it->second->owner_reaps_ && !it->second->abandoned_)) {
+      std::shared_ptr<ChildState> owner = std::move(it->second);
+      registered_.erase(it);
+      if (::waitid(P_PID, pid, &info, WEXITED | WNOHANG) != 0 || info.si_pid != pid) return;
+      lock.unlock();
+      owner->Deliver(ExitStatusFromSiginfo(info.si_code, info.si_status));
+      return;
+    }
+    // An unknown zombie with no Launch open is an orphan reparented to
+    // ladle: its status is nobody's.
+    if (it == registered_.end() && open_launches_.empty()) {
+      ::waitid(P_PID, pid, &info, WEXITED | WNOHANG);
+      return;
+    }
+    // Its owner reaps it, or an open Launch may be about to register it:
+    // look again after the next registration, end of launch or owner's reap.
+    const uint64_t seen = events_;
+    cv_.wait(lock, [&] { return events_ != seen; });
+  }
 }
 
-// Returns the registered owner of `pid`, or null for an orphan. A Launch that
-// was open when the zombie was seen may still register it, so wait for those
-// (and only those: newer launches cannot have created an existing zombie).
-std::shared_ptr<ChildState> Reaper::AwaitOwner(pid_t pid) {
-  std::unique_lock<std::mutex> lock(mu_);
-  const uint64_t horizon = next_ticket_;
-  cv_.wait(lock, [&] {
-    return registered_.count(pid) != 0 || open_launches_.empty() ||
-           *open_launches_.begin() >= horizon;
-  });
-  auto it = registered_.find(pid);
-  if (it == registered_.end()) return nullptr;
-  std::shared_ptr<ChildState> owner = std::move(it->second);
-  registered_.erase(it);
-  return owner;
+bool Reaper::ReapOwn(const ChildState* child, ExitStatus* status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (child->abandoned_) return false;
+    siginfo_t info = {};
+    if (::waitid(static_cast<idtype_t>(P_PIDFD), child->exit_fd_, &info, WEXITED | WNOHANG) != 0 ||
+        info.si_pid != child->pid_)
+      return false;
+    *status = ExitStatusFromSiginfo(info.si_code, info.si_status);
+    auto it = registered_.find(child->pid_);
+    if (it != registered_.end() && it->second.get() == child) registered_.erase(it);
+    ++events_;
+  }
+  cv_.notify_all();
+  return true;
+}
+
+void Reaper::Abandon(ChildState* child) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    child->abandoned_ = true;
+    ++events_;
+  }
+  cv_.notify_all();
 }
 
 uint64_t Reaper::BeginLaunch() {
@@ -155,9 +245,13 @@ Reaper::Launch::Launch() : reaper_(Reaper::Get()), ticket_(reaper_.BeginLaunch()
 Reaper::Launch::~Launch() { reaper_.EndLaunch(ticket_); }
 
 std::shared_ptr<ChildState> Reaper::Launch::Register(pid_t pid) {
-  int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  // The child cannot be reaped before it is registered (the Reaper waits
+  // for open launches), so the pidfd is this child's.
+  int fd = PidfdWaitWorks() ? PidfdOpen(pid) : -1;
+  const bool owner_reaps = fd >= 0;
+  if (fd < 0) fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0) return nullptr;
-  auto state = std::make_shared<ChildState>(pid, fd);
+  auto state = std::make_shared<ChildState>(pid, fd, owner_reaps, &reaper_);
   {
     std::lock_guard<std::mutex> lock(reaper_.mu_);
     reaper_.registered_[pid] = state;

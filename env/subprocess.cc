@@ -67,19 +67,35 @@ int AboveStdio(int fd) {
 // O_CLOEXEC from birth: a descriptor inherited by a concurrently launched
 // step would hold this step's pipe open until that step ends.
 struct Stdio {
-  UniqueFd null_in, out_read, out_write, err_read, err_write;
+  int null_in = -1;  // NullInput(): never closed
+  UniqueFd out_read, out_write, err_read, err_write;
 
   Status Open() {
-    null_in.Reset(AboveStdio(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
-    if (null_in.get() < 0) return Status::FromErrno("open /dev/null", errno);
+    null_in = NullInput();
+    if (null_in < 0) return Status::FromErrno("open /dev/null", errno);
     Status s = OpenPipe(&out_read, &out_write);
     return s.ok() ? OpenPipe(&err_read, &err_write) : s;
   }
 
   void CloseChildEnds() {
-    null_in.Reset();
     out_write.Reset();
     err_write.Reset();
+  }
+
+  // /dev/null for every child's stdin, opened once per process (read-only
+  // and close-on-exec: the child gets it only as its descriptor 0).
+  // A failed open (out of descriptors) is tried again by the next launch.
+  static int NullInput() {
+    static std::atomic<int> kept{-1};
+    int fd = kept.load();
+    if (fd >= 0) return fd;
+    fd = AboveStdio(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    int expected = -1;
+    if (fd >= 0 && !kept.compare_exchange_strong(expected, fd)) {
+      ::close(fd);  // another thread's won
+      fd = expected;
+    }
+    return fd;
   }
 
  private:
@@ -398,9 +414,9 @@ Status Subprocess::Start(const LaunchSpec& spec, std::unique_ptr<Subprocess>* ou
   ChildEnvironment env;
   MakeEnvironment(spec, marker_name, &env);
   std::unique_ptr<StepCgroup> cgroup =
-      StepCgroup::Create(DetectCgroups(), spec.cgroup_parent, spec.cgroup_leaf);
+      StepCgroup::Create(DetectCgroups(), spec.cgroup_parent, spec.cgroup_leaf, spec.cgroup_pool);
   volatile int joined = 0;
-  const ChildSetup setup{io.null_in.get(), io.out_write.get(), io.err_write.get(),
+  const ChildSetup setup{io.null_in, io.out_write.get(), io.err_write.get(),
                          spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
                          cgroup ? cgroup->procs_path() : nullptr, &SignalsToReset(), &joined,
                          spec.die_with_ladle};
@@ -437,7 +453,11 @@ Subprocess::Subprocess(std::shared_ptr<ChildState> child, std::string marker, in
       err_fd_(err_fd),
       buffer_(kReadChunk) {}
 
-Subprocess::~Subprocess() { Close(); }
+Subprocess::~Subprocess() {
+  Close();
+  // One that outlived SIGKILL (uninterruptible sleep) is the Reaper's now.
+  child_->Abandon();
+}
 
 bool Subprocess::Pump(OutputSink* sink, Clock::time_point deadline) {
   for (;;) {
@@ -453,8 +473,8 @@ void Subprocess::PollOnce(OutputSink* sink, int timeout_ms) {
   nfds_t n = 0;
   if (out_fd_ >= 0) fds[n++] = {out_fd_, POLLIN, 0};
   if (err_fd_ >= 0) fds[n++] = {err_fd_, POLLIN, 0};
-  // The eventfd stays readable once the child has exited: watch it only
-  // while it can still tell us something.
+  // The exit fd (a pidfd, or the Reaper's eventfd) stays readable once the
+  // child has exited: watch it only while it can still tell us something.
   if (phase_ == Phase::kRunning) fds[n++] = {child_->exit_fd(), POLLIN, 0};
   if (::poll(fds, n, timeout_ms) <= 0) return;
   // One read per stream per round keeps stdout and stderr in time order.
@@ -681,7 +701,8 @@ Status FindInPath(const std::string& name, std::string* path) {
 }
 
 Status RunCommand(const std::vector<std::string>& argv, const std::string& cwd,
-                  CommandResult* result, std::chrono::milliseconds timeout) {
+                  CommandResult* result, std::chrono::milliseconds timeout,
+                  const std::vector<std::pair<std::string, std::string>>& env) {
   *result = CommandResult();
   if (argv.empty()) return Status::Invalid("RunCommand: no program given");
   LaunchSpec spec;
@@ -690,6 +711,7 @@ Status RunCommand(const std::vector<std::string>& argv, const std::string& cwd,
   if (!cwd.empty() && !IsDirectory(cwd)) return Status::NotFound("directory '" + cwd + "' does not exist");
   spec.args.assign(argv.begin() + 1, argv.end());
   spec.cwd = cwd;
+  spec.env = env;
   std::unique_ptr<Subprocess> proc;
   s = Subprocess::Start(spec, &proc);
   if (!s.ok()) return s;

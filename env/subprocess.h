@@ -49,6 +49,9 @@ struct LaunchSpec {
   // no cgroup (helpers).
   std::string cgroup_parent;
   std::string cgroup_leaf;
+  // Where a group comes from and goes back to, for the steps of one run
+  // (env/cgroup.h CgroupPool); null: made and removed for this tree alone.
+  std::shared_ptr<CgroupPool> cgroup_pool;
   // True: the child gets SIGKILL when the thread that started it ends
   // (PR_SET_PDEATHSIG), so it dies with ladle (docs/server.md "Replicas").
   // REQUIRES: the starting thread outlives the child it waits for.
@@ -179,11 +182,13 @@ constexpr size_t kMaxCommandOutput = 64u << 20;
 // Errors: NotFound when the program or cwd is missing; Unavailable when it
 // ran longer than `timeout` (it is then sent TERM, KILL 1 s later); TooLarge
 // when an output exceeded kMaxCommandOutput (result holds the first part).
-// Like a step, processes it leaves behind are ended when it exits.
+// Like a step, processes it leaves behind are ended when it exits. `env` is
+// set over ladle's environment (GIT_INDEX_FILE, ...).
 // Thread-safe (each call is independent).
 Status RunCommand(const std::vector<std::string>& argv, const std::string& cwd,
                   CommandResult* result,
-                  std::chrono::milliseconds timeout = std::chrono::minutes(10));
+                  std::chrono::milliseconds timeout = std::chrono::minutes(10),
+                  const std::vector<std::pair<std::string, std::string>>& env = {});
 
 }  // namespace ladle::env
 

@@ -30,6 +30,16 @@ inline std::string ReadProcFile(pid_t pid, const char* name) {
   return ReadProcFile("/proc/" + std::to_string(pid) + "/" + name);
 }
 
+// Whether `pid` still runs. A child of the test that has exited stays a
+// zombie until its Subprocess looks (env/reaper.h: owners reap their own
+// children), and a zombie has ended.
+inline bool StillRunning(pid_t pid) {
+  const std::string stat = ReadProcFile(pid, "stat");
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
+         stat[paren + 2] != 'X';
+}
+
 }  // namespace testing
 }  // namespace ladle
 

@@ -184,7 +184,17 @@ class Executor {
   // of its steps; meanwhile starts steps of later stages early
   // (docs/pipeline.md "needs across stages").
   void ScheduleSteps(StageContext* ctx);
+  // Runs `sr` on the calling worker thread, then the steps chained after it
+  // (TakeNextStep).
   void RunStepThread(StepRun* sr, StageContext* ctx);
+  // One step; returns the step chained after it, or null.
+  StepRun* RunOneStep(StepRun* sr, StageContext* ctx);
+  // REQUIRES: mu_ held, by the thread of a step of `ctx` that just ended.
+  // The next step of `ctx` that ScheduleSteps would start now, marked
+  // running, for the same thread to run without waking the scheduler; null
+  // where the scheduler has to decide (a step to skip, a cancel, a step that
+  // may start early in a later stage).
+  StepRun* TakeNextStep(StageContext* ctx);
   void SuperviseRunning();
   // docs/pipeline.md "needs across stages": one context per stage, made
   // before the first stage runs, so a step can start before its stage's turn.
@@ -257,6 +267,9 @@ class Executor {
   std::vector<std::unique_ptr<StageContext>> contexts_;  // per stage: PrepareContexts()
   size_t turn_ = 0;                   // the stage whose turn it is; guarded by mu_
   int running_ = 0;                   // step threads running, all stages; guarded by mu_
+  // A step needs one of another stage, so steps may start before their
+  // stage's turn (StartEarlySteps): steps are not chained (TakeNextStep).
+  bool early_starts_possible_ = false;
   // The threads that run steps, kept for the next step (declared last: gone
   // before the contexts whose steps they ran).
   std::unique_ptr<StepWorkers> workers_;

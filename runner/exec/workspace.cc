@@ -1,5 +1,6 @@
 #include "runner/exec/workspace.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
@@ -61,11 +62,26 @@ Status CopyAll(const fs::path& from, const fs::path& to, const fs::path& exclude
 }  // namespace
 
 Status DescribeSource(const std::string& pipeline_file, SourceInfo* info) {
+  *info = SourceInfo();
   std::error_code ec;
   fs::path file = fs::absolute(pipeline_file, ec);
   fs::path dir = file.parent_path();
-  std::string top;
-  if (Git(dir.string(), {"rev-parse", "--show-toplevel"}, &top) && !top.empty()) {
+  std::string top, answer;
+  // One git for the three answers (each git costs milliseconds on every
+  // run's path): the top, HEAD's commit, and the branch HEAD names ("HEAD"
+  // when detached). It fails where HEAD has no commit yet: asked apart then.
+  if (Git(dir.string(), {"rev-parse", "--show-toplevel", "HEAD", "--symbolic-full-name", "HEAD"},
+          &answer) &&
+      std::count(answer.begin(), answer.end(), '\n') == 2) {
+    const size_t a = answer.find('\n'), b = answer.find('\n', a + 1);
+    info->root = answer.substr(0, a);
+    info->is_git = true;
+    info->commit = answer.substr(a + 1, b - a - 1);
+    const std::string ref = answer.substr(b + 1);
+    info->branch = ref.rfind("refs/heads/", 0) == 0 ? ref.substr(11)
+                   : ref.rfind("refs/", 0) == 0     ? ref.substr(5)
+                                                    : "";  // detached
+  } else if (Git(dir.string(), {"rev-parse", "--show-toplevel"}, &top) && !top.empty()) {
     info->root = top;
     info->is_git = true;
     Git(top, {"rev-parse", "--verify", "-q", "HEAD"}, &info->commit);
@@ -133,12 +149,12 @@ namespace {
 // is an error naming the command and git's message.
 Status GitStatus(const std::string& dir, const std::string& index,
                  const std::vector<std::string>& args, std::string* out) {
-  std::vector<std::string> argv;
-  if (!index.empty()) argv = {"env", "GIT_INDEX_FILE=" + index};
-  argv.insert(argv.end(), {"git", "-C", dir});
+  std::vector<std::string> argv = {"git", "-C", dir};
   argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::pair<std::string, std::string>> env;
+  if (!index.empty()) env.emplace_back("GIT_INDEX_FILE", index);
   env::CommandResult result;
-  Status s = env::RunCommand(argv, dir, &result);
+  Status s = env::RunCommand(argv, dir, &result, std::chrono::minutes(10), env);
   std::string command = "git";
   for (const std::string& a : args) command += " " + a;
   if (!s.ok()) return s.WithContext(command + " in " + dir);

@@ -873,7 +873,7 @@ TEST_F(ServeTest, ServeApprovalSurvivesARestart) {
   ASSERT_EQ("waiting", WaitRun(id, {"waiting", "success", "failed"})["status"]);
   const pid_t pid = ServerPid();
   ::kill(pid, SIGTERM);
-  ASSERT_TRUE(WaitFor([&] { return ::kill(pid, 0) != 0; }, 15s));
+  ASSERT_TRUE(WaitFor([&] { return !ladle::testing::StillRunning(pid); }, 15s));
   EXPECT_EQ(0, server_->Wait().code);
   server_.reset();
   Start({});
@@ -1109,7 +1109,7 @@ stages:
   ::kill(pid, SIGTERM);
   // The stubborn step ignores TERM: KILL after its grace (5 s). (Not Pump:
   // it would end the leftovers itself.)
-  bool exited = WaitFor([&] { return ::kill(pid, 0) != 0; }, 15s);
+  bool exited = WaitFor([&] { return !ladle::testing::StillRunning(pid); }, 15s);
   const auto took = Clock::now() - start;
   ASSERT_TRUE(exited) << "ladle serve still runs 15 s after SIGTERM";
   const std::string workspace = "LADLE_WORKSPACE=" + (data_ / "workspaces" / std::to_string(id)).string();
@@ -1195,7 +1195,7 @@ TEST_F(ServeTest, ServeSigtermRecordsTheDeploymentInterrupted) {
   ASSERT_TRUE(WaitFile(out_ / "starts"));
   const pid_t pid = ServerPid();
   ::kill(pid, SIGTERM);
-  ASSERT_TRUE(WaitFor([&] { return ::kill(pid, 0) != 0; }, 15s)) << "ladle serve still runs 15 s after SIGTERM";
+  ASSERT_TRUE(WaitFor([&] { return !ladle::testing::StillRunning(pid); }, 15s)) << "ladle serve still runs 15 s after SIGTERM";
   server_->Wait();
   server_.reset();
   Result r = Ladle({"--json", "show", std::to_string(id)});

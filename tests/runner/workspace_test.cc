@@ -112,6 +112,37 @@ TEST_F(WorkspaceTest, ChangesAreAppliedOnTopAndThePersonsIndexIsUntouched) {
   EXPECT_EQ(0u, more);
 }
 
+// The top, HEAD's commit and its branch, from a subfolder too; a detached
+// HEAD has no branch; a repository without a commit yet has neither.
+TEST_F(WorkspaceTest, DescribeSourceNamesTopCommitAndBranch) {
+  fs::create_directories(repo_ / "sub");
+  SourceInfo source;
+  ASSERT_TRUE(DescribeSource((repo_ / "sub" / "ladle.yml").string(), &source).ok());
+  EXPECT_TRUE(source.is_git);
+  EXPECT_EQ(fs::canonical(repo_).string(), source.root);
+  EXPECT_EQ(Git({"rev-parse", "HEAD"}), source.commit + "\n");
+  EXPECT_EQ("main", source.branch);
+
+  Git({"tag", "main"});  // a tag of the same name: still the branch "main"
+  Git({"checkout", "-q", "-b", "feature/x"});
+  ASSERT_TRUE(DescribeSource((repo_ / "ladle.yml").string(), &source).ok());
+  EXPECT_EQ("feature/x", source.branch);
+
+  Git({"checkout", "-q", "--detach"});
+  ASSERT_TRUE(DescribeSource((repo_ / "ladle.yml").string(), &source).ok());
+  EXPECT_EQ(Git({"rev-parse", "HEAD"}), source.commit + "\n");
+  EXPECT_EQ("", source.branch);
+
+  fs::path fresh = root_ / "fresh";
+  fs::create_directories(fresh);
+  Git({"init", "-q", "-b", "trunk"}, fresh);
+  ASSERT_TRUE(DescribeSource((fresh / "ladle.yml").string(), &source).ok());
+  EXPECT_TRUE(source.is_git);
+  EXPECT_EQ(fs::canonical(fresh).string(), source.root);
+  EXPECT_EQ("", source.commit);
+  EXPECT_EQ("trunk", source.branch);
+}
+
 TEST_F(WorkspaceTest, OutsideGitTheDirectoryIsCopied) {
   fs::path plain = root_ / "plain";
   fs::create_directories(plain);
