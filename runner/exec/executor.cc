@@ -154,6 +154,9 @@ struct Executor::StepRun {
   bool success = false;            // ended with exit 0 (after retries)
   bool started = false;            // its thread was started (guarded by mu_)
   bool rollout_check = false;      // a rollout stage's check: run by the rollout, not scheduled
+  // Chained (TakeNextStep): its first attempt's `running` went to the store
+  // with the end of the step before it (guarded by mu_).
+  bool running_recorded = false;
 
   std::mutex mu;                   // guards the fields below (never take mu_ while holding it)
   env::Step* current = nullptr;    // the attempt in flight, for Kill
@@ -1371,7 +1374,7 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
 // hands its thread to the next step of its stage instead of waking the
 // scheduler, which would give the step to a thread of its own; two thread
 // wake-ups fewer between two short steps.
-Executor::StepRun* Executor::TakeNextStep(StageContext* ctx) {
+Executor::StepRun* Executor::TakeNextStep(StageContext* ctx, int ending) {
   // A step of a later stage that needs one of another stage may start early
   // (StartEarlySteps): only the scheduler looks for those.
   if (cancel_signal_ || early_starts_possible_) return nullptr;
@@ -1391,12 +1394,13 @@ Executor::StepRun* Executor::TakeNextStep(StageContext* ctx) {
     if (next == nullptr) next = sr.get();
     else more = true;
   }
-  if (next == nullptr || running_ >= std::max(1, options_.jobs)) return nullptr;
+  const int jobs = std::max(1, options_.jobs);
+  if (next == nullptr || running_ - ending >= jobs) return nullptr;
   next->state = StepRun::kRunning;
   next->started = true;
   ctx->running++;
   running_++;
-  if (more && running_ < std::max(1, options_.jobs)) cv_.notify_all();  // room for one more
+  if (more && running_ - ending < jobs) cv_.notify_all();  // room for one more
   return next;
 }
 
@@ -1410,11 +1414,13 @@ Executor::StepRun* Executor::RunOneStep(StepRun* sr, StageContext* ctx) {
   const int attempts = step.retry + 1;
   std::unique_ptr<env::Step> leftover;  // removed once the step is done
   for (int attempt = 1; attempt <= attempts && !cancel_signal_; ++attempt) {
+    bool recorded;
     {
       std::lock_guard<std::mutex> lock(mu_);
       sr->rec->attempts = attempt;
+      recorded = attempt == 1 && sr->running_recorded;
     }
-    SetStep(stage, sr->rec, kRunning);
+    if (!recorded) SetStep(stage, sr->rec, kRunning);
     StepLogWriter log(&masker, [&](env::OutputStream stream, std::string_view line) {
       if (observer_) observer_->StepOutput(stage.name, step.name, stream, line);
     });
@@ -1543,24 +1549,42 @@ Executor::StepRun* Executor::RunOneStep(StepRun* sr, StageContext* ctx) {
   }
   if (failure == FailureReason::kNone && cancel_signal_ && sr->rec->attempts == 0)
     failure = FailureReason::kCancelled;
+  // The step's end goes to the store before its stage can end (ctx->running
+  // counts it until then); with the next step chained on this thread, that
+  // step's start goes in the same write.
+  std::vector<StepRecord> records(1);
+  StepRun* next;
   {
     std::lock_guard<std::mutex> lock(mu_);
     sr->rec->failure_reason = failure;
     sr->rec->allow_failure = failure != FailureReason::kNone && step.allow_failure;
-  }
-  SetStep(stage, sr->rec, failure == FailureReason::kNone        ? kSuccess
-                          : failure == FailureReason::kCancelled ? kCancelled
-                                                                 : kFailed);
-  StepRun* next;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
+    sr->rec->status = failure == FailureReason::kNone        ? kSuccess
+                      : failure == FailureReason::kCancelled ? kCancelled
+                                                             : kFailed;
+    sr->rec->finished_at = NowRfc3339();
+    records[0] = *sr->rec;
     sr->success = failure == FailureReason::kNone;
     sr->state = StepRun::kDone;
-    ctx->running--;
-    running_--;
     // A container to remove goes while the next step starts on another
     // thread (docs/backends.md "Overlapped containers"): no chaining then.
-    next = leftover ? nullptr : TakeNextStep(ctx);
+    next = leftover ? nullptr : TakeNextStep(ctx, /*ending=*/1);
+    if (next != nullptr) {
+      next->rec->attempts = 1;
+      next->rec->status = kRunning;
+      if (next->rec->started_at.empty()) next->rec->started_at = NowRfc3339();
+      next->running_recorded = true;
+      records.push_back(*next->rec);
+    }
+  }
+  Status ws = records.size() == 1 ? store_->UpdateStep(run_->id, stage.name, records[0])
+                                  : store_->UpdateSteps(run_->id, stage.name, records);
+  if (!ws.ok()) RecordStoreFailure(ws.WithContext("record step " + stage.name + "/" + step.name));
+  if (observer_)
+    for (const StepRecord& r : records) observer_->StepChanged(*run_, stage.name, r);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ctx->running--;
+    running_--;
     if (next == nullptr) cv_.notify_all();
   }
   if (leftover) {

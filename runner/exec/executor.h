@@ -189,12 +189,13 @@ class Executor {
   void RunStepThread(StepRun* sr, StageContext* ctx);
   // One step; returns the step chained after it, or null.
   StepRun* RunOneStep(StepRun* sr, StageContext* ctx);
-  // REQUIRES: mu_ held, by the thread of a step of `ctx` that just ended.
-  // The next step of `ctx` that ScheduleSteps would start now, marked
-  // running, for the same thread to run without waking the scheduler; null
-  // where the scheduler has to decide (a step to skip, a cancel, a step that
-  // may start early in a later stage).
-  StepRun* TakeNextStep(StageContext* ctx);
+  // REQUIRES: mu_ held, by the thread of a step of `ctx` that just ended
+  // (done, but still counted as running: `ending` of them). The next step of
+  // `ctx` that ScheduleSteps would start now, marked running, for the same
+  // thread to run without waking the scheduler; null where the scheduler has
+  // to decide (a step to skip, a cancel, a step that may start early in a
+  // later stage).
+  StepRun* TakeNextStep(StageContext* ctx, int ending);
   void SuperviseRunning();
   // docs/pipeline.md "needs across stages": one context per stage, made
   // before the first stage runs, so a step can start before its stage's turn.

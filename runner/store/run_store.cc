@@ -137,6 +137,15 @@ int64_t ProcessStartTime(int pid) {
 
 RunStore::~RunStore() = default;
 
+Status RunStore::UpdateSteps(int64_t run_id, const std::string& stage,
+                             const std::vector<StepRecord>& steps) {
+  for (const StepRecord& step : steps) {
+    Status s = UpdateStep(run_id, stage, step);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
 Status RunStore::Open(const std::string& data_dir, std::unique_ptr<RunStore>* store) {
   return OpenSqliteRunStore(data_dir, store);
 }

@@ -195,6 +195,11 @@ class RunStore {
   virtual Status UpdateStage(int64_t run_id, const StageRecord& stage) = 0;
   // Step-level fields of run_id's step `stage`/`step.name`.
   virtual Status UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step) = 0;
+  // The same for several steps of `stage`, in order, in one transaction
+  // where the store has them (a step's end and the next step's start: one
+  // commit instead of two). This default writes them one by one.
+  virtual Status UpdateSteps(int64_t run_id, const std::string& stage,
+                             const std::vector<StepRecord>& steps);
 
   virtual Status GetRun(int64_t id, RunRecord* run) = 0;  // NotFound when missing
   // Newest first, without stages.

@@ -463,6 +463,8 @@ class SqliteRunStore final : public RunStore {
   Status UpdateRun(const RunRecord& run) override;
   Status UpdateStage(int64_t run_id, const StageRecord& stage) override;
   Status UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step) override;
+  Status UpdateSteps(int64_t run_id, const std::string& stage,
+                     const std::vector<StepRecord>& steps) override;
   Status GetRun(int64_t id, RunRecord* run) override;
   Status ListRuns(const RunFilter& filter, std::vector<RunRecord>* runs) override;
   using RunStore::FindLastSuccessfulStep;
@@ -498,6 +500,8 @@ class SqliteRunStore final : public RunStore {
   Status ClaimRun(int64_t id, bool* claimed) override;
 
  private:
+  Status UpdateStepLocked(int64_t run_id, const std::string& stage, const StepRecord& step);
+
   std::mutex mu_;  // guards db_ and the statements below
   std::unique_ptr<Database> db_;
   Statement update_step_;  // UpdateStep's, prepared on first use; before db_ goes
@@ -564,6 +568,21 @@ Status SqliteRunStore::ClearKept() {
 
 Status SqliteRunStore::UpdateStep(int64_t run_id, const std::string& stage, const StepRecord& step) {
   std::lock_guard<std::mutex> lock(mu_);
+  return UpdateStepLocked(run_id, stage, step);
+}
+
+Status SqliteRunStore::UpdateSteps(int64_t run_id, const std::string& stage,
+                                   const std::vector<StepRecord>& steps) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(db_.get());
+  Status s = txn.Begin();
+  for (size_t i = 0; s.ok() && i < steps.size(); ++i) s = UpdateStepLocked(run_id, stage, steps[i]);
+  if (s.ok()) s = txn.Commit();
+  return s;
+}
+
+Status SqliteRunStore::UpdateStepLocked(int64_t run_id, const std::string& stage,
+                                        const StepRecord& step) {
   // Twice per step (running, then its end): prepared once, kept with the
   // connection (docs/benchmarks.md "ladle run on the local backend").
   Status s;

@@ -39,28 +39,41 @@ git init -q -b main && git add -A && git -c user.email=b@b -c user.name=b commit
 mkdir -p "$work/one" && (cd "$work/one" &&
   printf 'name: one\nstages:\n  - name: s\n    steps:\n      - {name: t0, run: "true"}\n' > ladle.yml &&
   git init -q -b main && git add -A && git -c user.email=b@b -c user.name=b commit -qm bench)
-hyperfine -N --warmup 1 --runs 5 --export-json "$work/steps.json" \
-  "$LADLE --data $work/data1 run --backend local -j 1 -q" \
-  "sh -c 'i=0; while [ \$i -lt 200 ]; do sh -c true; i=\$((i+1)); done'" \
-  "$LADLE --data $work/data0 run --backend local -j 1 -q $work/one/ladle.yml" >/dev/null
-ladle_ms=$(jq -r '.results[0].median*1000' "$work/steps.json")
-fork_ms=$(jq -r '.results[1].median*1000' "$work/steps.json")
-one_ms=$(jq -r '.results[2].median*1000' "$work/steps.json")
-# The same in CPU-seconds (user + system, children included), the median of
-# three runs each, alternated: on a shared machine they move less than wall
-# time.
-cpu_of() { /usr/bin/time -f "%U %S" -o "$work/cpu.t" "$@" >/dev/null 2>&1; awk '{printf "%.3f\n", $1 + $2}' "$work/cpu.t"; }
-median3() { sort -n | sed -n 2p; }
-: > "$work/cpu.ladle"; : > "$work/cpu.fork"; : > "$work/cpu.one"
-for _ in 1 2 3; do
-  cpu_of "$LADLE" --data "$work/data1c" run --backend local -j 1 -q >> "$work/cpu.ladle"
-  cpu_of sh -c 'i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done' >> "$work/cpu.fork"
-  cpu_of "$LADLE" --data "$work/data0c" run --backend local -j 1 -q "$work/one/ladle.yml" >> "$work/cpu.one"
+# The three alternate, round after round (LADLE_BENCH_ROUNDS, default 9),
+# so that a machine whose speed drifts (shared cores) weighs on each alike;
+# each figure is the median of its rounds. Every run is timed by
+# /usr/bin/time: wall, and CPU-seconds (user + system, children included).
+# The two ladle pipelines keep a data dir each (made by a warm-up run), and
+# nothing is deleted until the end: ext4 skips recently deleted inodes when
+# it allocates one (each step's log is a new file), which made runs right
+# after a deletion of thousands of files pay up to half a millisecond more
+# per step.
+rounds=${LADLE_BENCH_ROUNDS:-9}
+time_of() {  # appends "wall cpu" in seconds
+  out=$1; shift
+  /usr/bin/time -f "%e %U %S" -o "$work/t" "$@" >/dev/null 2>&1
+  awk '{printf "%.3f %.3f\n", $1, $2 + $3}' "$work/t" >> "$out"
+}
+: > "$work/r.ladle"; : > "$work/r.fork"; : > "$work/r.one"
+"$LADLE" --data "$work/data1" run --backend local -j 1 -q >/dev/null 2>&1  # warm-up: store, caches
+"$LADLE" --data "$work/data0" run --backend local -j 1 -q "$work/one/ladle.yml" >/dev/null 2>&1
+r=0
+while [ $r -lt "$rounds" ]; do
+  time_of "$work/r.ladle" "$LADLE" --data "$work/data1" run --backend local -j 1 -q
+  time_of "$work/r.fork" sh -c 'i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done'
+  time_of "$work/r.one" "$LADLE" --data "$work/data0" run --backend local -j 1 -q "$work/one/ladle.yml"
+  r=$((r + 1))
 done
-ladle_cpu=$(median3 < "$work/cpu.ladle"); fork_cpu=$(median3 < "$work/cpu.fork"); one_cpu=$(median3 < "$work/cpu.one")
+median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+ladle_ms=$(cut -d' ' -f1 "$work/r.ladle" | median | awk '{print $1 * 1000}')
+fork_ms=$(cut -d' ' -f1 "$work/r.fork" | median | awk '{print $1 * 1000}')
+one_ms=$(cut -d' ' -f1 "$work/r.one" | median | awk '{print $1 * 1000}')
+ladle_cpu=$(cut -d' ' -f2 "$work/r.ladle" | median)
+fork_cpu=$(cut -d' ' -f2 "$work/r.fork" | median)
+one_cpu=$(cut -d' ' -f2 "$work/r.one" | median)
 load_steps=$(cut -d' ' -f1-3 /proc/loadavg)
 per_step_table() {
-  awk -v l="$ladle_ms" -v f="$fork_ms" -v o="$one_ms" -v lc="$ladle_cpu" -v fc="$fork_cpu" -v oc="$one_cpu" 'BEGIN {
+  awk -v l="$ladle_ms" -v f="$fork_ms" -v o="$one_ms" -v lc="$ladle_cpu" -v fc="$fork_cpu" -v oc="$one_cpu" -v rounds="$rounds" 'BEGIN {
     printf "%-46s %10s %12s %10s %s\n", "per step (200 true steps, -j 1)", "ladle", "sh -c true", "overhead", "target <= 1 ms"
     w = (l - f) / 200; c = (lc - fc) * 1000 / 200
     printf "%-46s %8.2fms %10.2fms %8.2fms %s\n", "  wall, whole run / 200", l / 200, f / 200, w, (w <= 1 ? "PASS" : "FAIL")
@@ -70,6 +83,7 @@ per_step_table() {
     printf "%-46s %8.2fms %10.2fms %8.2fms %s\n", "  wall, beyond a 1-step run / 199", (l - o) / 199, f / 200, wm, (wm <= 1 ? "PASS" : "FAIL")
     printf "%-46s %8.2fms %10.2fms %8.2fms %s\n", "  CPU, beyond a 1-step run / 199", (lc - oc) * 1000 / 199, fc * 1000 / 200, cm, (cm <= 1 ? "PASS" : "FAIL")
     printf "%-46s %8.0fms %10s CPU %.3fs\n", "  a 1-step run (fixed start-up + one step)", o, "", oc
+    printf "%-46s %s\n", "  (medians of rounds, alternated)", rounds
   }'
 }
 if [ -n "${LADLE_BENCH_STEPS_ONLY:-}" ]; then
@@ -122,7 +136,7 @@ per_step_table
 awk -v lc="$ladle_cpu" -v fc="$fork_cpu" -v l="$ladle_ms" -v f="$fork_ms" -v tl="$ten_ladle_ms" -v tg="$ten_gcl_ms" -v rss="$big_rss_mb" -v bs="$big_s" -v ys="$yes_s" -v lb="$log_bytes" 'BEGIN {
   printf "%-46s %10s %12s %s\n", "benchmark", "ladle", "reference", "result"
   printf "%-46s %8.0fms %10.0fms %s\n", "200 true steps vs 200 sh -c true forks", l, f, ""
-  printf "%-46s %7.3fs %10.3fs %s\n", "  CPU-seconds, median of 3 runs each", lc, fc, ""
+  printf "%-46s %7.3fs %10.3fs %s\n", "  CPU-seconds, medians of the rounds", lc, fc, ""
   printf "%-46s %8.0fms %10.0fms %s\n", "10 jobs, 3 stages vs gitlab-ci-local (shell)", tl, tg, ""
   printf "%-46s %9.1fx %10s %s\n", "  speed-up (target >= 10x)", tg / tl, "", (tg / tl >= 10 ? "PASS" : "FAIL")
   printf "%-46s %8.1fMB %10s %s\n", "200 MB step: ladle peak RSS (target < 50 MB)", rss, "", (rss < 50 ? "PASS" : "FAIL")

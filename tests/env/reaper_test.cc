@@ -160,6 +160,55 @@ TEST(ReaperTest, ManyThreadsLaunchingAtOnceLoseNoStatus) {
   EXPECT_EQ(0, wrong.load());
 }
 
+// docs/design.md "Processes: one reaper": with pidfds, the owner reaps its
+// child the moment it looks; the Reaper's thread leaves the zombie alone
+// until then.
+TEST(ReaperTest, TheOwnerReapsItsChildAndTheReaperLeavesItAlone) {
+  std::shared_ptr<ChildState> child;
+  pid_t pid;
+  {
+    Reaper::Launch launch;
+    pid = ForkExiting(5);
+    child = launch.Register(pid);
+  }
+  ASSERT_NE(nullptr, child);
+  if (!child->owner_reaps()) GTEST_SKIP() << "no pidfd waitid on this kernel (Linux < 5.4)";
+  ASSERT_TRUE(WaitUntil([&] { return IsZombie(pid); }, milliseconds(2000)));
+  std::this_thread::sleep_for(milliseconds(100));  // the Reaper's thread saw it exit
+  EXPECT_TRUE(IsZombie(pid)) << "the Reaper reaped a child its owner reaps";
+  struct pollfd pfd = {child->exit_fd(), POLLIN, 0};
+  EXPECT_EQ(1, ::poll(&pfd, 1, 0));
+  EXPECT_TRUE(child->Exited());
+  EXPECT_FALSE(Exists(pid));
+  ExitStatus status;
+  ASSERT_TRUE(child->WaitFor(milliseconds(0), &status));
+  EXPECT_EQ(5, status.code);
+}
+
+// A child its owner gave up on (Subprocess::~Subprocess after SIGKILL did
+// not end it) is reaped by the Reaper once it exits.
+TEST(ReaperTest, AnAbandonedChildIsReapedByTheReaper) {
+  std::shared_ptr<ChildState> child;
+  pid_t pid;
+  {
+    Reaper::Launch launch;
+    pid = ::fork();
+    if (pid == 0) {
+      for (;;) ::pause();
+    }
+    child = launch.Register(pid);
+  }
+  ASSERT_NE(nullptr, child);
+  if (!child->owner_reaps()) GTEST_SKIP() << "no pidfd waitid on this kernel (Linux < 5.4)";
+  child->Abandon();
+  ASSERT_EQ(0, ::kill(pid, SIGKILL));
+  EXPECT_TRUE(WaitUntil([&] { return !Exists(pid); }, milliseconds(2000)))
+      << "an abandoned child was left a zombie";
+  ExitStatus status;
+  ASSERT_TRUE(child->WaitFor(milliseconds(2000), &status));
+  EXPECT_EQ(SIGKILL, status.signal);
+}
+
 TEST(ReaperTest, ConvertsSiginfo) {
   ExitStatus exited = ExitStatusFromSiginfo(CLD_EXITED, 3);
   EXPECT_EQ(3, exited.code);
