@@ -56,6 +56,16 @@ pid_t ForkExiting(int code) {
   return pid;
 }
 
+// A registered child that waits until it is killed.
+std::shared_ptr<ChildState> LaunchPausing(pid_t* pid) {
+  Reaper::Launch launch;
+  *pid = ::fork();
+  if (*pid == 0) {
+    for (;;) ::pause();
+  }
+  return launch.Register(*pid);
+}
+
 TEST(ReaperTest, MakesLadleASubreaper) {
   Reaper::Get();
   int flag = 0;
@@ -78,16 +88,8 @@ TEST(ReaperTest, KeepsTheStatusOfAChildThatExitedBeforeItWasRegistered) {
 }
 
 TEST(ReaperTest, ReportsDeathBySignalAndSignalsTheExitFd) {
-  std::shared_ptr<ChildState> child;
   pid_t pid;
-  {
-    Reaper::Launch launch;
-    pid = ::fork();
-    if (pid == 0) {
-      for (;;) ::pause();
-    }
-    child = launch.Register(pid);
-  }
+  std::shared_ptr<ChildState> child = LaunchPausing(&pid);
   struct pollfd pfd = {child->exit_fd(), POLLIN, 0};
   EXPECT_EQ(0, ::poll(&pfd, 1, 0));
   EXPECT_FALSE(child->WaitFor(milliseconds(30), nullptr));
@@ -188,16 +190,8 @@ TEST(ReaperTest, TheOwnerReapsItsChildAndTheReaperLeavesItAlone) {
 // A child its owner gave up on (Subprocess::~Subprocess after SIGKILL did
 // not end it) is reaped by the Reaper once it exits.
 TEST(ReaperTest, AnAbandonedChildIsReapedByTheReaper) {
-  std::shared_ptr<ChildState> child;
   pid_t pid;
-  {
-    Reaper::Launch launch;
-    pid = ::fork();
-    if (pid == 0) {
-      for (;;) ::pause();
-    }
-    child = launch.Register(pid);
-  }
+  std::shared_ptr<ChildState> child = LaunchPausing(&pid);
   ASSERT_NE(nullptr, child);
   if (!child->owner_reaps()) GTEST_SKIP() << "no pidfd waitid on this kernel (Linux < 5.4)";
   child->Abandon();
