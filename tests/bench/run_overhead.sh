@@ -29,7 +29,10 @@ fi
 GCL="$GCL_DIR/node_modules/.bin/gitlab-ci-local"
 
 work=$(mktemp -d /tmp/ladle-bench-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# LADLE_BENCH_DATA_ROOT: where part 1's data dirs (store, logs, workspaces)
+# go; default beside the rest, in /tmp. See the note on ext4 below.
+data=$(mktemp -d "${LADLE_BENCH_DATA_ROOT:-$work}/ladle-bench-data-XXXXXX")
+trap 'rm -rf "$work" "$data"' EXIT
 
 # 1. 200 sequential `true` steps.
 mkdir -p "$work/steps" && cd "$work/steps"
@@ -44,10 +47,12 @@ mkdir -p "$work/one" && (cd "$work/one" &&
 # each figure is the median of its rounds. Every run is timed by
 # /usr/bin/time: wall, and CPU-seconds (user + system, children included).
 # The two ladle pipelines keep a data dir each (made by a warm-up run), and
-# nothing is deleted until the end: ext4 skips recently deleted inodes when
-# it allocates one (each step's log is a new file), which made runs right
-# after a deletion of thousands of files pay up to half a millisecond more
-# per step.
+# nothing is deleted until the end. Each step's log is a new file: on an
+# ext4 without a journal (this VM's root) the kernel then skips every inode
+# freed in the last seconds to minutes (find_inode_bit, recently_deleted),
+# so the cost of a step moves with what else on the machine deletes files
+# (builds, tests, the last run of this script). LADLE_BENCH_DATA_ROOT=/dev/shm
+# measures ladle without that.
 rounds=${LADLE_BENCH_ROUNDS:-9}
 time_of() {  # appends "wall cpu" in seconds
   out=$1; shift
@@ -55,39 +60,49 @@ time_of() {  # appends "wall cpu" in seconds
   awk '{printf "%.3f %.3f\n", $1, $2 + $3}' "$work/t" >> "$out"
 }
 : > "$work/r.ladle"; : > "$work/r.fork"; : > "$work/r.one"
-"$LADLE" --data "$work/data1" run --backend local -j 1 -q >/dev/null 2>&1  # warm-up: store, caches
-"$LADLE" --data "$work/data0" run --backend local -j 1 -q "$work/one/ladle.yml" >/dev/null 2>&1
+"$LADLE" --data "$data/data1" run --backend local -j 1 -q >/dev/null 2>&1  # warm-up: store, caches
+"$LADLE" --data "$data/data0" run --backend local -j 1 -q "$work/one/ladle.yml" >/dev/null 2>&1
 r=0
 while [ $r -lt "$rounds" ]; do
-  time_of "$work/r.ladle" "$LADLE" --data "$work/data1" run --backend local -j 1 -q
+  time_of "$work/r.ladle" "$LADLE" --data "$data/data1" run --backend local -j 1 -q
   time_of "$work/r.fork" sh -c 'i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done'
-  time_of "$work/r.one" "$LADLE" --data "$work/data0" run --backend local -j 1 -q "$work/one/ladle.yml"
+  time_of "$work/r.one" "$LADLE" --data "$data/data0" run --backend local -j 1 -q "$work/one/ladle.yml"
   r=$((r + 1))
 done
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+range() { sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}'; }
 ladle_ms=$(cut -d' ' -f1 "$work/r.ladle" | median | awk '{print $1 * 1000}')
 fork_ms=$(cut -d' ' -f1 "$work/r.fork" | median | awk '{print $1 * 1000}')
 one_ms=$(cut -d' ' -f1 "$work/r.one" | median | awk '{print $1 * 1000}')
 ladle_cpu=$(cut -d' ' -f2 "$work/r.ladle" | median)
 fork_cpu=$(cut -d' ' -f2 "$work/r.fork" | median)
 one_cpu=$(cut -d' ' -f2 "$work/r.one" | median)
+# The overheads of each round, from runs measured next to each other (the
+# machine's speed drifts less within a round than between rounds); the
+# figure is their median, beside their range. Per step, in ms: whole run
+# (wall, CPU), then beyond the run's fixed start-up (a 1-step run, less its
+# one fork, taken out).
+paste -d' ' "$work/r.ladle" "$work/r.fork" "$work/r.one" | awk '{
+  printf "%.3f %.3f %.3f %.3f\n", ($1 - $3) * 1000 / 200, ($2 - $4) * 1000 / 200,
+    ($1 - $5) * 1000 / 199 - $3 * 1000 / 200, ($2 - $6) * 1000 / 199 - $4 * 1000 / 200 }' > "$work/r.over"
+over() { cut -d' ' -f"$1" "$work/r.over" | median; }
+spread() { cut -d' ' -f"$1" "$work/r.over" | range; }
 load_steps=$(cut -d' ' -f1-3 /proc/loadavg)
 per_step_table() {
-  awk -v l="$ladle_ms" -v f="$fork_ms" -v o="$one_ms" -v lc="$ladle_cpu" -v fc="$fork_cpu" -v oc="$one_cpu" -v rounds="$rounds" 'BEGIN {
-    printf "%-46s %10s %12s %10s %s\n", "per step (200 true steps, -j 1)", "ladle", "sh -c true", "overhead", "target <= 1 ms"
-    w = (l - f) / 200; c = (lc - fc) * 1000 / 200
-    printf "%-46s %8.2fms %10.2fms %8.2fms %s\n", "  wall, whole run / 200", l / 200, f / 200, w, (w <= 1 ? "PASS" : "FAIL")
-    printf "%-46s %8.2fms %10.2fms %8.2fms %s\n", "  CPU, whole run / 200", lc * 1000 / 200, fc * 1000 / 200, c, (c <= 1 ? "PASS" : "FAIL")
-    # The run fixed start-up (a 1-step run, less its one fork) taken out.
-    wm = (l - o) / 199 - f / 200; cm = (lc - oc) * 1000 / 199 - fc * 1000 / 200
-    printf "%-46s %8.2fms %10.2fms %8.2fms %s\n", "  wall, beyond a 1-step run / 199", (l - o) / 199, f / 200, wm, (wm <= 1 ? "PASS" : "FAIL")
-    printf "%-46s %8.2fms %10.2fms %8.2fms %s\n", "  CPU, beyond a 1-step run / 199", (lc - oc) * 1000 / 199, fc * 1000 / 200, cm, (cm <= 1 ? "PASS" : "FAIL")
-    printf "%-46s %8.0fms %10s CPU %.3fs\n", "  a 1-step run (fixed start-up + one step)", o, "", oc
-    printf "%-46s %s\n", "  (medians of rounds, alternated)", rounds
+  awk -v l="$ladle_ms" -v f="$fork_ms" -v o="$one_ms" -v lc="$ladle_cpu" -v fc="$fork_cpu" -v oc="$one_cpu" -v rounds="$rounds" \
+      -v w="$(over 1)" -v c="$(over 2)" -v wm="$(over 3)" -v cm="$(over 4)" \
+      -v sw="$(spread 1)" -v sc="$(spread 2)" -v swm="$(spread 3)" -v scm="$(spread 4)" 'BEGIN {
+    printf "%-42s %9s %11s %9s %-12s %s\n", "per step (200 true steps, -j 1)", "ladle", "sh -c true", "overhead", "(rounds)", "target <= 1 ms"
+    printf "%-42s %7.2fms %9.2fms %7.2fms %-12s %s\n", "  wall, whole run / 200", l / 200, f / 200, w, sw, (w <= 1 ? "PASS" : "FAIL")
+    printf "%-42s %7.2fms %9.2fms %7.2fms %-12s %s\n", "  CPU, whole run / 200", lc * 1000 / 200, fc * 1000 / 200, c, sc, (c <= 1 ? "PASS" : "FAIL")
+    printf "%-42s %7.2fms %9.2fms %7.2fms %-12s %s\n", "  wall, beyond a 1-step run / 199", (l - o) / 199, f / 200, wm, swm, (wm <= 1 ? "PASS" : "FAIL")
+    printf "%-42s %7.2fms %9.2fms %7.2fms %-12s %s\n", "  CPU, beyond a 1-step run / 199", (lc - oc) * 1000 / 199, fc * 1000 / 200, cm, scm, (cm <= 1 ? "PASS" : "FAIL")
+    printf "%-42s %7.0fms %9s CPU %.3fs\n", "  a 1-step run (fixed start-up + one step)", o, "", oc
+    printf "%-42s %s\n", "  (medians of rounds, alternated; overheads", rounds " rounds, median of each round'"'"'s own)"
   }'
 }
 if [ -n "${LADLE_BENCH_STEPS_ONLY:-}" ]; then
-  echo "load average: $load_steps"
+  echo "load average: $load_steps; part 1's data dirs on $(findmnt -no FSTYPE -T "$data" 2>/dev/null || stat -f -c %T "$data")"
   per_step_table
   exit 0
 fi
