@@ -1374,13 +1374,13 @@ void Executor::RunStepThread(StepRun* sr, StageContext* ctx) {
 // hands its thread to the next step of its stage instead of waking the
 // scheduler, which would give the step to a thread of its own; two thread
 // wake-ups fewer between two short steps.
-Executor::StepRun* Executor::TakeNextStep(StageContext* ctx, int ending) {
+Executor::StepRun* Executor::TakeNextStep(StageContext* ctx, int ending, bool* more_ready) {
   // A step of a later stage that needs one of another stage may start early
   // (StartEarlySteps): only the scheduler looks for those.
   if (cancel_signal_ || early_starts_possible_) return nullptr;
   const bool ignore_needs = !options_.steps.empty() && !options_.needs;
   StepRun* next = nullptr;
-  bool more = false;  // another step could start beside it
+  bool more = false;  // another step is ready beside it
   for (auto& sr : ctx->steps) {
     if (sr->state != StepRun::kPending || sr->rollout_check) continue;
     bool ready = true;
@@ -1400,7 +1400,7 @@ Executor::StepRun* Executor::TakeNextStep(StageContext* ctx, int ending) {
   next->started = true;
   ctx->running++;
   running_++;
-  if (more && running_ - ending < jobs) cv_.notify_all();  // room for one more
+  *more_ready = more && running_ - ending < jobs;
   return next;
 }
 
@@ -1554,6 +1554,7 @@ Executor::StepRun* Executor::RunOneStep(StepRun* sr, StageContext* ctx) {
   // step's start goes in the same write.
   std::vector<StepRecord> records(1);
   StepRun* next;
+  bool more_ready = false;  // the scheduler has another step to start
   {
     std::lock_guard<std::mutex> lock(mu_);
     sr->rec->failure_reason = failure;
@@ -1567,7 +1568,7 @@ Executor::StepRun* Executor::RunOneStep(StepRun* sr, StageContext* ctx) {
     sr->state = StepRun::kDone;
     // A container to remove goes while the next step starts on another
     // thread (docs/backends.md "Overlapped containers"): no chaining then.
-    next = leftover ? nullptr : TakeNextStep(ctx, /*ending=*/1);
+    next = leftover ? nullptr : TakeNextStep(ctx, /*ending=*/1, &more_ready);
     if (next != nullptr) {
       next->rec->attempts = 1;
       next->rec->status = kRunning;
@@ -1585,7 +1586,7 @@ Executor::StepRun* Executor::RunOneStep(StepRun* sr, StageContext* ctx) {
     std::lock_guard<std::mutex> lock(mu_);
     ctx->running--;
     running_--;
-    if (next == nullptr) cv_.notify_all();
+    if (next == nullptr || more_ready) cv_.notify_all();
   }
   if (leftover) {
     Status rs = leftover->Remove();

@@ -194,8 +194,9 @@ class Executor {
   // `ctx` that ScheduleSteps would start now, marked running, for the same
   // thread to run without waking the scheduler; null where the scheduler has
   // to decide (a step to skip, a cancel, a step that may start early in a
-  // later stage).
-  StepRun* TakeNextStep(StageContext* ctx, int ending);
+  // later stage). *more_ready: another step could start beside it, once the
+  // ending ones no longer count (the caller then wakes the scheduler).
+  StepRun* TakeNextStep(StageContext* ctx, int ending, bool* more_ready);
   void SuperviseRunning();
   // docs/pipeline.md "needs across stages": one context per stage, made
   // before the first stage runs, so a step can start before its stage's turn.
