@@ -1,5 +1,7 @@
 #include "env/cgroup.h"
 
+#include "env/pidfd.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -108,11 +110,6 @@ void RemoveGroups(const std::string& dir, int depth = 0) {
   if (depth < 32)
     for (const std::string& child : ChildGroups(dir)) RemoveGroups(child, depth + 1);
   ::rmdir(dir.c_str());
-}
-
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int PidfdSendSignal(int pidfd, int signal) {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
 }
 
 // Any signal to the members, without freezing: each pid is pinned with a
@@ -283,6 +280,8 @@ bool CgroupPool::Keep(const std::string& dir, const std::string& parent_dir) {
   kept_.emplace_back(parent_dir, dir);
   return true;
 }
+
+std::string ProcessCgroupName() { return "ladle-p" + std::to_string(::getpid()); }
 
 std::unique_ptr<StepCgroup> StepCgroup::Create(const CgroupSupport& support, const std::string& parent,
                                                const std::string& leaf,

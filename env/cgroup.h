@@ -52,14 +52,18 @@ CgroupSupport DetectCgroupsAt(const std::string& unified, const std::string& fre
 
 // "ladle-<16 hex digits of the data dir's hash>-r<run>": the run's group.
 std::string RunCgroupName(const std::string& data_dir, int64_t run_id);
+// "ladle-p<pid>": the group of this ladle's trees that belong to no run
+// (helper commands, steps without a run).
+std::string ProcessCgroupName();
 
 // The step groups of one run that their steps have finished with, kept for
 // the run's next steps: a group whose step ended with nothing left in it
 // goes to the next step instead of being removed and made again (a cgroup's
 // mkdir and rmdir were the dearest system calls of a short local step:
 // docs/benchmarks.md "ladle run on the local backend"). A LocalEngine has
-// one and lives for one run; the last owner's destructor removes what it
-// kept, and the run's group once it is empty. Thread-safe.
+// one and lives for one run, and RunCommand one for the helpers; the last
+// owner's destructor removes what it kept, and the parent group once it is
+// empty. Thread-safe.
 class CgroupPool {
  public:
   // More are removed as before: no run keeps more steps at once.

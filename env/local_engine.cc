@@ -54,7 +54,7 @@ void SetRunGroup(const StepSpec& spec, LaunchSpec* launch) {
     launch->env.emplace_back(RunMarkerName(data->second, run_id), "1");
     launch->cgroup_parent = RunCgroupName(data->second, run_id);
   } else {
-    launch->cgroup_parent = "ladle-p" + std::to_string(::getpid());
+    launch->cgroup_parent = ProcessCgroupName();
   }
 }
 

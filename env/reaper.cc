@@ -1,12 +1,13 @@
 #include "env/reaper.h"
 
+#include "env/pidfd.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,13 +30,6 @@ ExitStatus ExitStatusFromSiginfo(int code, int value) {
 // --- ChildState ---------------------------------------------------------
 
 namespace {
-
-// Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C".
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 // Whether waitid() takes a pidfd (Linux 5.4; pidfd_open came in 5.3): asked
 // once, of a pidfd of ladle itself, which is no child (ECHILD) where it does.
@@ -187,7 +181,7 @@ void Reaper::Collect(pid_t pid) {
     }
     // An unknown zombie with no Launch open is an orphan reparented to
     // ladle: its status is nobody's.
-    if (it == registered_.end() && open_launches_.empty()) {
+    if (it == registered_.end() && open_launches_ == 0) {
       ::waitid(P_PID, pid, &info, WEXITED | WNOHANG);
       return;
     }
@@ -224,25 +218,23 @@ void Reaper::Abandon(ChildState* child) {
   cv_.notify_all();
 }
 
-uint64_t Reaper::BeginLaunch() {
+void Reaper::BeginLaunch() {
   std::lock_guard<std::mutex> lock(mu_);
-  uint64_t ticket = next_ticket_++;
-  open_launches_.insert(ticket);
-  return ticket;
+  ++open_launches_;
 }
 
-void Reaper::EndLaunch(uint64_t ticket) {
+void Reaper::EndLaunch() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    open_launches_.erase(ticket);
+    --open_launches_;
     ++events_;
   }
   cv_.notify_all();
 }
 
-Reaper::Launch::Launch() : reaper_(Reaper::Get()), ticket_(reaper_.BeginLaunch()) {}
+Reaper::Launch::Launch() : reaper_(Reaper::Get()) { reaper_.BeginLaunch(); }
 
-Reaper::Launch::~Launch() { reaper_.EndLaunch(ticket_); }
+Reaper::Launch::~Launch() { reaper_.EndLaunch(); }
 
 std::shared_ptr<ChildState> Reaper::Launch::Register(pid_t pid) {
   // The child cannot be reaped before it is registered (the Reaper waits

@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <unordered_map>
 
 #include "env/engine.h"
@@ -93,7 +92,7 @@ class Reaper {
 
   // Brackets the creation of one child: construct it before fork, Register
   // the pid after. A child that exits before it is registered is not lost:
-  // while an older Launch is open the Reaper leaves an unknown zombie alone
+  // while any Launch is open the Reaper leaves an unknown zombie alone
   // (which also keeps its pid from being reused). Only exits of pids that no
   // open Launch can claim are discarded (orphans reparented to ladle).
   // Not copyable; use from one thread.
@@ -112,7 +111,6 @@ class Reaper {
 
    private:
     Reaper& reaper_;
-    uint64_t ticket_;
   };
 
  private:
@@ -120,8 +118,8 @@ class Reaper {
   Reaper();
   void Loop();
   void Collect(pid_t pid);
-  uint64_t BeginLaunch();
-  void EndLaunch(uint64_t ticket);
+  void BeginLaunch();
+  void EndLaunch();
   // ChildState's side (owner_reaps): reaps `child` if it has exited; true
   // and its status then.
   bool ReapOwn(const ChildState* child, ExitStatus* status);
@@ -130,8 +128,7 @@ class Reaper {
   std::mutex mu_;               // held by whoever reaps
   std::condition_variable cv_;  // signals `events_`
   std::unordered_map<pid_t, std::shared_ptr<ChildState>> registered_;
-  std::set<uint64_t> open_launches_;
-  uint64_t next_ticket_ = 0;
+  int open_launches_ = 0;  // between fork and Register: unknown zombies may be theirs
   // Registrations, ends of launches, children reaped or abandoned by their
   // owners so far.
   uint64_t events_ = 0;

@@ -1,4 +1,5 @@
 #include "env/subprocess.h"
+#include "env/pidfd.h"
 #include "core/base/text.h"
 
 #include <dirent.h>
@@ -337,13 +338,6 @@ void ForEachProcess(Fn fn) {
   ::closedir(dir);
 }
 
-// Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in
-// 2.37), so its wrappers do not link from C++.
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int PidfdSendSignal(int pidfd, int signal) {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
-}
-
 }  // namespace
 
 bool AnyProcessWith(const std::string& marker) {
@@ -482,6 +476,7 @@ void Subprocess::PollOnce(OutputSink* sink, int timeout_ms) {
     if (fds[i].revents == 0) continue;
     if (fds[i].fd == out_fd_) ReadChunk(&out_fd_, OutputStream::kStdout, sink);
     else if (fds[i].fd == err_fd_) ReadChunk(&err_fd_, OutputStream::kStderr, sink);
+    else exit_seen_ = true;
   }
 }
 
@@ -509,7 +504,7 @@ void Subprocess::AdvanceOnce() {
   const Clock::time_point now = Clock::now();
   switch (phase_) {
     case Phase::kRunning:
-      if (child_->Exited()) BeginEnding();
+      if (exit_seen_ && child_->Exited()) BeginEnding();
       break;
     case Phase::kEnding:
       if (!DueForCheck()) break;
@@ -719,7 +714,7 @@ Status RunCommand(const std::vector<std::string>& argv, const std::string& cwd,
   static const std::shared_ptr<CgroupPool> helper_groups = std::make_shared<CgroupPool>();
   char leaf[32];
   std::snprintf(leaf, sizeof leaf, "helper-%08x", static_cast<unsigned>(UniqueLaunchNumber()));
-  spec.cgroup_parent = "ladle-p" + std::to_string(::getpid());
+  spec.cgroup_parent = ProcessCgroupName();
   spec.cgroup_leaf = leaf;
   spec.cgroup_pool = helper_groups;
   std::unique_ptr<Subprocess> proc;

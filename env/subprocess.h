@@ -46,11 +46,11 @@ struct LaunchSpec {
   std::string cwd;  // empty: ladle's working directory
   // Where the host allows it (env/cgroup.h), the tree runs in its own cgroup
   // BASE/<cgroup_parent>/<cgroup_leaf>, joined between fork and exec. Empty:
-  // no cgroup (helpers).
+  // no cgroup.
   std::string cgroup_parent;
   std::string cgroup_leaf;
-  // Where a group comes from and goes back to, for the steps of one run
-  // (env/cgroup.h CgroupPool); null: made and removed for this tree alone.
+  // Where a group comes from and goes back to (env/cgroup.h CgroupPool: a
+  // run's steps, the helpers); null: made and removed for this tree alone.
   std::shared_ptr<CgroupPool> cgroup_pool;
   // True: the child gets SIGKILL when the thread that started it ends
   // (PR_SET_PDEATHSIG), so it dies with ladle (docs/server.md "Replicas").
@@ -142,6 +142,10 @@ class Subprocess {
   int out_fd_;
   int err_fd_;
   Phase phase_ = Phase::kRunning;
+  // The exit fd was readable at a poll: only then is the child asked whether
+  // it exited (with a pidfd that asks the kernel, so not after every chunk
+  // of output).
+  bool exit_seen_ = false;
   Clock::time_point phase_deadline_;
   Clock::time_point next_check_;
   std::vector<char> buffer_;
@@ -175,6 +179,8 @@ bool AnyProcessWith(const std::string& marker);
 
 // The most RunCommand keeps of each of stdout and stderr.
 constexpr size_t kMaxCommandOutput = 64u << 20;
+// How long RunCommand lets a command run unless told otherwise.
+constexpr std::chrono::milliseconds kCommandTimeout = std::chrono::minutes(10);
 
 // Runs a helper program (git, ...) to completion: argv[0] through PATH, in
 // `cwd` (empty: ladle's), with stdin from /dev/null, capturing stdout and
@@ -187,7 +193,7 @@ constexpr size_t kMaxCommandOutput = 64u << 20;
 // Thread-safe (each call is independent).
 Status RunCommand(const std::vector<std::string>& argv, const std::string& cwd,
                   CommandResult* result,
-                  std::chrono::milliseconds timeout = std::chrono::minutes(10),
+                  std::chrono::milliseconds timeout = kCommandTimeout,
                   const std::vector<std::pair<std::string, std::string>>& env = {});
 
 }  // namespace ladle::env

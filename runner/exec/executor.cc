@@ -761,13 +761,17 @@ void Executor::SetStage(StageRecord* rec, RunStatus status, const std::string& m
   if (observer_) observer_->StageChanged(*run_, copy);
 }
 
+void Executor::MarkStep(StepRecord* rec, RunStatus status) {
+  rec->status = status;
+  if (status == kRunning && rec->started_at.empty()) rec->started_at = NowRfc3339();
+  if (status != kRunning && status != kQueued) rec->finished_at = NowRfc3339();
+}
+
 void Executor::SetStep(const Stage& stage, StepRecord* rec, RunStatus status) {
   StepRecord copy;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    rec->status = status;
-    if (status == kRunning && rec->started_at.empty()) rec->started_at = NowRfc3339();
-    if (status != kRunning && status != kQueued) rec->finished_at = NowRfc3339();
+    MarkStep(rec, status);
     copy = *rec;
   }
   Status s = store_->UpdateStep(run_->id, stage.name, copy);
@@ -1055,22 +1059,26 @@ bool Executor::RunRolloutStage(const Stage& stage, StageContext* ctx, std::strin
   return s.ok();
 }
 
+Executor::Readiness Executor::ReadinessOf(StageContext* ctx, const StepRun& sr) {
+  Readiness r = Readiness::kReady;
+  if (IgnoreNeeds()) return r;
+  for (const std::string& need : sr.step->needs) {
+    StepRun* dep = FindNeed(ctx, need);
+    if (dep == nullptr) continue;  // not selected (--from): treated as done
+    if (dep->state != StepRun::kDone) r = Readiness::kWaiting;
+    else if (!dep->success && !dep->step->allow_failure) return Readiness::kBlocked;
+  }
+  return r;
+}
+
 void Executor::ScheduleSteps(StageContext* ctx) {
-  const bool ignore_needs = !options_.steps.empty() && !options_.needs;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     bool pending = false;
     for (auto& sr : ctx->steps) {
       if (sr->state != StepRun::kPending || sr->rollout_check) continue;
-      std::string blocked_by;
-      bool ready = true;
-      for (const std::string& need : ignore_needs ? std::vector<std::string>() : sr->step->needs) {
-        StepRun* dep = FindNeed(ctx, need);
-        if (dep == nullptr) continue;  // not selected (--from): treated as done
-        if (dep->state != StepRun::kDone) ready = false;
-        else if (!dep->success && !dep->step->allow_failure) blocked_by = need;
-      }
-      if (!blocked_by.empty() || cancel_signal_) {
+      const Readiness readiness = ReadinessOf(ctx, *sr);
+      if (readiness == Readiness::kBlocked || cancel_signal_) {
         sr->state = StepRun::kDone;
         sr->rec->failure_reason = cancel_signal_ ? FailureReason::kCancelled : FailureReason::kNeeds;
         lock.unlock();
@@ -1082,7 +1090,7 @@ void Executor::ScheduleSteps(StageContext* ctx) {
       }
       pending = true;
       // --jobs counts the steps of every stage (some may have started early).
-      if (!ready || running_ >= std::max(1, options_.jobs)) continue;
+      if (readiness != Readiness::kReady || running_ >= std::max(1, options_.jobs)) continue;
       sr->state = StepRun::kRunning;
       sr->started = true;
       ctx->running++;
@@ -1169,7 +1177,7 @@ bool Executor::MayEnterEarly(const StageContext& ctx) const {
 
 void Executor::StartEarlySteps(std::unique_lock<std::mutex>* lock) {
   // --step without --needs ignores needs: every step waits for its turn.
-  if (cancel_signal_ || (!options_.steps.empty() && !options_.needs)) return;
+  if (cancel_signal_ || IgnoreNeeds()) return;
   std::vector<std::pair<StageContext*, std::string>> started;  // stage, why
   for (size_t k = 0; k < contexts_.size(); ++k) {
     StageContext* ctx = contexts_[k].get();
@@ -1224,7 +1232,7 @@ void Executor::PrepareAhead() {
   for (size_t k = turn_; k < contexts_.size(); ++k)
     for (auto& sr : contexts_[k]->steps)
       waiting += sr->state == StepRun::kPending && sr->prepared.valid();
-  const bool ignore_needs = !options_.steps.empty() && !options_.needs;
+  const bool ignore_needs = IgnoreNeeds();
   for (size_t k = turn_; k < contexts_.size() && waiting < ahead; ++k) {
     StageContext* ctx = contexts_[k].get();
     // Later stages only where their steps will run at their turn: not past
@@ -1378,19 +1386,13 @@ Executor::StepRun* Executor::TakeNextStep(StageContext* ctx, int ending, bool* m
   // A step of a later stage that needs one of another stage may start early
   // (StartEarlySteps): only the scheduler looks for those.
   if (cancel_signal_ || early_starts_possible_) return nullptr;
-  const bool ignore_needs = !options_.steps.empty() && !options_.needs;
   StepRun* next = nullptr;
   bool more = false;  // another step is ready beside it
   for (auto& sr : ctx->steps) {
     if (sr->state != StepRun::kPending || sr->rollout_check) continue;
-    bool ready = true;
-    for (const std::string& need : ignore_needs ? std::vector<std::string>() : sr->step->needs) {
-      StepRun* dep = FindNeed(ctx, need);
-      if (dep == nullptr) continue;
-      if (dep->state != StepRun::kDone) ready = false;
-      else if (!dep->success && !dep->step->allow_failure) return nullptr;  // to skip: the scheduler's
-    }
-    if (!ready) continue;
+    const Readiness readiness = ReadinessOf(ctx, *sr);
+    if (readiness == Readiness::kBlocked) return nullptr;  // to skip: the scheduler's
+    if (readiness == Readiness::kWaiting) continue;
     if (next == nullptr) next = sr.get();
     else more = true;
   }
@@ -1559,10 +1561,9 @@ Executor::StepRun* Executor::RunOneStep(StepRun* sr, StageContext* ctx) {
     std::lock_guard<std::mutex> lock(mu_);
     sr->rec->failure_reason = failure;
     sr->rec->allow_failure = failure != FailureReason::kNone && step.allow_failure;
-    sr->rec->status = failure == FailureReason::kNone        ? kSuccess
+    MarkStep(sr->rec, failure == FailureReason::kNone        ? kSuccess
                       : failure == FailureReason::kCancelled ? kCancelled
-                                                             : kFailed;
-    sr->rec->finished_at = NowRfc3339();
+                                                             : kFailed);
     records[0] = *sr->rec;
     sr->success = failure == FailureReason::kNone;
     sr->state = StepRun::kDone;
@@ -1571,8 +1572,7 @@ Executor::StepRun* Executor::RunOneStep(StepRun* sr, StageContext* ctx) {
     next = leftover ? nullptr : TakeNextStep(ctx, /*ending=*/1, &more_ready);
     if (next != nullptr) {
       next->rec->attempts = 1;
-      next->rec->status = kRunning;
-      if (next->rec->started_at.empty()) next->rec->started_at = NowRfc3339();
+      MarkStep(next->rec, kRunning);
       next->running_recorded = true;
       records.push_back(*next->rec);
     }

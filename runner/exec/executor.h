@@ -184,6 +184,13 @@ class Executor {
   // of its steps; meanwhile starts steps of later stages early
   // (docs/pipeline.md "needs across stages").
   void ScheduleSteps(StageContext* ctx);
+  // Whether a pending step of `ctx` may start as far as its needs go: one
+  // failed (and not allow_failure) blocks it, one not done keeps it
+  // waiting. REQUIRES: mu_ held.
+  enum class Readiness { kReady, kWaiting, kBlocked };
+  Readiness ReadinessOf(StageContext* ctx, const StepRun& sr);
+  // --step without --needs: the chosen steps run whatever their needs.
+  bool IgnoreNeeds() const { return !options_.steps.empty() && !options_.needs; }
   // Runs `sr` on the calling worker thread, then the steps chained after it
   // (TakeNextStep).
   void RunStepThread(StepRun* sr, StageContext* ctx);
@@ -197,6 +204,9 @@ class Executor {
   // later stage). *more_ready: another step could start beside it, once the
   // ending ones no longer count (the caller then wakes the scheduler).
   StepRun* TakeNextStep(StageContext* ctx, int ending, bool* more_ready);
+  // The record's status and its start or end time, as SetStep writes them.
+  // REQUIRES: mu_ held.
+  static void MarkStep(StepRecord* rec, RunStatus status);
   void SuperviseRunning();
   // docs/pipeline.md "needs across stages": one context per stage, made
   // before the first stage runs, so a step can start before its stage's turn.

@@ -154,7 +154,7 @@ Status GitStatus(const std::string& dir, const std::string& index,
   std::vector<std::pair<std::string, std::string>> env;
   if (!index.empty()) env.emplace_back("GIT_INDEX_FILE", index);
   env::CommandResult result;
-  Status s = env::RunCommand(argv, dir, &result, std::chrono::minutes(10), env);
+  Status s = env::RunCommand(argv, dir, &result, env::kCommandTimeout, env);
   std::string command = "git";
   for (const std::string& a : args) command += " " + a;
   if (!s.ok()) return s.WithContext(command + " in " + dir);
